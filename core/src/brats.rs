@@ -1,0 +1,463 @@
+//! BraTS datasets on disk: case discovery, loading with validation, `data check`, and the train/test split.
+//!
+//! Layouts: `<root>/<case>/<case>_{flair,t1,t1ce,t2,seg}.nii[.gz]` (BraTS 2020 and later), and
+//! BraTS 2019's `<root>/HGG/<case>/...` + `<root>/LGG/<case>/...`, of which only HGG is used unless
+//! `include_lgg` is set (the paper uses HGG only, §4.1).
+
+use std::path::{Path, PathBuf};
+
+use ndarray::{Array4, Axis};
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::atomic_file::write_atomic;
+use crate::error::{CoreError, Result};
+use crate::labels::LabelConvention;
+use crate::nifti_io::{read_labels, read_volume};
+use crate::volume::{Case, Grid, Modality};
+
+/// Tolerance (mm) when comparing the affines of a case's five files.
+const AFFINE_TOLERANCE_MM: f64 = 1e-3;
+
+/// How to read a dataset folder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DatasetOptions {
+    /// Label encoding of the `_seg` files.
+    pub convention: LabelConvention,
+    /// In a BraTS 2019 `HGG/` + `LGG/` layout, also use the LGG cases.
+    pub include_lgg: bool,
+}
+
+impl DatasetOptions {
+    /// Options for a convention, HGG only.
+    pub fn new(convention: LabelConvention) -> Self {
+        DatasetOptions {
+            convention,
+            include_lgg: false,
+        }
+    }
+}
+
+/// The five files of one case.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaseFiles {
+    /// Case identifier (folder name).
+    pub id: String,
+    /// Case folder.
+    pub dir: PathBuf,
+    /// Modality files in [`Modality::ALL`] order.
+    pub modalities: [PathBuf; 4],
+    /// Label file.
+    pub seg: PathBuf,
+}
+
+/// Lists the case folders of a dataset, sorted by identifier.
+pub fn discover(root: &Path, opts: &DatasetOptions) -> Result<Vec<PathBuf>> {
+    if !root.is_dir() {
+        return Err(CoreError::Dataset {
+            case: "-".into(),
+            file: root.to_path_buf(),
+            problem: "dataset folder does not exist or is not a folder".into(),
+        });
+    }
+    let hgg = root.join("HGG");
+    let lgg = root.join("LGG");
+    let parents: Vec<PathBuf> = if hgg.is_dir() || lgg.is_dir() {
+        let mut p = vec![];
+        if hgg.is_dir() {
+            p.push(hgg);
+        }
+        if opts.include_lgg && lgg.is_dir() {
+            p.push(lgg);
+        }
+        p
+    } else {
+        vec![root.to_path_buf()]
+    };
+    let mut cases = vec![];
+    for parent in parents {
+        let entries = std::fs::read_dir(&parent).map_err(|e| CoreError::io(&parent, e))?;
+        for entry in entries {
+            let path = entry.map_err(|e| CoreError::io(&parent, e))?.path();
+            if path.is_dir() && contains_nifti(&path) {
+                cases.push(path);
+            }
+        }
+    }
+    cases.sort_by(|a, b| a.file_name().cmp(&b.file_name()));
+    if cases.is_empty() {
+        return Err(CoreError::Dataset {
+            case: "-".into(),
+            file: root.to_path_buf(),
+            problem: "no case folders found; expected <root>/<case>/<case>_flair.nii.gz ... (or HGG/<case>/...)".into(),
+        });
+    }
+    Ok(cases)
+}
+
+fn contains_nifti(dir: &Path) -> bool {
+    std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .any(|e| is_nifti_name(&e.file_name().to_string_lossy()))
+        })
+        .unwrap_or(false)
+}
+
+fn is_nifti_name(name: &str) -> bool {
+    name.ends_with(".nii") || name.ends_with(".nii.gz")
+}
+
+fn case_id(dir: &Path) -> String {
+    dir.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| dir.display().to_string())
+}
+
+/// Finds `<case>_<suffix>.nii.gz` or `.nii` in `dir`.
+fn find_file(dir: &Path, id: &str, suffix: &str) -> Result<PathBuf> {
+    for ext in ["nii.gz", "nii"] {
+        let p = dir.join(format!("{id}_{suffix}.{ext}"));
+        if p.is_file() {
+            return Ok(p);
+        }
+    }
+    // BraTS 2020's case 355 ships its label as `W39_1998.09.19_Segm.nii`: accept one `*Segm.nii[.gz]`.
+    if suffix == "seg" {
+        let alt: Vec<PathBuf> = std::fs::read_dir(dir)
+            .map_err(|e| CoreError::io(dir, e))?
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| {
+                let n = p
+                    .file_name()
+                    .map(|n| n.to_string_lossy().to_lowercase())
+                    .unwrap_or_default();
+                n.ends_with("segm.nii") || n.ends_with("segm.nii.gz")
+            })
+            .collect();
+        if let [one] = alt.as_slice() {
+            return Ok(one.clone());
+        }
+    }
+    Err(CoreError::Dataset {
+        case: id.to_string(),
+        file: dir.join(format!("{id}_{suffix}.nii.gz")),
+        problem: format!(
+            "missing {suffix} file (expected {id}_{suffix}.nii.gz or {id}_{suffix}.nii)"
+        ),
+    })
+}
+
+/// Resolves the five files of a case folder, or every missing one as an error.
+pub fn case_files(dir: &Path) -> std::result::Result<CaseFiles, Vec<CoreError>> {
+    let id = case_id(dir);
+    let found: Vec<Result<PathBuf>> = Modality::ALL
+        .iter()
+        .map(|m| m.suffix())
+        .chain(["seg"])
+        .map(|s| find_file(dir, &id, s))
+        .collect();
+    let errors: Vec<CoreError> = found
+        .iter()
+        .filter_map(|r| r.as_ref().err())
+        .map(clone_err)
+        .collect();
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let paths: Vec<PathBuf> = found.into_iter().flatten().collect();
+    Ok(CaseFiles {
+        id,
+        dir: dir.to_path_buf(),
+        modalities: [
+            paths[0].clone(),
+            paths[1].clone(),
+            paths[2].clone(),
+            paths[3].clone(),
+        ],
+        seg: paths[4].clone(),
+    })
+}
+
+fn clone_err(e: &CoreError) -> CoreError {
+    match e {
+        CoreError::Dataset {
+            case,
+            file,
+            problem,
+        } => CoreError::Dataset {
+            case: case.clone(),
+            file: file.clone(),
+            problem: problem.clone(),
+        },
+        other => CoreError::invalid("case", other.to_string()),
+    }
+}
+
+fn dataset_err(id: &str, file: &Path, problem: impl Into<String>) -> CoreError {
+    CoreError::Dataset {
+        case: id.to_string(),
+        file: file.to_path_buf(),
+        problem: problem.into(),
+    }
+}
+
+/// Reads and validates a case, collecting every problem; returns the case only when there are none.
+pub fn read_case_checked(
+    files: &CaseFiles,
+    convention: LabelConvention,
+) -> (Option<Case>, Vec<CoreError>) {
+    let id = &files.id;
+    let as_case_err = |path: &Path, e: CoreError| match e {
+        CoreError::Nifti { problem, .. } => dataset_err(id, path, problem),
+        CoreError::Io { source, .. } => dataset_err(id, path, format!("unreadable: {source}")),
+        other => dataset_err(id, path, other.to_string()),
+    };
+    let (volumes, seg) = rayon::join(
+        || {
+            files
+                .modalities
+                .par_iter()
+                .map(|p| read_volume(p).map_err(|e| as_case_err(p, e)))
+                .collect::<Vec<_>>()
+        },
+        || read_labels(&files.seg).map_err(|e| as_case_err(&files.seg, e)),
+    );
+    let mut problems = vec![];
+    let mut grids: Vec<(&Path, Grid)> = vec![];
+    let mut data = vec![];
+    for (path, vol) in files.modalities.iter().zip(volumes) {
+        match vol {
+            Ok(v) => {
+                let bad = v.data.par_iter().filter(|x| !x.is_finite()).count();
+                if bad > 0 {
+                    problems.push(dataset_err(id, path, format!("{bad} NaN/inf intensities")));
+                }
+                grids.push((path, v.grid));
+                data.push(v.data);
+            }
+            Err(e) => problems.push(e),
+        }
+    }
+    let label = match seg {
+        Ok((grid, label)) => {
+            let invalid: Vec<u8> = {
+                let mut seen = [false; 256];
+                label.iter().for_each(|&v| seen[v as usize] = true);
+                (0..=255u8)
+                    .filter(|&v| seen[v as usize] && !convention.is_valid(v))
+                    .collect()
+            };
+            if !invalid.is_empty() {
+                problems.push(dataset_err(
+                    id,
+                    &files.seg,
+                    format!(
+                        "label values {invalid:?} are outside the {} convention {:?}",
+                        convention.name(),
+                        convention.valid_labels()
+                    ),
+                ));
+            }
+            grids.push((&files.seg, grid));
+            Some(label)
+        }
+        Err(e) => {
+            problems.push(e);
+            None
+        }
+    };
+    if let Some((ref_path, reference)) = grids.first().cloned() {
+        for (path, g) in &grids[1..] {
+            if g.dims != reference.dims {
+                problems.push(dataset_err(
+                    id,
+                    path,
+                    format!(
+                        "shape {:?} differs from {:?} of {}",
+                        g.dims,
+                        reference.dims,
+                        ref_path.display()
+                    ),
+                ));
+            } else if !g.same_space(&reference, AFFINE_TOLERANCE_MM) {
+                problems.push(dataset_err(
+                    id,
+                    path,
+                    format!(
+                        "affine {:?} differs from {:?} of {}",
+                        g.affine,
+                        reference.affine,
+                        ref_path.display()
+                    ),
+                ));
+            }
+        }
+    }
+    if !problems.is_empty() || data.len() != 4 {
+        return (None, problems);
+    }
+    let (Some(label), Some((_, grid))) = (label, grids.into_iter().next()) else {
+        return (None, problems);
+    };
+    let views: Vec<_> = data.iter().map(|d| d.view().insert_axis(Axis(0))).collect();
+    match ndarray::concatenate(Axis(0), &views) {
+        Ok(image) => {
+            let image: Array4<f32> = image;
+            (
+                Some(Case {
+                    id: id.clone(),
+                    image,
+                    label,
+                    grid,
+                    convention,
+                }),
+                problems,
+            )
+        }
+        Err(e) => (
+            None,
+            vec![dataset_err(
+                id,
+                &files.dir,
+                format!("cannot stack modalities: {e}"),
+            )],
+        ),
+    }
+}
+
+/// Loads one case folder; the first problem found is the error.
+pub fn load_case(dir: &Path, convention: LabelConvention) -> Result<Case> {
+    let files = case_files(dir).map_err(first)?;
+    let (case, problems) = read_case_checked(&files, convention);
+    match case {
+        Some(c) => Ok(c),
+        None => Err(first(problems)),
+    }
+}
+
+fn first(mut errors: Vec<CoreError>) -> CoreError {
+    if errors.is_empty() {
+        CoreError::invalid("case", "unknown failure")
+    } else {
+        errors.swap_remove(0)
+    }
+}
+
+/// Summary of `dsma data check`.
+#[derive(Debug)]
+pub struct CheckReport {
+    /// Case folders examined.
+    pub cases: usize,
+    /// Every problem found, in case order.
+    pub problems: Vec<CoreError>,
+}
+
+/// Validates every case of a dataset in one pass, collecting all problems.
+pub fn check_dataset(root: &Path, opts: &DatasetOptions) -> Result<CheckReport> {
+    let dirs = discover(root, opts)?;
+    let problems: Vec<Vec<CoreError>> = dirs
+        .par_iter()
+        .map(|dir| match case_files(dir) {
+            Err(errs) => errs,
+            Ok(files) => read_case_checked(&files, opts.convention).1,
+        })
+        .collect();
+    Ok(CheckReport {
+        cases: dirs.len(),
+        problems: problems.into_iter().flatten().collect(),
+    })
+}
+
+/// A deterministic train/test partition of case identifiers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Split {
+    /// Seed the partition was drawn with.
+    pub seed: u64,
+    /// Fraction of cases used for training.
+    pub train_fraction: f64,
+    /// Training case identifiers (sorted).
+    pub train: Vec<String>,
+    /// Test case identifiers (sorted).
+    pub test: Vec<String>,
+}
+
+impl Split {
+    /// Writes the split as JSON, atomically.
+    pub fn write(&self, path: &Path) -> Result<()> {
+        let json = serde_json::to_vec_pretty(self)
+            .map_err(|e| CoreError::invalid("split", e.to_string()))?;
+        write_atomic(path, &json)
+    }
+}
+
+/// Splits `ids` into train/test (paper §4.1: 80/20) from `seed`; independent of input order.
+pub fn split_cases(ids: &[String], seed: u64, train_fraction: f64) -> Result<Split> {
+    if !(train_fraction > 0.0 && train_fraction < 1.0) {
+        return Err(CoreError::invalid(
+            "train_fraction",
+            format!("{train_fraction}, expected a value in (0, 1)"),
+        ));
+    }
+    if ids.len() < 2 {
+        return Err(CoreError::invalid(
+            "dataset",
+            format!("{} case(s); a train/test split needs at least 2", ids.len()),
+        ));
+    }
+    let mut sorted = ids.to_vec();
+    sorted.sort();
+    sorted.dedup();
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut shuffled = sorted.clone();
+    shuffled.shuffle(&mut rng);
+    let n_train =
+        ((sorted.len() as f64 * train_fraction).round() as usize).clamp(1, sorted.len() - 1);
+    let mut train = shuffled[..n_train].to_vec();
+    let mut test = shuffled[n_train..].to_vec();
+    train.sort();
+    test.sort();
+    Ok(Split {
+        seed,
+        train_fraction,
+        train,
+        test,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_is_deterministic_order_independent_and_80_20() {
+        let ids: Vec<String> = (0..25).map(|i| format!("case{i:03}")).collect();
+        let mut reversed = ids.clone();
+        reversed.reverse();
+        let a = split_cases(&ids, 7, 0.8).unwrap();
+        let b = split_cases(&reversed, 7, 0.8).unwrap();
+        assert_eq!(a, b);
+        assert_eq!((a.train.len(), a.test.len()), (20, 5));
+        let c = split_cases(&ids, 8, 0.8).unwrap();
+        assert_ne!(a.test, c.test);
+        let mut all: Vec<_> = a.train.iter().chain(&a.test).cloned().collect();
+        all.sort();
+        assert_eq!(all, ids);
+    }
+
+    #[test]
+    fn split_rejects_bad_fraction_and_tiny_sets() {
+        let ids = vec!["a".to_string(), "b".to_string()];
+        assert!(split_cases(&ids, 0, 1.0)
+            .unwrap_err()
+            .to_string()
+            .contains("train_fraction"));
+        assert!(split_cases(&ids[..1], 0, 0.8).is_err());
+        let s = split_cases(&ids, 0, 0.8).unwrap();
+        assert_eq!((s.train.len(), s.test.len()), (1, 1));
+    }
+}

@@ -1,0 +1,79 @@
+//! The one error type of `dsma-core`.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong inside `dsma-core`; each variant names the file, field or value involved.
+#[derive(Debug, thiserror::Error)]
+pub enum CoreError {
+    /// A file could not be opened, read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file involved.
+        path: PathBuf,
+        /// The underlying I/O error.
+        source: std::io::Error,
+    },
+    /// A NIfTI file is malformed, truncated or uses something we do not support.
+    #[error("{path}: {problem}")]
+    Nifti {
+        /// The file involved.
+        path: PathBuf,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// A BraTS case is incomplete or inconsistent.
+    #[error("case {case}: {file}: {problem}")]
+    Dataset {
+        /// Case identifier (folder name).
+        case: String,
+        /// The file (or folder) involved.
+        file: PathBuf,
+        /// What is wrong.
+        problem: String,
+    },
+    /// A caller passed a value outside what a function accepts.
+    #[error("invalid {what}: {problem}")]
+    Invalid {
+        /// The parameter or field name.
+        what: String,
+        /// What was expected and what was given.
+        problem: String,
+    },
+    /// Rendering a figure failed.
+    #[error("figure {path}: {problem}")]
+    Figure {
+        /// The output file.
+        path: PathBuf,
+        /// What went wrong.
+        problem: String,
+    },
+}
+
+impl CoreError {
+    /// Builds an [`CoreError::Io`] for `path`.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        CoreError::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// Builds a [`CoreError::Nifti`] for `path`.
+    pub fn nifti(path: impl Into<PathBuf>, problem: impl Into<String>) -> Self {
+        CoreError::Nifti {
+            path: path.into(),
+            problem: problem.into(),
+        }
+    }
+
+    /// Builds a [`CoreError::Invalid`].
+    pub fn invalid(what: impl Into<String>, problem: impl Into<String>) -> Self {
+        CoreError::Invalid {
+            what: what.into(),
+            problem: problem.into(),
+        }
+    }
+}
+
+/// Result alias of `dsma-core`.
+pub type Result<T, E = CoreError> = std::result::Result<T, E>;

@@ -1,0 +1,19 @@
+//! dsma-core: volumes, NIfTI I/O, the BraTS data layer, the phantom, preprocessing and (later) the
+//! plugin traits and the two-stage runner of dsma.
+
+// Index loops over 3×3 / 4×4 matrices and 3 axes read better than iterator chains.
+#![allow(clippy::needless_range_loop)]
+
+pub mod atomic_file;
+pub mod brats;
+pub mod error;
+pub mod labels;
+pub mod nifti_io;
+pub mod phantom;
+pub mod preprocess;
+pub mod slice_figure;
+pub mod volume;
+
+pub use error::{CoreError, Result};
+pub use labels::{LabelConvention, Region};
+pub use volume::{Case, Grid, Modality};

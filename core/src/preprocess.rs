@@ -1,0 +1,339 @@
+//! BraTS preprocessing as in MONAI / nnU-Net practice: crop to the brain, per-modality z-score over
+//! brain voxels, tumour-aware random patch sampling and random flips.
+
+use ndarray::{s, Array3, Array4, ArrayView3, Axis, Zip};
+use rand::{Rng, RngExt};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{CoreError, Result};
+use crate::volume::{bounding_box, Case};
+
+/// Brain mask: voxels that are non-zero in any modality.
+pub fn brain_mask(case: &Case) -> Array3<bool> {
+    let (_, z, y, x) = case.image.dim();
+    let mut mask = Array3::from_elem((z, y, x), false);
+    for channel in case.image.outer_iter() {
+        Zip::from(&mut mask)
+            .and(&channel)
+            .par_for_each(|m, &v| *m |= v != 0.0);
+    }
+    mask
+}
+
+/// Crops a case to the bounding box of its brain; returns the crop and its start (z, y, x) in the input.
+pub fn crop_to_brain(case: &Case) -> Result<(Case, [usize; 3])> {
+    let mask = brain_mask(case);
+    let (lo, hi) = bounding_box(mask.view(), |&m| m).ok_or_else(|| {
+        CoreError::invalid(
+            "case",
+            format!("{}: every voxel is zero in every modality", case.id),
+        )
+    })?;
+    let image = case
+        .image
+        .slice(s![.., lo[0]..hi[0], lo[1]..hi[1], lo[2]..hi[2]])
+        .to_owned();
+    let label = case
+        .label
+        .slice(s![lo[0]..hi[0], lo[1]..hi[1], lo[2]..hi[2]])
+        .to_owned();
+    let grid = case.grid.crop(
+        [lo[2], lo[1], lo[0]],
+        [hi[2] - lo[2], hi[1] - lo[1], hi[0] - lo[0]],
+    );
+    Ok((
+        Case {
+            id: case.id.clone(),
+            image,
+            label,
+            grid,
+            convention: case.convention,
+        },
+        lo,
+    ))
+}
+
+/// Z-scores each modality over brain voxels (non-zero in any modality); background stays 0.
+pub fn zscore_brain(case: &mut Case) {
+    let mask = brain_mask(case);
+    let count = mask.iter().filter(|&&m| m).count().max(1) as f64;
+    case.image
+        .axis_iter_mut(Axis(0))
+        .into_par_iter()
+        .for_each(|mut channel| {
+            let (sum, sum_sq) =
+                Zip::from(&channel)
+                    .and(&mask)
+                    .fold((0f64, 0f64), |(s, q), &v, &m| {
+                        if m {
+                            (s + v as f64, q + (v as f64) * (v as f64))
+                        } else {
+                            (s, q)
+                        }
+                    });
+            let mean = sum / count;
+            let std = (sum_sq / count - mean * mean).max(0.0).sqrt().max(1e-8);
+            Zip::from(&mut channel).and(&mask).for_each(|v, &m| {
+                *v = if m {
+                    ((*v as f64 - mean) / std) as f32
+                } else {
+                    0.0
+                };
+            });
+        });
+}
+
+/// Crop to the brain and z-score: the preprocessing every case gets before training.
+pub fn preprocess(case: &Case) -> Result<Case> {
+    let (mut cropped, _) = crop_to_brain(case)?;
+    zscore_brain(&mut cropped);
+    Ok(cropped)
+}
+
+/// Patch sampling settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PatchConfig {
+    /// Patch size in voxels, NIfTI order (x, y, z).
+    pub size: [usize; 3],
+    /// Share of patches centred on a tumour voxel (nnU-Net oversamples foreground at 0.33).
+    #[serde(default = "default_tumour_share")]
+    pub tumour_share: f64,
+    /// Probability of flipping along each axis independently.
+    #[serde(default = "default_flip")]
+    pub flip_probability: f64,
+}
+
+fn default_tumour_share() -> f64 {
+    0.5
+}
+
+fn default_flip() -> f64 {
+    0.5
+}
+
+impl PatchConfig {
+    /// Checks ranges; names the field at fault.
+    pub fn validate(&self) -> Result<()> {
+        if self.size.contains(&0) {
+            return Err(CoreError::invalid(
+                "patch.size",
+                format!("{:?}; every edge must be ≥ 1", self.size),
+            ));
+        }
+        for (name, v) in [
+            ("patch.tumour_share", self.tumour_share),
+            ("patch.flip_probability", self.flip_probability),
+        ] {
+            if !(0.0..=1.0).contains(&v) {
+                return Err(CoreError::invalid(
+                    name,
+                    format!("{v}; expected a value in [0, 1]"),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Flat indices of the tumour voxels of a label map (computed once per case for the sampler).
+pub fn foreground_indices(label: ArrayView3<u8>) -> Vec<usize> {
+    label
+        .iter()
+        .enumerate()
+        .filter(|(_, &v)| v != 0)
+        .map(|(i, _)| i)
+        .collect()
+}
+
+/// A training patch: image (modality, z, y, x) and labels (z, y, x).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Patch {
+    /// Image channels.
+    pub image: Array4<f32>,
+    /// Labels.
+    pub label: Array3<u8>,
+}
+
+/// Samples one patch: tumour-centred with probability `tumour_share` (when the case has tumour),
+/// otherwise uniformly centred; zero padding where the patch leaves the volume; random flips.
+pub fn sample_patch<R: Rng + ?Sized>(
+    case: &Case,
+    foreground: &[usize],
+    cfg: &PatchConfig,
+    rng: &mut R,
+) -> Patch {
+    let (_, nz, ny, nx) = case.image.dim();
+    let [px, py, pz] = cfg.size;
+    let centre = if !foreground.is_empty() && rng.random_bool(cfg.tumour_share) {
+        let i = foreground[rng.random_range(0..foreground.len())];
+        [i / (ny * nx), (i / nx) % ny, i % nx]
+    } else {
+        [
+            rng.random_range(0..nz),
+            rng.random_range(0..ny),
+            rng.random_range(0..nx),
+        ]
+    };
+    let start = [
+        centre[0] as isize - (pz / 2) as isize,
+        centre[1] as isize - (py / 2) as isize,
+        centre[2] as isize - (px / 2) as isize,
+    ];
+    let mut image = Array4::<f32>::zeros((case.image.dim().0, pz, py, px));
+    let mut label = Array3::<u8>::zeros((pz, py, px));
+    let dims = [nz, ny, nx];
+    let patch = [pz, py, px];
+    // Overlap of [start, start + patch) with [0, dims).
+    let mut src = [(0usize, 0usize); 3];
+    let mut dst = [(0usize, 0usize); 3];
+    for a in 0..3 {
+        let lo = start[a].max(0);
+        let hi = (start[a] + patch[a] as isize).min(dims[a] as isize);
+        if hi <= lo {
+            return Patch { image, label };
+        }
+        src[a] = (lo as usize, hi as usize);
+        dst[a] = ((lo - start[a]) as usize, (hi - start[a]) as usize);
+    }
+    image
+        .slice_mut(s![
+            ..,
+            dst[0].0..dst[0].1,
+            dst[1].0..dst[1].1,
+            dst[2].0..dst[2].1
+        ])
+        .assign(&case.image.slice(s![
+            ..,
+            src[0].0..src[0].1,
+            src[1].0..src[1].1,
+            src[2].0..src[2].1
+        ]));
+    label
+        .slice_mut(s![
+            dst[0].0..dst[0].1,
+            dst[1].0..dst[1].1,
+            dst[2].0..dst[2].1
+        ])
+        .assign(&case.label.slice(s![
+            src[0].0..src[0].1,
+            src[1].0..src[1].1,
+            src[2].0..src[2].1
+        ]));
+    for axis in 0..3 {
+        if rng.random_bool(cfg.flip_probability) {
+            image.invert_axis(Axis(axis + 1));
+            label.invert_axis(Axis(axis));
+        }
+    }
+    Patch {
+        image: image.as_standard_layout().into_owned(),
+        label: label.as_standard_layout().into_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::labels::LabelConvention;
+    use crate::volume::Grid;
+    use rand::SeedableRng;
+    use rand_chacha::ChaCha8Rng;
+
+    fn toy_case() -> Case {
+        let mut image = Array4::<f32>::zeros((4, 10, 12, 14));
+        image.slice_mut(s![.., 2..8, 3..9, 4..10]).fill(5.0);
+        image[[1, 5, 5, 5]] = 9.0;
+        let mut label = Array3::<u8>::zeros((10, 12, 14));
+        label[[4, 4, 4]] = 4;
+        Case {
+            id: "toy".into(),
+            image,
+            label,
+            grid: Grid::axis_aligned([14, 12, 10], [1.0, 2.0, 3.0]),
+            convention: LabelConvention::Brats2019,
+        }
+    }
+
+    #[test]
+    fn crop_keeps_brain_and_moves_origin() {
+        let (c, lo) = crop_to_brain(&toy_case()).unwrap();
+        assert_eq!(lo, [2, 3, 4]);
+        assert_eq!(c.image.dim(), (4, 6, 6, 6));
+        assert_eq!(c.grid.dims, [6, 6, 6]);
+        assert_eq!(c.grid.affine[0][3], 4.0);
+        assert_eq!(c.grid.affine[1][3], 6.0);
+        assert_eq!(c.grid.affine[2][3], 6.0);
+        assert_eq!(c.label[[2, 1, 0]], 4);
+    }
+
+    #[test]
+    fn zscore_gives_zero_mean_unit_std_inside_brain_and_zero_outside() {
+        let mut c = toy_case();
+        zscore_brain(&mut c);
+        let mask = brain_mask(&toy_case());
+        let ch = c.image.index_axis(Axis(0), 1);
+        let vals: Vec<f64> = ch
+            .iter()
+            .zip(mask.iter())
+            .filter(|(_, &m)| m)
+            .map(|(&v, _)| v as f64)
+            .collect();
+        let mean = vals.iter().sum::<f64>() / vals.len() as f64;
+        let var = vals.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / vals.len() as f64;
+        assert!(
+            mean.abs() < 1e-5 && (var - 1.0).abs() < 1e-4,
+            "{mean} {var}"
+        );
+        assert_eq!(c.image[[0, 0, 0, 0]], 0.0);
+    }
+
+    #[test]
+    fn tumour_patches_contain_tumour_and_are_deterministic() {
+        let c = toy_case();
+        let fg = foreground_indices(c.label.view());
+        let cfg = PatchConfig {
+            size: [4, 4, 4],
+            tumour_share: 1.0,
+            flip_probability: 0.5,
+        };
+        let mut r1 = ChaCha8Rng::seed_from_u64(3);
+        let mut r2 = ChaCha8Rng::seed_from_u64(3);
+        for _ in 0..10 {
+            let a = sample_patch(&c, &fg, &cfg, &mut r1);
+            let b = sample_patch(&c, &fg, &cfg, &mut r2);
+            assert_eq!(a, b);
+            assert_eq!(a.label.iter().filter(|&&v| v == 4).count(), 1);
+            assert_eq!(a.image.dim(), (4, 4, 4, 4));
+        }
+    }
+
+    #[test]
+    fn patch_larger_than_volume_is_zero_padded() {
+        let c = toy_case();
+        let cfg = PatchConfig {
+            size: [20, 20, 20],
+            tumour_share: 0.0,
+            flip_probability: 0.0,
+        };
+        let p = sample_patch(&c, &[], &cfg, &mut ChaCha8Rng::seed_from_u64(0));
+        assert_eq!(p.image.dim(), (4, 20, 20, 20));
+        let total: f32 = p.image.index_axis(Axis(0), 0).sum();
+        assert!(total <= 216.0 * 5.0 && total > 0.0);
+    }
+
+    #[test]
+    fn patch_config_validation_names_the_field() {
+        let cfg = PatchConfig {
+            size: [4, 4, 4],
+            tumour_share: 1.5,
+            flip_probability: 0.5,
+        };
+        assert!(cfg
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("patch.tumour_share"));
+    }
+}
