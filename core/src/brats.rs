@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use crate::atomic_file::write_atomic;
 use crate::error::{CoreError, Result};
 use crate::labels::LabelConvention;
-use crate::nifti_io::{read_labels, read_volume};
+use crate::nifti_io::{read_labels, RawNifti};
 use crate::volume::{Case, Grid, Modality};
 
 /// Tolerance (mm) when comparing the affines of a case's five files.
@@ -222,23 +222,19 @@ pub fn read_case_checked(
             files
                 .modalities
                 .par_iter()
-                .map(|p| read_volume(p).map_err(|e| as_case_err(p, e)))
+                .map(|p| RawNifti::read(p).map_err(|e| as_case_err(p, e)))
                 .collect::<Vec<_>>()
         },
         || read_labels(&files.seg).map_err(|e| as_case_err(&files.seg, e)),
     );
     let mut problems = vec![];
     let mut grids: Vec<(&Path, Grid)> = vec![];
-    let mut data = vec![];
+    let mut raws = vec![];
     for (path, vol) in files.modalities.iter().zip(volumes) {
         match vol {
             Ok(v) => {
-                let bad = v.data.par_iter().filter(|x| !x.is_finite()).count();
-                if bad > 0 {
-                    problems.push(dataset_err(id, path, format!("{bad} NaN/inf intensities")));
-                }
-                grids.push((path, v.grid));
-                data.push(v.data);
+                grids.push((path, v.grid.clone()));
+                raws.push((path, v));
             }
             Err(e) => problems.push(e),
         }
@@ -298,36 +294,44 @@ pub fn read_case_checked(
             }
         }
     }
-    if !problems.is_empty() || data.len() != 4 {
+    // Decode every modality straight into its slab of the case image, counting NaN/inf on the way.
+    let Some((_, reference)) = grids.first() else {
+        return (None, problems);
+    };
+    let (nz, ny, nx) = reference.shape_zyx();
+    let consistent = raws.len() == 4 && raws.iter().all(|(_, r)| r.grid.dims == reference.dims);
+    let mut image = Array4::<f32>::zeros((if consistent { 4 } else { 0 }, nz, ny, nx));
+    if consistent {
+        let bad: Vec<usize> = image
+            .axis_iter_mut(Axis(0))
+            .into_par_iter()
+            .zip(raws.par_iter())
+            .map(|(mut slab, (_, raw))| {
+                slab.as_slice_mut().map(|s| raw.decode_into(s)).unwrap_or(0)
+            })
+            .collect();
+        for ((path, _), n) in raws.iter().zip(bad) {
+            if n > 0 {
+                problems.push(dataset_err(id, path, format!("{n} NaN/inf intensities")));
+            }
+        }
+    }
+    if !problems.is_empty() || !consistent {
         return (None, problems);
     }
     let (Some(label), Some((_, grid))) = (label, grids.into_iter().next()) else {
         return (None, problems);
     };
-    let views: Vec<_> = data.iter().map(|d| d.view().insert_axis(Axis(0))).collect();
-    match ndarray::concatenate(Axis(0), &views) {
-        Ok(image) => {
-            let image: Array4<f32> = image;
-            (
-                Some(Case {
-                    id: id.clone(),
-                    image,
-                    label,
-                    grid,
-                    convention,
-                }),
-                problems,
-            )
-        }
-        Err(e) => (
-            None,
-            vec![dataset_err(
-                id,
-                &files.dir,
-                format!("cannot stack modalities: {e}"),
-            )],
-        ),
-    }
+    (
+        Some(Case {
+            id: id.clone(),
+            image,
+            label,
+            grid,
+            convention,
+        }),
+        problems,
+    )
 }
 
 /// Loads one case folder; the first problem found is the error.

@@ -260,13 +260,59 @@ pub fn read_header(path: &Path) -> Result<NiftiHeader> {
     parse_header(&bytes).map_err(|p| CoreError::nifti(path, p))
 }
 
+/// A decompressed file whose header is parsed and whose data size is checked, not yet decoded.
+#[derive(Debug)]
+pub struct RawNifti {
+    /// The parsed header.
+    pub header: NiftiHeader,
+    /// Voxel grid (size, spacing, affine).
+    pub grid: Grid,
+    datatype: DataType,
+    bytes: Vec<u8>,
+}
+
+impl RawNifti {
+    /// Reads, decompresses and validates `path` (header, dimensions, datatype, data length).
+    pub fn read(path: &Path) -> Result<Self> {
+        let bytes = read_decompressed(path)?;
+        let header = parse_header(&bytes).map_err(|p| CoreError::nifti(path, p))?;
+        let grid = header.grid().map_err(|p| CoreError::nifti(path, p))?;
+        let datatype =
+            check_data(&bytes, &header, grid.dims).map_err(|p| CoreError::nifti(path, p))?;
+        Ok(RawNifti {
+            header,
+            grid,
+            datatype,
+            bytes,
+        })
+    }
+
+    /// Decodes the scaled voxel values into `dst` (x fastest); returns the number of NaN/inf values.
+    pub fn decode_into(&self, dst: &mut [f32]) -> usize {
+        decode_data(&self.bytes, &self.header, self.datatype, dst)
+    }
+
+    /// Decodes into a new `[z, y, x]` array; also returns the number of NaN/inf values.
+    pub fn decode(&self) -> (Array3<f32>, usize) {
+        let [x, y, z] = self.grid.dims;
+        let mut out = Array3::<f32>::zeros((z, y, x));
+        let bad = match out.as_slice_mut() {
+            Some(slice) => self.decode_into(slice),
+            None => 0,
+        };
+        (out, bad)
+    }
+}
+
 /// Reads a `.nii` / `.nii.gz` volume as scaled f32 values.
 pub fn read_volume(path: &Path) -> Result<NiftiVolume> {
-    let bytes = read_decompressed(path)?;
-    let header = parse_header(&bytes).map_err(|p| CoreError::nifti(path, p))?;
-    let grid = header.grid().map_err(|p| CoreError::nifti(path, p))?;
-    let data = decode_data(&bytes, &header, grid.dims).map_err(|p| CoreError::nifti(path, p))?;
-    Ok(NiftiVolume { header, grid, data })
+    let raw = RawNifti::read(path)?;
+    let (data, _) = raw.decode();
+    Ok(NiftiVolume {
+        header: raw.header,
+        grid: raw.grid,
+        data,
+    })
 }
 
 /// Reads a label map: every voxel must be an integer in 0..=255 after scaling.
@@ -443,11 +489,12 @@ fn parse_nifti2(bytes: &[u8], order: ByteOrder) -> std::result::Result<NiftiHead
 /// Voxels decoded per parallel task.
 const CHUNK: usize = 1 << 16;
 
-fn decode_data(
+/// Checks datatype and data length; returns the datatype.
+fn check_data(
     bytes: &[u8],
     h: &NiftiHeader,
     dims: [usize; 3],
-) -> std::result::Result<Array3<f32>, String> {
+) -> std::result::Result<DataType, String> {
     let dt = DataType::from_code(h.datatype).ok_or_else(|| {
         format!(
             "datatype {} is not supported; expected one of uint8, int8, int16, uint16, int32, uint32, float32, float64",
@@ -468,22 +515,28 @@ fn decode_data(
             dt.name()
         ));
     }
-    let raw = &bytes[start..start + need];
+    Ok(dt)
+}
+
+/// Decodes `dst.len()` voxels (already checked to be present) in parallel; returns the NaN/inf count.
+fn decode_data(bytes: &[u8], h: &NiftiHeader, dt: DataType, dst: &mut [f32]) -> usize {
+    let start = h.vox_offset as usize;
+    let raw = &bytes[start..start + dst.len() * dt.size()];
     let (slope, inter) = if h.scl_slope != 0.0 && h.scl_slope.is_finite() && h.scl_inter.is_finite()
     {
         (h.scl_slope, h.scl_inter)
     } else {
         (1.0, 0.0)
     };
-    let mut out = vec![0f32; n];
     let big = h.byte_order == ByteOrder::Big;
-    out.par_chunks_mut(CHUNK)
+    dst.par_chunks_mut(CHUNK)
         .enumerate()
-        .for_each(|(ci, chunk)| {
+        .map(|(ci, chunk)| {
             let src = &raw[ci * CHUNK * dt.size()..(ci * CHUNK + chunk.len()) * dt.size()];
             decode_chunk(src, dt, big, slope, inter, chunk);
-        });
-    Array3::from_shape_vec((dims[2], dims[1], dims[0]), out).map_err(|e| e.to_string())
+            chunk.iter().filter(|v| !v.is_finite()).count()
+        })
+        .sum()
 }
 
 macro_rules! decode_as {
