@@ -1,5 +1,6 @@
 //! The `dsma` command-line tool.
 
+mod builtin_plugins;
 mod commands;
 
 use std::process::ExitCode;

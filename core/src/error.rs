@@ -39,6 +39,42 @@ pub enum CoreError {
         /// What was expected and what was given.
         problem: String,
     },
+    /// A plugin name that no registered plugin of that kind has.
+    #[error("unknown {kind} `{name}`{}; known: {}", suggestion.as_ref().map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default(), if known.is_empty() { "none".to_string() } else { known.join(", ") })]
+    UnknownPlugin {
+        /// Plugin kind.
+        kind: String,
+        /// The name asked for.
+        name: String,
+        /// Registered names of that kind.
+        known: Vec<String>,
+        /// The closest known name, if close.
+        suggestion: Option<String>,
+    },
+    /// A plugin's parameters do not deserialize.
+    #[error("plugin `{plugin}`: {problem}")]
+    PluginParams {
+        /// Plugin name.
+        plugin: String,
+        /// Which field and what is wrong.
+        problem: String,
+    },
+    /// A shared library could not be loaded as a plugin.
+    #[error("plugin library {path}: {problem}")]
+    PluginLoad {
+        /// The library file.
+        path: PathBuf,
+        /// What is wrong.
+        problem: String,
+    },
+    /// A plugin failed (returned an error or panicked).
+    #[error("plugin `{plugin}` failed: {problem}")]
+    Plugin {
+        /// Plugin name.
+        plugin: String,
+        /// Its message.
+        problem: String,
+    },
     /// Rendering a figure failed.
     #[error("figure {path}: {problem}")]
     Figure {

@@ -10,10 +10,12 @@ pub mod error;
 pub mod labels;
 pub mod nifti_io;
 pub mod phantom;
+pub mod plugin;
 pub mod preprocess;
 pub mod slice_figure;
 pub mod volume;
 
 pub use error::{CoreError, Result};
+pub use inventory;
 pub use labels::{LabelConvention, Region};
 pub use volume::{Case, Grid, Modality};

@@ -3,6 +3,7 @@
 mod data;
 mod inspect;
 mod phantom;
+mod plugins;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -13,6 +14,9 @@ use clap::{Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "dsma", version, about)]
 pub struct Cli {
+    /// Load a shared-library plugin (repeatable).
+    #[arg(long = "plugin", value_name = "PATH", global = true)]
+    plugins: Vec<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -23,6 +27,8 @@ enum Command {
     Inspect(inspect::Args),
     /// Write a procedural BraTS-like phantom dataset in the official BraTS layout.
     Phantom(phantom::Args),
+    /// List registered plugins (built-in and loaded), or describe one.
+    Plugins(plugins::Args),
     /// Dataset utilities.
     Data {
         #[command(subcommand)]
@@ -38,7 +44,12 @@ enum DataCommand {
 
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let mut registry = crate::builtin_plugins::registry();
+    for path in &cli.plugins {
+        registry.load_library(path)?;
+    }
     match cli.command {
+        Command::Plugins(a) => plugins::run(a, &registry),
         Command::Inspect(a) => inspect::run(a),
         Command::Phantom(a) => phantom::run(a),
         Command::Data {

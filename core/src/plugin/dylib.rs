@@ -1,0 +1,294 @@
+//! Loading shared-library plugins through the C ABI of `dsma-plugin-sdk`.
+//!
+//! The ABI version is the first field of the manifest and is checked before anything else is read.
+//! Libraries are never unloaded (the handle is leaked), so the static data they export stays valid.
+
+use std::ffi::c_void;
+use std::path::Path;
+use std::sync::Arc;
+
+use dsma_plugin_sdk as abi;
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+
+use super::registry::{Builder, PluginInfo, PluginKind, PluginSource};
+use super::traits::{EpochScores, SampleWeighter, Synthesized, Synthesizer};
+use crate::error::{CoreError, Result};
+use crate::volume::Case;
+
+/// Size of the host buffer a plugin writes error text into.
+const ERROR_CAPACITY: usize = 4096;
+
+/// What one library provides.
+pub struct Loaded {
+    /// Synthesizers with their builders.
+    pub synthesizers: Vec<(PluginInfo, Builder<dyn Synthesizer>)>,
+    /// Weighters with their builders.
+    pub weighters: Vec<(PluginInfo, Builder<dyn SampleWeighter>)>,
+}
+
+fn load_err(path: &Path, problem: impl Into<String>) -> CoreError {
+    CoreError::PluginLoad {
+        path: path.to_path_buf(),
+        problem: problem.into(),
+    }
+}
+
+/// Opens `path`, checks its ABI version and reads its manifest.
+pub fn load(path: &Path) -> Result<Loaded> {
+    if !path.is_file() {
+        return Err(load_err(path, "no such file"));
+    }
+    // SAFETY: loading a library runs its initialisers; a dsma plugin is trusted code the user named.
+    let lib = unsafe { libloading::Library::new(path) }
+        .map_err(|e| load_err(path, format!("cannot load as a shared library: {e}")))?;
+    // SAFETY: the symbol's type is fixed by the ABI; a library without it is refused.
+    let manifest_fn: libloading::Symbol<unsafe extern "C" fn() -> *const abi::Manifest> =
+        unsafe { lib.get(abi::MANIFEST_SYMBOL) }.map_err(|_| {
+            load_err(
+                path,
+                "not a dsma plugin: it exports no `dsma_plugin_manifest` symbol",
+            )
+        })?;
+    // SAFETY: the ABI guarantees a pointer to a manifest whose first field is a u32 ABI version.
+    let manifest_ptr = unsafe { manifest_fn() };
+    if manifest_ptr.is_null() {
+        return Err(load_err(
+            path,
+            "dsma_plugin_manifest returned a null manifest",
+        ));
+    }
+    let abi_version = unsafe { *(manifest_ptr as *const u32) };
+    if abi_version != abi::ABI_VERSION {
+        return Err(load_err(
+            path,
+            format!(
+                "plugin ABI version {abi_version} is not supported by this dsma (ABI version {}); rebuild the plugin against dsma-plugin-sdk {}",
+                abi::ABI_VERSION,
+                env!("CARGO_PKG_VERSION")
+            ),
+        ));
+    }
+    // SAFETY: same ABI version, so the layout is ours.
+    let manifest: &'static abi::Manifest = unsafe { &*manifest_ptr };
+    let plugin_name = unsafe { manifest.plugin_name.to_string_lossy() };
+    let plugin_version = unsafe { manifest.plugin_version.to_string_lossy() };
+    let synth_entries = unsafe { slice(manifest.synthesizers, manifest.n_synthesizers) };
+    let weight_entries = unsafe { slice(manifest.weighters, manifest.n_weighters) };
+    // Never unloaded: the entries point into the library.
+    std::mem::forget(lib);
+
+    let path_buf = path.to_path_buf();
+    let info = |name: abi::Str,
+                description: abi::Str,
+                defaults: abi::Str,
+                kind: PluginKind|
+     -> PluginInfo {
+        let defaults_text = unsafe { defaults.to_string_lossy() };
+        PluginInfo {
+            name: unsafe { name.to_string_lossy() },
+            kind,
+            version: plugin_version.clone(),
+            description: format!("{} (library `{plugin_name}`)", unsafe {
+                description.to_string_lossy()
+            }),
+            source: PluginSource::Library(path_buf.clone()),
+            defaults: serde_json::from_str(&defaults_text).unwrap_or(serde_json::Value::Null),
+            params: vec![],
+        }
+    };
+    let synthesizers = synth_entries
+        .iter()
+        .map(|e| {
+            let i = info(
+                e.name,
+                e.description,
+                e.defaults_json,
+                PluginKind::Synthesizer,
+            );
+            let entry = *e;
+            let (name, lib_path) = (i.name.clone(), path_buf.clone());
+            let build: Builder<dyn Synthesizer> = Arc::new(move |params| {
+                let state = create(entry.create, entry.user, params, &name, &lib_path)?;
+                Ok(Box::new(DylibSynthesizer {
+                    entry,
+                    state,
+                    name: name.clone(),
+                }) as Box<dyn Synthesizer>)
+            });
+            (i, build)
+        })
+        .collect();
+    let weighters = weight_entries
+        .iter()
+        .map(|e| {
+            let i = info(e.name, e.description, e.defaults_json, PluginKind::Weighter);
+            let entry = *e;
+            let (name, lib_path) = (i.name.clone(), path_buf.clone());
+            let build: Builder<dyn SampleWeighter> = Arc::new(move |params| {
+                let state = create(entry.create, entry.user, params, &name, &lib_path)?;
+                Ok(Box::new(DylibWeighter {
+                    entry,
+                    state,
+                    name: name.clone(),
+                }) as Box<dyn SampleWeighter>)
+            });
+            (i, build)
+        })
+        .collect();
+    Ok(Loaded {
+        synthesizers,
+        weighters,
+    })
+}
+
+unsafe fn slice<T>(ptr: *const T, n: usize) -> &'static [T] {
+    if ptr.is_null() || n == 0 {
+        &[]
+    } else {
+        std::slice::from_raw_parts(ptr, n)
+    }
+}
+
+/// Calls a plugin function with an error buffer; maps its return code to a `CoreError`.
+fn call(plugin: &str, f: impl FnOnce(*mut abi::ErrorBuf) -> i32) -> Result<()> {
+    let mut text = vec![0u8; ERROR_CAPACITY];
+    let mut buf = abi::ErrorBuf {
+        ptr: text.as_mut_ptr(),
+        cap: text.len(),
+        len: 0,
+    };
+    let code = f(&mut buf);
+    let msg = String::from_utf8_lossy(&text[..buf.len.min(ERROR_CAPACITY)]).into_owned();
+    match code {
+        abi::OK => Ok(()),
+        abi::ERROR if msg.starts_with("parameter") => Err(CoreError::PluginParams {
+            plugin: plugin.to_string(),
+            problem: msg,
+        }),
+        _ => Err(CoreError::Plugin {
+            plugin: plugin.to_string(),
+            problem: msg,
+        }),
+    }
+}
+
+/// Owned plugin state pointer.
+struct State(*mut c_void);
+// SAFETY: plugin states are created per instance and only read through `&self` calls, as the ABI requires.
+unsafe impl Send for State {}
+unsafe impl Sync for State {}
+
+fn create(
+    f: abi::CreateFn,
+    user: *const c_void,
+    params: &serde_json::Value,
+    name: &str,
+    lib: &Path,
+) -> Result<State> {
+    let json = if params.is_null() {
+        "{}".to_string()
+    } else {
+        params.to_string()
+    };
+    let mut out: *mut c_void = std::ptr::null_mut();
+    call(name, |err| unsafe {
+        f(user, abi::Str::borrow(&json), &mut out, err)
+    })?;
+    if out.is_null() {
+        return Err(load_err(lib, format!("`{name}` created no state")));
+    }
+    Ok(State(out))
+}
+
+struct DylibSynthesizer {
+    entry: abi::SynthesizerEntry,
+    state: State,
+    name: String,
+}
+
+impl Drop for DylibSynthesizer {
+    fn drop(&mut self) {
+        unsafe { (self.entry.destroy)(self.state.0) }
+    }
+}
+
+impl Synthesizer for DylibSynthesizer {
+    fn synthesize(&self, case: &Case, rng: &mut ChaCha8Rng) -> Result<Synthesized> {
+        let seed = rng.next_u64();
+        let mut input = case.image.as_standard_layout().into_owned();
+        let mut input_labels = case.label.as_standard_layout().into_owned();
+        let mut out = case.clone();
+        out.image = input.clone();
+        out.label = input_labels.clone();
+        let et = case.convention.enhancing();
+        let view = |data: *mut f32| abi::ImageView {
+            data,
+            dims: case.grid.dims,
+            modalities: case.image.dim().0,
+            spacing: case.grid.spacing,
+        };
+        let labels = |data: *mut u8| abi::LabelView {
+            data,
+            dims: case.grid.dims,
+            enhancing_label: et,
+        };
+        let (ip, lp) = (input.as_mut_ptr(), input_labels.as_mut_ptr());
+        let (op, olp) = (out.image.as_mut_ptr(), out.label.as_mut_ptr());
+        call(&self.name, |err| unsafe {
+            (self.entry.synthesize)(
+                self.state.0,
+                view(ip),
+                labels(lp),
+                seed,
+                view(op),
+                labels(olp),
+                err,
+            )
+        })?;
+        if let Some(bad) = out.label.iter().find(|&&v| !case.convention.is_valid(v)) {
+            return Err(CoreError::Plugin {
+                plugin: self.name.clone(),
+                problem: format!(
+                    "wrote label {bad}, outside the {} convention",
+                    case.convention.name()
+                ),
+            });
+        }
+        Ok(Synthesized {
+            case: out,
+            unchanged_reason: None,
+        })
+    }
+}
+
+struct DylibWeighter {
+    entry: abi::WeighterEntry,
+    state: State,
+    name: String,
+}
+
+impl Drop for DylibWeighter {
+    fn drop(&mut self) {
+        unsafe { (self.entry.destroy)(self.state.0) }
+    }
+}
+
+impl SampleWeighter for DylibWeighter {
+    fn weights(&mut self, s: &EpochScores<'_>) -> Result<Vec<f64>> {
+        let mut out = vec![0f64; s.synthetic.len()];
+        call(&self.name, |err| unsafe {
+            (self.entry.weights)(
+                self.state.0,
+                s.epoch as u64,
+                s.real.as_ptr(),
+                s.real.len(),
+                s.synthetic.as_ptr(),
+                s.synthetic.len(),
+                out.as_mut_ptr(),
+                err,
+            )
+        })?;
+        Ok(out)
+    }
+}

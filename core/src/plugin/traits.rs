@@ -1,0 +1,92 @@
+//! The traits a method plugin implements.
+
+use std::path::Path;
+
+use ndarray::{Array3, Array4};
+use rand_chacha::ChaCha8Rng;
+
+use crate::error::Result;
+use crate::volume::{Case, Grid};
+
+/// A derived synthetic case and, when the synthesizer left the input unchanged, why.
+#[derive(Debug, Clone)]
+pub struct Synthesized {
+    /// The synthetic case (same grid and convention as the input).
+    pub case: Case,
+    /// Set when nothing was changed (e.g. "no lesion"), for the run log.
+    pub unchanged_reason: Option<String>,
+}
+
+/// Makes one derived synthetic case (image + labels) from one preprocessed real training case.
+///
+/// Called from data-loader threads: implementations hold only their parameters and must be pure
+/// functions of `(case, rng)`, so the same seed gives the same output.
+pub trait Synthesizer: Send + Sync {
+    /// Derives one synthetic case from `case`, taking every random choice from `rng`.
+    fn synthesize(&self, case: &Case, rng: &mut ChaCha8Rng) -> Result<Synthesized>;
+}
+
+/// Progress of a [`TrainableSynthesizer::fit`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FitProgress {
+    /// Steps done.
+    pub step: usize,
+    /// Total steps.
+    pub total: usize,
+    /// Latest training loss, if any.
+    pub loss: Option<f64>,
+}
+
+/// What the runner hands to [`TrainableSynthesizer::fit`].
+pub struct FitContext<'a> {
+    /// Folder for the synthesizer's checkpoints; `fit` resumes from what it finds there.
+    pub checkpoint_dir: &'a Path,
+    /// Seed of every random choice of the fit.
+    pub seed: u64,
+    /// Called as training advances (drives the progress bar).
+    pub progress: &'a mut dyn FnMut(FitProgress),
+}
+
+/// An image sampled from a generative model; without labels the runner asks the EMA teacher (§4.1).
+#[derive(Debug, Clone)]
+pub struct SampledImage {
+    /// `modality × z × y × x` intensities.
+    pub image: Array4<f32>,
+    /// Labels, if the model generates them.
+    pub label: Option<Array3<u8>>,
+    /// Grid of the sample.
+    pub grid: Grid,
+}
+
+/// A generative comparator (GAN, diffusion): trained on the real training set, then sampled.
+pub trait TrainableSynthesizer: Send {
+    /// Trains on the real training cases, writing checkpoints and resuming from them.
+    fn fit(&mut self, train: &[Case], ctx: &mut FitContext<'_>) -> Result<()>;
+    /// Draws `n` images.
+    fn sample(&self, n: usize, rng: &mut ChaCha8Rng) -> Result<Vec<SampledImage>>;
+}
+
+/// The model's scores after a stage-2 epoch: what a weighter needs (paper eqs. 6–8).
+#[derive(Debug, Clone, Copy)]
+pub struct EpochScores<'a> {
+    /// Stage-2 epoch index (0-based).
+    pub epoch: usize,
+    /// Score of every real training case (e.g. mean Dice over WT/TC/ET), in [0, 1].
+    pub real: &'a [f64],
+    /// Score of every synthetic case, in [0, 1].
+    pub synthetic: &'a [f64],
+}
+
+/// Gives each synthetic case a loss weight every stage-2 epoch, from the model's live scores.
+pub trait SampleWeighter: Send {
+    /// One weight per synthetic score, in the order of `scores.synthetic`.
+    fn weights(&mut self, scores: &EpochScores<'_>) -> Result<Vec<f64>>;
+    /// Everything the weighter recorded so far (per-epoch statistics, weights), for logs and figures.
+    fn history(&self) -> serde_json::Value {
+        serde_json::Value::Null
+    }
+    /// Restores the state returned by [`SampleWeighter::history`] when a run resumes.
+    fn restore(&mut self, _history: serde_json::Value) -> Result<()> {
+        Ok(())
+    }
+}

@@ -1,0 +1,66 @@
+//! Sample weighter `uniform`: every synthetic case weighs 1, i.e. DTSS without MAS (paper Tables 3–4, row 2).
+
+use dsma_core::plugin::registry::Plugin;
+use dsma_core::plugin::{EpochScores, PluginParams, SampleWeighter};
+use dsma_core::Result;
+use serde::{Deserialize, Serialize};
+
+/// `uniform` has no parameters.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UniformParams {}
+
+impl PluginParams for UniformParams {}
+
+/// The `uniform` weighter.
+#[derive(Debug, Default)]
+pub struct Uniform {
+    epochs: usize,
+}
+
+impl Plugin for Uniform {
+    const NAME: &'static str = "uniform";
+    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
+    const DESCRIPTION: &'static str = "weight 1 for every synthetic case (MAS off)";
+    type Params = UniformParams;
+    fn new(_: UniformParams) -> Result<Self> {
+        Ok(Uniform::default())
+    }
+}
+
+impl SampleWeighter for Uniform {
+    fn weights(&mut self, scores: &EpochScores<'_>) -> Result<Vec<f64>> {
+        self.epochs += 1;
+        Ok(vec![1.0; scores.synthetic.len()])
+    }
+    fn history(&self) -> serde_json::Value {
+        serde_json::json!({ "epochs": self.epochs })
+    }
+    fn restore(&mut self, history: serde_json::Value) -> Result<()> {
+        self.epochs = history.get("epochs").and_then(|e| e.as_u64()).unwrap_or(0) as usize;
+        Ok(())
+    }
+}
+
+dsma_core::register_weighter!(Uniform);
+
+/// Referenced by the `dsma` binary so the linker keeps this crate and its registration.
+pub fn link() {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_synthetic_case_weighs_one() {
+        let mut u = Uniform::new(UniformParams {}).unwrap();
+        let w = u
+            .weights(&EpochScores {
+                epoch: 0,
+                real: &[0.5, 0.9],
+                synthetic: &[0.0, 0.3, 1.0],
+            })
+            .unwrap();
+        assert_eq!(w, vec![1.0, 1.0, 1.0]);
+    }
+}

@@ -1,0 +1,13 @@
+//! The built-in plugins linked into `dsma`.
+//!
+//! A crate that nothing references is dropped by the linker together with its `inventory::submit!`,
+//! so every built-in plugin crate is referenced here; `tests/plugins.rs` checks that each folder under
+//! `plugins/` (except the example shared library) shows up in `dsma plugins`.
+
+use dsma_core::plugin::Registry;
+
+/// References every built-in plugin crate, then returns the registry of built-ins.
+pub fn registry() -> Registry {
+    dsma_uniform::link();
+    Registry::builtin()
+}

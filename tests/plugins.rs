@@ -1,0 +1,271 @@
+//! The plugin system: built-in registration, unknown names, parameter errors, shared-library plugins.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use dsma_core::brats::load_case;
+use dsma_core::plugin::{EpochScores, Registry};
+use dsma_core::LabelConvention;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde_json::json;
+use support::{dsma, phantom_dataset};
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Builds the example plugin's shared library into its own target folder (the outer cargo may hold
+/// the lock on the main one, and a library left beside `dsma` by an earlier build could be stale).
+fn example_library() -> PathBuf {
+    let name = format!(
+        "{}example_dylib{}",
+        std::env::consts::DLL_PREFIX,
+        std::env::consts::DLL_SUFFIX
+    );
+    let target = repo().join("target/plugin-test");
+    let status = Command::new(env!("CARGO"))
+        .args(["build", "-q", "-p", "example-dylib", "--target-dir"])
+        .arg(&target)
+        .current_dir(repo())
+        .status()
+        .expect("cargo build example-dylib");
+    assert!(status.success());
+    target.join("debug").join(name)
+}
+
+/// Compiles a C shared library from `source` with the system C compiler.
+fn c_library(dir: &Path, name: &str, source: &str) -> PathBuf {
+    let c = dir.join(format!("{name}.c"));
+    std::fs::write(&c, source).unwrap();
+    let lib = dir.join(format!("lib{name}.so"));
+    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
+    let status = Command::new(cc)
+        .args(["-shared", "-fPIC", "-o"])
+        .arg(&lib)
+        .arg(&c)
+        .status()
+        .expect("cc");
+    assert!(status.success(), "compiling {name}.c");
+    lib
+}
+
+#[test]
+fn every_builtin_plugin_folder_is_registered() {
+    let (code, out, err) = dsma(&["plugins", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let list: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
+    let builtin: Vec<&str> = list
+        .iter()
+        .filter(|p| p["source"] == "builtin")
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    let mut folders = 0;
+    for entry in std::fs::read_dir(repo().join("plugins")).unwrap() {
+        let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+        if name == "example-dylib" {
+            continue;
+        }
+        folders += 1;
+        assert!(
+            builtin.contains(&name.as_str()),
+            "plugins/{name} is not registered; registered: {builtin:?}"
+        );
+    }
+    assert!(folders >= 1);
+    for p in &list {
+        for key in ["name", "kind", "version", "source"] {
+            assert!(p.get(key).is_some(), "{key} missing in {p}");
+        }
+    }
+}
+
+#[test]
+fn unknown_names_list_the_known_ones_with_a_suggestion() {
+    let reg = Registry::builtin();
+    dsma_uniform::link();
+    let err = Registry::builtin()
+        .weighter("unifrom", &json!(null))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("unknown weighter `unifrom`") && err.contains("did you mean `uniform`"),
+        "{err}"
+    );
+    let err = reg
+        .synthesizer("dtss", &json!(null))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("unknown synthesizer `dtss`"), "{err}");
+    let (code, _, stderr) = dsma(&["plugins", "--describe", "unifrom"]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("did you mean `uniform`"), "{stderr}");
+}
+
+#[test]
+fn parameters_are_strict_and_errors_name_plugin_and_field() {
+    dsma_uniform::link();
+    let reg = Registry::builtin();
+    let err = reg
+        .weighter("uniform", &json!({"beta": 0.1}))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("plugin `uniform`") && err.contains("beta"),
+        "{err}"
+    );
+    let mut w = reg.weighter("uniform", &json!({})).unwrap();
+    assert_eq!(
+        w.weights(&EpochScores {
+            epoch: 0,
+            real: &[0.5],
+            synthetic: &[0.1, 0.9]
+        })
+        .unwrap(),
+        vec![1.0, 1.0]
+    );
+}
+
+#[test]
+fn shared_library_plugin_loads_runs_and_fails_safely() {
+    let tmp = tempfile::tempdir().unwrap();
+    let lib = example_library();
+    let mut reg = Registry::builtin();
+    reg.load_library(&lib).unwrap();
+    let info = reg.describe("tumour-intensity").unwrap();
+    assert_eq!(info.defaults["amplitude"], 0.15);
+
+    let root = phantom_dataset(tmp.path(), 1, [20, 20, 16], 7);
+    let case = load_case(&root.join("Phantom_000"), LabelConvention::Brats2019).unwrap();
+    let synth = reg
+        .synthesizer("tumour-intensity", &json!({"amplitude": 0.3}))
+        .unwrap();
+    let a = synth
+        .synthesize(&case, &mut ChaCha8Rng::seed_from_u64(1))
+        .unwrap()
+        .case;
+    let b = synth
+        .synthesize(&case, &mut ChaCha8Rng::seed_from_u64(1))
+        .unwrap()
+        .case;
+    let c = synth
+        .synthesize(&case, &mut ChaCha8Rng::seed_from_u64(2))
+        .unwrap()
+        .case;
+    assert_eq!(a.image, b.image, "same seed, same output");
+    assert_ne!(a.image, c.image, "different seed, different output");
+    assert_eq!(a.label, case.label, "labels unchanged");
+    let mut changed_inside = 0;
+    for ((m, z, y, x), v) in a.image.indexed_iter() {
+        if case.label[[z, y, x]] == 0 {
+            assert_eq!(*v, case.image[[m, z, y, x]], "changed outside the tumour");
+        } else if *v != case.image[[m, z, y, x]] {
+            changed_inside += 1;
+        }
+    }
+    assert!(changed_inside > 0);
+
+    // Bad parameters: the error names the plugin and the field.
+    let err = reg
+        .synthesizer("tumour-intensity", &json!({"amplitud": 0.3}))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("tumour-intensity") && err.contains("amplitud"),
+        "{err}"
+    );
+    let err = reg
+        .synthesizer("tumour-intensity", &json!({"amplitude": "big"}))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("amplitude") && err.contains("invalid type"),
+        "{err}"
+    );
+    // A panic inside the library is an error, not an abort.
+    let panicky = reg
+        .synthesizer("tumour-intensity", &json!({"panic": true}))
+        .unwrap();
+    let err = panicky
+        .synthesize(&case, &mut ChaCha8Rng::seed_from_u64(1))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("tumour-intensity")
+            && err.contains("panicked")
+            && err.contains("asked to panic"),
+        "{err}"
+    );
+    // Loading twice is refused by name.
+    let err = reg.load_library(&lib).err().unwrap().to_string();
+    assert!(err.contains("already registered"), "{err}");
+
+    // Through the CLI.
+    let (code, out, stderr) = dsma(&["plugins", "--json", "--plugin", lib.to_str().unwrap()]);
+    assert_eq!(code, 0, "{stderr}");
+    let list: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
+    let entry = list
+        .iter()
+        .find(|p| p["name"] == "tumour-intensity")
+        .expect("listed");
+    assert_eq!(entry["source"], lib.to_str().unwrap());
+}
+
+#[test]
+fn wrong_abi_garbage_and_symbol_less_libraries_are_refused_naming_the_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let wrong = c_library(
+        tmp.path(),
+        "wrongabi",
+        "struct m { unsigned int abi; unsigned int api; }; static struct m M = {999, 1};\n\
+         const void* dsma_plugin_manifest(void) { return &M; }\n",
+    );
+    let err = Registry::builtin()
+        .load_library(&wrong)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("libwrongabi.so") && err.contains("999") && err.contains("ABI version 1"),
+        "{err}"
+    );
+
+    let nosym = c_library(
+        tmp.path(),
+        "nosym",
+        "int something_else(void) { return 1; }\n",
+    );
+    let err = Registry::builtin()
+        .load_library(&nosym)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("libnosym.so") && err.contains("dsma_plugin_manifest"),
+        "{err}"
+    );
+
+    let garbage = tmp.path().join("garbage.so");
+    std::fs::write(&garbage, b"\x7fELF but not really a library, just bytes").unwrap();
+    let err = Registry::builtin()
+        .load_library(&garbage)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("garbage.so") && err.contains("cannot load"),
+        "{err}"
+    );
+
+    let (code, _, stderr) = dsma(&["plugins", "--plugin", garbage.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("garbage.so"), "{stderr}");
+}
