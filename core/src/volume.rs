@@ -217,23 +217,36 @@ impl Case {
 }
 
 /// Bounding box `(start, end_exclusive)` per array axis (z, y, x) of the voxels where `keep` holds, or `None`.
-pub fn bounding_box<T>(
+pub fn bounding_box<T: Sync>(
     volume: ArrayView3<T>,
-    keep: impl Fn(&T) -> bool,
+    keep: impl Fn(&T) -> bool + Sync,
 ) -> Option<([usize; 3], [usize; 3])> {
+    use rayon::prelude::*;
+    // Per z-plane (in parallel): the y/x extent of kept voxels.
+    let planes: Vec<Option<[usize; 4]>> = volume
+        .outer_iter()
+        .into_par_iter()
+        .map(|plane| {
+            let mut e = [usize::MAX, 0, usize::MAX, 0];
+            let mut any = false;
+            for ((y, x), v) in plane.indexed_iter() {
+                if keep(v) {
+                    any = true;
+                    e = [e[0].min(y), e[1].max(y + 1), e[2].min(x), e[3].max(x + 1)];
+                }
+            }
+            any.then_some(e)
+        })
+        .collect();
     let mut lo = [usize::MAX; 3];
     let mut hi = [0usize; 3];
-    let mut any = false;
-    for ((z, y, x), v) in volume.indexed_iter() {
-        if keep(v) {
-            any = true;
-            for (a, i) in [z, y, x].into_iter().enumerate() {
-                lo[a] = lo[a].min(i);
-                hi[a] = hi[a].max(i + 1);
-            }
+    for (z, e) in planes.iter().enumerate() {
+        if let Some(e) = e {
+            lo = [lo[0].min(z), lo[1].min(e[0]), lo[2].min(e[2])];
+            hi = [hi[0].max(z + 1), hi[1].max(e[1]), hi[2].max(e[3])];
         }
     }
-    any.then_some((lo, hi))
+    (hi[0] > 0).then_some((lo, hi))
 }
 
 #[cfg(test)]

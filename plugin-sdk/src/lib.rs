@@ -8,7 +8,9 @@
 //!
 //! A plugin author writes a normal function and one [`export_plugin!`] call:
 //!
-//! ```ignore
+//! ```no_run
+//! use dsma_plugin_sdk::{SynthInput, SynthOutput};
+//!
 //! #[derive(serde::Deserialize, serde::Serialize, Default)]
 //! #[serde(deny_unknown_fields)]
 //! struct Params { gain: f32 }

@@ -4,6 +4,7 @@ mod data;
 mod inspect;
 mod phantom;
 mod plugins;
+mod synth;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -29,6 +30,8 @@ enum Command {
     Phantom(phantom::Args),
     /// List registered plugins (built-in and loaded), or describe one.
     Plugins(plugins::Args),
+    /// Derive synthetic cases from one real case with a synthesizer plugin (DTSS by default).
+    Synth(synth::Args),
     /// Dataset utilities.
     Data {
         #[command(subcommand)]
@@ -50,6 +53,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
     match cli.command {
         Command::Plugins(a) => plugins::run(a, &registry),
+        Command::Synth(a) => synth::run(a, &registry),
         Command::Inspect(a) => inspect::run(a),
         Command::Phantom(a) => phantom::run(a),
         Command::Data {
@@ -79,3 +83,28 @@ pub fn parse_triple<T: std::str::FromStr>(s: &str) -> Result<[T; 3], String> {
 
 /// Path argument helper used by several commands.
 pub type PathArg = PathBuf;
+
+/// Builds a JSON object from `key=value` pairs; values are YAML scalars or flow collections, dotted keys nest.
+pub fn set_values(pairs: &[String]) -> anyhow::Result<serde_json::Value> {
+    let mut root = serde_json::Map::new();
+    for pair in pairs {
+        let (key, value) = pair.split_once('=').ok_or_else(|| {
+            anyhow::anyhow!("`--set {pair}`: expected KEY=VALUE, e.g. monomer_radius=[3,6]")
+        })?;
+        let parsed: serde_json::Value = yaml_serde::from_str(value).map_err(|e| {
+            anyhow::anyhow!("`--set {pair}`: value `{value}` is not valid YAML: {e}")
+        })?;
+        let parts: Vec<&str> = key.split('.').collect();
+        let mut node = &mut root;
+        for part in &parts[..parts.len() - 1] {
+            let entry = node
+                .entry(part.to_string())
+                .or_insert_with(|| serde_json::json!({}));
+            node = entry.as_object_mut().ok_or_else(|| {
+                anyhow::anyhow!("`--set {pair}`: `{part}` is already set to a value")
+            })?;
+        }
+        node.insert(parts[parts.len() - 1].to_string(), parsed);
+    }
+    Ok(serde_json::Value::Object(root))
+}
