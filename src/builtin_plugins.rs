@@ -9,6 +9,7 @@ use dsma_core::plugin::Registry;
 /// References every built-in plugin crate, then returns the registry of built-ins.
 pub fn registry() -> Registry {
     dsma_dtss::link();
+    dsma_mas::link();
     dsma_uniform::link();
     Registry::builtin()
 }

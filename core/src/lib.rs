@@ -8,6 +8,7 @@ pub mod atomic_file;
 pub mod brats;
 pub mod error;
 pub mod labels;
+pub mod metrics;
 pub mod nifti_io;
 pub mod phantom;
 pub mod plugin;

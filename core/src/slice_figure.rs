@@ -56,7 +56,8 @@ pub fn label_colour(label: u8, convention: LabelConvention) -> Option<RGBColor> 
 
 static FONT: Once = Once::new();
 
-fn ensure_font() {
+/// Registers the embedded DejaVu Sans as plotters' "sans-serif" (idempotent).
+pub fn ensure_font() {
     FONT.call_once(|| {
         // The font is embedded, so registration cannot fail for lack of a system font.
         let _ = plotters::style::register_font(

@@ -1,10 +1,12 @@
 //! Subcommands of `dsma`.
 
 mod data;
+mod eval;
 mod inspect;
 mod phantom;
 mod plugins;
 mod synth;
+mod weights;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -32,6 +34,10 @@ enum Command {
     Plugins(plugins::Args),
     /// Derive synthetic cases from one real case with a synthesizer plugin (DTSS by default).
     Synth(synth::Args),
+    /// MAS weights for given scores (η, θ, one weight per synthetic score), or a Fig. 4 plot.
+    Weights(weights::Args),
+    /// Dice and HD95 per region (WT, TC, ET, AVE) of a prediction, or of a folder of predictions.
+    Eval(eval::Args),
     /// Dataset utilities.
     Data {
         #[command(subcommand)]
@@ -54,6 +60,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Plugins(a) => plugins::run(a, &registry),
         Command::Synth(a) => synth::run(a, &registry),
+        Command::Weights(a) => weights::run(a),
+        Command::Eval(a) => eval::run(a),
         Command::Inspect(a) => inspect::run(a),
         Command::Phantom(a) => phantom::run(a),
         Command::Data {

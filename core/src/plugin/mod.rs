@@ -11,6 +11,6 @@ pub use registry::{
     WeighterPlugin, WeighterRegistration,
 };
 pub use traits::{
-    EpochScores, FitContext, FitProgress, SampleWeighter, SampledImage, Synthesized, Synthesizer,
-    TrainableSynthesizer,
+    EpochScores, FitContext, FitProgress, SampleWeighter, SampledImage, ScoreKind, Synthesized,
+    Synthesizer, TrainableSynthesizer,
 };

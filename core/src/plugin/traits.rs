@@ -77,8 +77,27 @@ pub struct EpochScores<'a> {
     pub synthetic: &'a [f64],
 }
 
+/// Which per-case score a weighter wants (the runner computes it after every stage-2 epoch).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub enum ScoreKind {
+    /// Mean of the WT, TC and ET Dice (default).
+    #[default]
+    #[serde(rename = "mean")]
+    Mean,
+    /// Whole-tumour Dice.
+    WT,
+    /// Tumour-core Dice.
+    TC,
+    /// Enhancing-tumour Dice.
+    ET,
+}
+
 /// Gives each synthetic case a loss weight every stage-2 epoch, from the model's live scores.
 pub trait SampleWeighter: Send {
+    /// The per-case score this weighter is given.
+    fn score_kind(&self) -> ScoreKind {
+        ScoreKind::Mean
+    }
     /// One weight per synthetic score, in the order of `scores.synthetic`.
     fn weights(&mut self, scores: &EpochScores<'_>) -> Result<Vec<f64>>;
     /// Everything the weighter recorded so far (per-epoch statistics, weights), for logs and figures.
