@@ -260,13 +260,19 @@ impl Registry {
             synthesizers,
             trainables,
             weighters,
-            extra: vec![],
+            extra: crate::model::models()
+                .into_iter()
+                .map(|m| PluginInfo {
+                    name: m.name.to_string(),
+                    kind: PluginKind::Model,
+                    version: m.version.to_string(),
+                    description: m.description.to_string(),
+                    source: PluginSource::Builtin,
+                    defaults: (m.defaults)(),
+                    params: (m.docs)(),
+                })
+                .collect(),
         }
-    }
-
-    /// Adds plugin descriptions provided elsewhere (e.g. model plugins, listed by the runner).
-    pub fn add_info(&mut self, info: PluginInfo) {
-        self.extra.push(info);
     }
 
     /// Loads a shared-library plugin and registers what it exports.
