@@ -11,5 +11,6 @@ pub fn registry() -> Registry {
     dsma_dtss::link();
     dsma_mas::link();
     dsma_uniform::link();
+    dsma_unet3d::link();
     Registry::builtin()
 }

@@ -13,7 +13,7 @@ use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 use serde::Serialize;
 
-use crate::error::{CoreError, Result};
+use crate::error::Result;
 use crate::plugin::params::{defaults_of, parse_params, ParamDoc, PluginParams};
 
 /// The CPU backend (burn-flex with rayon and SIMD).
@@ -47,6 +47,10 @@ impl BackendKind {
 pub trait SegmentationModel<B: Backend>: Module<B> {
     /// Logits of the three region channels.
     fn forward(&self, x: Tensor<B, 5>) -> Tensor<B, 5>;
+    /// Every spatial input size must be a multiple of this (e.g. 2^depth for a U-Net).
+    fn size_divisor(&self) -> usize {
+        1
+    }
 }
 
 /// A model plugin: builds its network on any backend from typed parameters.
@@ -94,6 +98,13 @@ pub fn probe<F: ModelFactory, B: Backend>(
     })
 }
 
+/// Builds `F`'s model on the CPU backend and counts its trainable parameters (no forward pass).
+pub fn parameter_count<F: ModelFactory>(params: &serde_json::Value) -> Result<usize> {
+    let p: F::Params = parse_params(F::NAME, params)?;
+    F::validate(&p)?;
+    Ok(F::build::<CpuBackend>(&p, &Default::default())?.num_params())
+}
+
 fn check<F: ModelFactory>(params: &serde_json::Value) -> Result<()> {
     F::validate(&parse_params::<F::Params>(F::NAME, params)?)
 }
@@ -115,6 +126,8 @@ pub struct ModelRegistration {
     pub docs: fn() -> Vec<ParamDoc>,
     /// Parses and validates parameters.
     pub check: fn(&serde_json::Value) -> Result<()>,
+    /// Trainable parameters for given parameters.
+    pub parameter_count: fn(&serde_json::Value) -> Result<usize>,
     /// Probe on the CPU backend.
     pub probe_cpu: ProbeFn,
     /// Probe on the CUDA backend.
@@ -132,6 +145,7 @@ impl ModelRegistration {
             defaults: defaults_of::<F::Params>,
             docs: F::Params::docs,
             check: check::<F>,
+            parameter_count: parameter_count::<F>,
             probe_cpu: probe::<F, CpuBackend>,
             #[cfg(feature = "cuda")]
             probe_cuda: probe::<F, CudaBackend>,
@@ -150,7 +164,7 @@ impl ModelRegistration {
             #[cfg(feature = "cuda")]
             BackendKind::Cuda => (self.probe_cuda)(params, input_shape),
             #[cfg(not(feature = "cuda"))]
-            BackendKind::Cuda => Err(CoreError::invalid(
+            BackendKind::Cuda => Err(crate::error::CoreError::invalid(
                 "backend",
                 "cuda: this dsma was built without the `cuda` feature (rebuild with --features cuda)",
             )),

@@ -36,6 +36,14 @@ pub fn run(args: Args, registry: &Registry) -> anyhow::Result<ExitCode> {
             source(&info)
         );
         println!("  {}", info.description);
+        if info.kind == dsma_core::plugin::PluginKind::Model {
+            let count =
+                (dsma_core::model::model(&info.name)?.parameter_count)(&serde_json::Value::Null)?;
+            println!(
+                "  trainable parameters at the defaults: {count} ({:.2} M)",
+                count as f64 / 1e6
+            );
+        }
         let defaults = info.defaults.as_object().cloned().unwrap_or_default();
         if defaults.is_empty() {
             println!("  parameters: none");
