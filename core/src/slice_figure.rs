@@ -93,10 +93,6 @@ pub fn render(
     convention: LabelConvention,
 ) -> Result<()> {
     ensure_font();
-    let fig_err = |e: String| CoreError::Figure {
-        path: path.to_path_buf(),
-        problem: e,
-    };
     let columns = columns.max(1);
     let (rows_px, cols_px) = panels.iter().fold((1usize, 1usize), |(r, c), p| {
         (r.max(p.slice.nrows()), c.max(p.slice.ncols()))
@@ -106,24 +102,14 @@ pub fn render(
     let tile_h = rows_px as u32 * scale + caption + 8;
     let grid_rows = panels.len().div_ceil(columns) as u32;
     let (w, h) = (tile_w * columns as u32, tile_h * grid_rows.max(1));
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).map_err(|e| CoreError::io(parent, e))?;
-    }
-    let tmp = path.with_file_name(format!(
-        ".{}.tmp.png",
-        path.file_name()
-            .map(|n| n.to_string_lossy())
-            .unwrap_or_default()
-    ));
-    {
-        let root = BitMapBackend::new(&tmp, (w, h)).into_drawing_area();
-        root.fill(&BLACK).map_err(|e| fig_err(e.to_string()))?;
+    draw_png(path, (w, h), |root| {
+        root.fill(&BLACK).map_err(|e| e.to_string())?;
         let font = ("sans-serif", 16).into_font().color(&WHITE);
         for (i, p) in panels.iter().enumerate() {
             let x0 = (i % columns) as u32 * tile_w + 4;
             let y0 = (i / columns) as u32 * tile_h + 4;
             root.draw_text(&p.title, &font, (x0 as i32, y0 as i32))
-                .map_err(|e| fig_err(e.to_string()))?;
+                .map_err(|e| e.to_string())?;
             let (lo, hi) = window(&p.slice);
             let (nr, nc) = p.slice.dim();
             for r in 0..nr {
@@ -158,13 +144,43 @@ pub fn render(
                             let px = (x0 + c as u32 * scale + dx) as i32;
                             let py = (y0 + caption + r as u32 * scale + dy) as i32;
                             root.draw_pixel((px, py), &colour)
-                                .map_err(|e| fig_err(e.to_string()))?;
+                                .map_err(|e| e.to_string())?;
                         }
                     }
                 }
             }
         }
-        root.present().map_err(|e| fig_err(e.to_string()))?;
+        Ok(())
+    })
+}
+
+/// Draws a PNG of `size` pixels at `path` atomically: `draw` paints a temp file that is then renamed.
+pub fn draw_png<F>(path: &Path, size: (u32, u32), draw: F) -> Result<()>
+where
+    F: FnOnce(
+        &DrawingArea<BitMapBackend<'_>, plotters::coord::Shift>,
+    ) -> std::result::Result<(), String>,
+{
+    ensure_font();
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(|e| CoreError::io(parent, e))?;
+    }
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.tmp.png"));
+    let drawn = (|| {
+        let root = BitMapBackend::new(&tmp, size).into_drawing_area();
+        draw(&root)?;
+        root.present().map_err(|e| e.to_string())
+    })();
+    if let Err(problem) = drawn {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(CoreError::Figure {
+            path: path.to_path_buf(),
+            problem,
+        });
     }
     std::fs::rename(&tmp, path).map_err(|e| CoreError::io(path, e))
 }

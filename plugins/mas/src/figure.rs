@@ -2,32 +2,17 @@
 
 use std::path::Path;
 
-use dsma_core::slice_figure::ensure_font;
-use dsma_core::{CoreError, Result};
+use dsma_core::slice_figure::draw_png;
+use dsma_core::Result;
 use plotters::prelude::*;
 
 use crate::WeightFunction;
 
 /// Draws w(L) over L ∈ [0, 1] to a PNG at `path` (written atomically).
 pub fn plot_weight_function(path: &Path, f: &WeightFunction, samples: &[(f64, f64)]) -> Result<()> {
-    ensure_font();
-    let err = |e: String| CoreError::Figure {
-        path: path.to_path_buf(),
-        problem: e,
-    };
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).map_err(|e| CoreError::io(parent, e))?;
-    }
-    let tmp = path.with_file_name(format!(
-        ".{}.tmp.png",
-        path.file_name()
-            .map(|n| n.to_string_lossy())
-            .unwrap_or_default()
-    ));
-    {
-        let root = BitMapBackend::new(&tmp, (900, 560)).into_drawing_area();
-        root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
-        let mut chart = ChartBuilder::on(&root)
+    draw_png(path, (900, 560), |root| {
+        root.fill(&WHITE).map_err(|e| e.to_string())?;
+        let mut chart = ChartBuilder::on(root)
             .caption(
                 format!(
                     "MAS weight function  (η = {:.3}, θ = {:.3}, β = {:.3})",
@@ -39,14 +24,14 @@ pub fn plot_weight_function(path: &Path, f: &WeightFunction, samples: &[(f64, f6
             .x_label_area_size(45)
             .y_label_area_size(55)
             .build_cartesian_2d(0f64..1f64, -0.05f64..1.25f64)
-            .map_err(|e| err(e.to_string()))?;
+            .map_err(|e| e.to_string())?;
         chart
             .configure_mesh()
             .x_desc("segmentation accuracy L (Dice) of a synthetic case")
             .y_desc("loss weight w")
             .label_style(("sans-serif", 15))
             .draw()
-            .map_err(|e| err(e.to_string()))?;
+            .map_err(|e| e.to_string())?;
         // The full parabola of eq. 10 (thin), then w itself (thick).
         let n = 800;
         let xs = (0..=n).map(|i| i as f64 / n as f64);
@@ -59,13 +44,13 @@ pub fn plot_weight_function(path: &Path, f: &WeightFunction, samples: &[(f64, f6
                 parabola,
                 RGBColor(180, 180, 220).stroke_width(1),
             ))
-            .map_err(|e| err(e.to_string()))?;
+            .map_err(|e| e.to_string())?;
         chart
             .draw_series(LineSeries::new(
                 xs.map(|l| (l, f.weight(l))),
                 RGBColor(30, 60, 200).stroke_width(3),
             ))
-            .map_err(|e| err(e.to_string()))?
+            .map_err(|e| e.to_string())?
             .label("w(L)")
             .legend(|(x, y)| {
                 PathElement::new(
@@ -96,11 +81,11 @@ pub fn plot_weight_function(path: &Path, f: &WeightFunction, samples: &[(f64, f6
                     4,
                     colour.mix(0.5).stroke_width(1),
                 ))
-                .map_err(|e| err(e.to_string()))?;
+                .map_err(|e| e.to_string())?;
             if name != "η" {
                 chart
                     .draw_series(std::iter::once(Circle::new((x, y), 5, colour.filled())))
-                    .map_err(|e| err(e.to_string()))?;
+                    .map_err(|e| e.to_string())?;
             }
             chart
                 .draw_series(std::iter::once(Text::new(
@@ -108,7 +93,7 @@ pub fn plot_weight_function(path: &Path, f: &WeightFunction, samples: &[(f64, f6
                     (x + 0.008, 1.17),
                     ("sans-serif", 18).into_font().color(&colour),
                 )))
-                .map_err(|e| err(e.to_string()))?;
+                .map_err(|e| e.to_string())?;
         }
         if !samples.is_empty() {
             chart
@@ -117,7 +102,7 @@ pub fn plot_weight_function(path: &Path, f: &WeightFunction, samples: &[(f64, f6
                         .iter()
                         .map(|&(l, w)| Circle::new((l, w), 4, RGBColor(240, 140, 20).filled())),
                 )
-                .map_err(|e| err(e.to_string()))?
+                .map_err(|e| e.to_string())?
                 .label("synthetic cases")
                 .legend(|(x, y)| Circle::new((x + 10, y), 4, RGBColor(240, 140, 20).filled()));
         }
@@ -128,8 +113,7 @@ pub fn plot_weight_function(path: &Path, f: &WeightFunction, samples: &[(f64, f6
             .label_font(("sans-serif", 15))
             .position(SeriesLabelPosition::UpperLeft)
             .draw()
-            .map_err(|e| err(e.to_string()))?;
-        root.present().map_err(|e| err(e.to_string()))?;
-    }
-    std::fs::rename(&tmp, path).map_err(|e| CoreError::io(path, e))
+            .map_err(|e| e.to_string())?;
+        Ok(())
+    })
 }
