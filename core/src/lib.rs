@@ -7,6 +7,7 @@
 pub mod atomic_file;
 pub mod brats;
 pub mod error;
+pub mod inference;
 pub mod labels;
 pub mod loss;
 pub mod metrics;
