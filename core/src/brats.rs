@@ -155,47 +155,25 @@ fn find_file(dir: &Path, id: &str, suffix: &str) -> Result<PathBuf> {
 /// Resolves the five files of a case folder, or every missing one as an error.
 pub fn case_files(dir: &Path) -> std::result::Result<CaseFiles, Vec<CoreError>> {
     let id = case_id(dir);
-    let found: Vec<Result<PathBuf>> = Modality::ALL
-        .iter()
-        .map(|m| m.suffix())
-        .chain(["seg"])
-        .map(|s| find_file(dir, &id, s))
-        .collect();
-    let errors: Vec<CoreError> = found
-        .iter()
-        .filter_map(|r| r.as_ref().err())
-        .map(clone_err)
-        .collect();
+    let mut paths = Vec::with_capacity(5);
+    let mut errors = vec![];
+    for suffix in Modality::ALL.iter().map(|m| m.suffix()).chain(["seg"]) {
+        match find_file(dir, &id, suffix) {
+            Ok(p) => paths.push(p),
+            Err(e) => errors.push(e),
+        }
+    }
     if !errors.is_empty() {
         return Err(errors);
     }
-    let paths: Vec<PathBuf> = found.into_iter().flatten().collect();
+    let seg = paths.pop().unwrap_or_default();
+    let modalities: [PathBuf; 4] = paths.try_into().unwrap_or_default();
     Ok(CaseFiles {
         id,
         dir: dir.to_path_buf(),
-        modalities: [
-            paths[0].clone(),
-            paths[1].clone(),
-            paths[2].clone(),
-            paths[3].clone(),
-        ],
-        seg: paths[4].clone(),
+        modalities,
+        seg,
     })
-}
-
-fn clone_err(e: &CoreError) -> CoreError {
-    match e {
-        CoreError::Dataset {
-            case,
-            file,
-            problem,
-        } => CoreError::Dataset {
-            case: case.clone(),
-            file: file.clone(),
-            problem: problem.clone(),
-        },
-        other => CoreError::invalid("case", other.to_string()),
-    }
 }
 
 fn dataset_err(id: &str, file: &Path, problem: impl Into<String>) -> CoreError {

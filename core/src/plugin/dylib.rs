@@ -216,11 +216,17 @@ impl Drop for DylibSynthesizer {
 impl Synthesizer for DylibSynthesizer {
     fn synthesize(&self, case: &Case, rng: &mut ChaCha8Rng) -> Result<Synthesized> {
         let seed = rng.next_u64();
-        let mut input = case.image.as_standard_layout().into_owned();
-        let mut input_labels = case.label.as_standard_layout().into_owned();
-        let mut out = case.clone();
-        out.image = input.clone();
-        out.label = input_labels.clone();
+        // The input is only read by the plugin (the SDK builds read-only views from it), so it is
+        // passed without a copy; the output is the one copy, pre-filled with the input.
+        let input = case.image.as_standard_layout();
+        let input_labels = case.label.as_standard_layout();
+        let mut out = Case {
+            id: case.id.clone(),
+            image: input.to_owned(),
+            label: input_labels.to_owned(),
+            grid: case.grid.clone(),
+            convention: case.convention,
+        };
         let et = case.convention.enhancing();
         let view = |data: *mut f32| abi::ImageView {
             data,
@@ -233,7 +239,7 @@ impl Synthesizer for DylibSynthesizer {
             dims: case.grid.dims,
             enhancing_label: et,
         };
-        let (ip, lp) = (input.as_mut_ptr(), input_labels.as_mut_ptr());
+        let (ip, lp) = (input.as_ptr() as *mut f32, input_labels.as_ptr() as *mut u8);
         let (op, olp) = (out.image.as_mut_ptr(), out.label.as_mut_ptr());
         call(&self.name, |err| unsafe {
             (self.entry.synthesize)(
