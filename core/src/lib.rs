@@ -1,5 +1,5 @@
-//! dsma-core: volumes, NIfTI I/O, the BraTS data layer, the phantom, preprocessing and (later) the
-//! plugin traits and the two-stage runner of dsma.
+//! dsma-core: volumes, NIfTI I/O, the BraTS data layer, the phantom, preprocessing, the plugin
+//! traits and the two-stage runner of dsma.
 
 // Index loops over 3×3 / 4×4 matrices and 3 axes read better than iterator chains.
 #![allow(clippy::needless_range_loop)]
@@ -7,6 +7,7 @@
 pub mod atomic_file;
 pub mod brats;
 pub mod error;
+pub mod experiment;
 pub mod inference;
 pub mod labels;
 pub mod loss;
@@ -16,6 +17,7 @@ pub mod nifti_io;
 pub mod phantom;
 pub mod plugin;
 pub mod preprocess;
+pub mod runner;
 pub mod slice_figure;
 pub mod volume;
 

@@ -8,7 +8,8 @@
 //! plugin never names a backend and cannot forget one. The runner picks a [`BackendKind`] at the top and
 //! calls the matching function pointer.
 
-use burn::module::Module;
+use burn::backend::Autodiff;
+use burn::module::{HasAutodiffModule, Module};
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 use serde::Serialize;
@@ -63,8 +64,10 @@ pub trait ModelFactory: Send + Sync + 'static {
     const DESCRIPTION: &'static str;
     /// Parameter struct.
     type Params: PluginParams;
-    /// The network on backend `B`.
-    type Model<B: Backend>: SegmentationModel<B>;
+    /// The network on backend `B`; a `#[derive(Module)]` struct generic over `B` satisfies the
+    /// autodiff bound (its training copy is the same struct on `Autodiff<B>`).
+    type Model<B: Backend>: SegmentationModel<B>
+        + HasAutodiffModule<Autodiff<B>, TrainModule: SegmentationModel<Autodiff<B>>>;
     /// Checks parameters that deserialized but are out of range (names the field).
     fn validate(_params: &Self::Params) -> Result<()> {
         Ok(())
@@ -111,6 +114,11 @@ fn check<F: ModelFactory>(params: &serde_json::Value) -> Result<()> {
 
 /// Entry points of a model, instantiated for every backend in this build.
 pub type ProbeFn = fn(&serde_json::Value, [usize; 5]) -> Result<ModelProbe>;
+/// Trains and evaluates one run of an experiment (see [`crate::runner`]).
+pub type TrainFn = fn(
+    &crate::runner::RunJob<'_>,
+    &mut dyn crate::runner::RunObserver,
+) -> Result<crate::runner::RunOutcome>;
 
 /// The static registration of one model plugin.
 pub struct ModelRegistration {
@@ -133,6 +141,11 @@ pub struct ModelRegistration {
     /// Probe on the CUDA backend.
     #[cfg(feature = "cuda")]
     pub probe_cuda: ProbeFn,
+    /// Training on the CPU backend.
+    pub train_cpu: TrainFn,
+    /// Training on the CUDA backend.
+    #[cfg(feature = "cuda")]
+    pub train_cuda: TrainFn,
 }
 
 impl ModelRegistration {
@@ -149,6 +162,9 @@ impl ModelRegistration {
             probe_cpu: probe::<F, CpuBackend>,
             #[cfg(feature = "cuda")]
             probe_cuda: probe::<F, CudaBackend>,
+            train_cpu: crate::runner::train::train::<F, CpuBackend>,
+            #[cfg(feature = "cuda")]
+            train_cuda: crate::runner::train::train::<F, CudaBackend>,
         }
     }
 
@@ -164,12 +180,28 @@ impl ModelRegistration {
             #[cfg(feature = "cuda")]
             BackendKind::Cuda => (self.probe_cuda)(params, input_shape),
             #[cfg(not(feature = "cuda"))]
-            BackendKind::Cuda => Err(crate::error::CoreError::invalid(
-                "backend",
-                "cuda: this dsma was built without the `cuda` feature (rebuild with --features cuda)",
-            )),
+            BackendKind::Cuda => Err(no_cuda()),
         }
     }
+
+    /// The training entry point for `backend`.
+    pub fn trainer(&self, backend: BackendKind) -> Result<TrainFn> {
+        match backend {
+            BackendKind::Cpu => Ok(self.train_cpu),
+            #[cfg(feature = "cuda")]
+            BackendKind::Cuda => Ok(self.train_cuda),
+            #[cfg(not(feature = "cuda"))]
+            BackendKind::Cuda => Err(no_cuda()),
+        }
+    }
+}
+
+#[cfg(not(feature = "cuda"))]
+fn no_cuda() -> crate::error::CoreError {
+    crate::error::CoreError::invalid(
+        "train.backend",
+        "cuda: this dsma was built without the `cuda` feature (rebuild with --features cuda)",
+    )
 }
 
 inventory::collect!(ModelRegistration);

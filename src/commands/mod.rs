@@ -5,6 +5,7 @@ mod eval;
 mod inspect;
 mod phantom;
 mod plugins;
+mod run;
 mod synth;
 mod weights;
 
@@ -38,6 +39,12 @@ enum Command {
     Weights(weights::Args),
     /// Dice and HD95 per region (WT, TC, ET, AVE) of a prediction, or of a folder of predictions.
     Eval(eval::Args),
+    /// Train every row of an experiment (two stages), evaluate, and print the table.
+    Run(run::RunArgs),
+    /// Print the resolved experiment and its runs; check every plugin and parameter.
+    Validate(run::ValidateArgs),
+    /// Render the table of a finished (or partial) `dsma run` output folder.
+    Table(run::TableArgs),
     /// Dataset utilities.
     Data {
         #[command(subcommand)]
@@ -58,6 +65,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         registry.load_library(path)?;
     }
     match cli.command {
+        Command::Run(a) => run::run(a, registry),
+        Command::Validate(a) => run::validate(a, registry),
+        Command::Table(a) => run::table(a),
         Command::Plugins(a) => plugins::run(a, &registry),
         Command::Synth(a) => synth::run(a, &registry),
         Command::Weights(a) => weights::run(a),

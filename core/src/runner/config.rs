@@ -1,0 +1,357 @@
+//! The typed experiment: what a YAML file resolves to (the YAML layer itself is `crate::experiment`).
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{CoreError, Result};
+use crate::inference::SlidingWindow;
+use crate::labels::LabelConvention;
+use crate::metrics::MetricOptions;
+use crate::model::BackendKind;
+use crate::preprocess::PatchConfig;
+
+/// A resolved experiment: data, model, training, evaluation and the rows of a table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Experiment {
+    /// Name (used in the report).
+    pub name: String,
+    /// Shared-library plugins to load before resolving plugin names.
+    #[serde(default)]
+    pub plugins: Vec<PathBuf>,
+    /// Master seed of every run.
+    #[serde(default)]
+    pub seed: u64,
+    /// Independent repetitions of every row (different seeds).
+    #[serde(default = "one")]
+    pub repeats: usize,
+    /// Datasets (column groups of the table).
+    pub datasets: Vec<DatasetConfig>,
+    /// The segmentation network.
+    pub model: PluginRef,
+    /// Training schedule.
+    pub train: TrainConfig,
+    /// Evaluation on the held-out split.
+    #[serde(default)]
+    pub eval: EvalConfig,
+    /// Methods compared (rows of the table).
+    pub rows: Vec<RowConfig>,
+}
+
+fn one() -> usize {
+    1
+}
+
+/// Where a dataset comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DatasetKind {
+    /// BraTS 2019 as downloaded (labels 0, 1, 2, 4).
+    Brats2019,
+    /// BraTS 2020 as downloaded (labels 0, 1, 2, 4).
+    Brats2020,
+    /// The procedural BraTS-like phantom, generated into `path` on first use.
+    Phantom,
+}
+
+/// One dataset.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatasetConfig {
+    /// Column-group title (e.g. "BraTS2019").
+    pub name: String,
+    /// Source kind.
+    pub kind: DatasetKind,
+    /// Folder in the BraTS layout (for a phantom: where it is generated).
+    pub path: PathBuf,
+    /// Label convention; default brats2019 (also right for BraTS 2020).
+    #[serde(default)]
+    pub labels: Option<String>,
+    /// Seed of the train/test split.
+    #[serde(default)]
+    pub split_seed: u64,
+    /// Share of cases used for training (paper: 0.8).
+    #[serde(default = "default_train_fraction")]
+    pub train_fraction: f64,
+    /// Use only the first N cases (sorted by id), e.g. for a quick look at a real dataset.
+    #[serde(default)]
+    pub max_cases: Option<usize>,
+    /// Phantom settings (kind phantom only).
+    #[serde(default)]
+    pub phantom: Option<crate::phantom::PhantomSpec>,
+}
+
+fn default_train_fraction() -> f64 {
+    0.8
+}
+
+impl DatasetConfig {
+    /// The label convention of this dataset.
+    pub fn convention(&self) -> Result<LabelConvention> {
+        LabelConvention::parse(self.labels.as_deref().unwrap_or("brats2019")).map_err(|e| {
+            CoreError::invalid(format!("datasets.{}.labels", self.name), e.to_string())
+        })
+    }
+}
+
+/// A plugin by name with its parameters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginRef {
+    /// Registered plugin name.
+    pub name: String,
+    /// Parameters (validated by the plugin).
+    #[serde(default = "empty_object")]
+    pub params: serde_json::Value,
+}
+
+fn empty_object() -> serde_json::Value {
+    serde_json::json!({})
+}
+
+/// One training stage.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StageConfig {
+    /// Epochs of this stage (paper: 800 for stage 1).
+    pub epochs: usize,
+    /// Learning rate (paper: 1e-4 in stage 1, 1e-5 in stage 2).
+    pub lr: f64,
+}
+
+/// AdamW settings (PyTorch's defaults except the paper's weight decay).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OptimizerConfig {
+    /// Decoupled weight decay (paper §4.2: 1e-5).
+    pub weight_decay: f64,
+    /// Denominator epsilon (PyTorch: 1e-8; burn's default is 1e-5).
+    pub eps: f64,
+    /// First-moment decay.
+    pub beta1: f64,
+    /// Second-moment decay.
+    pub beta2: f64,
+}
+
+impl Default for OptimizerConfig {
+    fn default() -> Self {
+        OptimizerConfig {
+            weight_decay: 1e-5,
+            eps: 1e-8,
+            beta1: 0.9,
+            beta2: 0.999,
+        }
+    }
+}
+
+/// Background synthesis of stage-2 data.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SynthesisConfig {
+    /// Worker threads that synthesize.
+    pub workers: usize,
+    /// Epochs of synthetic data prepared ahead of the trainer (queue bound).
+    pub prefetch_epochs: usize,
+    /// Derive a fresh synthetic case from every real case each epoch (true), or once for the stage (false).
+    pub regenerate: bool,
+}
+
+impl Default for SynthesisConfig {
+    fn default() -> Self {
+        SynthesisConfig {
+            workers: 2,
+            prefetch_epochs: 1,
+            regenerate: true,
+        }
+    }
+}
+
+/// Training schedule of every row.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainConfig {
+    /// cpu (default) or cuda.
+    #[serde(default)]
+    pub backend: BackendKind,
+    /// Stage 1: real data only.
+    pub stage1: StageConfig,
+    /// Stage 2: real plus synthetic data with per-sample weights.
+    pub stage2: StageConfig,
+    /// Patches per optimizer step.
+    #[serde(default = "one")]
+    pub batch: usize,
+    /// Patch sampling.
+    pub patch: PatchConfig,
+    /// Patches drawn from every case per epoch.
+    #[serde(default = "one")]
+    pub patches_per_case: usize,
+    /// AdamW settings.
+    #[serde(default)]
+    pub optimizer: OptimizerConfig,
+    /// Decay of the EMA teacher (pseudo-labels for generative comparators, §4.1).
+    #[serde(default = "default_ema")]
+    pub ema_decay: f64,
+    /// Write a checkpoint every N epochs (and always at the stage switch and the end).
+    #[serde(default = "default_checkpoint_every")]
+    pub checkpoint_every: usize,
+    /// Background synthesis.
+    #[serde(default)]
+    pub synthesis: SynthesisConfig,
+}
+
+fn default_ema() -> f64 {
+    0.99
+}
+
+fn default_checkpoint_every() -> usize {
+    10
+}
+
+/// Which checkpoint the reported metrics come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Report {
+    /// The model after the last epoch.
+    #[default]
+    Last,
+    /// The checkpoint with the best mean test Dice among the periodic evaluations.
+    Best,
+}
+
+/// Evaluation on the held-out split.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EvalConfig {
+    /// Sliding-window inference.
+    pub window: SlidingWindow,
+    /// Probability threshold of every region.
+    pub threshold: f32,
+    /// Dice/HD95 conventions.
+    pub metrics: MetricOptions,
+    /// Evaluate every N epochs to keep the best checkpoint (0: only at the end).
+    pub every: usize,
+    /// Which model the results report.
+    pub report: Report,
+    /// Write test-set predictions as NIfTI label maps.
+    pub save_predictions: bool,
+}
+
+impl Default for EvalConfig {
+    fn default() -> Self {
+        EvalConfig {
+            window: SlidingWindow {
+                patch: [128, 128, 128],
+                overlap: 0.5,
+                blend: crate::inference::Blend::Gaussian,
+            },
+            threshold: 0.5,
+            metrics: MetricOptions::default(),
+            every: 0,
+            report: Report::Last,
+            save_predictions: true,
+        }
+    }
+}
+
+/// One method (row of the table).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RowConfig {
+    /// Row label in the table (e.g. "DSMA").
+    pub label: String,
+    /// Synthesizer of stage 2; none trains stage 2 on real data only.
+    #[serde(default)]
+    pub synthesizer: Option<PluginRef>,
+    /// Weighter of synthetic samples; default `uniform`.
+    #[serde(default)]
+    pub weighter: Option<PluginRef>,
+}
+
+impl RowConfig {
+    /// The weighter, `uniform` when none is named.
+    pub fn weighter_ref(&self) -> PluginRef {
+        self.weighter.clone().unwrap_or(PluginRef {
+            name: "uniform".into(),
+            params: empty_object(),
+        })
+    }
+}
+
+impl Experiment {
+    /// Checks ranges that deserialization cannot (names the field).
+    pub fn validate(&self) -> Result<()> {
+        let t = &self.train;
+        let positive = [
+            ("train.batch", t.batch),
+            ("train.patches_per_case", t.patches_per_case),
+            ("train.checkpoint_every", t.checkpoint_every),
+            ("train.synthesis.workers", t.synthesis.workers),
+            (
+                "train.synthesis.prefetch_epochs",
+                t.synthesis.prefetch_epochs,
+            ),
+            ("repeats", self.repeats),
+        ];
+        for (field, v) in positive {
+            if v == 0 {
+                return Err(CoreError::invalid(field, "0; expected ≥ 1"));
+            }
+        }
+        t.patch.validate()?;
+        for (field, lr) in [
+            ("train.stage1.lr", t.stage1.lr),
+            ("train.stage2.lr", t.stage2.lr),
+        ] {
+            if !(lr > 0.0 && lr.is_finite()) {
+                return Err(CoreError::invalid(field, format!("{lr}; expected > 0")));
+            }
+        }
+        if !(0.0..1.0).contains(&t.ema_decay) {
+            return Err(CoreError::invalid(
+                "train.ema_decay",
+                format!("{}; expected a value in [0, 1)", t.ema_decay),
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.eval.threshold) {
+            return Err(CoreError::invalid(
+                "eval.threshold",
+                format!("{}; expected a value in [0, 1]", self.eval.threshold),
+            ));
+        }
+        if self.datasets.is_empty() {
+            return Err(CoreError::invalid(
+                "datasets",
+                "empty; expected at least one dataset",
+            ));
+        }
+        if self.rows.is_empty() {
+            return Err(CoreError::invalid(
+                "rows",
+                "empty; expected at least one row",
+            ));
+        }
+        for d in &self.datasets {
+            d.convention()?;
+            if d.kind == DatasetKind::Phantom && d.phantom.is_none() {
+                return Err(CoreError::invalid(
+                    format!("datasets.{}.phantom", d.name),
+                    "missing; a phantom dataset needs `phantom: {cases, size, seed}`",
+                ));
+            }
+        }
+        let mut labels = std::collections::BTreeSet::new();
+        for r in &self.rows {
+            if !labels.insert(r.label.as_str()) {
+                return Err(CoreError::invalid(
+                    "rows",
+                    format!(
+                        "label `{}` appears twice; row labels must be unique",
+                        r.label
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,116 @@
+//! Evaluation: sliding-window inference of every test case, thresholding, metrics on the original
+//! grid, NIfTI predictions in the dataset's label convention; and per-case scores for the weighter.
+
+use std::path::Path;
+
+use burn::tensor::backend::Backend;
+use ndarray::{Array3, Array4, Axis};
+
+use crate::error::Result;
+use crate::inference::sliding_window;
+use crate::labels::{labels_from_regions, region_mask, LabelConvention, Region};
+use crate::metrics::{case_metrics, dice, nan_mean, CaseMetrics, EmptyDice, RegionMetrics};
+use crate::model::SegmentationModel;
+use crate::nifti_io::write_volume;
+use crate::plugin::ScoreKind;
+use crate::runner::config::EvalConfig;
+use crate::runner::data::PreparedCase;
+use crate::runner::CaseResult;
+use crate::volume::Case;
+
+/// Label map from region probabilities `[3, z, y, x]` thresholded at `threshold`.
+pub fn labels_from_probabilities(
+    probs: &Array4<f32>,
+    threshold: f32,
+    convention: LabelConvention,
+) -> Array3<u8> {
+    let mask = |c: usize| probs.index_axis(Axis(0), c).mapv(|p| p > threshold);
+    labels_from_regions(mask(0).view(), mask(1).view(), mask(2).view(), convention)
+}
+
+/// Predicted label map of a preprocessed case.
+pub fn predict<B: Backend, M: SegmentationModel<B>>(
+    model: &M,
+    case: &Case,
+    cfg: &EvalConfig,
+    device: &B::Device,
+) -> Result<Array3<u8>> {
+    let probs = sliding_window::<B, M>(model, case.image.view(), &cfg.window, device)?;
+    Ok(labels_from_probabilities(
+        &probs,
+        cfg.threshold,
+        case.convention,
+    ))
+}
+
+/// Metrics of every test case; predictions written to `predictions` as `<id>.nii.gz` when given.
+pub fn evaluate<B: Backend, M: SegmentationModel<B>>(
+    model: &M,
+    test: &[PreparedCase],
+    cfg: &EvalConfig,
+    device: &B::Device,
+    predictions: Option<&Path>,
+) -> Result<Vec<CaseResult>> {
+    let mut out = Vec::with_capacity(test.len());
+    for c in test {
+        let pred = c.uncrop(&predict::<B, M>(model, &c.case, cfg, device)?);
+        let metrics = case_metrics(
+            pred.view(),
+            c.original_label.view(),
+            c.case.convention,
+            c.original_grid.spacing_zyx(),
+            &cfg.metrics,
+        );
+        if let Some(dir) = predictions {
+            write_volume(
+                &dir.join(format!("{}.nii.gz", c.case.id)),
+                pred.view(),
+                &c.original_grid,
+            )?;
+        }
+        out.push(CaseResult {
+            id: c.case.id.clone(),
+            metrics,
+        });
+    }
+    Ok(out)
+}
+
+/// Mean of per-case metrics (NaN entries skipped).
+pub fn mean_metrics(cases: &[CaseResult]) -> CaseMetrics {
+    let m = |f: &dyn Fn(&CaseMetrics) -> RegionMetrics| RegionMetrics {
+        dice: nan_mean(cases.iter().map(|c| f(&c.metrics).dice)),
+        hd95: nan_mean(cases.iter().map(|c| f(&c.metrics).hd95)),
+    };
+    CaseMetrics {
+        WT: m(&|c| c.WT),
+        TC: m(&|c| c.TC),
+        ET: m(&|c| c.ET),
+        AVE: m(&|c| c.AVE),
+    }
+}
+
+/// The weighter's score of the model on one (preprocessed) case: Dice in [0, 1] per `kind`
+/// (an empty region predicted empty scores 1).
+pub fn score_case<B: Backend, M: SegmentationModel<B>>(
+    model: &M,
+    case: &Case,
+    kind: ScoreKind,
+    cfg: &EvalConfig,
+    device: &B::Device,
+) -> Result<f64> {
+    let pred = predict::<B, M>(model, case, cfg, device)?;
+    let d = |r: Region| {
+        dice(
+            region_mask(pred.view(), r, case.convention).view(),
+            region_mask(case.label.view(), r, case.convention).view(),
+            EmptyDice::Brats,
+        )
+    };
+    Ok(match kind {
+        ScoreKind::Mean => (d(Region::Wt) + d(Region::Tc) + d(Region::Et)) / 3.0,
+        ScoreKind::WT => d(Region::Wt),
+        ScoreKind::TC => d(Region::Tc),
+        ScoreKind::ET => d(Region::Et),
+    })
+}

@@ -1,0 +1,254 @@
+//! Running an experiment: validate every plugin first, plan the runs, skip finished ones, share
+//! stage 1, and call the model's trainer for each remaining run.
+
+use std::path::{Path, PathBuf};
+
+use crate::error::{CoreError, Result};
+use crate::experiment::LoadedExperiment;
+use crate::model;
+use crate::plugin::registry::PluginKind;
+use crate::plugin::Registry;
+use crate::runner::config::Experiment;
+use crate::runner::data::{prepare, PreparedData};
+use crate::runner::plan::{plan, PlannedRun};
+use crate::runner::{run_dir, RunJob, RunObserver, RunResults};
+
+/// Options of `dsma run`.
+#[derive(Debug, Clone, Default)]
+pub struct ExecuteOptions {
+    /// Output folder.
+    pub out: PathBuf,
+    /// Continue runs that stopped (without it, a started run is an error).
+    pub resume: bool,
+    /// Only the rows with these labels (all when empty).
+    pub only: Vec<String>,
+    /// Run only every n-th run starting at i: `(i, n)`, 0-based.
+    pub shard: Option<(usize, usize)>,
+}
+
+/// Checks that every plugin the experiment names exists and accepts its parameters; returns one
+/// line per problem, naming the row and the plugin.
+pub fn check_plugins(exp: &Experiment, registry: &Registry, only: &[String]) -> Vec<String> {
+    let mut problems = Vec::new();
+    match model::model(&exp.model.name) {
+        Ok(m) => {
+            if let Err(e) = (m.check)(&exp.model.params) {
+                problems.push(format!("model: {e}"));
+            }
+            if let Err(e) = m.trainer(exp.train.backend) {
+                problems.push(format!("train.backend: {e}"));
+            }
+        }
+        Err(e) => problems.push(format!("model: {e}")),
+    }
+    for (i, row) in exp.rows.iter().enumerate() {
+        if !only.is_empty() && !only.contains(&row.label) {
+            continue;
+        }
+        if let Some(s) = &row.synthesizer {
+            let built = registry.describe(&s.name).and_then(|info| match info.kind {
+                PluginKind::Synthesizer => registry.synthesizer(&s.name, &s.params).map(|_| ()),
+                PluginKind::TrainableSynthesizer => registry
+                    .trainable_synthesizer(&s.name, &s.params)
+                    .map(|_| ()),
+                other => Err(CoreError::invalid(
+                    "synthesizer",
+                    format!("`{}` is a {}, not a synthesizer", s.name, other.name()),
+                )),
+            });
+            if let Err(e) = built {
+                problems.push(format!("rows.{i} ({}): synthesizer: {e}", row.label));
+            }
+        }
+        let w = row.weighter_ref();
+        if let Err(e) = registry.weighter(&w.name, &w.params) {
+            problems.push(format!("rows.{i} ({}): weighter: {e}", row.label));
+        }
+    }
+    for label in only {
+        if !exp.rows.iter().any(|r| &r.label == label) {
+            let known: Vec<&str> = exp.rows.iter().map(|r| r.label.as_str()).collect();
+            problems.push(format!(
+                "--only {label}: no such row (rows: {})",
+                known.join(", ")
+            ));
+        }
+    }
+    problems
+}
+
+/// The runs `opts` selects, in plan order.
+pub fn selected_runs(exp: &Experiment, opts: &ExecuteOptions) -> Vec<PlannedRun> {
+    plan(exp)
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| opts.shard.is_none_or(|(s, n)| i % n == s))
+        .map(|(_, r)| r)
+        .filter(|r| opts.only.is_empty() || opts.only.contains(&r.label))
+        .collect()
+}
+
+/// Whether a run folder holds a finished run.
+pub fn is_finished(out: &Path, run: &PlannedRun) -> bool {
+    out.join(run.dir()).join("results.json").exists()
+}
+
+/// Runs every selected run of `loaded` that is not finished; returns the results of all selected runs.
+pub fn execute(
+    loaded: &LoadedExperiment,
+    registry: &Registry,
+    opts: &ExecuteOptions,
+    obs: &mut dyn RunObserver,
+) -> Result<Vec<RunResults>> {
+    let exp = &loaded.experiment;
+    let problems = check_plugins(exp, registry, &opts.only);
+    if !problems.is_empty() {
+        return Err(CoreError::invalid(
+            loaded.files[0].display().to_string(),
+            format!("cannot run:\n  {}", problems.join("\n  ")),
+        ));
+    }
+    let reg = model::model(&exp.model.name)?;
+    let trainer = reg.trainer(exp.train.backend)?;
+    let runs = selected_runs(exp, opts);
+    let mut data: Vec<Option<PreparedData>> = exp.datasets.iter().map(|_| None).collect();
+    let mut results = Vec::new();
+    for (n, run) in runs.iter().enumerate() {
+        let dir = opts.out.join(run.dir());
+        if let Some(done) = run_dir::read_results(&dir)? {
+            obs.message(&format!(
+                "[{}/{}] {} on {}: finished earlier, skipped",
+                n + 1,
+                runs.len(),
+                run.label,
+                run.dataset_name
+            ));
+            results.push(serde_json::from_value(done).map_err(|e| {
+                CoreError::invalid(
+                    dir.join("results.json").display().to_string(),
+                    e.to_string(),
+                )
+            })?);
+            continue;
+        }
+        if dir.join("checkpoints").exists() && !opts.resume {
+            return Err(CoreError::invalid(
+                dir.display().to_string(),
+                "holds an unfinished run; pass --resume to continue it (or delete the folder)",
+            ));
+        }
+        obs.message(&format!(
+            "[{}/{}] {} on {} (repeat {}, seed {})",
+            n + 1,
+            runs.len(),
+            run.label,
+            run.dataset_name,
+            run.repeat,
+            run.seed
+        ));
+        let prepared = match &mut data[run.dataset] {
+            Some(d) => &*d,
+            slot @ None => &*slot.insert(prepare(&exp.datasets[run.dataset])?),
+        };
+        std::fs::create_dir_all(&dir).map_err(|e| CoreError::io(&dir, e))?;
+        let config = serde_json::json!({
+            "experiment": loaded.resolved,
+            "files": loaded.files,
+            "overrides": loaded.overrides,
+            "run": run,
+        });
+        crate::atomic_file::write_atomic(
+            &dir.join("config.json"),
+            &serde_json::to_vec_pretty(&config)
+                .map_err(|e| CoreError::invalid("config", e.to_string()))?,
+        )?;
+        let stage1 = opts.out.join(run.stage1_dir());
+        let job = RunJob {
+            experiment: exp,
+            run,
+            data: prepared,
+            registry,
+            stage1_dir: &stage1,
+            run_dir: &dir,
+        };
+        results.push(trainer(&job, obs)?.results);
+    }
+    Ok(results)
+}
+
+/// Every finished run under an output folder, with the row and dataset order of its experiment.
+pub fn collect_results(out: &Path) -> Result<(Vec<String>, Vec<String>, Vec<RunResults>)> {
+    let runs = out.join("runs");
+    if !runs.is_dir() {
+        return Err(CoreError::invalid(
+            out.display().to_string(),
+            "has no `runs` folder; expected the --out folder of `dsma run`",
+        ));
+    }
+    let mut results = Vec::new();
+    let mut rows: Vec<String> = Vec::new();
+    let mut datasets: Vec<String> = Vec::new();
+    let mut dirs = vec![runs];
+    let mut found = Vec::new();
+    while let Some(d) = dirs.pop() {
+        for entry in std::fs::read_dir(&d)
+            .map_err(|e| CoreError::io(&d, e))?
+            .flatten()
+        {
+            let p = entry.path();
+            if p.is_dir() {
+                if p.join("config.json").exists() || p.join("results.json").exists() {
+                    found.push(p);
+                } else {
+                    dirs.push(p);
+                }
+            }
+        }
+    }
+    found.sort();
+    for dir in found {
+        if rows.is_empty() {
+            let cfg = dir.join("config.json");
+            if let Ok(bytes) = std::fs::read(&cfg) {
+                if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&bytes) {
+                    let names = |key: &str, field: &str| -> Vec<String> {
+                        v["experiment"][key]
+                            .as_array()
+                            .map(|a| {
+                                a.iter()
+                                    .filter_map(|x| x[field].as_str().map(String::from))
+                                    .collect()
+                            })
+                            .unwrap_or_default()
+                    };
+                    rows = names("rows", "label");
+                    datasets = names("datasets", "name");
+                }
+            }
+        }
+        if let Some(v) = run_dir::read_results(&dir)? {
+            let r: RunResults = serde_json::from_value(v).map_err(|e| {
+                CoreError::invalid(
+                    dir.join("results.json").display().to_string(),
+                    e.to_string(),
+                )
+            })?;
+            results.push(r);
+        }
+    }
+    for r in &results {
+        if !rows.contains(&r.row) {
+            rows.push(r.row.clone());
+        }
+        if !datasets.contains(&r.dataset) {
+            datasets.push(r.dataset.clone());
+        }
+    }
+    if results.is_empty() {
+        return Err(CoreError::invalid(
+            out.display().to_string(),
+            "holds no finished run (no results.json)",
+        ));
+    }
+    Ok((rows, datasets, results))
+}

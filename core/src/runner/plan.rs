@@ -1,0 +1,118 @@
+//! Expanding an experiment into runs (rows × datasets × repeats) and naming their folders.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::phantom::derive_seed;
+use crate::runner::config::Experiment;
+
+/// One run: a row trained on a dataset with one seed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlannedRun {
+    /// Index into `experiment.rows`.
+    pub row: usize,
+    /// Index into `experiment.datasets`.
+    pub dataset: usize,
+    /// Repeat index.
+    pub repeat: usize,
+    /// Seed of the run (model init, patches, synthesis).
+    pub seed: u64,
+    /// Row label.
+    pub label: String,
+    /// Dataset name.
+    pub dataset_name: String,
+    /// Hash of the stage-1 settings; runs with equal hashes share one stage-1 run.
+    pub stage1_hash: String,
+}
+
+impl PlannedRun {
+    /// Folder of the run, relative to the output folder.
+    pub fn dir(&self) -> PathBuf {
+        PathBuf::from("runs")
+            .join(slug(&self.dataset_name))
+            .join(slug(&self.label))
+            .join(format!("rep-{}", self.repeat))
+    }
+
+    /// Folder of its shared stage-1 run, relative to the output folder.
+    pub fn stage1_dir(&self) -> PathBuf {
+        PathBuf::from("stage1").join(&self.stage1_hash)
+    }
+}
+
+/// A file-name-safe version of a label (`DTSS+MAS` → `dtss-mas`).
+pub fn slug(label: &str) -> String {
+    let mut out = String::new();
+    for c in label.chars() {
+        if c.is_ascii_alphanumeric() {
+            out.push(c.to_ascii_lowercase());
+        } else if !out.ends_with('-') && !out.is_empty() {
+            out.push('-');
+        }
+    }
+    let trimmed = out.trim_end_matches('-').to_string();
+    if trimmed.is_empty() {
+        "row".into()
+    } else {
+        trimmed
+    }
+}
+
+/// FNV-1a, 64 bit: a stable hash (the standard library's is not stable across releases).
+pub fn stable_hash(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in bytes {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
+/// Every run of `exp`, datasets outermost, then repeats, then rows.
+pub fn plan(exp: &Experiment) -> Vec<PlannedRun> {
+    let mut runs = Vec::new();
+    for (d, dataset) in exp.datasets.iter().enumerate() {
+        for repeat in 0..exp.repeats {
+            let seed = derive_seed(exp.seed, repeat as u64);
+            // Everything stage 1 depends on; stage-2 settings and the row are left out.
+            let mut train = serde_json::to_value(&exp.train).unwrap_or_default();
+            if let Some(t) = train.as_object_mut() {
+                t.remove("stage2");
+                t.remove("synthesis");
+                t.remove("checkpoint_every");
+            }
+            let key = serde_json::json!({
+                "dataset": dataset,
+                "model": exp.model,
+                "train": train,
+                "seed": seed,
+            });
+            let hash = stable_hash(key.to_string().as_bytes());
+            for (r, row) in exp.rows.iter().enumerate() {
+                runs.push(PlannedRun {
+                    row: r,
+                    dataset: d,
+                    repeat,
+                    seed,
+                    label: row.label.clone(),
+                    dataset_name: dataset.name.clone(),
+                    stage1_hash: format!("{hash:016x}"),
+                });
+            }
+        }
+    }
+    runs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slugs_are_file_safe() {
+        assert_eq!(slug("DTSS+MAS"), "dtss-mas");
+        assert_eq!(slug("Wu et al."), "wu-et-al");
+        assert_eq!(slug("++"), "row");
+    }
+}

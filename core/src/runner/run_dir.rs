@@ -1,0 +1,88 @@
+//! Files of a run folder: `epochs.csv` / `epochs.jsonl`, `weights.csv`, `results.json`; each
+//! rewritten atomically from the in-memory state, so a resumed run rewrites them identically.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use crate::atomic_file::write_atomic;
+use crate::error::{CoreError, Result};
+use crate::runner::data::PreparedCase;
+use crate::runner::train::WeightLog;
+use crate::runner::{EpochRecord, RunResults};
+
+fn opt(v: Option<f64>) -> String {
+    v.map(|x| format!("{x:.6}")).unwrap_or_default()
+}
+
+/// Writes `epochs.csv` and `epochs.jsonl`.
+pub fn write_records(dir: &Path, records: &[EpochRecord]) -> Result<()> {
+    let mut csv = String::from(
+        "stage,epoch,lr,loss,steps,synthetic,mean_weight,real_score,test_wt,test_tc,test_et,test_ave,wait_s,seconds\n",
+    );
+    let mut jsonl = String::new();
+    for r in records {
+        let d = |i: usize| opt(r.test_dice.map(|d| d[i]));
+        let _ = writeln!(
+            csv,
+            "{},{},{:e},{:.6},{},{},{},{},{},{},{},{},{:.3},{:.3}",
+            r.stage,
+            r.epoch,
+            r.lr,
+            r.loss,
+            r.steps,
+            r.synthetic,
+            opt(r.mean_weight),
+            opt(r.real_score),
+            d(0),
+            d(1),
+            d(2),
+            d(3),
+            r.wait_s,
+            r.seconds
+        );
+        jsonl.push_str(
+            &serde_json::to_string(r)
+                .map_err(|e| CoreError::invalid("epoch record", e.to_string()))?,
+        );
+        jsonl.push('\n');
+    }
+    write_atomic(&dir.join("epochs.csv"), csv.as_bytes())?;
+    write_atomic(&dir.join("epochs.jsonl"), jsonl.as_bytes())
+}
+
+/// Writes `weights.csv`: one line per synthetic sample and stage-2 epoch.
+pub fn write_weights(dir: &Path, logs: &[WeightLog], real: &[PreparedCase]) -> Result<()> {
+    let mut csv = String::from("epoch,sample,source,real_case,score,weight\n");
+    for log in logs {
+        for (j, ((src, score), w)) in log
+            .sources
+            .iter()
+            .zip(&log.scores)
+            .zip(&log.weights)
+            .enumerate()
+        {
+            let real_case = real.get(j).map(|c| c.case.id.as_str()).unwrap_or("");
+            let _ = writeln!(csv, "{},{j},{src},{real_case},{score:.6},{w:.6}", log.epoch);
+        }
+    }
+    write_atomic(&dir.join("weights.csv"), csv.as_bytes())
+}
+
+/// Writes `results.json` (marks the run finished).
+pub fn write_results(dir: &Path, results: &RunResults) -> Result<()> {
+    let json = serde_json::to_vec_pretty(results)
+        .map_err(|e| CoreError::invalid("results", e.to_string()))?;
+    write_atomic(&dir.join("results.json"), &json)
+}
+
+/// Reads `results.json` of a finished run, if present.
+pub fn read_results(dir: &Path) -> Result<Option<serde_json::Value>> {
+    let path = dir.join("results.json");
+    if !path.exists() {
+        return Ok(None);
+    }
+    let bytes = std::fs::read(&path).map_err(|e| CoreError::io(&path, e))?;
+    serde_json::from_slice(&bytes)
+        .map(Some)
+        .map_err(|e| CoreError::invalid(format!("{}", path.display()), e.to_string()))
+}

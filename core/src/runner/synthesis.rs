@@ -1,0 +1,97 @@
+//! Stage-2 synthetic data made in background threads: one synthetic case per real training case and
+//! epoch, seeded by (run, epoch, case), handed to the trainer through a bounded queue.
+
+use std::sync::mpsc::{sync_channel, Receiver};
+use std::thread::Scope;
+use std::time::Instant;
+
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
+
+use crate::error::{CoreError, Result};
+use crate::phantom::derive_seed;
+use crate::plugin::Synthesizer;
+use crate::runner::data::PreparedCase;
+use crate::volume::Case;
+
+/// Salt of the synthesis seeds.
+const SALT: u64 = 0x5359_4e54; // "SYNT"
+
+/// The seed of synthetic case `case` of stage-2 epoch `epoch` in the run seeded `seed`.
+pub fn case_seed(seed: u64, epoch: usize, case: usize) -> u64 {
+    derive_seed(
+        derive_seed(derive_seed(seed, SALT), epoch as u64),
+        case as u64,
+    )
+}
+
+/// Synthesizes one epoch's set: case `j` from real case `j`.
+pub fn synthesize_epoch(
+    synth: &dyn Synthesizer,
+    real: &[PreparedCase],
+    seed: u64,
+    epoch: usize,
+) -> Result<Vec<Case>> {
+    real.par_iter()
+        .enumerate()
+        .map(|(j, c)| {
+            let mut rng = ChaCha8Rng::seed_from_u64(case_seed(seed, epoch, j));
+            synth.synthesize(&c.case, &mut rng).map(|s| s.case)
+        })
+        .collect()
+}
+
+/// The trainer's end of the queue.
+pub struct SynthesisQueue {
+    rx: Receiver<(usize, Result<Vec<Case>>)>,
+}
+
+impl SynthesisQueue {
+    /// Starts a producer thread in `scope` that makes the sets of stage-2 epochs `first..last`
+    /// (one set only when `regenerate` is false) on `workers` threads, at most `prefetch` sets ahead.
+    #[allow(clippy::too_many_arguments)]
+    pub fn start<'scope, 'env>(
+        scope: &'scope Scope<'scope, 'env>,
+        synth: &'env dyn Synthesizer,
+        real: &'env [PreparedCase],
+        seed: u64,
+        first: usize,
+        last: usize,
+        regenerate: bool,
+        workers: usize,
+        prefetch: usize,
+    ) -> Result<Self> {
+        let (tx, rx) = sync_channel(prefetch.max(1));
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(workers.max(1))
+            .thread_name(|i| format!("dsma-synth-{i}"))
+            .build()
+            .map_err(|e| CoreError::invalid("train.synthesis.workers", e.to_string()))?;
+        scope.spawn(move || {
+            let epochs: Vec<usize> = if regenerate {
+                (first..last).collect()
+            } else {
+                vec![0]
+            };
+            for k in epochs {
+                let set = pool.install(|| synthesize_epoch(synth, real, seed, k));
+                // The trainer hung up (error or finished): stop.
+                if tx.send((k, set)).is_err() {
+                    break;
+                }
+            }
+        });
+        Ok(SynthesisQueue { rx })
+    }
+
+    /// The next epoch's set and how long the trainer waited for it.
+    pub fn next(&self) -> Result<(usize, Vec<Case>, f64)> {
+        let t = Instant::now();
+        let (k, set) = self
+            .rx
+            .recv()
+            .map_err(|_| CoreError::invalid("synthesis", "the synthesis thread stopped early"))?;
+        Ok((k, set?, t.elapsed().as_secs_f64()))
+    }
+}

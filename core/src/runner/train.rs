@@ -1,0 +1,758 @@
+//! The generic two-stage trainer, instantiated per model and backend by
+//! [`crate::model::ModelRegistration::of`].
+//!
+//! Per run: build the network with a seeded backend RNG and initialise its weights at once (burn
+//! 0.21 initialises lazily; the EMA copy must be made after that). Stage 1 (shared between rows with
+//! the same stage-1 settings) trains on real patches; stage 2 adds one synthetic case per real case
+//! per epoch from the row's synthesizer, each synthetic sample's Dice loss times its weight from the
+//! row's weighter (eq. 15). Before every stage-2 epoch the current model scores every real training
+//! case and every synthetic case of the epoch (full-volume sliding window, the `L'_j` and `L_k^j` of
+//! eqs. 6–7), and the weighter turns the scores into weights. Every random choice of an epoch comes
+//! from a ChaCha8 stream seeded by (run seed, epoch), so the RNG state of a checkpoint is its epoch.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::Instant;
+
+use burn::backend::Autodiff;
+use burn::module::{AutodiffModule, HasAutodiffModule, Module, ParamId};
+use burn::optim::adaptor::OptimizerAdaptor;
+use burn::optim::{AdamW, AdamWConfig, GradientsParams, Optimizer};
+use burn::record::{BinBytesRecorder, FullPrecisionSettings, Recorder};
+use burn::tensor::backend::Backend;
+use burn::tensor::{ElementConversion, Tensor, TensorData};
+use burn_store::{ModuleSnapshot, SafetensorsStore};
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{CoreError, Result};
+use crate::labels::region_targets;
+use crate::loss::weighted_dice_loss;
+use crate::model::{ModelFactory, SegmentationModel};
+use crate::phantom::derive_seed;
+use crate::plugin::registry::PluginKind;
+use crate::plugin::{parse_params, EpochScores, SampleWeighter, ScoreKind, TrainableSynthesizer};
+use crate::preprocess::{foreground_indices, sample_patch};
+use crate::runner::checkpoint::{self, Checkpoint};
+use crate::runner::config::{Report, TrainConfig};
+use crate::runner::evaluate::{evaluate, labels_from_probabilities, mean_metrics, score_case};
+use crate::runner::module_state::{ema_update, materialize, parameter_paths, require_grad};
+use crate::runner::run_dir;
+use crate::runner::synthesis::SynthesisQueue;
+use crate::runner::{EpochRecord, RunJob, RunObserver, RunOutcome, RunResults};
+use crate::volume::Case;
+
+/// The autodiff (training) version of a factory's network.
+type TrainModel<F, B> =
+    <<F as ModelFactory>::Model<B> as HasAutodiffModule<Autodiff<B>>>::TrainModule;
+
+/// AdamW on the training network.
+type Optim<F, B> = OptimizerAdaptor<AdamW, TrainModel<F, B>, Autodiff<B>>;
+/// Its state: per-parameter moments keyed by parameter id.
+type OptimRecord<F, B> = <Optim<F, B> as Optimizer<TrainModel<F, B>, Autodiff<B>>>::Record;
+
+const SALT_INIT: u64 = 0x494e_4954; // "INIT"
+const SALT_EPOCH: u64 = 0x4550_4f43; // "EPOC"
+
+/// Scores and weights of one stage-2 epoch (a block of `weights.csv`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WeightLog {
+    /// Global epoch (1-based) the weights were used in.
+    pub epoch: usize,
+    /// Score of every real training case.
+    pub real_scores: Vec<f64>,
+    /// Real case each synthetic sample derives from (or the generator sample id).
+    pub sources: Vec<String>,
+    /// Score of every synthetic sample.
+    pub scores: Vec<f64>,
+    /// Weight of every synthetic sample.
+    pub weights: Vec<f64>,
+}
+
+/// Resumable training state (the JSON part of a checkpoint).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct TrainState {
+    /// Epochs completed (global).
+    pub epoch: usize,
+    /// One record per completed epoch.
+    pub records: Vec<EpochRecord>,
+    /// Weighter state ([`SampleWeighter::history`]).
+    pub weighter: serde_json::Value,
+    /// Stage-2 scores and weights per epoch.
+    pub weights: Vec<WeightLog>,
+    /// Best (epoch, mean test Dice) among periodic stage-2 evaluations.
+    pub best: Option<(usize, f64)>,
+    /// Parameter ids in visiting order when saved (keys of the optimizer state).
+    pub param_ids: Vec<u64>,
+    /// Parameter paths in visiting order (structure check on load).
+    pub param_paths: Vec<String>,
+}
+
+struct Session<F: ModelFactory, B: Backend> {
+    /// Always `Some` between steps (taken by value for the optimizer step).
+    student: Option<TrainModel<F, B>>,
+    ema: F::Model<B>,
+    optim: Optim<F, B>,
+    state: TrainState,
+    device: B::Device,
+    params: F::Params,
+}
+
+fn model_bytes<B: Backend, M: Module<B>>(m: &M, what: &str) -> Result<Vec<u8>> {
+    let mut store = SafetensorsStore::from_bytes(None);
+    m.save_into(&mut store)
+        .map_err(|e| CoreError::invalid(what, e.to_string()))?;
+    store
+        .get_bytes()
+        .map_err(|e| CoreError::invalid(what, e.to_string()))
+}
+
+fn load_model<F: ModelFactory, B: Backend>(
+    params: &F::Params,
+    bytes: &[u8],
+    file: &Path,
+    device: &B::Device,
+) -> Result<F::Model<B>> {
+    let mut m = F::build::<B>(params, device)?;
+    let mut store = SafetensorsStore::from_bytes(Some(bytes.to_vec()));
+    let applied = m
+        .load_from(&mut store)
+        .map_err(|e| CoreError::invalid(format!("checkpoint {}", file.display()), e.to_string()))?;
+    if !applied.missing.is_empty() || !applied.errors.is_empty() {
+        return Err(CoreError::invalid(
+            format!("checkpoint {}", file.display()),
+            format!(
+                "does not fit this network ({} missing, {} mismatched tensors); was the model changed?",
+                applied.missing.len(),
+                applied.errors.len()
+            ),
+        ));
+    }
+    Ok(m)
+}
+
+impl<F: ModelFactory, B: Backend> Session<F, B> {
+    fn student(&self) -> &TrainModel<F, B> {
+        self.student
+            .as_ref()
+            .expect("student present between steps")
+    }
+
+    fn checkpoint(&mut self) -> Result<Checkpoint> {
+        let mut ckpt = Checkpoint::default();
+        ckpt.files.insert(
+            "model.safetensors".into(),
+            model_bytes(&self.student().valid(), "model")?,
+        );
+        ckpt.files
+            .insert("ema.safetensors".into(), model_bytes(&self.ema, "ema")?);
+        let optim = BinBytesRecorder::<FullPrecisionSettings>::default()
+            .record(self.optim.to_record(), ())
+            .map_err(|e| CoreError::invalid("optimizer state", e.to_string()))?;
+        ckpt.files.insert("optimizer.bin".into(), optim);
+        let paths = parameter_paths(self.student());
+        self.state.param_ids = paths.iter().map(|(_, id)| id.val()).collect();
+        self.state.param_paths = paths.into_iter().map(|(p, _)| p).collect();
+        ckpt.state = serde_json::to_value(&self.state)
+            .map_err(|e| CoreError::invalid("training state", e.to_string()))?;
+        Ok(ckpt)
+    }
+
+    fn save(&mut self, dir: &Path, name: &str, keep: &[&str]) -> Result<()> {
+        let ckpt = self.checkpoint()?;
+        checkpoint::save(dir, name, &ckpt, keep)?;
+        Ok(())
+    }
+
+    /// Restores model, EMA, optimizer and state from the checkpoint folder `path`.
+    fn restore(&mut self, path: &Path) -> Result<()> {
+        let ckpt = checkpoint::load(path)?;
+        let file = |n: &str| -> Result<&Vec<u8>> {
+            ckpt.files.get(n).ok_or_else(|| {
+                CoreError::invalid(
+                    format!("checkpoint {}", path.display()),
+                    format!("`{n}` is missing; the checkpoint is corrupt"),
+                )
+            })
+        };
+        let state: TrainState = serde_json::from_value(ckpt.state.clone()).map_err(|e| {
+            CoreError::invalid(
+                format!("checkpoint {}", path.join("state.json").display()),
+                format!("unreadable training state ({e}); the checkpoint is corrupt"),
+            )
+        })?;
+        let inner = load_model::<F, B>(
+            &self.params,
+            file("model.safetensors")?,
+            &path.join("model.safetensors"),
+            &self.device,
+        )?;
+        let ema = load_model::<F, B>(
+            &self.params,
+            file("ema.safetensors")?,
+            &path.join("ema.safetensors"),
+            &self.device,
+        )?;
+        let student = require_grad(TrainModel::<F, B>::from_inner(inner));
+        let now = parameter_paths(&student);
+        if now.len() != state.param_ids.len()
+            || now.iter().map(|(p, _)| p).ne(state.param_paths.iter())
+        {
+            return Err(CoreError::invalid(
+                format!("checkpoint {}", path.display()),
+                "its parameters do not match this network; was the model changed?",
+            ));
+        }
+        let record: OptimRecord<F, B> = BinBytesRecorder::<FullPrecisionSettings>::default()
+            .load(file("optimizer.bin")?.clone(), &self.device)
+            .map_err(|e| {
+                CoreError::invalid(
+                    format!("checkpoint {}", path.join("optimizer.bin").display()),
+                    format!("unreadable optimizer state ({e}); the checkpoint is corrupt"),
+                )
+            })?;
+        let record = remap_ids(record, &state.param_ids, &now, path)?;
+        self.optim = self.optim.clone().load_record(record);
+        self.student = Some(student);
+        self.ema = ema;
+        self.state = state;
+        Ok(())
+    }
+}
+
+/// Re-keys optimizer state saved under old parameter ids (burn draws ids at random per build) to
+/// the ids of the rebuilt network, matching parameters by visiting order.
+fn remap_ids<R, V>(record: R, old: &[u64], now: &[(String, ParamId)], path: &Path) -> Result<R>
+where
+    R: IntoIterator<Item = (ParamId, V)> + FromIterator<(ParamId, V)>,
+{
+    let map: HashMap<u64, ParamId> = old
+        .iter()
+        .copied()
+        .zip(now.iter().map(|(_, id)| *id))
+        .collect();
+    record
+        .into_iter()
+        .map(|(id, r)| {
+            map.get(&id.val()).map(|new| (*new, r)).ok_or_else(|| {
+                CoreError::invalid(
+                    format!("checkpoint {}", path.join("optimizer.bin").display()),
+                    "optimizer state for an unknown parameter; the checkpoint is corrupt",
+                )
+            })
+        })
+        .collect()
+}
+
+/// Trains and evaluates one run (both stages), resuming from checkpoints where they exist.
+pub fn train<F: ModelFactory, B: Backend>(
+    job: &RunJob<'_>,
+    obs: &mut dyn RunObserver,
+) -> Result<RunOutcome> {
+    let exp = job.experiment;
+    let t = &exp.train;
+    let device = B::Device::default();
+    let params: F::Params = parse_params(F::NAME, &exp.model.params)?;
+    F::validate(&params)?;
+    B::seed(&device, derive_seed(job.run.seed, SALT_INIT));
+    let inner = F::build::<B>(&params, &device)?;
+    materialize(&inner);
+    check_sizes(inner.size_divisor(), t, &exp.eval.window.patch)?;
+    let student = require_grad(TrainModel::<F, B>::from_inner(inner.clone()));
+    let optim = AdamWConfig::new()
+        .with_beta_1(t.optimizer.beta1 as f32)
+        .with_beta_2(t.optimizer.beta2 as f32)
+        .with_epsilon(t.optimizer.eps as f32)
+        .with_weight_decay(t.optimizer.weight_decay as f32)
+        .init::<Autodiff<B>, TrainModel<F, B>>();
+    let mut s = Session::<F, B> {
+        student: Some(student),
+        ema: inner,
+        optim,
+        state: TrainState::default(),
+        device,
+        params,
+    };
+    let (e1, e2) = (t.stage1.epochs, t.stage2.epochs);
+    let s1_ckpts = job.stage1_dir.join("checkpoints");
+    let run_ckpts = job.run_dir.join("checkpoints");
+    let split = job.data.split.clone();
+    split.write(&job.stage1_dir.join("split.json"))?;
+    split.write(&job.run_dir.join("split.json"))?;
+
+    // Stage 1 (shared): resume from the run's own stage-2 checkpoint, else from stage 1's.
+    if let Some(p) = checkpoint::latest(&run_ckpts)? {
+        s.restore(&p)?;
+        obs.message(&format!(
+            "resumed {} at epoch {}",
+            job.run_dir.display(),
+            s.state.epoch
+        ));
+    } else if let Some(p) = checkpoint::latest(&s1_ckpts)? {
+        s.restore(&p)?;
+        if s.state.epoch < e1 {
+            obs.message(&format!("resumed stage 1 at epoch {}", s.state.epoch));
+        }
+    }
+    if s.state.epoch < e1 {
+        obs.stage(1, s.state.epoch, e1);
+        while s.state.epoch < e1 {
+            let e = s.state.epoch;
+            let rec = run_epoch(&mut s, job, 1, e, t.stage1.lr, &[], &[], 0.0, obs)?;
+            finish_epoch(&mut s, job, rec, obs, false)?;
+            if s.state.epoch == e1 || s.state.epoch % t.checkpoint_every == 0 {
+                s.save(&s1_ckpts, &format!("epoch-{:05}", s.state.epoch), &[])?;
+            }
+            run_dir::write_records(job.stage1_dir, &s.state.records)?;
+        }
+    }
+    let stage1_records = s.state.records.iter().filter(|r| r.stage == 1).count();
+    if stage1_records < e1 {
+        return Err(CoreError::invalid(
+            format!("stage-1 run {}", job.stage1_dir.display()),
+            "its checkpoint is from a different schedule; delete the folder to retrain it",
+        ));
+    }
+
+    // Stage 2: the row's method.
+    let row = &exp.rows[job.run.row];
+    let wref = row.weighter_ref();
+    let mut weighter = job.registry.weighter(&wref.name, &wref.params)?;
+    if !s.state.weighter.is_null() {
+        weighter.restore(s.state.weighter.clone())?;
+    }
+    let kind = match &row.synthesizer {
+        Some(p) => Some(job.registry.describe(&p.name)?.kind),
+        None => None,
+    };
+    let derived = match (&row.synthesizer, kind) {
+        (Some(p), Some(PluginKind::Synthesizer)) => {
+            Some(job.registry.synthesizer(&p.name, &p.params)?)
+        }
+        _ => None,
+    };
+    let mut generative = match (&row.synthesizer, kind) {
+        (Some(p), Some(PluginKind::TrainableSynthesizer)) => {
+            let mut g = job.registry.trainable_synthesizer(&p.name, &p.params)?;
+            fit_generator(g.as_mut(), job, obs)?;
+            Some(g)
+        }
+        _ => None,
+    };
+    if s.state.epoch < e1 + e2 {
+        obs.stage(2, s.state.epoch, e1 + e2);
+    }
+    std::thread::scope(|scope| -> Result<()> {
+        let queue = match &derived {
+            Some(synth) if s.state.epoch < e1 + e2 => Some(SynthesisQueue::start(
+                scope,
+                synth.as_ref(),
+                &job.data.train,
+                job.run.seed,
+                s.state.epoch - e1,
+                e2,
+                t.synthesis.regenerate,
+                t.synthesis.workers,
+                t.synthesis.prefetch_epochs,
+            )?),
+            _ => None,
+        };
+        let mut fixed: Option<Vec<Case>> = None;
+        while s.state.epoch < e1 + e2 {
+            let e = s.state.epoch;
+            let k = e - e1;
+            let (synthetic, wait) = match (&queue, generative.as_deref()) {
+                (Some(q), _) if t.synthesis.regenerate => {
+                    let (_, set, wait) = q.next()?;
+                    (set, wait)
+                }
+                (Some(q), _) => match &fixed {
+                    Some(set) => (set.clone(), 0.0),
+                    None => {
+                        let (_, set, wait) = q.next()?;
+                        fixed = Some(set.clone());
+                        (set, wait)
+                    }
+                },
+                (None, Some(g)) => {
+                    let start = Instant::now();
+                    let set = sample_generator(
+                        g,
+                        &s.ema,
+                        job,
+                        if t.synthesis.regenerate { k } else { 0 },
+                        &s.device,
+                    )?;
+                    (set, start.elapsed().as_secs_f64())
+                }
+                (None, None) => (Vec::new(), 0.0),
+            };
+            let weights = if synthetic.is_empty() {
+                Vec::new()
+            } else {
+                weigh(&mut s, job, weighter.as_mut(), &synthetic, e)?
+            };
+            let rec = run_epoch(
+                &mut s,
+                job,
+                2,
+                e,
+                t.stage2.lr,
+                &synthetic,
+                &weights,
+                wait,
+                obs,
+            )?;
+            s.state.weighter = weighter.history();
+            finish_epoch(&mut s, job, rec, obs, true)?;
+            let done = s.state.epoch == e1 + e2;
+            if done || (s.state.epoch - e1) % t.checkpoint_every == 0 {
+                s.save(
+                    &run_ckpts,
+                    &format!("epoch-{:05}", s.state.epoch),
+                    &["best"],
+                )?;
+            }
+            run_dir::write_records(job.run_dir, &s.state.records)?;
+            run_dir::write_weights(job.run_dir, &s.state.weights, &job.data.train)?;
+        }
+        drop(queue);
+        Ok(())
+    })?;
+    // The run is complete: even without stage-2 epochs, leave a checkpoint that marks it.
+    if checkpoint::latest(&run_ckpts)?.is_none() {
+        s.save(
+            &run_ckpts,
+            &format!("epoch-{:05}", s.state.epoch),
+            &["best"],
+        )?;
+    }
+    generative.take();
+
+    // Final evaluation.
+    let (reported, epoch, model) = match (exp.eval.report, s.state.best) {
+        (Report::Best, Some((epoch, _))) => {
+            let p = run_ckpts.join("best");
+            let ckpt = checkpoint::load(&p)?;
+            let bytes = ckpt.files.get("model.safetensors").ok_or_else(|| {
+                CoreError::invalid(
+                    format!("checkpoint {}", p.display()),
+                    "model.safetensors is missing",
+                )
+            })?;
+            let m = load_model::<F, B>(&s.params, bytes, &p.join("model.safetensors"), &s.device)?;
+            (Report::Best, epoch, m)
+        }
+        _ => (Report::Last, s.state.epoch, s.student().valid()),
+    };
+    obs.message("evaluating the test split");
+    let pred_dir = job.run_dir.join("predictions");
+    let cases = evaluate::<B, F::Model<B>>(
+        &model,
+        &job.data.test,
+        &exp.eval,
+        &s.device,
+        exp.eval.save_predictions.then_some(pred_dir.as_path()),
+    )?;
+    let results = RunResults {
+        row: job.run.label.clone(),
+        dataset: job.run.dataset_name.clone(),
+        repeat: job.run.repeat,
+        seed: job.run.seed,
+        reported,
+        epoch,
+        mean: mean_metrics(&cases),
+        cases,
+    };
+    crate::runner::curves::draw(&job.run_dir.join("curves.png"), &s.state.records, e1)?;
+    run_dir::write_results(job.run_dir, &results)?;
+    Ok(RunOutcome {
+        results,
+        run_dir: job.run_dir.to_path_buf(),
+    })
+}
+
+/// Every patch edge and window edge must be a multiple of the network's size divisor.
+fn check_sizes(divisor: usize, t: &TrainConfig, window: &[usize; 3]) -> Result<()> {
+    for (field, size) in [
+        ("train.patch.size", &t.patch.size),
+        ("eval.window.patch", window),
+    ] {
+        if size.iter().any(|&v| v == 0 || v % divisor.max(1) != 0) {
+            return Err(CoreError::invalid(
+                field,
+                format!(
+                    "{size:?}; every edge must be a positive multiple of {divisor} for this model"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Scores the real training cases and this epoch's synthetic cases; asks the weighter for weights.
+fn weigh<F: ModelFactory, B: Backend>(
+    s: &mut Session<F, B>,
+    job: &RunJob<'_>,
+    weighter: &mut dyn SampleWeighter,
+    synthetic: &[Case],
+    epoch: usize,
+) -> Result<Vec<f64>> {
+    let model = s.student().valid();
+    let kind: ScoreKind = weighter.score_kind();
+    let cfg = &job.experiment.eval;
+    let real = job
+        .data
+        .train
+        .iter()
+        .map(|c| score_case::<B, F::Model<B>>(&model, &c.case, kind, cfg, &s.device))
+        .collect::<Result<Vec<_>>>()?;
+    let scores = synthetic
+        .iter()
+        .map(|c| score_case::<B, F::Model<B>>(&model, c, kind, cfg, &s.device))
+        .collect::<Result<Vec<_>>>()?;
+    let k = epoch - job.experiment.train.stage1.epochs;
+    let weights = weighter.weights(&EpochScores {
+        epoch: k,
+        real: &real,
+        synthetic: &scores,
+    })?;
+    if weights.len() != scores.len() || weights.iter().any(|w| !w.is_finite() || *w < 0.0) {
+        return Err(CoreError::Plugin {
+            plugin: job.experiment.rows[job.run.row].weighter_ref().name,
+            problem: format!(
+                "returned {} weights for {} samples (all must be finite and ≥ 0)",
+                weights.len(),
+                scores.len()
+            ),
+        });
+    }
+    s.state.weights.push(WeightLog {
+        epoch: epoch + 1,
+        real_scores: real,
+        sources: synthetic.iter().map(|c| c.id.clone()).collect(),
+        scores,
+        weights: weights.clone(),
+    });
+    Ok(weights)
+}
+
+/// One epoch: every real case (and synthetic case) contributes `patches_per_case` patches, shuffled
+/// and batched; one AdamW step per batch; the EMA teacher follows every step.
+#[allow(clippy::too_many_arguments)]
+fn run_epoch<F: ModelFactory, B: Backend>(
+    s: &mut Session<F, B>,
+    job: &RunJob<'_>,
+    stage: u8,
+    epoch: usize,
+    lr: f64,
+    synthetic: &[Case],
+    weights: &[f64],
+    wait_s: f64,
+    obs: &mut dyn RunObserver,
+) -> Result<EpochRecord> {
+    let started = Instant::now();
+    let t = &job.experiment.train;
+    let mut rng = ChaCha8Rng::seed_from_u64(derive_seed(
+        derive_seed(job.run.seed, SALT_EPOCH),
+        epoch as u64,
+    ));
+    let synthetic_fg: Vec<Vec<usize>> = synthetic
+        .iter()
+        .map(|c| foreground_indices(c.label.view()))
+        .collect();
+    // (case, foreground, weight) per sample.
+    let mut samples: Vec<(&Case, &[usize], f64)> = Vec::new();
+    for _ in 0..t.patches_per_case {
+        for c in &job.data.train {
+            samples.push((&c.case, &c.foreground, 1.0));
+        }
+        for ((c, fg), &w) in synthetic.iter().zip(&synthetic_fg).zip(weights) {
+            samples.push((c, fg, w));
+        }
+    }
+    samples.shuffle(&mut rng);
+    let steps = samples.len().div_ceil(t.batch);
+    obs.epoch_start(epoch, steps);
+    let [px, py, pz] = t.patch.size;
+    let mut loss_sum = 0.0;
+    for batch in samples.chunks(t.batch) {
+        let n = batch.len();
+        let mut x = Vec::with_capacity(n * 4 * pz * py * px);
+        let mut y = Vec::with_capacity(n * 3 * pz * py * px);
+        let mut w = Vec::with_capacity(n);
+        for (case, fg, weight) in batch {
+            let patch = sample_patch(case, fg, &t.patch, &mut rng);
+            x.extend(patch.image.iter().copied());
+            y.extend(
+                region_targets(patch.label.view(), case.convention)
+                    .iter()
+                    .copied(),
+            );
+            w.push(*weight as f32);
+        }
+        let channels = x.len() / (n * pz * py * px);
+        let x = Tensor::<Autodiff<B>, 5>::from_data(
+            TensorData::new(x, [n, channels, pz, py, px]),
+            &s.device,
+        );
+        let y =
+            Tensor::<Autodiff<B>, 5>::from_data(TensorData::new(y, [n, 3, pz, py, px]), &s.device);
+        let w = Tensor::<Autodiff<B>, 1>::from_data(TensorData::new(w, [n]), &s.device);
+        let student = s.student.take().expect("student present between steps");
+        let loss = weighted_dice_loss(student.forward(x), y, w);
+        let value: f64 = loss.clone().into_scalar().elem();
+        if !value.is_finite() {
+            return Err(CoreError::invalid(
+                "training",
+                format!(
+                    "the loss became {value} at epoch {} (lower the learning rate?)",
+                    epoch + 1
+                ),
+            ));
+        }
+        let grads = GradientsParams::from_grads(loss.backward(), &student);
+        let student = s.optim.step(lr, student, grads);
+        let ema = s.ema.clone();
+        s.ema = ema_update(ema, &student.valid(), t.ema_decay);
+        s.student = Some(student);
+        loss_sum += value;
+        obs.step(value);
+    }
+    let synth_weights: Vec<f64> = weights.to_vec();
+    Ok(EpochRecord {
+        stage,
+        epoch: epoch + 1,
+        lr,
+        loss: loss_sum / steps.max(1) as f64,
+        steps,
+        synthetic: synthetic.len(),
+        mean_weight: (!synth_weights.is_empty())
+            .then(|| synth_weights.iter().sum::<f64>() / synth_weights.len() as f64),
+        real_score: s
+            .state
+            .weights
+            .last()
+            .filter(|l| l.epoch == epoch + 1)
+            .map(|l| l.real_scores.iter().sum::<f64>() / l.real_scores.len().max(1) as f64),
+        test_dice: None,
+        wait_s,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// Periodic test evaluation (best checkpoint in stage 2), then the record is appended.
+fn finish_epoch<F: ModelFactory, B: Backend>(
+    s: &mut Session<F, B>,
+    job: &RunJob<'_>,
+    mut rec: EpochRecord,
+    obs: &mut dyn RunObserver,
+    stage2: bool,
+) -> Result<()> {
+    let every = job.experiment.eval.every;
+    s.state.epoch += 1;
+    if every > 0 && s.state.epoch % every == 0 {
+        let model = s.student().valid();
+        let cases = evaluate::<B, F::Model<B>>(
+            &model,
+            &job.data.test,
+            &job.experiment.eval,
+            &s.device,
+            None,
+        )?;
+        let m = mean_metrics(&cases);
+        rec.test_dice = Some([m.WT.dice, m.TC.dice, m.ET.dice, m.AVE.dice]);
+        if stage2 && s.state.best.is_none_or(|(_, b)| m.AVE.dice > b) {
+            s.state.best = Some((s.state.epoch, m.AVE.dice));
+            s.state.records.push(rec.clone());
+            let dir = job.run_dir.join("checkpoints");
+            let ckpt = s.checkpoint()?;
+            s.state.records.pop();
+            save_best(&dir, &ckpt)?;
+        }
+    }
+    obs.epoch_end(&rec);
+    s.state.records.push(rec);
+    Ok(())
+}
+
+/// Writes `dir/best/` atomically without moving the `latest` pointer.
+fn save_best(dir: &Path, ckpt: &Checkpoint) -> Result<()> {
+    let staging = dir.join(".best-staging");
+    checkpoint::save(&staging, "best", ckpt, &[])?;
+    let target = dir.join("best");
+    if target.exists() {
+        std::fs::remove_dir_all(&target).map_err(|e| CoreError::io(&target, e))?;
+    }
+    std::fs::create_dir_all(dir).map_err(|e| CoreError::io(dir, e))?;
+    std::fs::rename(staging.join("best"), &target).map_err(|e| CoreError::io(&target, e))?;
+    let _ = std::fs::remove_dir_all(&staging);
+    Ok(())
+}
+
+/// Trains a generative comparator on the real training cases (resumable through its own folder).
+fn fit_generator(
+    g: &mut dyn TrainableSynthesizer,
+    job: &RunJob<'_>,
+    obs: &mut dyn RunObserver,
+) -> Result<()> {
+    let dir = job.run_dir.join("synthesizer");
+    std::fs::create_dir_all(&dir).map_err(|e| CoreError::io(&dir, e))?;
+    let train: Vec<Case> = job.data.train.iter().map(|c| c.case.clone()).collect();
+    obs.message("training the generative synthesizer");
+    let mut progress = |_p: crate::plugin::FitProgress| {};
+    g.fit(
+        &train,
+        &mut crate::plugin::FitContext {
+            checkpoint_dir: &dir,
+            seed: derive_seed(job.run.seed, 0x4749_5446),
+            progress: &mut progress,
+        },
+    )
+}
+
+/// Samples one image per real training case; images without labels get the EMA teacher's
+/// pseudo-labels (§4.1).
+fn sample_generator<B: Backend, M: SegmentationModel<B>>(
+    g: &dyn TrainableSynthesizer,
+    teacher: &M,
+    job: &RunJob<'_>,
+    epoch: usize,
+    device: &B::Device,
+) -> Result<Vec<Case>> {
+    let n = job.data.train.len();
+    let mut rng = ChaCha8Rng::seed_from_u64(crate::runner::synthesis::case_seed(
+        job.run.seed,
+        epoch,
+        usize::MAX,
+    ));
+    let images = g.sample(n, &mut rng)?;
+    let convention = job.data.convention;
+    images
+        .into_iter()
+        .enumerate()
+        .map(|(j, img)| {
+            let label = match img.label {
+                Some(l) => l,
+                None => {
+                    let probs = crate::inference::sliding_window::<B, M>(
+                        teacher,
+                        img.image.view(),
+                        &job.experiment.eval.window,
+                        device,
+                    )?;
+                    labels_from_probabilities(&probs, job.experiment.eval.threshold, convention)
+                }
+            };
+            Ok(Case {
+                id: format!("generated-{epoch}-{j}"),
+                image: img.image,
+                label,
+                grid: img.grid,
+                convention,
+            })
+        })
+        .collect()
+}

@@ -1,0 +1,307 @@
+//! `dsma run`, `dsma validate` and `dsma table`: experiments from YAML to the paper's table.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use dsma_core::experiment::{load, LoadedExperiment};
+use dsma_core::plugin::Registry;
+use dsma_core::runner::execute::{
+    check_plugins, execute, is_finished, selected_runs, ExecuteOptions,
+};
+use dsma_core::runner::report::{build, render, TableFormat};
+use dsma_core::runner::{EpochRecord, RunObserver, RunResults};
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// Experiment file (YAML).
+    experiment: PathBuf,
+    /// Overrides, e.g. `train.stage1.epochs=5` (dotted keys; list items by index).
+    overrides: Vec<String>,
+    /// Output folder (default: runs/<experiment name>).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Continue runs that stopped.
+    #[arg(long)]
+    resume: bool,
+    /// Only these rows (repeatable).
+    #[arg(long = "only", value_name = "ROW")]
+    only: Vec<String>,
+    /// Run every n-th run starting at i (1-based `i/n`), e.g. for a Slurm job array.
+    #[arg(long, value_parser = parse_shard)]
+    shard: Option<(usize, usize)>,
+    /// Print only the final table.
+    #[arg(long)]
+    quiet: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ValidateArgs {
+    /// Experiment file (YAML).
+    experiment: PathBuf,
+    /// Overrides, e.g. `train.stage1.epochs=5`.
+    overrides: Vec<String>,
+    /// Only these rows (repeatable).
+    #[arg(long = "only", value_name = "ROW")]
+    only: Vec<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct TableArgs {
+    /// Output folder of `dsma run`.
+    runs: PathBuf,
+    /// md, csv or latex.
+    #[arg(long, default_value = "md", value_parser = ["md", "csv", "latex"])]
+    format: String,
+}
+
+fn parse_shard(s: &str) -> Result<(usize, usize), String> {
+    let (i, n) = s
+        .split_once('/')
+        .ok_or_else(|| format!("`{s}`: expected i/n, e.g. 1/4"))?;
+    let (i, n): (usize, usize) = (
+        i.trim()
+            .parse()
+            .map_err(|_| format!("`{i}` is not a number"))?,
+        n.trim()
+            .parse()
+            .map_err(|_| format!("`{n}` is not a number"))?,
+    );
+    if n == 0 || i == 0 || i > n {
+        return Err(format!("`{s}`: expected 1 ≤ i ≤ n"));
+    }
+    Ok((i - 1, n))
+}
+
+/// Progress bars for epochs and batches, or nothing with `--quiet`.
+struct Bars {
+    quiet: bool,
+    multi: MultiProgress,
+    epochs: Option<ProgressBar>,
+    steps: Option<ProgressBar>,
+}
+
+impl Bars {
+    fn new(quiet: bool) -> Self {
+        Bars {
+            quiet,
+            multi: MultiProgress::new(),
+            epochs: None,
+            steps: None,
+        }
+    }
+}
+
+impl RunObserver for Bars {
+    fn stage(&mut self, stage: u8, first: usize, total: usize) {
+        if self.quiet {
+            return;
+        }
+        if let Some(b) = self.epochs.take() {
+            b.finish_and_clear();
+        }
+        let bar = self.multi.add(ProgressBar::new(total as u64));
+        bar.set_style(
+            ProgressStyle::with_template(
+                "stage {msg} [{bar:30}] epoch {pos}/{len}  elapsed {elapsed_precise}  eta {eta_precise}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+        );
+        bar.set_message(stage.to_string());
+        bar.set_position(first as u64);
+        bar.enable_steady_tick(Duration::from_millis(500));
+        self.epochs = Some(bar);
+    }
+    fn epoch_start(&mut self, _epoch: usize, steps: usize) {
+        if self.quiet {
+            return;
+        }
+        let bar = match self.steps.take() {
+            Some(b) => {
+                b.reset();
+                b.set_length(steps as u64);
+                b
+            }
+            None => {
+                let b = self.multi.add(ProgressBar::new(steps as u64));
+                b.set_style(
+                    ProgressStyle::with_template(
+                        "  batches [{bar:30}] {pos}/{len}  loss {msg}  eta {eta}",
+                    )
+                    .unwrap_or_else(|_| ProgressStyle::default_bar())
+                    .progress_chars("=> "),
+                );
+                b
+            }
+        };
+        self.steps = Some(bar);
+    }
+    fn step(&mut self, loss: f64) {
+        if let Some(b) = &self.steps {
+            b.set_message(format!("{loss:.4}"));
+            b.inc(1);
+        }
+    }
+    fn epoch_end(&mut self, r: &EpochRecord) {
+        if let Some(b) = &self.epochs {
+            b.inc(1);
+            let mut line = format!(
+                "epoch {:>4} (stage {}) lr {:.0e} loss {:.4}",
+                r.epoch, r.stage, r.lr, r.loss
+            );
+            if let Some(w) = r.mean_weight {
+                line.push_str(&format!("  mean weight {w:.3} ({} synthetic)", r.synthetic));
+            }
+            if r.wait_s > 0.05 {
+                line.push_str(&format!("  waited {:.2}s for synthesis", r.wait_s));
+            }
+            if let Some(d) = r.test_dice {
+                line.push_str(&format!(
+                    "  test Dice WT {:.3} TC {:.3} ET {:.3}",
+                    d[0], d[1], d[2]
+                ));
+            }
+            b.println(line);
+        }
+    }
+    fn message(&mut self, text: &str) {
+        if !self.quiet {
+            let _ = self.multi.println(text);
+        }
+    }
+}
+
+fn loaded(path: &Path, overrides: &[String]) -> anyhow::Result<LoadedExperiment> {
+    Ok(load(path, overrides)?)
+}
+
+fn load_plugins(exp: &LoadedExperiment, registry: &mut Registry) -> anyhow::Result<()> {
+    let base = exp.files[0]
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    for p in &exp.experiment.plugins {
+        let path = if p.is_absolute() {
+            p.clone()
+        } else {
+            base.join(p)
+        };
+        registry
+            .load_library(&path)
+            .with_context(|| format!("{}: plugins", exp.files[0].display()))?;
+    }
+    Ok(())
+}
+
+fn table_of(exp: &LoadedExperiment, results: &[RunResults], format: TableFormat) -> String {
+    let rows: Vec<String> = exp
+        .experiment
+        .rows
+        .iter()
+        .map(|r| r.label.clone())
+        .collect();
+    let datasets: Vec<String> = exp
+        .experiment
+        .datasets
+        .iter()
+        .map(|d| d.name.clone())
+        .collect();
+    render(&build(&rows, &datasets, results), format)
+}
+
+pub fn run(a: RunArgs, mut registry: Registry) -> anyhow::Result<ExitCode> {
+    let exp = loaded(&a.experiment, &a.overrides)?;
+    load_plugins(&exp, &mut registry)?;
+    let out = a.out.clone().unwrap_or_else(|| {
+        PathBuf::from("runs").join(dsma_core::runner::plan::slug(&exp.experiment.name))
+    });
+    let opts = ExecuteOptions {
+        out: out.clone(),
+        resume: a.resume,
+        only: a.only.clone(),
+        shard: a.shard,
+    };
+    let mut bars = Bars::new(a.quiet);
+    let started = std::time::Instant::now();
+    let results = execute(&exp, &registry, &opts, &mut bars)?;
+    if let Some(b) = bars.steps.take() {
+        b.finish_and_clear();
+    }
+    if let Some(b) = bars.epochs.take() {
+        b.finish_and_clear();
+    }
+    let table = table_of(&exp, &results, TableFormat::Markdown);
+    dsma_core::atomic_file::write_atomic(&out.join("table.md"), table.as_bytes())?;
+    if !a.quiet {
+        println!(
+            "\n{} — DSC (%) on the test split ({} run(s), {:.0} s); runs in {}\n",
+            exp.experiment.name,
+            results.len(),
+            started.elapsed().as_secs_f64(),
+            out.display()
+        );
+    }
+    print!("{table}");
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn validate(a: ValidateArgs, mut registry: Registry) -> anyhow::Result<ExitCode> {
+    let exp = loaded(&a.experiment, &a.overrides)?;
+    load_plugins(&exp, &mut registry)?;
+    println!(
+        "# resolved from {}",
+        exp.files
+            .iter()
+            .map(|f| f.display().to_string())
+            .collect::<Vec<_>>()
+            .join(" ← ")
+    );
+    print!("{}", yaml_serde::to_string(&exp.resolved)?);
+    let opts = ExecuteOptions {
+        only: a.only.clone(),
+        ..ExecuteOptions::default()
+    };
+    let runs = selected_runs(&exp.experiment, &opts);
+    println!("\n# {} run(s)", runs.len());
+    let out = PathBuf::from("runs").join(dsma_core::runner::plan::slug(&exp.experiment.name));
+    for r in &runs {
+        let state = if is_finished(&out, r) {
+            " (finished)"
+        } else {
+            ""
+        };
+        println!(
+            "- {} | {} | repeat {} | seed {} | stage 1 {}{state}",
+            r.label, r.dataset_name, r.repeat, r.seed, r.stage1_hash
+        );
+    }
+    let problems = check_plugins(&exp.experiment, &registry, &a.only);
+    if problems.is_empty() {
+        println!("\nok: every plugin exists and accepts its parameters");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!(
+            "\n{}: {} problem(s):",
+            a.experiment.display(),
+            problems.len()
+        );
+        for p in &problems {
+            eprintln!("  {p}");
+        }
+        Ok(ExitCode::FAILURE)
+    }
+}
+
+pub fn table(a: TableArgs) -> anyhow::Result<ExitCode> {
+    let format = match a.format.as_str() {
+        "csv" => TableFormat::Csv,
+        "latex" => TableFormat::Latex,
+        _ => TableFormat::Markdown,
+    };
+    let (rows, datasets, results) = dsma_core::runner::execute::collect_results(&a.runs)?;
+    print!("{}", render(&build(&rows, &datasets, &results), format));
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,301 @@
+//! `dsma run`: loss goes down, the stage switch, the run folder, skip-finished, kill -9 and resume
+//! equal to an uninterrupted run, a corrupted checkpoint reported, bad YAML reported with line/column.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use support::dsma;
+
+/// A tiny experiment (phantom 24×24×16, U-Net base 4 depth 2, 16³ patches).
+fn experiment(dir: &Path, stage1: usize, stage2: usize, rows: &str) -> PathBuf {
+    let phantom = dir.join("phantom");
+    let text = format!(
+        "name: tiny
+datasets:
+  - name: Phantom
+    kind: phantom
+    path: {}
+    phantom: {{cases: 6, size: [24, 24, 16], seed: 3}}
+model: {{name: unet3d, params: {{base_width: 4, depth: 2}}}}
+train:
+  stage1: {{epochs: {stage1}, lr: 3.0e-3}}
+  stage2: {{epochs: {stage2}, lr: 1.0e-4}}
+  batch: 2
+  patch: {{size: [16, 16, 16], tumour_share: 1.0}}
+  checkpoint_every: 1
+eval:
+  window: {{patch: [16, 16, 16], overlap: 0.25}}
+rows:
+{rows}",
+        phantom.display()
+    );
+    let path = dir.join("tiny.yaml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+const BOTH_ROWS: &str = "  - label: baseline
+  - label: DTSS+MAS
+    synthesizer: {name: dtss}
+    weighter: {name: mas}
+";
+
+fn csv(path: &Path) -> Vec<Vec<String>> {
+    std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').map(String::from).collect())
+        .collect()
+}
+
+#[test]
+fn two_stages_switch_at_the_configured_epoch_and_lr_and_write_the_run_folder() {
+    let tmp = tempfile::tempdir().unwrap();
+    let exp = experiment(tmp.path(), 3, 2, BOTH_ROWS);
+    let out = tmp.path().join("out");
+    let (code, stdout, stderr) = dsma(&[
+        "run",
+        exp.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains("| baseline |") && stdout.contains("| DTSS+MAS |"),
+        "{stdout}"
+    );
+    let run = out.join("runs/phantom/dtss-mas/rep-0");
+    let all = csv(&run.join("epochs.csv"));
+    assert_eq!(
+        all.len(),
+        5,
+        "the row's log holds the shared stage 1 and its own stage 2"
+    );
+    let rows = &all[3..];
+    let stage1 = std::fs::read_dir(out.join("stage1"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let s1 = csv(&stage1.join("epochs.csv"));
+    assert_eq!(s1.len(), 3);
+    assert_eq!(s1, all[..3].to_vec());
+    for r in &s1 {
+        assert_eq!((r[0].as_str(), r[2].parse::<f64>().unwrap()), ("1", 3e-3));
+    }
+    for (i, r) in rows.iter().enumerate() {
+        assert_eq!(r[0], "2");
+        assert_eq!(r[1], (4 + i).to_string(), "epochs continue stage 1's count");
+        assert_eq!(r[2].parse::<f64>().unwrap(), 1e-4);
+        assert_eq!(
+            r[5], "5",
+            "one synthetic case per real training case (5 of 6)"
+        );
+    }
+    // One shared stage 1 for both rows.
+    assert_eq!(std::fs::read_dir(out.join("stage1")).unwrap().count(), 1);
+    // Per-sample weights of every stage-2 epoch.
+    let w = csv(&run.join("weights.csv"));
+    assert_eq!(w.len(), 2 * 5);
+    assert!(w
+        .iter()
+        .all(|r| (0.0..=1.0).contains(&r[5].parse::<f64>().unwrap())));
+    // Results, predictions on the input grid, curves, split.
+    let results: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run.join("results.json")).unwrap()).unwrap();
+    let cases = results["cases"].as_array().unwrap();
+    assert_eq!(cases.len(), 1, "20 % of 6 cases");
+    for c in cases {
+        let id = c["id"].as_str().unwrap();
+        let pred = run.join("predictions").join(format!("{id}.nii.gz"));
+        let (grid, labels) = dsma_core::nifti_io::read_labels(&pred).unwrap();
+        assert_eq!(grid.dims, [24, 24, 16]);
+        assert!(labels.iter().all(|&v| [0, 1, 2, 4].contains(&v)));
+    }
+    assert!(run.join("curves.png").exists() && run.join("split.json").exists());
+    // Rerunning a finished experiment skips every run and prints the same table.
+    let t = Instant::now();
+    let (code2, stdout2, _) = dsma(&[
+        "run",
+        exp.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert_eq!(code2, 0);
+    assert_eq!(stdout2, stdout);
+    assert!(t.elapsed() < Duration::from_secs(20));
+    // `dsma table` renders the same table from the folder.
+    let (code3, table, stderr3) = dsma(&["table", out.to_str().unwrap()]);
+    assert_eq!(code3, 0, "{stderr3}");
+    assert_eq!(table, stdout);
+}
+
+#[test]
+fn a_few_epochs_reduce_the_training_loss() {
+    let tmp = tempfile::tempdir().unwrap();
+    let exp = experiment(tmp.path(), 12, 0, "  - label: baseline\n");
+    let out = tmp.path().join("out");
+    let (code, _, stderr) = dsma(&[
+        "run",
+        exp.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let stage1 = std::fs::read_dir(out.join("stage1"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let loss: Vec<f64> = csv(&stage1.join("epochs.csv"))
+        .iter()
+        .map(|r| r[3].parse().unwrap())
+        .collect();
+    let first = (loss[0] + loss[1] + loss[2]) / 3.0;
+    let last = (loss[9] + loss[10] + loss[11]) / 3.0;
+    assert!(last < first - 0.02, "loss did not go down: {loss:?}");
+}
+
+fn wait_for_checkpoint(dir: &Path, epoch: usize, child: &mut std::process::Child) {
+    let t = Instant::now();
+    loop {
+        if let Ok(name) = std::fs::read_to_string(dir.join("latest")) {
+            let n: usize = name
+                .trim()
+                .trim_start_matches("epoch-")
+                .parse()
+                .unwrap_or(0);
+            if n >= epoch {
+                return;
+            }
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("the run ended ({status}) before it could be killed");
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(600),
+            "no checkpoint appeared"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn killed_and_resumed_equals_uninterrupted_and_a_corrupt_checkpoint_is_reported() {
+    let tmp = tempfile::tempdir().unwrap();
+    let rows = "  - label: DTSS+MAS\n    synthesizer: {name: dtss}\n    weighter: {name: mas}\n";
+    let exp = experiment(tmp.path(), 3, 8, rows);
+    let exp = exp.to_str().unwrap();
+    let full = tmp.path().join("full");
+    let (code, _, stderr) = dsma(&["run", exp, "--out", full.to_str().unwrap(), "--quiet"]);
+    assert_eq!(code, 0, "{stderr}");
+
+    let cut = tmp.path().join("cut");
+    let run = cut.join("runs/phantom/dtss-mas/rep-0");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_dsma"))
+        .args(["run", exp, "--out", cut.to_str().unwrap(), "--quiet"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for_checkpoint(&run.join("checkpoints"), 5, &mut child);
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    assert!(!run.join("results.json").exists(), "killed before the end");
+
+    // Without --resume the unfinished run is not silently restarted.
+    let (code, _, stderr) = dsma(&["run", exp, "--out", cut.to_str().unwrap(), "--quiet"]);
+    assert_ne!(code, 0);
+    assert!(stderr.contains("--resume"), "{stderr}");
+
+    // A corrupted checkpoint is reported, naming the file, and not loaded.
+    let latest = std::fs::read_to_string(run.join("checkpoints/latest")).unwrap();
+    let model = run
+        .join("checkpoints")
+        .join(latest.trim())
+        .join("model.safetensors");
+    let original = std::fs::read(&model).unwrap();
+    let mut bad = original.clone();
+    let mid = bad.len() / 2;
+    bad[mid] ^= 0xff;
+    std::fs::write(&model, &bad).unwrap();
+    let (code, _, stderr) = dsma(&[
+        "run",
+        exp,
+        "--out",
+        cut.to_str().unwrap(),
+        "--resume",
+        "--quiet",
+    ]);
+    assert_ne!(code, 0);
+    assert!(
+        stderr.contains("model.safetensors") && stderr.contains("corrupt"),
+        "{stderr}"
+    );
+    std::fs::write(&model, &original).unwrap();
+
+    let (code, _, stderr) = dsma(&[
+        "run",
+        exp,
+        "--out",
+        cut.to_str().unwrap(),
+        "--resume",
+        "--quiet",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let a = std::fs::read(full.join("runs/phantom/dtss-mas/rep-0/results.json")).unwrap();
+    let b = std::fs::read(run.join("results.json")).unwrap();
+    assert_eq!(String::from_utf8(a).unwrap(), String::from_utf8(b).unwrap());
+    let loss =
+        |p: &Path| -> Vec<String> { csv(p).into_iter().map(|r| r[..12].join(",")).collect() };
+    assert_eq!(
+        loss(&full.join("runs/phantom/dtss-mas/rep-0/epochs.csv")),
+        loss(&run.join("epochs.csv"))
+    );
+    assert_eq!(
+        std::fs::read(full.join("runs/phantom/dtss-mas/rep-0/weights.csv")).unwrap(),
+        std::fs::read(run.join("weights.csv")).unwrap()
+    );
+}
+
+#[test]
+fn yaml_mistakes_name_the_file_the_key_and_the_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let exp = experiment(tmp.path(), 1, 1, BOTH_ROWS);
+    let text = std::fs::read_to_string(&exp).unwrap();
+    let typo = tmp.path().join("typo.yaml");
+    std::fs::write(&typo, text.replace("stage2: {epochs", "stage2: {epocs")).unwrap();
+    let (code, _, stderr) = dsma(&["validate", typo.to_str().unwrap()]);
+    assert_ne!(code, 0);
+    assert!(
+        stderr.contains("typo.yaml") && stderr.contains("epocs") && stderr.contains("line 10"),
+        "{stderr}"
+    );
+
+    let wrong = tmp.path().join("wrong.yaml");
+    std::fs::write(&wrong, text.replace("batch: 2", "batch: two")).unwrap();
+    let (code, _, stderr) = dsma(&["validate", wrong.to_str().unwrap()]);
+    assert_ne!(code, 0);
+    assert!(
+        stderr.contains("train.batch") && stderr.contains("line 11"),
+        "{stderr}"
+    );
+
+    let unknown = tmp.path().join("unknown.yaml");
+    std::fs::write(&unknown, text.replace("{name: mas}", "{name: maz}")).unwrap();
+    let (code, _, stderr) = dsma(&["validate", unknown.to_str().unwrap()]);
+    assert_ne!(code, 0);
+    assert!(
+        stderr.contains("rows.1 (DTSS+MAS): weighter") && stderr.contains("mas"),
+        "{stderr}"
+    );
+}
