@@ -8,8 +8,10 @@ use dsma_core::plugin::Registry;
 
 /// References every built-in plugin crate, then returns the registry of built-ins.
 pub fn registry() -> Registry {
+    dsma_augment::link();
     dsma_dtss::link();
     dsma_mas::link();
+    dsma_nestedformer::link();
     dsma_uniform::link();
     dsma_unet3d::link();
     Registry::builtin()

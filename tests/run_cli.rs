@@ -299,3 +299,58 @@ fn yaml_mistakes_name_the_file_the_key_and_the_line() {
         "{stderr}"
     );
 }
+
+#[test]
+fn paper_table_files_validate_and_name_only_the_missing_comparators() {
+    let (code, stdout, stderr) =
+        dsma(&["validate", "experiments/table4_ablation_nestedformer.yaml"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("# 3 run(s)"), "{stdout}");
+    let (code, stdout, stderr) = dsma(&["validate", "experiments/table3_ablation_unet.yaml"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("ok: every plugin exists"), "{stdout}");
+    for file in [
+        "experiments/table1_unet.yaml",
+        "experiments/table2_nestedformer.yaml",
+    ] {
+        let (code, stdout, stderr) = dsma(&["validate", file]);
+        assert_ne!(code, 0);
+        assert!(
+            stdout.contains("# 12 run(s)"),
+            "{file}: 6 rows × 2 datasets\n{stdout}"
+        );
+        assert!(stderr.contains("4 problem(s)"), "{file}: {stderr}");
+        for missing in ["stylegan3d", "hagan", "diffusion-wu", "diffusion-yu"] {
+            assert!(stderr.contains(missing), "{file}: {stderr}");
+        }
+        let (code, _, stderr) = dsma(&["validate", file, "--only", "baseline", "--only", "DSMA"]);
+        assert_eq!(code, 0, "{file}: {stderr}");
+    }
+}
+
+#[test]
+fn the_nestedformer_ablation_runs_at_phantom_scale_through_the_same_runner() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let phantom = format!("datasets.0.path={}", tmp.path().join("phantom").display());
+    let (code, stdout, stderr) = dsma(&[
+        "run",
+        "experiments/table4_ablation_nestedformer_phantom.yaml",
+        &phantom,
+        "datasets.0.phantom.cases=4",
+        "train.stage1.epochs=1",
+        "train.stage2.epochs=1",
+        "eval.every=0",
+        "--only",
+        "DTSS+MAS",
+        "--out",
+        out.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("| DTSS+MAS |"), "{stdout}");
+    let run = out.join("runs/brats2020/dtss-mas/rep-0");
+    let cfg = std::fs::read_to_string(run.join("config.json")).unwrap();
+    assert!(cfg.contains("\"nestedformer\""), "{cfg}");
+    assert!(run.join("results.json").exists() && run.join("weights.csv").exists());
+}

@@ -9,11 +9,24 @@ use serde_json::{Map, Value};
 use crate::error::{CoreError, Result};
 use crate::runner::config::Experiment;
 
+/// One point of the experiment's `grid`: its settings and the typed experiment they give.
+#[derive(Debug, Clone)]
+pub struct Variant {
+    /// `(dotted key, value)` set by this grid point.
+    pub settings: Vec<(String, Value)>,
+    /// Appended to every row label, e.g. ` [beta=0.05]` (empty without a grid).
+    pub suffix: String,
+    /// The typed, validated experiment of this grid point.
+    pub experiment: Experiment,
+}
+
 /// A loaded experiment: the typed form and the merged document it came from.
 #[derive(Debug, Clone)]
 pub struct LoadedExperiment {
-    /// The typed, validated experiment.
+    /// The typed, validated experiment (without grid settings).
     pub experiment: Experiment,
+    /// One variant per grid point (one, with no settings, when there is no grid).
+    pub variants: Vec<Variant>,
     /// The merged document after `extends` and overrides (what `validate` prints).
     pub resolved: Value,
     /// Files read, the given file first, then its bases.
@@ -90,13 +103,24 @@ fn read_chain(path: &Path, chain: &mut Vec<Source>) -> Result<()> {
     Ok(())
 }
 
-/// Deep merge: maps merge key by key, everything else (lists included) is replaced by `top`.
+/// Deep merge: maps merge key by key, everything else (lists included) is replaced by `top`. A nested
+/// map whose `name` differs from the base's (a plugin reference switching plugin, e.g. `model:
+/// {name: nestedformer}` over `unet3d`) replaces the base map, so the old plugin's params do not leak.
 pub fn merge(base: Value, top: Value) -> Value {
+    merge_at(base, top, 0)
+}
+
+fn merge_at(base: Value, top: Value, depth: usize) -> Value {
     match (base, top) {
         (Value::Object(mut b), Value::Object(t)) => {
+            let renamed =
+                depth > 0 && matches!((b.get("name"), t.get("name")), (Some(x), Some(y)) if x != y);
+            if renamed {
+                return Value::Object(t);
+            }
             for (k, v) in t {
                 let merged = match b.remove(&k) {
-                    Some(old) => merge(old, v),
+                    Some(old) => merge_at(old, v, depth + 1),
                     None => v,
                 };
                 b.insert(k, merged);
@@ -227,51 +251,124 @@ pub fn load(path: &Path, overrides: &[String]) -> Result<LoadedExperiment> {
     if let Value::Object(m) = &mut doc {
         m.remove("extends");
     }
-    let doc = apply_overrides(doc, overrides)?;
-    let experiment: Experiment = serde_path_to_error::deserialize(doc.clone()).map_err(|e| {
-        let segs: Vec<String> = e
-            .path()
-            .iter()
-            .map(|s| match s {
-                serde_path_to_error::Segment::Seq { index } => index.to_string(),
-                serde_path_to_error::Segment::Map { key } => key.clone(),
-                serde_path_to_error::Segment::Enum { variant } => variant.clone(),
-                serde_path_to_error::Segment::Unknown => "?".into(),
-            })
-            .collect();
-        let mut dotted = segs.join(".");
-        if dotted.is_empty() || dotted == "?" {
-            dotted = "(top level)".into();
+    let mut doc = apply_overrides(doc, overrides)?;
+    let grid = match doc.as_object_mut().and_then(|m| m.remove("grid")) {
+        None | Some(Value::Null) => Map::new(),
+        Some(Value::Object(g)) => g,
+        Some(other) => {
+            return Err(CoreError::invalid(
+                format!("{}: grid", chain[0].path.display()),
+                format!("{other}; expected a mapping of dotted keys to lists"),
+            ))
         }
-        // For an unknown key the path ends at the offending key; find the file that defines it.
-        let mut source_at = format!("{}", chain[0].path.display());
-        for s in &chain {
-            let mut probe = segs.clone();
-            while !probe.is_empty() {
-                if let Some((l, c)) = locate(&s.text, &probe) {
-                    source_at = format!("{}:{l}:{c} (line {l}, column {c})", s.path.display());
-                    break;
-                }
-                probe.pop();
-            }
-            if !probe.is_empty() {
-                break;
-            }
+    };
+    let experiment = typed(&doc, &chain)?;
+    let mut variants = Vec::new();
+    for settings in expand_grid(&grid)? {
+        let mut d = doc.clone();
+        for (k, v) in &settings {
+            let rendered = format!("{k}={}", serde_json::to_string(v).unwrap_or_default());
+            d = apply_overrides(d, &[rendered])?;
         }
-        CoreError::invalid(
-            format!("{source_at}: `{dotted}`"),
-            e.into_inner().to_string(),
-        )
-    })?;
-    experiment
-        .validate()
-        .map_err(|e| CoreError::invalid(chain[0].path.display().to_string(), e.to_string()))?;
+        let e = typed(&d, &chain)?;
+        let suffix = if settings.is_empty() {
+            String::new()
+        } else {
+            let parts: Vec<String> = settings
+                .iter()
+                .map(|(k, v)| format!("{}={v}", k.rsplit('.').next().unwrap_or(k)))
+                .collect();
+            format!(" [{}]", parts.join(", "))
+        };
+        variants.push(Variant {
+            settings,
+            suffix,
+            experiment: e,
+        });
+    }
+    let mut resolved = doc;
+    if !grid.is_empty() {
+        if let Value::Object(m) = &mut resolved {
+            m.insert("grid".into(), Value::Object(grid));
+        }
+    }
     Ok(LoadedExperiment {
         experiment,
-        resolved: doc,
+        variants,
+        resolved,
         files: chain.into_iter().map(|s| s.path).collect(),
         overrides: overrides.to_vec(),
     })
+}
+
+/// The typed experiment of a merged document; errors name file, YAML path and line/column.
+fn typed(doc: &Value, chain: &[Source]) -> Result<Experiment> {
+    let experiment: Experiment =
+        serde_path_to_error::deserialize(doc.clone()).map_err(|e| located(e, chain))?;
+    experiment
+        .validate()
+        .map_err(|e| CoreError::invalid(chain[0].path.display().to_string(), e.to_string()))?;
+    Ok(experiment)
+}
+
+/// The cross product of a `grid` mapping (dotted key → list of values), keys in sorted order.
+pub fn expand_grid(grid: &Map<String, Value>) -> Result<Vec<Vec<(String, Value)>>> {
+    let mut points: Vec<Vec<(String, Value)>> = vec![Vec::new()];
+    for (key, values) in grid {
+        let list = values.as_array().filter(|l| !l.is_empty()).ok_or_else(|| {
+            CoreError::invalid(
+                format!("grid.{key}"),
+                format!("{values}; expected a non-empty list of values"),
+            )
+        })?;
+        points = points
+            .into_iter()
+            .flat_map(|p| {
+                list.iter().map(move |v| {
+                    let mut q = p.clone();
+                    q.push((key.clone(), v.clone()));
+                    q
+                })
+            })
+            .collect();
+    }
+    Ok(points)
+}
+
+fn located(e: serde_path_to_error::Error<serde_json::Error>, chain: &[Source]) -> CoreError {
+    let segs: Vec<String> = e
+        .path()
+        .iter()
+        .map(|s| match s {
+            serde_path_to_error::Segment::Seq { index } => index.to_string(),
+            serde_path_to_error::Segment::Map { key } => key.clone(),
+            serde_path_to_error::Segment::Enum { variant } => variant.clone(),
+            serde_path_to_error::Segment::Unknown => "?".into(),
+        })
+        .collect();
+    let mut dotted = segs.join(".");
+    if dotted.is_empty() || dotted == "?" {
+        dotted = "(top level)".into();
+    }
+    // For an unknown key the path ends at the offending key; find the file that defines it.
+    let mut source_at = format!("{}", chain[0].path.display());
+    for s in chain {
+        let mut probe = segs.clone();
+        while !probe.is_empty() {
+            if let Some((l, c)) = locate(&s.text, &probe) {
+                source_at = format!("{}:{l}:{c} (line {l}, column {c})", s.path.display());
+                break;
+            }
+            probe.pop();
+        }
+        if !probe.is_empty() {
+            break;
+        }
+    }
+    CoreError::invalid(
+        format!("{source_at}: `{dotted}`"),
+        e.into_inner().to_string(),
+    )
 }
 
 #[cfg(test)]
@@ -285,6 +382,14 @@ mod tests {
         assert_eq!(
             merge(a, b),
             serde_json::json!({"a": {"x": 1, "y": 3}, "l": [9]})
+        );
+        // A plugin reference that switches plugin is replaced, not merged; the top level merges.
+        let a =
+            serde_json::json!({"name": "a", "model": {"name": "unet3d", "params": {"depth": 3}}});
+        let b = serde_json::json!({"name": "b", "model": {"name": "nestedformer"}});
+        assert_eq!(
+            merge(a, b),
+            serde_json::json!({"name": "b", "model": {"name": "nestedformer"}})
         );
     }
 

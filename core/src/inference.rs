@@ -96,6 +96,17 @@ pub fn sliding_window<B: Backend, M: SegmentationModel<B>>(
             ),
         ));
     }
+    if let Some(fixed) = model.input_size() {
+        if cfg.patch != fixed {
+            return Err(CoreError::invalid(
+                "eval.window.patch",
+                format!(
+                    "{:?}; this model accepts exactly {fixed:?} (x, y, z)",
+                    cfg.patch
+                ),
+            ));
+        }
+    }
     // Zero-pad up to at least one window.
     let dims = [nz.max(patch[0]), ny.max(patch[1]), nx.max(patch[2])];
     let mut padded = Array4::<f32>::zeros((c, dims[0], dims[1], dims[2]));

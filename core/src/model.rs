@@ -52,6 +52,10 @@ pub trait SegmentationModel<B: Backend>: Module<B> {
     fn size_divisor(&self) -> usize {
         1
     }
+    /// The one input size (x, y, z) the network accepts, for networks built for a fixed size.
+    fn input_size(&self) -> Option<[usize; 3]> {
+        None
+    }
 }
 
 /// A model plugin: builds its network on any backend from typed parameters.

@@ -2,6 +2,7 @@
 
 mod data;
 mod eval;
+mod figure;
 mod inspect;
 mod phantom;
 mod plugins;
@@ -45,6 +46,8 @@ enum Command {
     Validate(run::ValidateArgs),
     /// Render the table of a finished (or partial) `dsma run` output folder.
     Table(run::TableArgs),
+    /// Draw a figure from a `dsma run` output folder: segmentations (Fig. 5) or MAS weights.
+    Figure(figure::Args),
     /// Dataset utilities.
     Data {
         #[command(subcommand)]
@@ -68,6 +71,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Run(a) => run::run(a, registry),
         Command::Validate(a) => run::validate(a, registry),
         Command::Table(a) => run::table(a),
+        Command::Figure(a) => figure::run(a),
         Command::Plugins(a) => plugins::run(a, &registry),
         Command::Synth(a) => synth::run(a, &registry),
         Command::Weights(a) => weights::run(a),

@@ -264,7 +264,7 @@ pub fn validate(a: ValidateArgs, mut registry: Registry) -> anyhow::Result<ExitC
         only: a.only.clone(),
         ..ExecuteOptions::default()
     };
-    let runs = selected_runs(&exp.experiment, &opts);
+    let runs = selected_runs(&exp, &opts);
     println!("\n# {} run(s)", runs.len());
     let out = PathBuf::from("runs").join(dsma_core::runner::plan::slug(&exp.experiment.name));
     for r in &runs {
@@ -278,7 +278,14 @@ pub fn validate(a: ValidateArgs, mut registry: Registry) -> anyhow::Result<ExitC
             r.label, r.dataset_name, r.repeat, r.seed, r.stage1_hash
         );
     }
-    let problems = check_plugins(&exp.experiment, &registry, &a.only);
+    let mut problems = Vec::new();
+    for v in &exp.variants {
+        for p in check_plugins(&v.experiment, &registry, &a.only) {
+            if !problems.contains(&p) {
+                problems.push(p);
+            }
+        }
+    }
     if problems.is_empty() {
         println!("\nok: every plugin exists and accepts its parameters");
         Ok(ExitCode::SUCCESS)

@@ -10,7 +10,7 @@ use crate::plugin::registry::PluginKind;
 use crate::plugin::Registry;
 use crate::runner::config::Experiment;
 use crate::runner::data::{prepare, PreparedData};
-use crate::runner::plan::{plan, PlannedRun};
+use crate::runner::plan::{plan_all, PlannedRun};
 use crate::runner::{run_dir, RunJob, RunObserver, RunResults};
 
 /// Options of `dsma run`.
@@ -46,16 +46,20 @@ pub fn check_plugins(exp: &Experiment, registry: &Registry, only: &[String]) -> 
             continue;
         }
         if let Some(s) = &row.synthesizer {
-            let built = registry.describe(&s.name).and_then(|info| match info.kind {
-                PluginKind::Synthesizer => registry.synthesizer(&s.name, &s.params).map(|_| ()),
-                PluginKind::TrainableSynthesizer => registry
-                    .trainable_synthesizer(&s.name, &s.params)
-                    .map(|_| ()),
-                other => Err(CoreError::invalid(
-                    "synthesizer",
-                    format!("`{}` is a {}, not a synthesizer", s.name, other.name()),
-                )),
-            });
+            // An unknown name gets the synthesizer lookup's error (it lists the synthesizers).
+            let built = match registry.describe(&s.name) {
+                Err(_) => registry.synthesizer(&s.name, &s.params).map(|_| ()),
+                Ok(info) => match info.kind {
+                    PluginKind::Synthesizer => registry.synthesizer(&s.name, &s.params).map(|_| ()),
+                    PluginKind::TrainableSynthesizer => registry
+                        .trainable_synthesizer(&s.name, &s.params)
+                        .map(|_| ()),
+                    other => Err(CoreError::invalid(
+                        "synthesizer",
+                        format!("`{}` is a {}, not a synthesizer", s.name, other.name()),
+                    )),
+                },
+            };
             if let Err(e) = built {
                 problems.push(format!("rows.{i} ({}): synthesizer: {e}", row.label));
             }
@@ -77,14 +81,19 @@ pub fn check_plugins(exp: &Experiment, registry: &Registry, only: &[String]) -> 
     problems
 }
 
-/// The runs `opts` selects, in plan order.
-pub fn selected_runs(exp: &Experiment, opts: &ExecuteOptions) -> Vec<PlannedRun> {
-    plan(exp)
+/// The runs `opts` selects, in plan order (`--only` names rows without their grid suffix).
+pub fn selected_runs(loaded: &LoadedExperiment, opts: &ExecuteOptions) -> Vec<PlannedRun> {
+    plan_all(loaded)
         .into_iter()
         .enumerate()
         .filter(|(i, _)| opts.shard.is_none_or(|(s, n)| i % n == s))
         .map(|(_, r)| r)
-        .filter(|r| opts.only.is_empty() || opts.only.contains(&r.label))
+        .filter(|r| {
+            opts.only.is_empty()
+                || opts
+                    .only
+                    .contains(&loaded.variants[r.variant].experiment.rows[r.row].label)
+        })
         .collect()
 }
 
@@ -101,7 +110,14 @@ pub fn execute(
     obs: &mut dyn RunObserver,
 ) -> Result<Vec<RunResults>> {
     let exp = &loaded.experiment;
-    let problems = check_plugins(exp, registry, &opts.only);
+    let mut problems = Vec::new();
+    for v in &loaded.variants {
+        for p in check_plugins(&v.experiment, registry, &opts.only) {
+            if !problems.contains(&p) {
+                problems.push(p);
+            }
+        }
+    }
     if !problems.is_empty() {
         return Err(CoreError::invalid(
             loaded.files[0].display().to_string(),
@@ -110,8 +126,9 @@ pub fn execute(
     }
     let reg = model::model(&exp.model.name)?;
     let trainer = reg.trainer(exp.train.backend)?;
-    let runs = selected_runs(exp, opts);
-    let mut data: Vec<Option<PreparedData>> = exp.datasets.iter().map(|_| None).collect();
+    let runs = selected_runs(loaded, opts);
+    // Prepared datasets, keyed by their settings (grid points may change them).
+    let mut data: Vec<(crate::runner::config::DatasetConfig, PreparedData)> = Vec::new();
     let mut results = Vec::new();
     for (n, run) in runs.iter().enumerate() {
         let dir = opts.out.join(run.dir());
@@ -146,9 +163,19 @@ pub fn execute(
             run.repeat,
             run.seed
         ));
-        let prepared = match &mut data[run.dataset] {
-            Some(d) => &*d,
-            slot @ None => &*slot.insert(prepare(&exp.datasets[run.dataset])?),
+        let exp = &loaded.variants[run.variant].experiment;
+        let prepared = match data
+            .iter()
+            .find(|(cfg, _)| cfg == &exp.datasets[run.dataset])
+        {
+            Some((_, d)) => d,
+            None => {
+                data.push((
+                    exp.datasets[run.dataset].clone(),
+                    prepare(&exp.datasets[run.dataset])?,
+                ));
+                &data[data.len() - 1].1
+            }
         };
         std::fs::create_dir_all(&dir).map_err(|e| CoreError::io(&dir, e))?;
         let config = serde_json::json!({

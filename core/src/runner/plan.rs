@@ -10,6 +10,8 @@ use crate::runner::config::Experiment;
 /// One run: a row trained on a dataset with one seed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PlannedRun {
+    /// Index of the grid point (0 without a grid).
+    pub variant: usize,
     /// Index into `experiment.rows`.
     pub row: usize,
     /// Index into `experiment.datasets`.
@@ -91,6 +93,7 @@ pub fn plan(exp: &Experiment) -> Vec<PlannedRun> {
             let hash = stable_hash(key.to_string().as_bytes());
             for (r, row) in exp.rows.iter().enumerate() {
                 runs.push(PlannedRun {
+                    variant: 0,
                     row: r,
                     dataset: d,
                     repeat,
@@ -103,6 +106,33 @@ pub fn plan(exp: &Experiment) -> Vec<PlannedRun> {
         }
     }
     runs
+}
+
+/// Every run of every grid point of `loaded`; row labels carry the grid point's suffix.
+pub fn plan_all(loaded: &crate::experiment::LoadedExperiment) -> Vec<PlannedRun> {
+    let mut runs = Vec::new();
+    for (v, variant) in loaded.variants.iter().enumerate() {
+        for mut r in plan(&variant.experiment) {
+            r.variant = v;
+            r.label.push_str(&variant.suffix);
+            runs.push(r);
+        }
+    }
+    runs
+}
+
+/// Row labels of the table: every row of every grid point, in order.
+pub fn row_labels(loaded: &crate::experiment::LoadedExperiment) -> Vec<String> {
+    loaded
+        .variants
+        .iter()
+        .flat_map(|v| {
+            v.experiment
+                .rows
+                .iter()
+                .map(move |r| format!("{}{}", r.label, v.suffix))
+        })
+        .collect()
 }
 
 #[cfg(test)]

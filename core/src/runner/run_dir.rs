@@ -68,6 +68,13 @@ pub fn write_weights(dir: &Path, logs: &[WeightLog], real: &[PreparedCase]) -> R
     write_atomic(&dir.join("weights.csv"), csv.as_bytes())
 }
 
+/// Writes any JSON value as `dir/name`.
+pub fn write_json(dir: &Path, name: &str, value: &serde_json::Value) -> Result<()> {
+    let json =
+        serde_json::to_vec_pretty(value).map_err(|e| CoreError::invalid(name, e.to_string()))?;
+    write_atomic(&dir.join(name), &json)
+}
+
 /// Writes `results.json` (marks the run finished).
 pub fn write_results(dir: &Path, results: &RunResults) -> Result<()> {
     let json = serde_json::to_vec_pretty(results)

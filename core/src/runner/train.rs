@@ -259,7 +259,12 @@ pub fn train<F: ModelFactory, B: Backend>(
     B::seed(&device, derive_seed(job.run.seed, SALT_INIT));
     let inner = F::build::<B>(&params, &device)?;
     materialize(&inner);
-    check_sizes(inner.size_divisor(), t, &exp.eval.window.patch)?;
+    check_sizes(
+        inner.size_divisor(),
+        inner.input_size(),
+        t,
+        &exp.eval.window.patch,
+    )?;
     let student = require_grad(TrainModel::<F, B>::from_inner(inner.clone()));
     let optim = AdamWConfig::new()
         .with_beta_1(t.optimizer.beta1 as f32)
@@ -417,6 +422,7 @@ pub fn train<F: ModelFactory, B: Backend>(
             }
             run_dir::write_records(job.run_dir, &s.state.records)?;
             run_dir::write_weights(job.run_dir, &s.state.weights, &job.data.train)?;
+            run_dir::write_json(job.run_dir, "weighter.json", &s.state.weighter)?;
         }
         drop(queue);
         Ok(())
@@ -475,11 +481,26 @@ pub fn train<F: ModelFactory, B: Backend>(
 }
 
 /// Every patch edge and window edge must be a multiple of the network's size divisor.
-fn check_sizes(divisor: usize, t: &TrainConfig, window: &[usize; 3]) -> Result<()> {
+fn check_sizes(
+    divisor: usize,
+    fixed: Option<[usize; 3]>,
+    t: &TrainConfig,
+    window: &[usize; 3],
+) -> Result<()> {
     for (field, size) in [
         ("train.patch.size", &t.patch.size),
         ("eval.window.patch", window),
     ] {
+        if let Some(f) = fixed {
+            if *size != f {
+                return Err(CoreError::invalid(
+                    field,
+                    format!(
+                        "{size:?}; this model accepts exactly {f:?} (x, y, z): its `image_size` parameter"
+                    ),
+                ));
+            }
+        }
         if size.iter().any(|&v| v == 0 || v % divisor.max(1) != 0) {
             return Err(CoreError::invalid(
                 field,
