@@ -212,7 +212,9 @@ fn tables_render_mean_std_and_wilcoxon_marks_in_three_formats() {
     assert!(md.contains("| baseline | 84.60 ± 0.14 |"), "{md}");
     // DSMA is better on every one of the 10 cases: exact two-sided p = 2 / 2^10 < 0.05 → marked.
     assert!(t.p_values[1][0].unwrap() < 0.01);
-    assert!(md.contains("*"), "{md}");
+    let lines: Vec<&str> = md.lines().collect();
+    assert!(lines[3].contains("* |") && !lines[2].contains('*'), "{md}");
+    assert!(md.contains("DSMA on BraTS2019: p = 0.0020"), "{md}");
     // The missing DSMA/BraTS2020 run renders as dashes.
     assert!(
         md.lines().nth(3).unwrap().ends_with("| – | – | – | – |"),

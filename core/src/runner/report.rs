@@ -315,9 +315,16 @@ pub fn render(t: &Table, format: TableFormat) -> String {
     if format != TableFormat::Csv && t.p_values.iter().flatten().any(|p| p.is_some()) {
         let _ = writeln!(
             out,
-            "\n* p < {ALPHA}: paired Wilcoxon signed-rank test against `{}` on per-case AVE Dice.",
+            "\nPaired Wilcoxon signed-rank test against `{}` on per-case AVE Dice (* marks p < {ALPHA}):",
             t.rows[0]
         );
+        for (i, row) in t.rows.iter().enumerate() {
+            for (j, ds) in t.datasets.iter().enumerate() {
+                if let Some(p) = t.p_values[i][j] {
+                    let _ = writeln!(out, "  {row} on {ds}: p = {p:.4}");
+                }
+            }
+        }
     }
     out
 }
