@@ -8,7 +8,7 @@ use anyhow::Context;
 use dsma_core::experiment::{load, LoadedExperiment};
 use dsma_core::plugin::Registry;
 use dsma_core::runner::execute::{
-    check_plugins, execute, is_finished, selected_runs, ExecuteOptions,
+    check_all_plugins, execute, is_finished, selected_runs, ExecuteOptions,
 };
 use dsma_core::runner::report::{build, render, TableFormat};
 use dsma_core::runner::{EpochRecord, RunObserver, RunResults};
@@ -278,14 +278,7 @@ pub fn validate(a: ValidateArgs, mut registry: Registry) -> anyhow::Result<ExitC
             r.label, r.dataset_name, r.repeat, r.seed, r.stage1_hash
         );
     }
-    let mut problems = Vec::new();
-    for v in &exp.variants {
-        for p in check_plugins(&v.experiment, &registry, &a.only) {
-            if !problems.contains(&p) {
-                problems.push(p);
-            }
-        }
-    }
+    let problems = check_all_plugins(&exp, &registry, &a.only);
     if problems.is_empty() {
         println!("\nok: every plugin exists and accepts its parameters");
         Ok(ExitCode::SUCCESS)

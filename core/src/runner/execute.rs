@@ -26,6 +26,48 @@ pub struct ExecuteOptions {
     pub shard: Option<(usize, usize)>,
 }
 
+/// Checks every plugin of every grid point of `loaded`; one line per problem, naming the row, the
+/// plugin, and where the file sets it (file:line:column) when it can be found.
+pub fn check_all_plugins(
+    loaded: &LoadedExperiment,
+    registry: &Registry,
+    only: &[String],
+) -> Vec<String> {
+    let texts: Vec<(PathBuf, String)> = loaded
+        .files
+        .iter()
+        .filter_map(|f| std::fs::read_to_string(f).ok().map(|t| (f.clone(), t)))
+        .collect();
+    let mut problems = Vec::new();
+    for v in &loaded.variants {
+        for p in check_plugins(&v.experiment, registry, only) {
+            // "rows.1 (label): weighter: ..." or "model: ..." → YAML path of the plugin reference.
+            let head = p.split(':').next().unwrap_or("");
+            let mut path: Vec<String> = head
+                .split_whitespace()
+                .next()
+                .unwrap_or("")
+                .split('.')
+                .map(String::from)
+                .collect();
+            if head.starts_with("rows.") {
+                if let Some(kind) = p.split(": ").nth(1) {
+                    path.push(kind.to_string());
+                }
+            }
+            let at = texts.iter().find_map(|(f, t)| {
+                crate::experiment::locate(t, &path)
+                    .map(|(l, c)| format!(" [{}:{l}:{c}]", f.display()))
+            });
+            let line = format!("{p}{}", at.unwrap_or_default());
+            if !problems.contains(&line) {
+                problems.push(line);
+            }
+        }
+    }
+    problems
+}
+
 /// Checks that every plugin the experiment names exists and accepts its parameters; returns one
 /// line per problem, naming the row and the plugin.
 pub fn check_plugins(exp: &Experiment, registry: &Registry, only: &[String]) -> Vec<String> {
@@ -110,14 +152,7 @@ pub fn execute(
     obs: &mut dyn RunObserver,
 ) -> Result<Vec<RunResults>> {
     let exp = &loaded.experiment;
-    let mut problems = Vec::new();
-    for v in &loaded.variants {
-        for p in check_plugins(&v.experiment, registry, &opts.only) {
-            if !problems.contains(&p) {
-                problems.push(p);
-            }
-        }
-    }
+    let problems = check_all_plugins(loaded, registry, &opts.only);
     if !problems.is_empty() {
         return Err(CoreError::invalid(
             loaded.files[0].display().to_string(),

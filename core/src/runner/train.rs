@@ -472,6 +472,14 @@ pub fn train<F: ModelFactory, B: Backend>(
         mean: mean_metrics(&cases),
         cases,
     };
+    // The final evaluation of the last model is the curves' last test point.
+    if reported == Report::Last {
+        if let Some(last) = s.state.records.last_mut().filter(|r| r.test_dice.is_none()) {
+            let m = &results.mean;
+            last.test_dice = Some([m.WT.dice, m.TC.dice, m.ET.dice, m.AVE.dice]);
+        }
+        run_dir::write_records(job.run_dir, &s.state.records)?;
+    }
     crate::runner::curves::draw(&job.run_dir.join("curves.png"), &s.state.records, e1)?;
     run_dir::write_results(job.run_dir, &results)?;
     Ok(RunOutcome {
