@@ -119,22 +119,93 @@ fn two_stages_switch_at_the_configured_epoch_and_lr_and_write_the_run_folder() {
         assert!(labels.iter().all(|&v| [0, 1, 2, 4].contains(&v)));
     }
     assert!(run.join("curves.png").exists() && run.join("split.json").exists());
-    // Rerunning a finished experiment skips every run and prints the same table.
-    let t = Instant::now();
-    let (code2, stdout2, _) = dsma(&[
-        "run",
-        exp.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--quiet",
-    ]);
-    assert_eq!(code2, 0);
-    assert_eq!(stdout2, stdout);
-    assert!(t.elapsed() < Duration::from_secs(20));
+    // Rerunning a finished experiment skips every run (no epoch is trained) and prints the same
+    // table; without a terminal, progress goes to stderr as plain log lines.
+    let (code2, stdout2, stderr2) =
+        dsma(&["run", exp.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert_eq!(code2, 0, "{stderr2}");
+    assert!(stdout2.ends_with(&stdout), "{stdout2}");
+    assert_eq!(
+        stderr2.matches("finished earlier, skipped").count(),
+        2,
+        "{stderr2}"
+    );
+    assert!(!stderr2.contains("epoch "), "{stderr2}");
     // `dsma table` renders the same table from the folder.
     let (code3, table, stderr3) = dsma(&["table", out.to_str().unwrap()]);
     assert_eq!(code3, 0, "{stderr3}");
     assert_eq!(table, stdout);
+}
+
+#[test]
+fn concurrent_shards_train_the_shared_stage_1_once_and_match_a_single_process() {
+    let tmp = tempfile::tempdir().unwrap();
+    let exp = experiment(tmp.path(), 3, 2, BOTH_ROWS);
+    let exp = exp.to_str().unwrap();
+    let single = tmp.path().join("single");
+    let (code, _, stderr) = dsma(&["run", exp, "--out", single.to_str().unwrap(), "--quiet"]);
+    assert_eq!(code, 0, "{stderr}");
+
+    // Two shards of one table into one folder at the same time, as a Slurm job array would.
+    let shared = tmp.path().join("shared");
+    let children: Vec<_> = ["1/2", "2/2"]
+        .iter()
+        .map(|shard| {
+            Command::new(env!("CARGO_BIN_EXE_dsma"))
+                .args([
+                    "run",
+                    exp,
+                    "--out",
+                    shared.to_str().unwrap(),
+                    "--shard",
+                    shard,
+                ])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let logs: Vec<String> = children
+        .into_iter()
+        .map(|c| {
+            let out = c.wait_with_output().unwrap();
+            let log = String::from_utf8_lossy(&out.stderr).into_owned();
+            assert!(out.status.success(), "{log}");
+            log
+        })
+        .collect();
+    let trained: usize = logs.iter().map(|l| l.matches("(stage 1)").count()).sum();
+    assert_eq!(
+        trained, 3,
+        "stage 1 (3 epochs) trained once in all: {logs:?}"
+    );
+    assert!(
+        !shared
+            .join("stage1")
+            .read_dir()
+            .unwrap()
+            .flatten()
+            .any(|d| d.path().join(".lock").exists()),
+        "the lock is released"
+    );
+    for row in ["baseline", "dtss-mas"] {
+        let a = std::fs::read_to_string(
+            single
+                .join("runs/phantom")
+                .join(row)
+                .join("rep-0/results.json"),
+        )
+        .unwrap();
+        let b = std::fs::read_to_string(
+            shared
+                .join("runs/phantom")
+                .join(row)
+                .join("rep-0/results.json"),
+        )
+        .unwrap();
+        assert_eq!(a, b, "{row}");
+    }
 }
 
 #[test]

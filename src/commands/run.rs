@@ -1,5 +1,6 @@
 //! `dsma run`, `dsma validate` and `dsma table`: experiments from YAML to the paper's table.
 
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -75,9 +76,12 @@ fn parse_shard(s: &str) -> Result<(usize, usize), String> {
     Ok((i - 1, n))
 }
 
-/// Progress bars for epochs and batches, or nothing with `--quiet`.
+/// Progress bars for epochs and batches on a terminal, plain log lines on stderr otherwise (a
+/// Slurm log, CI), or nothing with `--quiet`.
 struct Bars {
     quiet: bool,
+    /// stderr is not a terminal: log lines instead of bars.
+    plain: bool,
     multi: MultiProgress,
     epochs: Option<ProgressBar>,
     steps: Option<ProgressBar>,
@@ -87,6 +91,7 @@ impl Bars {
     fn new(quiet: bool) -> Self {
         Bars {
             quiet,
+            plain: !std::io::stderr().is_terminal(),
             multi: MultiProgress::new(),
             epochs: None,
             steps: None,
@@ -97,6 +102,10 @@ impl Bars {
 impl RunObserver for Bars {
     fn stage(&mut self, stage: u8, first: usize, total: usize) {
         if self.quiet {
+            return;
+        }
+        if self.plain {
+            eprintln!("stage {stage}: epochs {} to {total}", first + 1);
             return;
         }
         if let Some(b) = self.epochs.take() {
@@ -116,7 +125,7 @@ impl RunObserver for Bars {
         self.epochs = Some(bar);
     }
     fn epoch_start(&mut self, _epoch: usize, steps: usize) {
-        if self.quiet {
+        if self.quiet || self.plain {
             return;
         }
         let bar = match self.steps.take() {
@@ -146,29 +155,40 @@ impl RunObserver for Bars {
         }
     }
     fn epoch_end(&mut self, r: &EpochRecord) {
-        if let Some(b) = &self.epochs {
-            b.inc(1);
-            let mut line = format!(
-                "epoch {:>4} (stage {}) lr {:.0e} loss {:.4}",
-                r.epoch, r.stage, r.lr, r.loss
-            );
-            if let Some(w) = r.mean_weight {
-                line.push_str(&format!("  mean weight {w:.3} ({} synthetic)", r.synthetic));
+        if self.quiet {
+            return;
+        }
+        let mut line = format!(
+            "epoch {:>4} (stage {}) lr {:.0e} loss {:.4}  {:.1}s",
+            r.epoch, r.stage, r.lr, r.loss, r.seconds
+        );
+        if let Some(w) = r.mean_weight {
+            line.push_str(&format!("  mean weight {w:.3} ({} synthetic)", r.synthetic));
+        }
+        if r.wait_s > 0.05 {
+            line.push_str(&format!("  waited {:.2}s for synthesis", r.wait_s));
+        }
+        if let Some(d) = r.test_dice {
+            line.push_str(&format!(
+                "  test Dice WT {:.3} TC {:.3} ET {:.3}",
+                d[0], d[1], d[2]
+            ));
+        }
+        match &self.epochs {
+            Some(b) => {
+                b.inc(1);
+                b.println(line);
             }
-            if r.wait_s > 0.05 {
-                line.push_str(&format!("  waited {:.2}s for synthesis", r.wait_s));
-            }
-            if let Some(d) = r.test_dice {
-                line.push_str(&format!(
-                    "  test Dice WT {:.3} TC {:.3} ET {:.3}",
-                    d[0], d[1], d[2]
-                ));
-            }
-            b.println(line);
+            None => eprintln!("{line}"),
         }
     }
     fn message(&mut self, text: &str) {
-        if !self.quiet {
+        if self.quiet {
+            return;
+        }
+        if self.plain {
+            eprintln!("{text}");
+        } else {
             let _ = self.multi.println(text);
         }
     }

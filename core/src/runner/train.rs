@@ -40,6 +40,7 @@ use crate::runner::config::{Report, TrainConfig};
 use crate::runner::evaluate::{evaluate, labels_from_probabilities, mean_metrics, score_case};
 use crate::runner::module_state::{ema_update, materialize, parameter_paths, require_grad};
 use crate::runner::run_dir;
+use crate::runner::stage_lock::StageLock;
 use crate::runner::synthesis::SynthesisQueue;
 use crate::runner::{EpochRecord, RunJob, RunObserver, RunOutcome, RunResults};
 use crate::volume::Case;
@@ -295,22 +296,26 @@ pub fn train<F: ModelFactory, B: Backend>(
             job.run_dir.display(),
             s.state.epoch
         ));
-    } else if let Some(p) = checkpoint::latest(&s1_ckpts)? {
-        s.restore(&p)?;
-        if s.state.epoch < e1 {
-            obs.message(&format!("resumed stage 1 at epoch {}", s.state.epoch));
-        }
-    }
-    if s.state.epoch < e1 {
-        obs.stage(1, s.state.epoch, e1);
-        while s.state.epoch < e1 {
-            let e = s.state.epoch;
-            let rec = run_epoch(&mut s, job, 1, e, t.stage1.lr, &[], &[], 0.0, obs)?;
-            finish_epoch(&mut s, job, rec, obs, false)?;
-            if s.state.epoch == e1 || s.state.epoch % t.checkpoint_every == 0 {
-                s.save(&s1_ckpts, &format!("epoch-{:05}", s.state.epoch), &[])?;
+    } else {
+        // Other shards may share this stage 1: one process at a time reads or trains it.
+        let _lock = StageLock::acquire(job.stage1_dir, obs)?;
+        if let Some(p) = checkpoint::latest(&s1_ckpts)? {
+            s.restore(&p)?;
+            if s.state.epoch < e1 {
+                obs.message(&format!("resumed stage 1 at epoch {}", s.state.epoch));
             }
-            run_dir::write_records(job.stage1_dir, &s.state.records)?;
+        }
+        if s.state.epoch < e1 {
+            obs.stage(1, s.state.epoch, e1);
+            while s.state.epoch < e1 {
+                let e = s.state.epoch;
+                let rec = run_epoch(&mut s, job, 1, e, t.stage1.lr, &[], &[], 0.0, obs)?;
+                finish_epoch(&mut s, job, rec, obs, false)?;
+                if s.state.epoch == e1 || s.state.epoch % t.checkpoint_every == 0 {
+                    s.save(&s1_ckpts, &format!("epoch-{:05}", s.state.epoch), &[])?;
+                }
+                run_dir::write_records(job.stage1_dir, &s.state.records)?;
+            }
         }
     }
     let stage1_records = s.state.records.iter().filter(|r| r.stage == 1).count();
