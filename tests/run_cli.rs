@@ -420,7 +420,7 @@ fn the_nestedformer_ablation_runs_at_phantom_scale_through_the_same_runner() {
     ]);
     assert_eq!(code, 0, "{stderr}");
     assert!(stdout.contains("| DTSS+MAS |"), "{stdout}");
-    let run = out.join("runs/brats2020/dtss-mas/rep-0");
+    let run = out.join("runs/brats2020-phantom/dtss-mas/rep-0");
     let cfg = std::fs::read_to_string(run.join("config.json")).unwrap();
     assert!(cfg.contains("\"nestedformer\""), "{cfg}");
     assert!(run.join("results.json").exists() && run.join("weights.csv").exists());
