@@ -1,5 +1,6 @@
 //! Loading a dataset for training: phantom generation on first use, split, preprocessing, caching.
 
+use std::borrow::Cow;
 use std::path::Path;
 
 use ndarray::{s, Array3};
@@ -23,8 +24,9 @@ pub struct PreparedCase {
     pub crop_start: [usize; 3],
     /// Grid of the original volume (predictions are written on it).
     pub original_grid: Grid,
-    /// Labels on the original grid (metrics are computed there).
-    pub original_label: Array3<u8>,
+    /// Labels on the original grid, kept only where they are not the uncropped `case.label`
+    /// (tumour labels outside the brain crop); see [`PreparedCase::original_label`].
+    original_label: Option<Array3<u8>>,
 }
 
 impl PreparedCase {
@@ -33,24 +35,41 @@ impl PreparedCase {
         let (mut case, crop_start) = crop_to_brain(&original)?;
         zscore_brain(&mut case);
         let foreground = foreground_indices(case.label.view());
+        // The original labels cost 9 MB per BraTS case; keep them only if the crop lost some.
+        let uncropped = uncrop(original.label.dim(), crop_start, &case.label);
+        let original_label = (uncropped != original.label).then_some(original.label);
         Ok(PreparedCase {
             case,
             foreground,
             crop_start,
             original_grid: original.grid,
-            original_label: original.label,
+            original_label,
         })
     }
 
     /// Places a label map of the cropped case back into the original volume.
     pub fn uncrop(&self, cropped: &Array3<u8>) -> Array3<u8> {
-        let mut full = Array3::<u8>::zeros(self.original_label.dim());
-        let (z, y, x) = cropped.dim();
-        let [a, b, c] = self.crop_start;
-        full.slice_mut(s![a..a + z, b..b + y, c..c + x])
-            .assign(cropped);
-        full
+        let g = self.original_grid.dims;
+        uncrop((g[2], g[1], g[0]), self.crop_start, cropped)
     }
+
+    /// Labels on the original grid (metrics are computed there).
+    pub fn original_label(&self) -> Cow<'_, Array3<u8>> {
+        match &self.original_label {
+            Some(l) => Cow::Borrowed(l),
+            None => Cow::Owned(self.uncrop(&self.case.label)),
+        }
+    }
+}
+
+/// A `dim`-sized zero volume with `cropped` placed at `start` (z, y, x).
+fn uncrop(dim: (usize, usize, usize), start: [usize; 3], cropped: &Array3<u8>) -> Array3<u8> {
+    let mut full = Array3::<u8>::zeros(dim);
+    let (z, y, x) = cropped.dim();
+    let [a, b, c] = start;
+    full.slice_mut(s![a..a + z, b..b + y, c..c + x])
+        .assign(cropped);
+    full
 }
 
 /// A dataset split into prepared training and test cases.
@@ -132,4 +151,42 @@ fn dir_id(dir: &Path) -> String {
     dir.file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::Array4;
+
+    fn case(label_outside_brain: bool) -> Case {
+        let mut image = Array4::<f32>::zeros((4, 10, 12, 14));
+        image.slice_mut(s![.., 2..8, 3..9, 4..10]).fill(5.0);
+        image[[0, 4, 5, 6]] = 7.0;
+        let mut label = Array3::<u8>::zeros((10, 12, 14));
+        label[[4, 5, 6]] = 4;
+        label[[3, 4, 5]] = 2;
+        if label_outside_brain {
+            label[[0, 0, 0]] = 1;
+        }
+        Case {
+            id: "toy".into(),
+            image,
+            label,
+            grid: Grid::axis_aligned([14, 12, 10], [1.0, 1.0, 1.0]),
+            convention: LabelConvention::Brats2019,
+        }
+    }
+
+    #[test]
+    fn original_labels_are_rebuilt_from_the_crop_or_kept_when_the_crop_lost_some() {
+        for outside in [false, true] {
+            let original = case(outside);
+            let expected = original.label.clone();
+            let prepared = PreparedCase::new(original).unwrap();
+            assert_eq!(prepared.case.label.dim(), (6, 6, 6));
+            assert_eq!(prepared.original_label.is_some(), outside);
+            assert_eq!(*prepared.original_label(), expected);
+            assert_eq!(prepared.uncrop(&prepared.case.label).dim(), (10, 12, 14));
+        }
+    }
 }

@@ -56,7 +56,7 @@ pub fn evaluate<B: Backend, M: SegmentationModel<B>>(
         let pred = c.uncrop(&predict::<B, M>(model, &c.case, cfg, device)?);
         let metrics = case_metrics(
             pred.view(),
-            c.original_label.view(),
+            c.original_label().view(),
             c.case.convention,
             c.original_grid.spacing_zyx(),
             &cfg.metrics,

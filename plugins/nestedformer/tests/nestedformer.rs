@@ -10,6 +10,14 @@ use dsma_core::loss::weighted_dice_loss;
 use dsma_core::model::{model, BackendKind, ModelFactory, SegmentationModel};
 use dsma_nestedformer::{relative_indices, NestedFormer, NestedFormerFactory, NestedFormerParams};
 
+/// burn's backend RNG is global: tests that draw from it (weight init, random inputs) hold this
+/// lock, so a seeded test gets the same numbers whatever runs beside it.
+static RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn rng_lock() -> std::sync::MutexGuard<'static, ()> {
+    RNG.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn tiny(msg: bool) -> NestedFormerParams {
     NestedFormerParams {
         image_size: [32, 32, 32],
@@ -78,6 +86,7 @@ fn hand_count(p: &NestedFormerParams) -> usize {
 
 #[test]
 fn output_shapes_with_and_without_msg_and_parameter_counts() {
+    let _rng = rng_lock();
     let reg = model("nestedformer").expect("registered");
     for msg in [true, false] {
         let params = serde_json::to_value(tiny(msg)).unwrap();
@@ -100,6 +109,7 @@ fn output_shapes_with_and_without_msg_and_parameter_counts() {
 
 #[test]
 fn a_few_adamw_steps_reduce_the_loss_with_msg_on_and_off() {
+    let _rng = rng_lock();
     type B = Autodiff<Flex>;
     let dev = Default::default();
     for msg in [true, false] {
@@ -129,6 +139,7 @@ fn a_few_adamw_steps_reduce_the_loss_with_msg_on_and_off() {
 
 #[test]
 fn the_fixed_input_size_is_enforced_with_both_sizes_named() {
+    let _rng = rng_lock();
     let dev = Default::default();
     let m = NestedFormerFactory::build::<Flex>(&tiny(true), &dev).unwrap();
     assert_eq!(m.input_size(), Some([32, 32, 32]));
