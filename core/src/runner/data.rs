@@ -35,9 +35,11 @@ impl PreparedCase {
         let (mut case, crop_start) = crop_to_brain(&original)?;
         zscore_brain(&mut case);
         let foreground = foreground_indices(case.label.view());
-        // The original labels cost 9 MB per BraTS case; keep them only if the crop lost some.
-        let uncropped = uncrop(original.label.dim(), crop_start, &case.label);
-        let original_label = (uncropped != original.label).then_some(original.label);
+        // The original labels cost 9 MB per BraTS case; keep them only if the crop lost some
+        // (the crop is a sub-box, so equal tumour counts mean uncropping restores them exactly).
+        let tumour = |l: &Array3<u8>| l.iter().filter(|&&v| v != 0).count();
+        let original_label =
+            (tumour(&original.label) != tumour(&case.label)).then_some(original.label);
         Ok(PreparedCase {
             case,
             foreground,
@@ -49,8 +51,12 @@ impl PreparedCase {
 
     /// Places a label map of the cropped case back into the original volume.
     pub fn uncrop(&self, cropped: &Array3<u8>) -> Array3<u8> {
-        let g = self.original_grid.dims;
-        uncrop((g[2], g[1], g[0]), self.crop_start, cropped)
+        let mut full = Array3::<u8>::zeros(self.original_grid.shape_zyx());
+        let (z, y, x) = cropped.dim();
+        let [a, b, c] = self.crop_start;
+        full.slice_mut(s![a..a + z, b..b + y, c..c + x])
+            .assign(cropped);
+        full
     }
 
     /// Labels on the original grid (metrics are computed there).
@@ -60,16 +66,6 @@ impl PreparedCase {
             None => Cow::Owned(self.uncrop(&self.case.label)),
         }
     }
-}
-
-/// A `dim`-sized zero volume with `cropped` placed at `start` (z, y, x).
-fn uncrop(dim: (usize, usize, usize), start: [usize; 3], cropped: &Array3<u8>) -> Array3<u8> {
-    let mut full = Array3::<u8>::zeros(dim);
-    let (z, y, x) = cropped.dim();
-    let [a, b, c] = start;
-    full.slice_mut(s![a..a + z, b..b + y, c..c + x])
-        .assign(cropped);
-    full
 }
 
 /// A dataset split into prepared training and test cases.

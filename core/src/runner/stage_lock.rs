@@ -11,7 +11,7 @@
 use std::fs::OpenOptions;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::mpsc::{channel, RecvTimeoutError, Sender};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime};
 
@@ -50,7 +50,8 @@ impl Default for LockTimings {
 pub struct StageLock {
     path: PathBuf,
     me: String,
-    stop: Arc<(Mutex<bool>, Condvar)>,
+    /// Dropping it stops the heartbeat thread.
+    stop: Option<Sender<()>>,
     heartbeat: Option<JoinHandle<()>>,
 }
 
@@ -134,29 +135,19 @@ impl StageLock {
     }
 
     fn hold(path: PathBuf, me: String, every: Duration) -> Self {
-        let stop = Arc::new((Mutex::new(false), Condvar::new()));
-        let (p, s) = (path.clone(), Arc::clone(&stop));
+        let (stop, stopped) = channel::<()>();
+        let p = path.clone();
         let heartbeat = std::thread::spawn(move || {
-            let (lock, cvar) = &*s;
-            let Ok(mut stopped) = lock.lock() else {
-                return;
-            };
-            while !*stopped {
-                match cvar.wait_timeout(stopped, every) {
-                    Ok((guard, _)) => stopped = guard,
-                    Err(_) => return,
-                }
-                if !*stopped {
-                    if let Ok(f) = OpenOptions::new().write(true).open(&p) {
-                        let _ = f.set_modified(SystemTime::now());
-                    }
+            while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(every) {
+                if let Ok(f) = OpenOptions::new().write(true).open(&p) {
+                    let _ = f.set_modified(SystemTime::now());
                 }
             }
         });
         StageLock {
             path,
             me,
-            stop,
+            stop: Some(stop),
             heartbeat: Some(heartbeat),
         }
     }
@@ -164,11 +155,7 @@ impl StageLock {
 
 impl Drop for StageLock {
     fn drop(&mut self) {
-        let (lock, cvar) = &*self.stop;
-        if let Ok(mut stopped) = lock.lock() {
-            *stopped = true;
-        }
-        cvar.notify_all();
+        drop(self.stop.take());
         if let Some(h) = self.heartbeat.take() {
             let _ = h.join();
         }
@@ -183,6 +170,7 @@ mod tests {
     use super::*;
     use crate::runner::Silent;
     use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
 
     fn fast() -> LockTimings {
         LockTimings {
