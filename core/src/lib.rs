@@ -6,6 +6,7 @@
 
 pub mod atomic_file;
 pub mod brats;
+pub mod doctor;
 pub mod error;
 pub mod experiment;
 pub mod inference;

@@ -44,6 +44,50 @@ impl BackendKind {
     }
 }
 
+impl BackendKind {
+    /// The backend named by environment variable `var` (`cpu` when unset or empty); tests read
+    /// `DSMA_TEST_BACKEND` and benches `DSMA_BENCH_BACKEND` through this.
+    pub fn from_env(var: &str) -> Result<Self> {
+        let value = std::env::var(var).unwrap_or_default();
+        let kind = match value.trim() {
+            "" | "cpu" => BackendKind::Cpu,
+            "cuda" => BackendKind::Cuda,
+            other => {
+                return Err(crate::error::CoreError::invalid(
+                    var,
+                    format!("`{other}`; expected cpu or cuda"),
+                ))
+            }
+        };
+        if !kind.available() {
+            return Err(crate::error::CoreError::invalid(
+                var,
+                format!("{value}: this binary was built without the `{value}` feature"),
+            ));
+        }
+        Ok(kind)
+    }
+
+    /// Calls `visitor` with this backend's type and default device.
+    pub fn dispatch<V: BackendVisitor>(self, visitor: V) -> Result<V::Output> {
+        match self {
+            BackendKind::Cpu => Ok(visitor.visit::<CpuBackend>(Default::default())),
+            #[cfg(feature = "cuda")]
+            BackendKind::Cuda => Ok(visitor.visit::<CudaBackend>(Default::default())),
+            #[cfg(not(feature = "cuda"))]
+            BackendKind::Cuda => Err(no_cuda()),
+        }
+    }
+}
+
+/// Code generic over the backend, run on a backend chosen at run time ([`BackendKind::dispatch`]).
+pub trait BackendVisitor {
+    /// What the code returns.
+    type Output;
+    /// Runs on backend `B` and `device`.
+    fn visit<B: Backend>(self, device: B::Device) -> Self::Output;
+}
+
 /// A segmentation network: `[N, 4, D, H, W]` images → `[N, 3, D, H, W]` logits (WT, TC, ET).
 pub trait SegmentationModel<B: Backend>: Module<B> {
     /// Logits of the three region channels.

@@ -1,6 +1,7 @@
 //! Subcommands of `dsma`.
 
 mod data;
+mod doctor;
 mod eval;
 mod figure;
 mod inspect;
@@ -48,6 +49,8 @@ enum Command {
     Table(run::TableArgs),
     /// Draw a figure from a `dsma run` output folder: segmentations (Fig. 5) or MAS weights.
     Figure(figure::Args),
+    /// What this build can run on here (CPU, CUDA), and for each backend that cannot, why and the fix.
+    Doctor(doctor::Args),
     /// Dataset utilities.
     Data {
         #[command(subcommand)]
@@ -78,6 +81,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Eval(a) => eval::run(a),
         Command::Inspect(a) => inspect::run(a),
         Command::Phantom(a) => phantom::run(a),
+        Command::Doctor(a) => doctor::run(a),
         Command::Data {
             command: DataCommand::Check(a),
         } => data::check(a),

@@ -4,15 +4,20 @@
 use burn::backend::{Autodiff, Flex};
 use burn::module::Module;
 use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
-use burn::tensor::{Distribution, Tensor};
+use burn::tensor::{Distribution, ElementConversion, Tensor};
 use dsma_core::inference::{sliding_window, Blend, SlidingWindow};
 use dsma_core::loss::weighted_dice_loss;
-use dsma_core::model::{model, BackendKind, ModelFactory, SegmentationModel};
+use dsma_core::model::{model, BackendKind, BackendVisitor, ModelFactory, SegmentationModel};
 use dsma_nestedformer::{relative_indices, NestedFormer, NestedFormerFactory, NestedFormerParams};
 
 /// burn's backend RNG is global: tests that draw from it (weight init, random inputs) hold this
 /// lock, so a seeded test gets the same numbers whatever runs beside it.
 static RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// The backend of these tests: `DSMA_TEST_BACKEND` (`cpu` when unset; `cuda` needs `--features cuda`).
+fn backend() -> BackendKind {
+    BackendKind::from_env("DSMA_TEST_BACKEND").expect("DSMA_TEST_BACKEND")
+}
 
 fn rng_lock() -> std::sync::MutexGuard<'static, ()> {
     RNG.lock().unwrap_or_else(|e| e.into_inner())
@@ -90,9 +95,7 @@ fn output_shapes_with_and_without_msg_and_parameter_counts() {
     let reg = model("nestedformer").expect("registered");
     for msg in [true, false] {
         let params = serde_json::to_value(tiny(msg)).unwrap();
-        let probe = reg
-            .probe(BackendKind::Cpu, &params, [1, 4, 32, 32, 32])
-            .unwrap();
+        let probe = reg.probe(backend(), &params, [1, 4, 32, 32, 32]).unwrap();
         assert_eq!(probe.output_shape, [1, 3, 32, 32, 32]);
         assert_eq!(probe.parameters, hand_count(&tiny(msg)), "msg {msg}");
     }
@@ -107,32 +110,46 @@ fn output_shapes_with_and_without_msg_and_parameter_counts() {
     }
 }
 
+/// Eight AdamW steps with MSG on and off, on backend `I` (trained through `Autodiff<I>`); the losses.
+struct AdamwLosses;
+
+impl BackendVisitor for AdamwLosses {
+    type Output = Vec<(bool, Vec<f32>)>;
+    fn visit<I: burn::tensor::backend::Backend>(self, dev: I::Device) -> Self::Output {
+        type B<I> = Autodiff<I>;
+        let mut out = Vec::new();
+        for msg in [true, false] {
+            <B<I> as burn::tensor::backend::Backend>::seed(&dev, 1);
+            let mut net: Option<NestedFormer<B<I>>> =
+                Some(NestedFormerFactory::build::<B<I>>(&tiny(msg), &dev).unwrap());
+            let mut opt = AdamWConfig::new()
+                .with_epsilon(1e-8)
+                .init::<B<I>, NestedFormer<B<I>>>();
+            let x =
+                Tensor::<B<I>, 5>::random([1, 4, 32, 32, 32], Distribution::Normal(0.0, 1.0), &dev);
+            // A learnable target: WT where FLAIR is bright, TC where T1ce is bright, ET inside both.
+            let wt = x.clone().narrow(1, 0, 1).greater_elem(0.5).float();
+            let tc = x.clone().narrow(1, 2, 1).greater_elem(0.5).float();
+            let t = Tensor::cat(vec![wt.clone(), tc.clone(), wt * tc], 1);
+            let w = Tensor::<B<I>, 1>::ones([1], &dev);
+            let mut losses = Vec::new();
+            for _ in 0..8 {
+                let m = net.take().unwrap();
+                let loss = weighted_dice_loss(m.forward(x.clone()), t.clone(), w.clone());
+                losses.push(loss.clone().into_scalar().elem::<f32>());
+                let g = GradientsParams::from_grads(loss.backward(), &m);
+                net = Some(opt.step(3e-3, m, g));
+            }
+            out.push((msg, losses));
+        }
+        out
+    }
+}
+
 #[test]
 fn a_few_adamw_steps_reduce_the_loss_with_msg_on_and_off() {
     let _rng = rng_lock();
-    type B = Autodiff<Flex>;
-    let dev = Default::default();
-    for msg in [true, false] {
-        <B as burn::tensor::backend::Backend>::seed(&dev, 1);
-        let mut net: Option<NestedFormer<B>> =
-            Some(NestedFormerFactory::build::<B>(&tiny(msg), &dev).unwrap());
-        let mut opt = AdamWConfig::new()
-            .with_epsilon(1e-8)
-            .init::<B, NestedFormer<B>>();
-        let x = Tensor::<B, 5>::random([1, 4, 32, 32, 32], Distribution::Normal(0.0, 1.0), &dev);
-        // A learnable target: WT where FLAIR is bright, TC where T1ce is bright, ET inside both.
-        let wt = x.clone().narrow(1, 0, 1).greater_elem(0.5).float();
-        let tc = x.clone().narrow(1, 2, 1).greater_elem(0.5).float();
-        let t = Tensor::cat(vec![wt.clone(), tc.clone(), wt * tc], 1);
-        let w = Tensor::<B, 1>::ones([1], &dev);
-        let mut losses = Vec::new();
-        for _ in 0..8 {
-            let m = net.take().unwrap();
-            let loss = weighted_dice_loss(m.forward(x.clone()), t.clone(), w.clone());
-            losses.push(loss.clone().into_scalar());
-            let g = GradientsParams::from_grads(loss.backward(), &m);
-            net = Some(opt.step(3e-3, m, g));
-        }
+    for (msg, losses) in backend().dispatch(AdamwLosses).unwrap() {
         assert!(losses[7] < losses[0] - 0.01, "msg {msg}: {losses:?}");
     }
 }

@@ -1,8 +1,14 @@
 //! Model `unet3d`: a 3D U-Net after Çiçek et al. (2016) as used for BraTS (MONAI / nnU-Net style):
 //! 4 input channels (FLAIR, T1, T1ce, T2), 3 output logits (WT, TC, ET; sigmoid in the loss), `depth`
 //! resolution steps with two 3×3×3 conv → norm → LeakyReLU blocks per level, stride-2 convolutions down,
-//! stride-2 transposed convolutions up, skip connections by concatenation, a 1×1×1 head.
-//! Widths are `base_width · 2^level`. Inputs must be divisible by `2^depth` along every axis.
+//! stride-2 transposed convolutions up (or, with `upsample: trilinear`, a 1×1×1 convolution followed
+//! by ×2 trilinear interpolation, MONAI's "nontrainable" UpSample), skip connections by concatenation,
+//! a 1×1×1 head. Widths are `base_width · 2^level`. Inputs must be divisible by `2^depth` along every
+//! axis.
+
+mod upsample;
+
+pub use upsample::upsample2_trilinear;
 
 use burn::module::Module;
 use burn::nn::conv::{Conv3d, Conv3dConfig, ConvTranspose3d, ConvTranspose3dConfig};
@@ -25,6 +31,17 @@ pub enum Norm {
     Group,
 }
 
+/// How the decoder doubles the resolution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Upsample {
+    /// Stride-2 2×2×2 transposed convolution (Çiçek et al.; the default).
+    Transpose,
+    /// 1×1×1 convolution, then ×2 trilinear interpolation (PyTorch `align_corners=False`); avoids
+    /// burn-cuda's slow transposed-convolution kernel on GPUs.
+    Trilinear,
+}
+
 /// Parameters of `unet3d`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -43,6 +60,8 @@ pub struct UNet3dParams {
     pub groups: usize,
     /// Slope of LeakyReLU for negative inputs.
     pub negative_slope: f64,
+    /// Decoder up-sampling.
+    pub upsample: Upsample,
 }
 
 impl Default for UNet3dParams {
@@ -55,6 +74,7 @@ impl Default for UNet3dParams {
             norm: Norm::Instance,
             groups: 8,
             negative_slope: 0.01,
+            upsample: Upsample::Transpose,
         }
     }
 }
@@ -79,6 +99,10 @@ impl PluginParams for UNet3dParams {
                 "groups of group normalisation (must divide every width)",
             ),
             d("negative_slope", "LeakyReLU slope"),
+            d(
+                "upsample",
+                "transpose (2×2×2 stride-2 transposed conv) or trilinear (1×1×1 conv + ×2 trilinear)",
+            ),
         ]
     }
 }
@@ -157,7 +181,10 @@ pub struct UNet3d<B: Backend> {
     encoder: Vec<Stage<B>>,
     down: Vec<ConvBlock<B>>,
     bottleneck: Stage<B>,
+    /// Transposed convolutions (`upsample: transpose`; empty otherwise).
     up: Vec<ConvTranspose3d<B>>,
+    /// 1×1×1 channel reductions before trilinear up-sampling (`upsample: trilinear`; empty otherwise).
+    up_reduce: Vec<Conv3d<B>>,
     decoder: Vec<Stage<B>>,
     head: Conv3d<B>,
 }
@@ -173,13 +200,24 @@ impl<B: Backend> UNet3d<B> {
             .map(|l| ConvBlock::new(p, [w(l), w(l + 1)], 2, device))
             .collect();
         let bottleneck = Stage::new(p, [w(p.depth), w(p.depth)], device);
-        let up = (0..p.depth)
-            .map(|l| {
-                ConvTranspose3dConfig::new([w(l + 1), w(l)], [2, 2, 2])
-                    .with_stride([2, 2, 2])
-                    .init(device)
-            })
-            .collect();
+        let (up, up_reduce) = match p.upsample {
+            Upsample::Transpose => (
+                (0..p.depth)
+                    .map(|l| {
+                        ConvTranspose3dConfig::new([w(l + 1), w(l)], [2, 2, 2])
+                            .with_stride([2, 2, 2])
+                            .init(device)
+                    })
+                    .collect(),
+                Vec::new(),
+            ),
+            Upsample::Trilinear => (
+                Vec::new(),
+                (0..p.depth)
+                    .map(|l| Conv3dConfig::new([w(l + 1), w(l)], [1, 1, 1]).init(device))
+                    .collect(),
+            ),
+        };
         let decoder = (0..p.depth)
             .map(|l| Stage::new(p, [2 * w(l), w(l)], device))
             .collect();
@@ -189,6 +227,7 @@ impl<B: Backend> UNet3d<B> {
             down,
             bottleneck,
             up,
+            up_reduce,
             decoder,
             head,
         }
@@ -206,7 +245,12 @@ impl<B: Backend> SegmentationModel<B> for UNet3d<B> {
         }
         x = self.bottleneck.forward(x);
         for level in (0..self.decoder.len()).rev() {
-            let up = self.up[level].forward(x);
+            let up = match self.up.get(level) {
+                Some(t) => t.forward(x),
+                // 1×1×1 conv and trilinear interpolation commute (the weights of each output voxel
+                // sum to 1), so reducing channels first is the same map at an eighth of the cost.
+                None => upsample2_trilinear(self.up_reduce[level].forward(x)),
+            };
             let skip = skips.pop().expect("one skip per level");
             x = self.decoder[level].forward(Tensor::cat(vec![up, skip], 1));
         }
