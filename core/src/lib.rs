@@ -19,6 +19,7 @@ pub mod phantom;
 pub mod plugin;
 pub mod preprocess;
 pub mod runner;
+pub mod seed;
 pub mod slice_figure;
 pub mod volume;
 

@@ -4,8 +4,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use dsma_core::brats::load_case;
-use dsma_core::phantom::{derive_seed, write_case};
+use dsma_core::phantom::write_case;
 use dsma_core::plugin::Registry;
+use dsma_core::seed::derive_seed;
 use dsma_core::slice_figure::{axial, render, Overlay, Panel};
 use dsma_core::{Case, LabelConvention, Modality};
 use rand::SeedableRng;

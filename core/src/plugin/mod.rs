@@ -12,5 +12,5 @@ pub use registry::{
 };
 pub use traits::{
     EpochScores, FitContext, FitProgress, SampleWeighter, SampledImage, ScoreKind, Synthesized,
-    Synthesizer, TrainableSynthesizer,
+    Synthesizer, TrainableSynthesizer, UnitWeights,
 };

@@ -109,3 +109,25 @@ pub trait SampleWeighter: Send {
         Ok(())
     }
 }
+
+/// The weighting of a row that names no weighter: every synthetic case weighs 1 (eq. 15 with all
+/// `w_j = 1`). It is core's own, so "no weighter" needs no plugin linked; the `uniform` plugin is the
+/// same rule under a name that YAML can give.
+#[derive(Debug, Default)]
+pub struct UnitWeights {
+    epochs: usize,
+}
+
+impl SampleWeighter for UnitWeights {
+    fn weights(&mut self, scores: &EpochScores<'_>) -> Result<Vec<f64>> {
+        self.epochs += 1;
+        Ok(vec![1.0; scores.synthetic.len()])
+    }
+    fn history(&self) -> serde_json::Value {
+        serde_json::json!({ "epochs": self.epochs })
+    }
+    fn restore(&mut self, history: serde_json::Value) -> Result<()> {
+        self.epochs = history.get("epochs").and_then(|e| e.as_u64()).unwrap_or(0) as usize;
+        Ok(())
+    }
+}

@@ -263,18 +263,29 @@ pub struct RowConfig {
     /// Synthesizer of stage 2; none trains stage 2 on real data only.
     #[serde(default)]
     pub synthesizer: Option<PluginRef>,
-    /// Weighter of synthetic samples; default `uniform`.
+    /// Weighter of synthetic samples; none gives every synthetic case weight 1
+    /// ([`crate::plugin::UnitWeights`]).
     #[serde(default)]
     pub weighter: Option<PluginRef>,
 }
 
 impl RowConfig {
-    /// The weighter, `uniform` when none is named.
-    pub fn weighter_ref(&self) -> PluginRef {
-        self.weighter.clone().unwrap_or(PluginRef {
-            name: "uniform".into(),
-            params: empty_object(),
-        })
+    /// The row's weighter: the named plugin, or unit weights when none is named.
+    pub fn build_weighter(
+        &self,
+        registry: &crate::plugin::Registry,
+    ) -> Result<Box<dyn crate::plugin::SampleWeighter>> {
+        match &self.weighter {
+            Some(w) => registry.weighter(&w.name, &w.params),
+            None => Ok(Box::new(crate::plugin::UnitWeights::default())),
+        }
+    }
+
+    /// The weighter's name for messages (`unit weights` when none is named).
+    pub fn weighter_name(&self) -> &str {
+        self.weighter
+            .as_ref()
+            .map_or("unit weights", |w| w.name.as_str())
     }
 }
 
@@ -353,5 +364,39 @@ impl Experiment {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plugin::{EpochScores, Registry};
+
+    #[test]
+    fn a_row_without_weighter_gets_unit_weights_with_no_plugin_linked() {
+        // core's own test binary links no plugin crate: `uniform` is unknown here.
+        let registry = Registry::builtin();
+        let named = RowConfig {
+            label: "DTSS".into(),
+            synthesizer: None,
+            weighter: Some(PluginRef {
+                name: "uniform".into(),
+                params: empty_object(),
+            }),
+        };
+        assert!(named.build_weighter(&registry).is_err());
+        let row = RowConfig {
+            weighter: None,
+            ..named
+        };
+        let mut w = row.build_weighter(&registry).unwrap();
+        let scores = EpochScores {
+            epoch: 0,
+            real: &[0.4],
+            synthetic: &[0.0, 0.9],
+        };
+        assert_eq!(w.weights(&scores).unwrap(), vec![1.0, 1.0]);
+        assert_eq!(w.history(), serde_json::json!({"epochs": 1}));
+        assert_eq!(row.weighter_name(), "unit weights");
     }
 }

@@ -106,8 +106,7 @@ pub fn check_plugins(exp: &Experiment, registry: &Registry, only: &[String]) -> 
                 problems.push(format!("rows.{i} ({}): synthesizer: {e}", row.label));
             }
         }
-        let w = row.weighter_ref();
-        if let Err(e) = registry.weighter(&w.name, &w.params) {
+        if let Err(e) = row.build_weighter(registry) {
             problems.push(format!("rows.{i} ({}): weighter: {e}", row.label));
         }
     }

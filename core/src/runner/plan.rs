@@ -4,8 +4,8 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::phantom::derive_seed;
 use crate::runner::config::Experiment;
+use crate::seed::derive_seed;
 
 /// One run: a row trained on a dataset with one seed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

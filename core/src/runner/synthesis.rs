@@ -10,9 +10,9 @@ use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
 use crate::error::{CoreError, Result};
-use crate::phantom::derive_seed;
 use crate::plugin::Synthesizer;
 use crate::runner::data::PreparedCase;
+use crate::seed::derive_seed;
 use crate::volume::Case;
 
 /// Salt of the synthesis seeds.

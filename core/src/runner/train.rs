@@ -31,7 +31,6 @@ use crate::error::{CoreError, Result};
 use crate::labels::region_targets;
 use crate::loss::weighted_dice_loss;
 use crate::model::{ModelFactory, SegmentationModel};
-use crate::phantom::derive_seed;
 use crate::plugin::registry::PluginKind;
 use crate::plugin::{parse_params, EpochScores, SampleWeighter, ScoreKind, TrainableSynthesizer};
 use crate::preprocess::{foreground_indices, sample_patch};
@@ -43,6 +42,7 @@ use crate::runner::run_dir;
 use crate::runner::stage_lock::StageLock;
 use crate::runner::synthesis::SynthesisQueue;
 use crate::runner::{EpochRecord, RunJob, RunObserver, RunOutcome, RunResults};
+use crate::seed::derive_seed;
 use crate::volume::Case;
 
 /// The autodiff (training) version of a factory's network.
@@ -328,8 +328,7 @@ pub fn train<F: ModelFactory, B: Backend>(
 
     // Stage 2: the row's method.
     let row = &exp.rows[job.run.row];
-    let wref = row.weighter_ref();
-    let mut weighter = job.registry.weighter(&wref.name, &wref.params)?;
+    let mut weighter = row.build_weighter(job.registry)?;
     if !s.state.weighter.is_null() {
         weighter.restore(s.state.weighter.clone())?;
     }
@@ -555,7 +554,7 @@ fn weigh<F: ModelFactory, B: Backend>(
     })?;
     if weights.len() != scores.len() || weights.iter().any(|w| !w.is_finite() || *w < 0.0) {
         return Err(CoreError::Plugin {
-            plugin: job.experiment.rows[job.run.row].weighter_ref().name,
+            plugin: job.experiment.rows[job.run.row].weighter_name().to_string(),
             problem: format!(
                 "returned {} weights for {} samples (all must be finite and ≥ 0)",
                 weights.len(),

@@ -44,18 +44,31 @@ dsma_core::register_synthesizer!(Dtss);
 /// Referenced by the `dsma` binary so the linker keeps this crate and its registration.
 pub fn link() {}
 
-/// A voxel box `[lo, lo + dims)` in array order (z, y, x).
+/// A voxel box `[lo, lo + dims)` in array order (z, y, x) (named so as not to shadow core's
+/// `Region`, the WT/TC/ET evaluation regions).
 #[derive(Debug, Clone, Copy)]
-struct Region {
+struct VoxelBox {
     lo: [usize; 3],
     dims: [usize; 3],
 }
 
-impl Region {
+impl VoxelBox {
     fn slice(&self) -> ndarray::SliceInfo<[ndarray::SliceInfoElem; 3], ndarray::Ix3, ndarray::Ix3> {
         let (l, d) = (self.lo, self.dims);
         s![l[0]..l[0] + d[0], l[1]..l[1] + d[1], l[2]..l[2] + d[2]]
     }
+}
+
+/// What a monomer does where it meets the real tumour (§3.1, step 3), drawn per monomer with
+/// `collision_probabilities`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Collision {
+    /// The tumour stays as it is.
+    Retain,
+    /// Lesion texture is added on top of the tumour.
+    Overlap,
+    /// The tumour is reduced (`reduce_mode`: subtract texture or delete voxels).
+    Reduce,
 }
 
 /// An elastically deformed ellipsoid, centred in a cube of edge `2·half + 1`.
@@ -221,7 +234,7 @@ impl Dtss {
         Monomer { mask, half }
     }
 
-    fn stats(case: &Case, region: Region, lesion: &Array3<bool>) -> Stats {
+    fn stats(case: &Case, region: VoxelBox, lesion: &Array3<bool>) -> Stats {
         let mut st = Stats {
             lesion_mean: [0.0; 4],
             healthy_mean: [0.0; 4],
@@ -262,7 +275,7 @@ impl Dtss {
         &self,
         rng: &mut R,
         case: &Case,
-        region: Region,
+        region: VoxelBox,
         lesion: &Array3<bool>,
         area: &Array3<bool>,
         lesion_voxels: &[[usize; 3]],
@@ -295,11 +308,11 @@ impl Dtss {
             let src = lesion_voxels[rng.random_range(0..lesion_voxels.len())];
             let draw = rng.random_range(0.0..total);
             let mode = if draw < p.collision_probabilities[0] {
-                0 // retain
+                Collision::Retain
             } else if draw < p.collision_probabilities[0] + p.collision_probabilities[1] {
-                1 // overlap
+                Collision::Overlap
             } else {
-                2 // reduce
+                Collision::Reduce
             };
             let h = mono.half as isize;
             let src_label = case.label[src];
@@ -358,15 +371,15 @@ impl Dtss {
                     continue;
                 }
                 match mode {
-                    0 => {}
-                    1 => {
+                    Collision::Retain => {}
+                    Collision::Overlap => {
                         for m in 0..nm {
                             proto.t[[m, v[0], v[1], v[2]]] -=
                                 p.texture_strength as f32 * (texture(m) - st.healthy_mean[m]);
                         }
                         proto.q[v] = 1.0;
                     }
-                    _ => match p.reduce_mode {
+                    Collision::Reduce => match p.reduce_mode {
                         ReduceMode::Subtract => {
                             for m in 0..nm {
                                 proto.t[[m, v[0], v[1], v[2]]] +=
@@ -413,7 +426,7 @@ impl Synthesizer for Dtss {
         let margin = self.margin();
         let lo: [usize; 3] = std::array::from_fn(|a| llo[a].saturating_sub(margin));
         let hi: [usize; 3] = std::array::from_fn(|a| (lhi[a] + margin).min(full[a]));
-        let region = Region {
+        let region = VoxelBox {
             lo,
             dims: std::array::from_fn(|a| hi[a] - lo[a]),
         };

@@ -1,7 +1,7 @@
 //! Sample weighter `uniform`: every synthetic case weighs 1, i.e. DTSS without MAS (paper Tables 3–4, row 2).
 
 use dsma_core::plugin::registry::Plugin;
-use dsma_core::plugin::{EpochScores, PluginParams, SampleWeighter};
+use dsma_core::plugin::{EpochScores, PluginParams, SampleWeighter, UnitWeights};
 use dsma_core::Result;
 use serde::{Deserialize, Serialize};
 
@@ -12,11 +12,9 @@ pub struct UniformParams {}
 
 impl PluginParams for UniformParams {}
 
-/// The `uniform` weighter.
+/// The `uniform` weighter: core's [`UnitWeights`] under a name YAML can give.
 #[derive(Debug, Default)]
-pub struct Uniform {
-    epochs: usize,
-}
+pub struct Uniform(UnitWeights);
 
 impl Plugin for Uniform {
     const NAME: &'static str = "uniform";
@@ -30,15 +28,13 @@ impl Plugin for Uniform {
 
 impl SampleWeighter for Uniform {
     fn weights(&mut self, scores: &EpochScores<'_>) -> Result<Vec<f64>> {
-        self.epochs += 1;
-        Ok(vec![1.0; scores.synthetic.len()])
+        self.0.weights(scores)
     }
     fn history(&self) -> serde_json::Value {
-        serde_json::json!({ "epochs": self.epochs })
+        self.0.history()
     }
     fn restore(&mut self, history: serde_json::Value) -> Result<()> {
-        self.epochs = history.get("epochs").and_then(|e| e.as_u64()).unwrap_or(0) as usize;
-        Ok(())
+        self.0.restore(history)
     }
 }
 
