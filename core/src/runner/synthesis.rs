@@ -11,6 +11,7 @@ use rayon::prelude::*;
 
 use crate::error::{CoreError, Result};
 use crate::plugin::Synthesizer;
+use crate::runner::config::SynthesisConfig;
 use crate::runner::data::PreparedCase;
 use crate::seed::derive_seed;
 use crate::volume::Case;
@@ -48,20 +49,23 @@ pub struct SynthesisQueue {
 }
 
 impl SynthesisQueue {
-    /// Starts a producer thread in `scope` that makes the sets of stage-2 epochs `first..last`
-    /// (one set only when `regenerate` is false) on `workers` threads, at most `prefetch` sets ahead.
-    #[allow(clippy::too_many_arguments)]
+    /// Starts a producer thread in `scope` that makes the sets of the stage-2 epochs `epochs`
+    /// (one set only when `cfg.regenerate` is false) on `cfg.workers` threads, at most
+    /// `cfg.prefetch_epochs` sets ahead.
     pub fn start<'scope, 'env>(
         scope: &'scope Scope<'scope, 'env>,
         synth: &'env dyn Synthesizer,
         real: &'env [PreparedCase],
         seed: u64,
-        first: usize,
-        last: usize,
-        regenerate: bool,
-        workers: usize,
-        prefetch: usize,
+        epochs: std::ops::Range<usize>,
+        cfg: &SynthesisConfig,
     ) -> Result<Self> {
+        let SynthesisConfig {
+            workers,
+            prefetch_epochs: prefetch,
+            regenerate,
+        } = *cfg;
+        let (first, last) = (epochs.start, epochs.end);
         let (tx, rx) = sync_channel(prefetch.max(1));
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(workers.max(1))

@@ -252,44 +252,78 @@ pub fn train<F: ModelFactory, B: Backend>(
     job: &RunJob<'_>,
     obs: &mut dyn RunObserver,
 ) -> Result<RunOutcome> {
-    let exp = job.experiment;
-    let t = &exp.train;
-    let device = B::Device::default();
-    let params: F::Params = parse_params(F::NAME, &exp.model.params)?;
-    F::validate(&params)?;
-    B::seed(&device, derive_seed(job.run.seed, SALT_INIT));
-    let inner = F::build::<B>(&params, &device)?;
-    materialize(&inner);
-    check_sizes(
-        inner.size_divisor(),
-        inner.input_size(),
-        t,
-        &exp.eval.window.patch,
-    )?;
-    let student = require_grad(TrainModel::<F, B>::from_inner(inner.clone()));
-    let optim = AdamWConfig::new()
-        .with_beta_1(t.optimizer.beta1 as f32)
-        .with_beta_2(t.optimizer.beta2 as f32)
-        .with_epsilon(t.optimizer.eps as f32)
-        .with_weight_decay(t.optimizer.weight_decay as f32)
-        .init::<Autodiff<B>, TrainModel<F, B>>();
-    let mut s = Session::<F, B> {
-        student: Some(student),
-        ema: inner,
-        optim,
-        state: TrainState::default(),
-        device,
-        params,
-    };
-    let (e1, e2) = (t.stage1.epochs, t.stage2.epochs);
-    let s1_ckpts = job.stage1_dir.join("checkpoints");
-    let run_ckpts = job.run_dir.join("checkpoints");
-    let split = job.data.split.clone();
-    split.write(&job.stage1_dir.join("split.json"))?;
-    split.write(&job.run_dir.join("split.json"))?;
+    let mut s = Session::<F, B>::new(job)?;
+    let dirs = RunDirs::new(job)?;
+    stage1(&mut s, job, &dirs, obs)?;
+    stage2(&mut s, job, &dirs, obs)?;
+    final_evaluation(&mut s, job, &dirs, obs)
+}
 
-    // Stage 1 (shared): resume from the run's own stage-2 checkpoint, else from stage 1's.
-    if let Some(p) = checkpoint::latest(&run_ckpts)? {
+/// The checkpoint folders of one run: the shared stage 1's and the run's own.
+struct RunDirs {
+    stage1: std::path::PathBuf,
+    run: std::path::PathBuf,
+}
+
+impl RunDirs {
+    /// The folders of `job`; writes the split into both run folders.
+    fn new(job: &RunJob<'_>) -> Result<Self> {
+        job.data.split.write(&job.stage1_dir.join("split.json"))?;
+        job.data.split.write(&job.run_dir.join("split.json"))?;
+        Ok(RunDirs {
+            stage1: job.stage1_dir.join("checkpoints"),
+            run: job.run_dir.join("checkpoints"),
+        })
+    }
+}
+
+impl<F: ModelFactory, B: Backend> Session<F, B> {
+    /// Builds the network with the run's seeded backend RNG, materialises its weights (before the
+    /// EMA copy), checks patch and window sizes against it and sets up AdamW.
+    fn new(job: &RunJob<'_>) -> Result<Self> {
+        let exp = job.experiment;
+        let t = &exp.train;
+        let device = B::Device::default();
+        let params: F::Params = parse_params(F::NAME, &exp.model.params)?;
+        F::validate(&params)?;
+        B::seed(&device, derive_seed(job.run.seed, SALT_INIT));
+        let inner = F::build::<B>(&params, &device)?;
+        materialize(&inner);
+        check_sizes(
+            inner.size_divisor(),
+            inner.input_size(),
+            t,
+            &exp.eval.window.patch,
+        )?;
+        let student = require_grad(TrainModel::<F, B>::from_inner(inner.clone()));
+        let optim = AdamWConfig::new()
+            .with_beta_1(t.optimizer.beta1 as f32)
+            .with_beta_2(t.optimizer.beta2 as f32)
+            .with_epsilon(t.optimizer.eps as f32)
+            .with_weight_decay(t.optimizer.weight_decay as f32)
+            .init::<Autodiff<B>, TrainModel<F, B>>();
+        Ok(Session {
+            student: Some(student),
+            ema: inner,
+            optim,
+            state: TrainState::default(),
+            device,
+            params,
+        })
+    }
+}
+
+/// Stage 1 (shared between rows by hash): resumes from the run's own stage-2 checkpoint if there is
+/// one, else reads or trains the shared stage 1 under its lock.
+fn stage1<F: ModelFactory, B: Backend>(
+    s: &mut Session<F, B>,
+    job: &RunJob<'_>,
+    dirs: &RunDirs,
+    obs: &mut dyn RunObserver,
+) -> Result<()> {
+    let t = &job.experiment.train;
+    let epochs = t.stage1.epochs;
+    if let Some(p) = checkpoint::latest(&dirs.run)? {
         s.restore(&p)?;
         obs.message(&format!(
             "resumed {} at epoch {}",
@@ -299,152 +333,190 @@ pub fn train<F: ModelFactory, B: Backend>(
     } else {
         // Other shards may share this stage 1: one process at a time reads or trains it.
         let _lock = StageLock::acquire(job.stage1_dir, obs)?;
-        if let Some(p) = checkpoint::latest(&s1_ckpts)? {
+        if let Some(p) = checkpoint::latest(&dirs.stage1)? {
             s.restore(&p)?;
-            if s.state.epoch < e1 {
+            if s.state.epoch < epochs {
                 obs.message(&format!("resumed stage 1 at epoch {}", s.state.epoch));
             }
         }
-        if s.state.epoch < e1 {
-            obs.stage(1, s.state.epoch, e1);
-            while s.state.epoch < e1 {
-                let e = s.state.epoch;
-                let rec = run_epoch(&mut s, job, 1, e, t.stage1.lr, &[], &[], 0.0, obs)?;
-                finish_epoch(&mut s, job, rec, obs, false)?;
-                if s.state.epoch == e1 || s.state.epoch % t.checkpoint_every == 0 {
-                    s.save(&s1_ckpts, &format!("epoch-{:05}", s.state.epoch), &[])?;
-                }
-                run_dir::write_records(job.stage1_dir, &s.state.records)?;
+        if s.state.epoch < epochs {
+            obs.stage(1, s.state.epoch, epochs);
+        }
+        while s.state.epoch < epochs {
+            let plan = EpochPlan::real_only(1, s.state.epoch, t.stage1.lr);
+            let rec = run_epoch(s, job, &plan, obs)?;
+            finish_epoch(s, job, rec, obs, false)?;
+            if s.state.epoch == epochs || s.state.epoch % t.checkpoint_every == 0 {
+                s.save(&dirs.stage1, &format!("epoch-{:05}", s.state.epoch), &[])?;
             }
+            run_dir::write_records(job.stage1_dir, &s.state.records)?;
         }
     }
-    let stage1_records = s.state.records.iter().filter(|r| r.stage == 1).count();
-    if stage1_records < e1 {
+    let done = s.state.records.iter().filter(|r| r.stage == 1).count();
+    if done < epochs {
         return Err(CoreError::invalid(
             format!("stage-1 run {}", job.stage1_dir.display()),
             "its checkpoint is from a different schedule; delete the folder to retrain it",
         ));
     }
+    Ok(())
+}
 
-    // Stage 2: the row's method.
-    let row = &exp.rows[job.run.row];
-    let mut weighter = row.build_weighter(job.registry)?;
+/// Where a row's stage-2 synthetic cases come from.
+enum Source {
+    /// No synthesizer: stage 2 continues on real data.
+    None,
+    /// A synthesizer deriving cases from real ones (made ahead by the synthesis queue).
+    Derived(Box<dyn crate::plugin::Synthesizer>),
+    /// A fitted generative comparator, sampled on the trainer's thread.
+    Generative(Box<dyn TrainableSynthesizer>),
+}
+
+impl Source {
+    /// The row's synthesizer, built (and fitted, for a generative one).
+    fn of_row(job: &RunJob<'_>, obs: &mut dyn RunObserver) -> Result<Self> {
+        let Some(p) = &job.experiment.rows[job.run.row].synthesizer else {
+            return Ok(Source::None);
+        };
+        Ok(match job.registry.describe(&p.name)?.kind {
+            PluginKind::Synthesizer => {
+                Source::Derived(job.registry.synthesizer(&p.name, &p.params)?)
+            }
+            PluginKind::TrainableSynthesizer => {
+                let mut g = job.registry.trainable_synthesizer(&p.name, &p.params)?;
+                fit_generator(g.as_mut(), job, obs)?;
+                Source::Generative(g)
+            }
+            _ => Source::None,
+        })
+    }
+}
+
+/// Stage 2: the row's method. Each epoch: this epoch's synthetic set (queue or generator), scores
+/// and weights (eqs. 6–8), one epoch of weighted steps (eq. 15), checkpoints and logs.
+fn stage2<F: ModelFactory, B: Backend>(
+    s: &mut Session<F, B>,
+    job: &RunJob<'_>,
+    dirs: &RunDirs,
+    obs: &mut dyn RunObserver,
+) -> Result<()> {
+    let t = &job.experiment.train;
+    let (e1, e2) = (t.stage1.epochs, t.stage2.epochs);
+    let mut weighter = job.experiment.rows[job.run.row].build_weighter(job.registry)?;
     if !s.state.weighter.is_null() {
         weighter.restore(s.state.weighter.clone())?;
     }
-    let kind = match &row.synthesizer {
-        Some(p) => Some(job.registry.describe(&p.name)?.kind),
-        None => None,
-    };
-    let derived = match (&row.synthesizer, kind) {
-        (Some(p), Some(PluginKind::Synthesizer)) => {
-            Some(job.registry.synthesizer(&p.name, &p.params)?)
-        }
-        _ => None,
-    };
-    let mut generative = match (&row.synthesizer, kind) {
-        (Some(p), Some(PluginKind::TrainableSynthesizer)) => {
-            let mut g = job.registry.trainable_synthesizer(&p.name, &p.params)?;
-            fit_generator(g.as_mut(), job, obs)?;
-            Some(g)
-        }
-        _ => None,
-    };
+    let source = Source::of_row(job, obs)?;
     if s.state.epoch < e1 + e2 {
         obs.stage(2, s.state.epoch, e1 + e2);
     }
     std::thread::scope(|scope| -> Result<()> {
-        let queue = match &derived {
-            Some(synth) if s.state.epoch < e1 + e2 => Some(SynthesisQueue::start(
+        let queue = match &source {
+            Source::Derived(synth) if s.state.epoch < e1 + e2 => Some(SynthesisQueue::start(
                 scope,
                 synth.as_ref(),
                 &job.data.train,
                 job.run.seed,
-                s.state.epoch - e1,
-                e2,
-                t.synthesis.regenerate,
-                t.synthesis.workers,
-                t.synthesis.prefetch_epochs,
+                s.state.epoch - e1..e2,
+                &t.synthesis,
             )?),
             _ => None,
         };
-        let mut fixed: Option<Vec<Case>> = None;
+        let mut sets = SyntheticSets {
+            queue,
+            fixed: None,
+            regenerate: t.synthesis.regenerate,
+        };
         while s.state.epoch < e1 + e2 {
             let e = s.state.epoch;
-            let k = e - e1;
-            let (synthetic, wait) = match (&queue, generative.as_deref()) {
-                (Some(q), _) if t.synthesis.regenerate => {
-                    let (_, set, wait) = q.next()?;
-                    (set, wait)
-                }
-                (Some(q), _) => match &fixed {
-                    Some(set) => (set.clone(), 0.0),
-                    None => {
-                        let (_, set, wait) = q.next()?;
-                        fixed = Some(set.clone());
-                        (set, wait)
-                    }
-                },
-                (None, Some(g)) => {
-                    let start = Instant::now();
-                    let set = sample_generator(
-                        g,
-                        &s.ema,
-                        job,
-                        if t.synthesis.regenerate { k } else { 0 },
-                        &s.device,
-                    )?;
-                    (set, start.elapsed().as_secs_f64())
-                }
-                (None, None) => (Vec::new(), 0.0),
-            };
+            let (synthetic, wait_s) = sets.next(s, job, &source, e - e1)?;
             let weights = if synthetic.is_empty() {
                 Vec::new()
             } else {
-                weigh(&mut s, job, weighter.as_mut(), &synthetic, e)?
+                weigh(s, job, weighter.as_mut(), &synthetic, e)?
             };
-            let rec = run_epoch(
-                &mut s,
-                job,
-                2,
-                e,
-                t.stage2.lr,
-                &synthetic,
-                &weights,
-                wait,
-                obs,
-            )?;
+            let plan = EpochPlan {
+                stage: 2,
+                epoch: e,
+                lr: t.stage2.lr,
+                synthetic: &synthetic,
+                weights: &weights,
+                wait_s,
+            };
+            let rec = run_epoch(s, job, &plan, obs)?;
             s.state.weighter = weighter.history();
-            finish_epoch(&mut s, job, rec, obs, true)?;
+            finish_epoch(s, job, rec, obs, true)?;
             let done = s.state.epoch == e1 + e2;
             if done || (s.state.epoch - e1) % t.checkpoint_every == 0 {
-                s.save(
-                    &run_ckpts,
-                    &format!("epoch-{:05}", s.state.epoch),
-                    &["best"],
-                )?;
+                s.save(&dirs.run, &format!("epoch-{:05}", s.state.epoch), &["best"])?;
             }
             run_dir::write_records(job.run_dir, &s.state.records)?;
             run_dir::write_weights(job.run_dir, &s.state.weights, &job.data.train)?;
             run_dir::write_json(job.run_dir, "weighter.json", &s.state.weighter)?;
         }
-        drop(queue);
+        drop(sets);
         Ok(())
     })?;
     // The run is complete: even without stage-2 epochs, leave a checkpoint that marks it.
-    if checkpoint::latest(&run_ckpts)?.is_none() {
-        s.save(
-            &run_ckpts,
-            &format!("epoch-{:05}", s.state.epoch),
-            &["best"],
-        )?;
+    if checkpoint::latest(&dirs.run)?.is_none() {
+        s.save(&dirs.run, &format!("epoch-{:05}", s.state.epoch), &["best"])?;
     }
-    generative.take();
+    Ok(())
+}
 
-    // Final evaluation.
+/// The synthetic sets of stage 2's epochs: from the background queue (a fresh set per epoch, or
+/// the first set kept when `regenerate` is off), or sampled from a generative comparator.
+struct SyntheticSets {
+    queue: Option<SynthesisQueue>,
+    fixed: Option<Vec<Case>>,
+    regenerate: bool,
+}
+
+impl SyntheticSets {
+    /// The set of stage-2 epoch `k` and the seconds the trainer waited for it.
+    fn next<F: ModelFactory, B: Backend>(
+        &mut self,
+        s: &Session<F, B>,
+        job: &RunJob<'_>,
+        source: &Source,
+        k: usize,
+    ) -> Result<(Vec<Case>, f64)> {
+        if let Some(q) = &self.queue {
+            if self.regenerate {
+                let (_, set, wait) = q.next()?;
+                return Ok((set, wait));
+            }
+            if let Some(set) = &self.fixed {
+                return Ok((set.clone(), 0.0));
+            }
+            let (_, set, wait) = q.next()?;
+            self.fixed = Some(set.clone());
+            return Ok((set, wait));
+        }
+        match source {
+            Source::Generative(g) => {
+                let start = Instant::now();
+                let epoch = if self.regenerate { k } else { 0 };
+                let set = sample_generator(g.as_ref(), &s.ema, job, epoch, &s.device)?;
+                Ok((set, start.elapsed().as_secs_f64()))
+            }
+            _ => Ok((Vec::new(), 0.0)),
+        }
+    }
+}
+
+/// The final evaluation on the test split (the last or the best stage-2 model), the curves and
+/// `results.json`.
+fn final_evaluation<F: ModelFactory, B: Backend>(
+    s: &mut Session<F, B>,
+    job: &RunJob<'_>,
+    dirs: &RunDirs,
+    obs: &mut dyn RunObserver,
+) -> Result<RunOutcome> {
+    let exp = job.experiment;
     let (reported, epoch, model) = match (exp.eval.report, s.state.best) {
         (Report::Best, Some((epoch, _))) => {
-            let p = run_ckpts.join("best");
+            let p = dirs.run.join("best");
             let ckpt = checkpoint::load(&p)?;
             let bytes = ckpt.files.get("model.safetensors").ok_or_else(|| {
                 CoreError::invalid(
@@ -484,6 +556,7 @@ pub fn train<F: ModelFactory, B: Backend>(
         }
         run_dir::write_records(job.run_dir, &s.state.records)?;
     }
+    let e1 = exp.train.stage1.epochs;
     crate::runner::curves::draw(&job.run_dir.join("curves.png"), &s.state.records, e1)?;
     run_dir::write_results(job.run_dir, &results)?;
     Ok(RunOutcome {
@@ -572,20 +645,52 @@ fn weigh<F: ModelFactory, B: Backend>(
     Ok(weights)
 }
 
+/// What one epoch trains on.
+struct EpochPlan<'a> {
+    /// 1 or 2.
+    stage: u8,
+    /// Global epoch, 0-based.
+    epoch: usize,
+    /// Learning rate.
+    lr: f64,
+    /// This epoch's synthetic cases (empty in stage 1).
+    synthetic: &'a [Case],
+    /// One weight per synthetic case.
+    weights: &'a [f64],
+    /// Seconds the trainer waited for the synthetic set.
+    wait_s: f64,
+}
+
+impl EpochPlan<'static> {
+    /// An epoch on real cases only.
+    fn real_only(stage: u8, epoch: usize, lr: f64) -> Self {
+        EpochPlan {
+            stage,
+            epoch,
+            lr,
+            synthetic: &[],
+            weights: &[],
+            wait_s: 0.0,
+        }
+    }
+}
+
 /// One epoch: every real case (and synthetic case) contributes `patches_per_case` patches, shuffled
 /// and batched; one AdamW step per batch; the EMA teacher follows every step.
-#[allow(clippy::too_many_arguments)]
 fn run_epoch<F: ModelFactory, B: Backend>(
     s: &mut Session<F, B>,
     job: &RunJob<'_>,
-    stage: u8,
-    epoch: usize,
-    lr: f64,
-    synthetic: &[Case],
-    weights: &[f64],
-    wait_s: f64,
+    plan: &EpochPlan<'_>,
     obs: &mut dyn RunObserver,
 ) -> Result<EpochRecord> {
+    let EpochPlan {
+        stage,
+        epoch,
+        lr,
+        synthetic,
+        weights,
+        wait_s,
+    } = *plan;
     let started = Instant::now();
     let t = &job.experiment.train;
     let mut rng = ChaCha8Rng::seed_from_u64(derive_seed(
