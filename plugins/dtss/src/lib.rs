@@ -92,6 +92,25 @@ struct Prototype {
     deleted: Array3<bool>,
 }
 
+/// Everything steps 2–3 need about one case: the work region around the tumour, the tumour and
+/// the deformation area inside it, the tumour's voxels (full-volume coordinates) and statistics.
+struct WorkArea {
+    region: VoxelBox,
+    lesion: Array3<bool>,
+    area: Array3<bool>,
+    lesion_voxels: Vec<[usize; 3]>,
+    stats: Stats,
+}
+
+/// One monomer's placement: its shape, centre (work-region coordinates), texture source voxel
+/// (full-volume coordinates) and collision mode.
+struct Placement {
+    mono: Monomer,
+    centre: [usize; 3],
+    src: [usize; 3],
+    mode: Collision,
+}
+
 /// Per-modality intensity statistics inside the work region.
 struct Stats {
     lesion_mean: [f32; 4],
@@ -270,18 +289,14 @@ impl Dtss {
 
     /// Step 3: places monomers in the deformation area, fills them with lesion texture and resolves
     /// collisions with the real tumour (retain / overlap / reduce).
-    #[allow(clippy::too_many_arguments)]
-    fn prototype<R: Rng + ?Sized>(
-        &self,
-        rng: &mut R,
-        case: &Case,
-        region: VoxelBox,
-        lesion: &Array3<bool>,
-        area: &Array3<bool>,
-        lesion_voxels: &[[usize; 3]],
-        st: &Stats,
-    ) -> Prototype {
+    fn prototype<R: Rng + ?Sized>(&self, rng: &mut R, case: &Case, work: &WorkArea) -> Prototype {
         let p = &self.p;
+        let WorkArea {
+            region,
+            area,
+            lesion_voxels,
+            ..
+        } = work;
         let dims = region.dims;
         let nm = case.image.dim().0.min(4);
         let mut proto = Prototype {
@@ -300,8 +315,6 @@ impl Dtss {
         }
         let iterations = rng.random_range(p.iterations[0]..=p.iterations[1]);
         let total: f64 = p.collision_probabilities.iter().sum();
-        let full = case.label.dim();
-        let full = [full.0, full.1, full.2];
         for _ in 0..iterations {
             let mono = self.monomer(rng);
             let c = centres[rng.random_range(0..centres.len())];
@@ -314,113 +327,123 @@ impl Dtss {
             } else {
                 Collision::Reduce
             };
-            let h = mono.half as isize;
-            let src_label = case.label[src];
-            for ((z, y, x), &inside) in mono.mask.indexed_iter() {
-                if !inside {
-                    continue;
-                }
-                let o = [z as isize - h, y as isize - h, x as isize - h];
-                let v = [
-                    c[0] as isize + o[0],
-                    c[1] as isize + o[1],
-                    c[2] as isize + o[2],
-                ];
-                if (0..3).any(|a| v[a] < 0 || v[a] >= dims[a] as isize) {
-                    continue;
-                }
-                let v = [v[0] as usize, v[1] as usize, v[2] as usize];
-                // Texture source: same offset around a random lesion voxel (full-volume coordinates).
-                let sv = [
-                    src[0] as isize + o[0],
-                    src[1] as isize + o[1],
-                    src[2] as isize + o[2],
-                ];
-                let in_vol = (0..3).all(|a| sv[a] >= 0 && sv[a] < full[a] as isize);
-                let s_idx = [
-                    sv[0].max(0) as usize,
-                    sv[1].max(0) as usize,
-                    sv[2].max(0) as usize,
-                ];
-                let s_lesion = in_vol && case.label[s_idx] != 0;
-                let texture = |m: usize| {
-                    if s_lesion {
-                        case.image[[m, s_idx[0], s_idx[1], s_idx[2]]]
-                    } else {
-                        st.lesion_mean[m]
-                    }
-                };
-                let g = [
-                    v[0] + region.lo[0],
-                    v[1] + region.lo[1],
-                    v[2] + region.lo[2],
-                ];
-                if !lesion[v] {
-                    // New growth: i' = i − t = texture.
-                    for m in 0..nm {
-                        proto.t[[m, v[0], v[1], v[2]]] =
-                            case.image[[m, g[0], g[1], g[2]]] - texture(m);
-                    }
-                    proto.q[v] = 1.0;
-                    proto.new_label[v] = if s_lesion {
-                        case.label[s_idx]
-                    } else {
-                        src_label
-                    };
-                    proto.deleted[v] = false;
-                    continue;
-                }
-                match mode {
-                    Collision::Retain => {}
-                    Collision::Overlap => {
-                        for m in 0..nm {
-                            proto.t[[m, v[0], v[1], v[2]]] -=
-                                p.texture_strength as f32 * (texture(m) - st.healthy_mean[m]);
-                        }
-                        proto.q[v] = 1.0;
-                    }
-                    Collision::Reduce => match p.reduce_mode {
-                        ReduceMode::Subtract => {
-                            for m in 0..nm {
-                                proto.t[[m, v[0], v[1], v[2]]] +=
-                                    p.texture_strength as f32 * (texture(m) - st.healthy_mean[m]);
-                            }
-                            proto.q[v] = 1.0;
-                        }
-                        ReduceMode::Delete => {
-                            for m in 0..nm {
-                                proto.t[[m, v[0], v[1], v[2]]] =
-                                    case.image[[m, g[0], g[1], g[2]]] - st.healthy_mean[m];
-                            }
-                            proto.q[v] = 1.0;
-                            proto.deleted[v] = true;
-                        }
-                    },
-                }
-            }
+            let placement = Placement {
+                mono,
+                centre: c,
+                src,
+                mode,
+            };
+            self.place(&mut proto, case, work, &placement);
         }
         proto
     }
 
-    fn blur(&self, a: &Array3<f32>) -> Array3<f32> {
-        let sigma = self.p.blur_sigma;
-        let r = gaussian_radius(sigma);
-        if sigma <= 0.0 || a.shape().iter().any(|&n| n <= r) {
-            return a.clone();
-        }
-        gaussian_filter(a, sigma as f32, 0, BorderMode::Reflect, TRUNCATE)
-    }
-}
-
-impl Synthesizer for Dtss {
-    fn synthesize(&self, case: &Case, rng: &mut ChaCha8Rng) -> Result<Synthesized> {
+    /// Writes one monomer into the prototype: new growth takes lesion texture (and its class);
+    /// inside the real tumour the collision mode decides (retain / overlap / reduce).
+    fn place(&self, proto: &mut Prototype, case: &Case, work: &WorkArea, placement: &Placement) {
         let p = &self.p;
-        let Some((llo, lhi)) = bounding_box(case.label.view(), |&v| v != 0) else {
-            return Ok(Synthesized {
-                case: case.clone(),
-                unchanged_reason: Some("no lesion in the label map".into()),
-            });
-        };
+        let WorkArea {
+            region,
+            lesion,
+            stats: st,
+            ..
+        } = work;
+        let (mono, c) = (&placement.mono, placement.centre);
+        let (src, mode) = (placement.src, placement.mode);
+        let dims = region.dims;
+        let nm = proto.t.dim().0;
+        let full = case.label.dim();
+        let full = [full.0, full.1, full.2];
+        let h = mono.half as isize;
+        let src_label = case.label[src];
+        for ((z, y, x), &inside) in mono.mask.indexed_iter() {
+            if !inside {
+                continue;
+            }
+            let o = [z as isize - h, y as isize - h, x as isize - h];
+            let v = [
+                c[0] as isize + o[0],
+                c[1] as isize + o[1],
+                c[2] as isize + o[2],
+            ];
+            if (0..3).any(|a| v[a] < 0 || v[a] >= dims[a] as isize) {
+                continue;
+            }
+            let v = [v[0] as usize, v[1] as usize, v[2] as usize];
+            // Texture source: same offset around a random lesion voxel (full-volume coordinates).
+            let sv = [
+                src[0] as isize + o[0],
+                src[1] as isize + o[1],
+                src[2] as isize + o[2],
+            ];
+            let in_vol = (0..3).all(|a| sv[a] >= 0 && sv[a] < full[a] as isize);
+            let s_idx = [
+                sv[0].max(0) as usize,
+                sv[1].max(0) as usize,
+                sv[2].max(0) as usize,
+            ];
+            let s_lesion = in_vol && case.label[s_idx] != 0;
+            let texture = |m: usize| {
+                if s_lesion {
+                    case.image[[m, s_idx[0], s_idx[1], s_idx[2]]]
+                } else {
+                    st.lesion_mean[m]
+                }
+            };
+            let g = [
+                v[0] + region.lo[0],
+                v[1] + region.lo[1],
+                v[2] + region.lo[2],
+            ];
+            if !lesion[v] {
+                // New growth: i' = i − t = texture.
+                for m in 0..nm {
+                    proto.t[[m, v[0], v[1], v[2]]] = case.image[[m, g[0], g[1], g[2]]] - texture(m);
+                }
+                proto.q[v] = 1.0;
+                proto.new_label[v] = if s_lesion {
+                    case.label[s_idx]
+                } else {
+                    src_label
+                };
+                proto.deleted[v] = false;
+                continue;
+            }
+            match mode {
+                Collision::Retain => {}
+                Collision::Overlap => {
+                    for m in 0..nm {
+                        proto.t[[m, v[0], v[1], v[2]]] -=
+                            p.texture_strength as f32 * (texture(m) - st.healthy_mean[m]);
+                    }
+                    proto.q[v] = 1.0;
+                }
+                Collision::Reduce => match p.reduce_mode {
+                    ReduceMode::Subtract => {
+                        for m in 0..nm {
+                            proto.t[[m, v[0], v[1], v[2]]] +=
+                                p.texture_strength as f32 * (texture(m) - st.healthy_mean[m]);
+                        }
+                        proto.q[v] = 1.0;
+                    }
+                    ReduceMode::Delete => {
+                        for m in 0..nm {
+                            proto.t[[m, v[0], v[1], v[2]]] =
+                                case.image[[m, g[0], g[1], g[2]]] - st.healthy_mean[m];
+                        }
+                        proto.q[v] = 1.0;
+                        proto.deleted[v] = true;
+                    }
+                },
+            }
+        }
+    }
+
+    /// Steps 1–2: the work region (tumour bounding box plus the deformation margin), the tumour
+    /// and the deformation area inside it, the tumour's voxels and the intensity statistics; `None`
+    /// when the label map has no tumour.
+    fn work_area(&self, case: &Case) -> Option<WorkArea> {
+        let (llo, lhi) = bounding_box(case.label.view(), |&v| v != 0)?;
         let (nz, ny, nx) = case.label.dim();
         let full = [nz, ny, nx];
         let margin = self.margin();
@@ -443,7 +466,39 @@ impl Synthesizer for Dtss {
             .map(|((z, y, x), _)| [z + llo[0], y + llo[1], x + llo[2]])
             .collect();
         let st = Self::stats(case, region, &lesion);
-        let proto = self.prototype(rng, case, region, &lesion, &area, &lesion_voxels, &st);
+        Some(WorkArea {
+            region,
+            lesion,
+            area,
+            lesion_voxels,
+            stats: st,
+        })
+    }
+
+    fn blur(&self, a: &Array3<f32>) -> Array3<f32> {
+        let sigma = self.p.blur_sigma;
+        let r = gaussian_radius(sigma);
+        if sigma <= 0.0 || a.shape().iter().any(|&n| n <= r) {
+            return a.clone();
+        }
+        gaussian_filter(a, sigma as f32, 0, BorderMode::Reflect, TRUNCATE)
+    }
+}
+
+impl Synthesizer for Dtss {
+    fn synthesize(&self, case: &Case, rng: &mut ChaCha8Rng) -> Result<Synthesized> {
+        let p = &self.p;
+        let Some(work) = self.work_area(case) else {
+            return Ok(Synthesized {
+                case: case.clone(),
+                unchanged_reason: Some("no lesion in the label map".into()),
+            });
+        };
+        let region = work.region;
+        let proto = self.prototype(rng, case, &work);
+        let WorkArea {
+            lesion, stats: st, ..
+        } = work;
         let noise_seeds: Vec<u64> = (0..case.image.dim().0).map(|_| rng.next_u64()).collect();
 
         // Eq. 2: T = t ⊗ g(σ), and the same blur of the monomer union.
