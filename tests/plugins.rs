@@ -170,12 +170,17 @@ fn shared_library_plugin_loads_runs_and_fails_safely() {
     }
     assert!(changed_inside > 0);
 
-    // Bad parameters: the error names the plugin and the field.
+    // Bad parameters: the error names the plugin and the field, and comes back through the ABI's
+    // PARAMS_ERROR code as a parameter error (not as a plugin failure).
     let err = reg
         .synthesizer("tumour-intensity", &json!({"amplitud": 0.3}))
         .err()
-        .unwrap()
-        .to_string();
+        .unwrap();
+    assert!(
+        matches!(err, dsma_core::CoreError::PluginParams { .. }),
+        "{err:?}"
+    );
+    let err = err.to_string();
     assert!(
         err.contains("tumour-intensity") && err.contains("amplitud"),
         "{err}"
@@ -234,7 +239,7 @@ fn wrong_abi_garbage_and_symbol_less_libraries_are_refused_naming_the_file() {
         .unwrap()
         .to_string();
     assert!(
-        err.contains("libwrongabi.so") && err.contains("999") && err.contains("ABI version 1"),
+        err.contains("libwrongabi.so") && err.contains("999") && err.contains("ABI version 2"),
         "{err}"
     );
 

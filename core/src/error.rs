@@ -102,6 +102,15 @@ impl CoreError {
         }
     }
 
+    /// A plugin parameter that deserialized but is out of range: names the plugin and the field
+    /// (`plugin `unet3d`: parameter `depth`: 0; expected ≥ 1`).
+    pub fn param(plugin: &str, field: &str, problem: impl std::fmt::Display) -> Self {
+        CoreError::PluginParams {
+            plugin: plugin.to_string(),
+            problem: format!("parameter `{field}`: {problem}"),
+        }
+    }
+
     /// Builds a [`CoreError::Invalid`].
     pub fn invalid(what: impl Into<String>, problem: impl Into<String>) -> Self {
         CoreError::Invalid {

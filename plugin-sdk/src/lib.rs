@@ -35,7 +35,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 /// Version of the binary interface described in this crate; bumped on any layout change.
-pub const ABI_VERSION: u32 = 1;
+pub const ABI_VERSION: u32 = 2;
 
 /// Version of the host-side API semantics (what the host does with the results); informative.
 pub const CORE_API_VERSION: u32 = 1;
@@ -49,6 +49,44 @@ pub const OK: i32 = 0;
 pub const ERROR: i32 = 1;
 /// Return code: the plugin panicked (message in the error buffer).
 pub const PANIC: i32 = 2;
+/// Return code: the parameters were rejected (the text names the field and what was expected).
+pub const PARAMS_ERROR: i32 = 3;
+
+/// Why a shim failed: the kind becomes the return code ([`PARAMS_ERROR`] or [`ERROR`]), the text
+/// goes into the error buffer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    /// The parameters were rejected.
+    Params(String),
+    /// Anything else the plugin reports.
+    Other(String),
+}
+
+impl From<String> for Failure {
+    fn from(s: String) -> Self {
+        Failure::Other(s)
+    }
+}
+
+/// A borrowed run of `f64` values: pointer and length.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct F64Slice {
+    /// First value (may dangle when `len` is 0).
+    pub ptr: *const f64,
+    /// Number of values.
+    pub len: usize,
+}
+
+impl F64Slice {
+    /// Borrows `s` (valid while `s` lives).
+    pub fn borrow(s: &[f64]) -> Self {
+        F64Slice {
+            ptr: s.as_ptr(),
+            len: s.len(),
+        }
+    }
+}
 
 /// Borrowed UTF-8 text: pointer and byte length.
 #[repr(C)]
@@ -162,14 +200,12 @@ pub type SynthesizeFn = unsafe extern "C" fn(
     output_labels: LabelView,
     err: *mut ErrorBuf,
 ) -> i32;
-/// Computes one weight per synthetic score into `out` (length `n_synthetic`).
+/// Computes one weight per synthetic score into `out` (length `synthetic.len`).
 pub type WeightsFn = unsafe extern "C" fn(
     state: *const c_void,
     epoch: u64,
-    real: *const f64,
-    n_real: usize,
-    synthetic: *const f64,
-    n_synthetic: usize,
+    real: F64Slice,
+    synthetic: F64Slice,
     out: *mut f64,
     err: *mut ErrorBuf,
 ) -> i32;
@@ -280,18 +316,26 @@ fn panic_text(p: Box<dyn std::any::Any + Send>) -> String {
     }
 }
 
-/// Runs `f`, turning `Err` into [`ERROR`] and a panic into [`PANIC`], with text in `err`.
+/// Runs `f`, turning `Err` into [`PARAMS_ERROR`] or [`ERROR`] (by its [`Failure`] kind) and a
+/// panic into [`PANIC`], with text in `err`.
 ///
 /// # Safety
 /// `err` must be a valid [`ErrorBuf`].
-pub unsafe fn guarded(err: *mut ErrorBuf, f: impl FnOnce() -> Result<(), String>) -> i32 {
+pub unsafe fn guarded<E: Into<Failure>>(
+    err: *mut ErrorBuf,
+    f: impl FnOnce() -> Result<(), E>,
+) -> i32 {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(Ok(())) => OK,
-        Ok(Err(msg)) => {
+        Ok(Err(failure)) => {
+            let (code, msg) = match failure.into() {
+                Failure::Params(m) => (PARAMS_ERROR, m),
+                Failure::Other(m) => (ERROR, m),
+            };
             if let Some(e) = err.as_mut() {
                 e.write(&msg);
             }
-            ERROR
+            code
         }
         Err(p) => {
             if let Some(e) = err.as_mut() {
@@ -299,6 +343,19 @@ pub unsafe fn guarded(err: *mut ErrorBuf, f: impl FnOnce() -> Result<(), String>
             }
             PANIC
         }
+    }
+}
+
+/// The values of `s` (empty when `len` is 0, whatever the pointer).
+///
+/// # Safety
+/// When `len > 0`, `ptr` must point to `len` initialised values that outlive the borrow.
+unsafe fn slice_or_empty<'a>(s: F64Slice) -> &'a [f64] {
+    if s.len == 0 {
+        &[]
+    } else {
+        // SAFETY: the caller guarantees `len` readable values at `ptr`.
+        unsafe { std::slice::from_raw_parts(s.ptr, s.len) }
     }
 }
 
@@ -340,9 +397,9 @@ pub unsafe extern "C" fn synth_create<P: DeserializeOwned>(
         // SAFETY: `user` was produced from a `SynthFunction<P>` by `synthesizer_entry::<P>`.
         let function: SynthFunction<P> =
             std::mem::transmute::<*const c_void, SynthFunction<P>>(user);
-        let params = parse_params::<P>(&params_json.to_string_lossy())?;
+        let params = parse_params::<P>(&params_json.to_string_lossy()).map_err(Failure::Params)?;
         *out = Box::into_raw(Box::new(SynthState { params, function })) as *mut c_void;
-        Ok(())
+        Ok::<(), Failure>(())
     })
 }
 
@@ -406,9 +463,9 @@ pub unsafe extern "C" fn weight_create<P: DeserializeOwned>(
         // SAFETY: `user` was produced from a `WeightFunction<P>` by `weighter_entry::<P>`.
         let function: WeightFunction<P> =
             std::mem::transmute::<*const c_void, WeightFunction<P>>(user);
-        let params = parse_params::<P>(&params_json.to_string_lossy())?;
+        let params = parse_params::<P>(&params_json.to_string_lossy()).map_err(Failure::Params)?;
         *out = Box::into_raw(Box::new(WeightState { params, function })) as *mut c_void;
-        Ok(())
+        Ok::<(), Failure>(())
     })
 }
 
@@ -426,21 +483,19 @@ pub unsafe extern "C" fn weight_destroy<P>(state: *mut c_void) {
 ///
 /// # Safety
 /// Slices must be valid for their lengths; `state` must come from [`weight_create`] with the same `P`.
-#[allow(clippy::too_many_arguments)]
 pub unsafe extern "C" fn weight_run<P>(
     state: *const c_void,
     epoch: u64,
-    real: *const f64,
-    n_real: usize,
-    synthetic: *const f64,
-    n_synthetic: usize,
+    real: F64Slice,
+    synthetic: F64Slice,
     out: *mut f64,
     err: *mut ErrorBuf,
 ) -> i32 {
+    let n_synthetic = synthetic.len;
     guarded(err, || {
         let st = &*(state as *const WeightState<P>);
-        let real = std::slice::from_raw_parts(real, n_real);
-        let synthetic = std::slice::from_raw_parts(synthetic, n_synthetic);
+        let real = slice_or_empty(real);
+        let synthetic = slice_or_empty(synthetic);
         let w = (st.function)(&st.params, epoch, real, synthetic)?;
         if w.len() != n_synthetic {
             return Err(format!(

@@ -162,7 +162,7 @@ fn call(plugin: &str, f: impl FnOnce(*mut abi::ErrorBuf) -> i32) -> Result<()> {
     let msg = String::from_utf8_lossy(&text[..buf.len.min(ERROR_CAPACITY)]).into_owned();
     match code {
         abi::OK => Ok(()),
-        abi::ERROR if msg.starts_with("parameter") => Err(CoreError::PluginParams {
+        abi::PARAMS_ERROR => Err(CoreError::PluginParams {
             plugin: plugin.to_string(),
             problem: msg,
         }),
@@ -287,10 +287,8 @@ impl SampleWeighter for DylibWeighter {
             (self.entry.weights)(
                 self.state.0,
                 s.epoch as u64,
-                s.real.as_ptr(),
-                s.real.len(),
-                s.synthetic.as_ptr(),
-                s.synthetic.len(),
+                abi::F64Slice::borrow(s.real),
+                abi::F64Slice::borrow(s.synthetic),
                 out.as_mut_ptr(),
                 err,
             )

@@ -85,10 +85,7 @@ impl Plugin for Augment {
         "translation, random rotation and centre crop of the real case (ablation baseline, §4.4)";
     type Params = AugmentParams;
     fn new(p: AugmentParams) -> Result<Self> {
-        let bad = |field: &str, problem: String| CoreError::PluginParams {
-            plugin: "augment".into(),
-            problem: format!("parameter `{field}`: {problem}"),
-        };
+        let bad = |field: &str, problem: String| CoreError::param(Self::NAME, field, problem);
         if !(0.0..=180.0).contains(&p.rotation_degrees) {
             return Err(bad(
                 "rotation_degrees",

@@ -131,22 +131,22 @@ impl PluginParams for DtssParams {
 
 fn range<T: PartialOrd + std::fmt::Debug>(field: &str, r: &[T; 2], min: T) -> Result<()> {
     if r[0] < min || r[1] < r[0] {
-        return Err(CoreError::PluginParams {
-            plugin: "dtss".into(),
-            problem: format!(
-                "parameter `{field}`: {r:?}; expected [low, high] with {min:?} ≤ low ≤ high"
-            ),
-        });
+        return Err(CoreError::param(
+            "dtss",
+            field,
+            format!("{r:?}; expected [low, high] with {min:?} ≤ low ≤ high"),
+        ));
     }
     Ok(())
 }
 
 fn unit(field: &str, v: f64, lo: f64, hi: f64) -> Result<()> {
     if !(lo..=hi).contains(&v) {
-        return Err(CoreError::PluginParams {
-            plugin: "dtss".into(),
-            problem: format!("parameter `{field}`: {v}; expected a value in [{lo}, {hi}]"),
-        });
+        return Err(CoreError::param(
+            "dtss",
+            field,
+            format!("{v}; expected a value in [{lo}, {hi}]"),
+        ));
     }
     Ok(())
 }
@@ -168,20 +168,19 @@ impl DtssParams {
         unit("blur_sigma", self.blur_sigma, 0.0, 10.0)?;
         unit("noise_std", self.noise_std, 0.0, 10.0)?;
         if self.deform_grid < 2 {
-            return Err(CoreError::PluginParams {
-                plugin: "dtss".into(),
-                problem: format!(
-                    "parameter `deform_grid`: {}; expected ≥ 2",
-                    self.deform_grid
-                ),
-            });
+            return Err(CoreError::param(
+                "dtss",
+                "deform_grid",
+                format!("{}; expected ≥ 2", self.deform_grid),
+            ));
         }
         let p = self.collision_probabilities;
         if p.iter().any(|v| *v < 0.0 || !v.is_finite()) || p.iter().sum::<f64>() <= 0.0 {
-            return Err(CoreError::PluginParams {
-                plugin: "dtss".into(),
-                problem: format!("parameter `collision_probabilities`: {p:?}; expected three non-negative weights, not all 0"),
-            });
+            return Err(CoreError::param(
+                "dtss",
+                "collision_probabilities",
+                format!("{p:?}; expected three non-negative weights, not all 0"),
+            ));
         }
         Ok(())
     }

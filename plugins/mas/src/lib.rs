@@ -156,9 +156,8 @@ impl Plugin for Mas {
         "Model-Data Adaptive Supervision: weights from the model's live scores (§3.2, eqs. 6–13)";
     type Params = MasParams;
     fn new(p: MasParams) -> Result<Self> {
-        let bad = |field: &str, v: f64, want: &str| CoreError::PluginParams {
-            plugin: "mas".into(),
-            problem: format!("parameter `{field}`: {v}; expected {want}"),
+        let bad = |field: &str, v: f64, want: &str| {
+            CoreError::param("mas", field, format!("{v}; expected {want}"))
         };
         if !(p.beta > 0.0 && p.beta.is_finite()) {
             return Err(bad("beta", p.beta, "a positive number"));

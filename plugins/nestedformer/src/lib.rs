@@ -348,10 +348,7 @@ impl ModelFactory for NestedFormerFactory {
     type Model<B: Backend> = NestedFormer<B>;
 
     fn validate(p: &NestedFormerParams) -> Result<()> {
-        let bad = |field: &str, problem: String| CoreError::PluginParams {
-            plugin: "nestedformer".into(),
-            problem: format!("parameter `{field}`: {problem}"),
-        };
+        let bad = |field: &str, problem: String| CoreError::param(Self::NAME, field, problem);
         if p.modalities == 0 || p.out_channels == 0 || p.widths.contains(&0) {
             return Err(bad(
                 "widths",

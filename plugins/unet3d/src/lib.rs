@@ -274,10 +274,7 @@ impl ModelFactory for UNet3dFactory {
     type Model<B: Backend> = UNet3d<B>;
 
     fn validate(p: &UNet3dParams) -> Result<()> {
-        let bad = |field: &str, problem: String| CoreError::PluginParams {
-            plugin: "unet3d".into(),
-            problem: format!("parameter `{field}`: {problem}"),
-        };
+        let bad = |field: &str, problem: String| CoreError::param(Self::NAME, field, problem);
         for (field, v) in [
             ("in_channels", p.in_channels),
             ("out_channels", p.out_channels),
