@@ -184,6 +184,65 @@ fn dataset_err(id: &str, file: &Path, problem: impl Into<String>) -> CoreError {
     }
 }
 
+/// Every volume of a case must have the first one's shape and affine.
+fn check_grids(id: &str, grids: &[(&Path, Grid)], problems: &mut Vec<CoreError>) {
+    if let Some((ref_path, reference)) = grids.first().cloned() {
+        for (path, g) in &grids[1..] {
+            if g.dims != reference.dims {
+                problems.push(dataset_err(
+                    id,
+                    path,
+                    format!(
+                        "shape {:?} differs from {:?} of {}",
+                        g.dims,
+                        reference.dims,
+                        ref_path.display()
+                    ),
+                ));
+            } else if !g.same_space(&reference, AFFINE_TOLERANCE_MM) {
+                problems.push(dataset_err(
+                    id,
+                    path,
+                    format!(
+                        "affine {:?} differs from {:?} of {}",
+                        g.affine,
+                        reference.affine,
+                        ref_path.display()
+                    ),
+                ));
+            }
+        }
+    }
+}
+
+/// The label map may only hold the values of `convention`.
+fn check_label_values(
+    id: &str,
+    seg: &Path,
+    label: &ndarray::Array3<u8>,
+    convention: LabelConvention,
+    problems: &mut Vec<CoreError>,
+) {
+    let invalid: Vec<u8> = {
+        let mut seen = [false; 256];
+        label.iter().for_each(|&v| seen[v as usize] = true);
+        (0..=255u8)
+            .filter(|&v| seen[v as usize] && !convention.is_valid(v))
+            .collect()
+    };
+    if !invalid.is_empty() {
+        problems.push(dataset_err(
+            id,
+            seg,
+            format!(
+                "label values {invalid:?} are outside the {} convention {:?}",
+                convention.name(),
+                convention.valid_labels()
+            ),
+        ));
+    }
+}
+
 /// Reads and validates a case, collecting every problem; returns the case only when there are none.
 pub fn read_case_checked(
     files: &CaseFiles,
@@ -219,24 +278,7 @@ pub fn read_case_checked(
     }
     let label = match seg {
         Ok((grid, label)) => {
-            let invalid: Vec<u8> = {
-                let mut seen = [false; 256];
-                label.iter().for_each(|&v| seen[v as usize] = true);
-                (0..=255u8)
-                    .filter(|&v| seen[v as usize] && !convention.is_valid(v))
-                    .collect()
-            };
-            if !invalid.is_empty() {
-                problems.push(dataset_err(
-                    id,
-                    &files.seg,
-                    format!(
-                        "label values {invalid:?} are outside the {} convention {:?}",
-                        convention.name(),
-                        convention.valid_labels()
-                    ),
-                ));
-            }
+            check_label_values(id, &files.seg, &label, convention, &mut problems);
             grids.push((&files.seg, grid));
             Some(label)
         }
@@ -245,33 +287,7 @@ pub fn read_case_checked(
             None
         }
     };
-    if let Some((ref_path, reference)) = grids.first().cloned() {
-        for (path, g) in &grids[1..] {
-            if g.dims != reference.dims {
-                problems.push(dataset_err(
-                    id,
-                    path,
-                    format!(
-                        "shape {:?} differs from {:?} of {}",
-                        g.dims,
-                        reference.dims,
-                        ref_path.display()
-                    ),
-                ));
-            } else if !g.same_space(&reference, AFFINE_TOLERANCE_MM) {
-                problems.push(dataset_err(
-                    id,
-                    path,
-                    format!(
-                        "affine {:?} differs from {:?} of {}",
-                        g.affine,
-                        reference.affine,
-                        ref_path.display()
-                    ),
-                ));
-            }
-        }
-    }
+    check_grids(id, &grids, &mut problems);
     // Decode every modality straight into its slab of the case image, counting NaN/inf on the way.
     let Some((_, reference)) = grids.first() else {
         return (None, problems);

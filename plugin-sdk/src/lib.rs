@@ -272,12 +272,17 @@ pub struct Manifest {
     pub n_weighters: usize,
 }
 
-// The manifest only holds pointers to immutable statics of the library.
+// SAFETY: the manifest only holds pointers to immutable statics of the library.
 unsafe impl Sync for Manifest {}
+// SAFETY: as above.
 unsafe impl Send for Manifest {}
+// SAFETY: an entry holds function pointers and pointers to immutable statics.
 unsafe impl Sync for SynthesizerEntry {}
+// SAFETY: as above.
 unsafe impl Send for SynthesizerEntry {}
+// SAFETY: as above.
 unsafe impl Sync for WeighterEntry {}
+// SAFETY: as above.
 unsafe impl Send for WeighterEntry {}
 
 /// Read-only input of a synthesizer, as ndarray views.

@@ -58,6 +58,7 @@ pub fn load(path: &Path) -> Result<Loaded> {
             "dsma_plugin_manifest returned a null manifest",
         ));
     }
+    // SAFETY: non-null, and every ABI version starts the manifest with the u32 version.
     let abi_version = unsafe { *(manifest_ptr as *const u32) };
     if abi_version != abi::ABI_VERSION {
         return Err(load_err(
@@ -71,9 +72,14 @@ pub fn load(path: &Path) -> Result<Loaded> {
     }
     // SAFETY: same ABI version, so the layout is ours.
     let manifest: &'static abi::Manifest = unsafe { &*manifest_ptr };
+    // SAFETY: (this and the three reads below) the manifest's `Str`s and entry arrays point into the library's
+    // statics with the lengths it declares, and the library is never unloaded.
     let plugin_name = unsafe { manifest.plugin_name.to_string_lossy() };
+    // SAFETY: as above.
     let plugin_version = unsafe { manifest.plugin_version.to_string_lossy() };
+    // SAFETY: as above.
     let synth_entries = unsafe { slice(manifest.synthesizers, manifest.n_synthesizers) };
+    // SAFETY: as above.
     let weight_entries = unsafe { slice(manifest.weighters, manifest.n_weighters) };
     // Never unloaded: the entries point into the library.
     std::mem::forget(lib);
@@ -84,11 +90,14 @@ pub fn load(path: &Path) -> Result<Loaded> {
                 defaults: abi::Str,
                 kind: PluginKind|
      -> PluginInfo {
+        // SAFETY: entry strings point into the never-unloaded library's statics.
         let defaults_text = unsafe { defaults.to_string_lossy() };
         PluginInfo {
+            // SAFETY: as above.
             name: unsafe { name.to_string_lossy() },
             kind,
             version: plugin_version.clone(),
+            // SAFETY: as above.
             description: format!("{} (library `{plugin_name}`)", unsafe {
                 description.to_string_lossy()
             }),
@@ -177,6 +186,7 @@ fn call(plugin: &str, f: impl FnOnce(*mut abi::ErrorBuf) -> i32) -> Result<()> {
 struct State(*mut c_void);
 // SAFETY: plugin states are created per instance and only read through `&self` calls, as the ABI requires.
 unsafe impl Send for State {}
+// SAFETY: as above: concurrent calls only read the state.
 unsafe impl Sync for State {}
 
 fn create(
@@ -192,6 +202,8 @@ fn create(
         params.to_string()
     };
     let mut out: *mut c_void = std::ptr::null_mut();
+    // SAFETY: `f` and `user` come from the same manifest entry; `json` outlives the call and
+    // `out`/`err` are live locals.
     call(name, |err| unsafe {
         f(user, abi::Str::borrow(&json), &mut out, err)
     })?;
@@ -209,6 +221,7 @@ struct DylibSynthesizer {
 
 impl Drop for DylibSynthesizer {
     fn drop(&mut self) {
+        // SAFETY: the state was made by this entry's `create` and is destroyed exactly once.
         unsafe { (self.entry.destroy)(self.state.0) }
     }
 }
@@ -241,6 +254,8 @@ impl Synthesizer for DylibSynthesizer {
         };
         let (ip, lp) = (input.as_ptr() as *mut f32, input_labels.as_ptr() as *mut u8);
         let (op, olp) = (out.image.as_mut_ptr(), out.label.as_mut_ptr());
+        // SAFETY: the views describe `input` and `out`, which outlive the call; the state belongs
+        // to this entry.
         call(&self.name, |err| unsafe {
             (self.entry.synthesize)(
                 self.state.0,
@@ -276,6 +291,7 @@ struct DylibWeighter {
 
 impl Drop for DylibWeighter {
     fn drop(&mut self) {
+        // SAFETY: the state was made by this entry's `create` and is destroyed exactly once.
         unsafe { (self.entry.destroy)(self.state.0) }
     }
 }
@@ -283,6 +299,8 @@ impl Drop for DylibWeighter {
 impl SampleWeighter for DylibWeighter {
     fn weights(&mut self, s: &EpochScores<'_>) -> Result<Vec<f64>> {
         let mut out = vec![0f64; s.synthetic.len()];
+        // SAFETY: the slices borrow `s`'s scores and `out` has one slot per synthetic score, all
+        // alive for the call; the state belongs to this entry.
         call(&self.name, |err| unsafe {
             (self.entry.weights)(
                 self.state.0,

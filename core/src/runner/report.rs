@@ -215,114 +215,133 @@ fn fmt_cell(c: &Cell, latex: bool) -> String {
     }
 }
 
+const REGIONS: [&str; 4] = ["WT", "TC", "ET", "AVE"];
+
+/// "*" where row `r`'s AVE on dataset `d` differs from the first row at p < [`ALPHA`].
+fn mark(t: &Table, r: usize, d: usize) -> &'static str {
+    t.p_values[r][d]
+        .filter(|p| *p < ALPHA)
+        .map(|_| "*")
+        .unwrap_or("")
+}
+
 /// Renders the table.
 pub fn render(t: &Table, format: TableFormat) -> String {
-    let regions = ["WT", "TC", "ET", "AVE"];
-    let mark = |r: usize, d: usize| {
-        t.p_values[r][d]
-            .filter(|p| *p < ALPHA)
-            .map(|_| "*")
-            .unwrap_or("")
+    let mut out = match format {
+        TableFormat::Markdown => render_markdown(t),
+        TableFormat::Csv => render_csv(t),
+        TableFormat::Latex => render_latex(t),
     };
+    if format != TableFormat::Csv {
+        out.push_str(&wilcoxon_footnote(t));
+    }
+    out
+}
+
+fn render_markdown(t: &Table) -> String {
     let mut out = String::new();
-    match format {
-        TableFormat::Markdown => {
-            let mut head = String::from("| Method |");
-            let mut rule = String::from("|---|");
-            for d in &t.datasets {
-                for r in regions {
-                    let _ = write!(head, " {d} {r} |");
-                    rule.push_str("---:|");
-                }
-            }
-            let _ = writeln!(out, "{head}\n{rule}");
-            for (i, row) in t.rows.iter().enumerate() {
-                let _ = write!(out, "| {row} |");
-                for (j, c) in t.cells[i].iter().enumerate() {
-                    match c {
-                        Some(cs) => {
-                            for (k, c) in cs.iter().enumerate() {
-                                let m = if k == 3 { mark(i, j) } else { "" };
-                                let _ = write!(out, " {}{m} |", fmt_cell(c, false));
-                            }
-                        }
-                        None => out.push_str(" – | – | – | – |"),
-                    }
-                }
-                out.push('\n');
-            }
-        }
-        TableFormat::Csv => {
-            out.push_str("method,dataset,region,mean,std,repeats,p_value\n");
-            for (i, row) in t.rows.iter().enumerate() {
-                for (j, ds) in t.datasets.iter().enumerate() {
-                    if let Some(cs) = &t.cells[i][j] {
-                        for (k, c) in cs.iter().enumerate() {
-                            let p = if k == 3 {
-                                t.p_values[i][j]
-                                    .map(|p| format!("{p:.6}"))
-                                    .unwrap_or_default()
-                            } else {
-                                String::new()
-                            };
-                            let _ = writeln!(
-                                out,
-                                "{row},{ds},{},{:.4},{:.4},{},{p}",
-                                regions[k], c.mean, c.std, c.n
-                            );
-                        }
-                    }
-                }
-            }
-        }
-        TableFormat::Latex => {
-            let _ = writeln!(
-                out,
-                "\\begin{{tabular}}{{l{}}}",
-                "cccc".repeat(t.datasets.len())
-            );
-            out.push_str("\\hline\nMethod");
-            for d in &t.datasets {
-                let _ = write!(out, " & \\multicolumn{{4}}{{c}}{{{d}}}");
-            }
-            out.push_str(" \\\\\n");
-            for _ in &t.datasets {
-                out.push_str(" & WT & TC & ET & AVE");
-            }
-            out.push_str(" \\\\\n\\hline\n");
-            for (i, row) in t.rows.iter().enumerate() {
-                out.push_str(&row.replace('&', "\\&"));
-                for (j, c) in t.cells[i].iter().enumerate() {
-                    match c {
-                        Some(cs) => {
-                            for (k, c) in cs.iter().enumerate() {
-                                let m = if k == 3 && !mark(i, j).is_empty() {
-                                    "$^*$"
-                                } else {
-                                    ""
-                                };
-                                let _ = write!(out, " & {}{m}", fmt_cell(c, true));
-                            }
-                        }
-                        None => out.push_str(" & -- & -- & -- & --"),
-                    }
-                }
-                out.push_str(" \\\\\n");
-            }
-            out.push_str("\\hline\n\\end{tabular}\n");
+    let mut head = String::from("| Method |");
+    let mut rule = String::from("|---|");
+    for d in &t.datasets {
+        for r in REGIONS {
+            let _ = write!(head, " {d} {r} |");
+            rule.push_str("---:|");
         }
     }
-    if format != TableFormat::Csv && t.p_values.iter().flatten().any(|p| p.is_some()) {
-        let _ = writeln!(
-            out,
-            "\nPaired Wilcoxon signed-rank test against `{}` on per-case AVE Dice (* marks p < {ALPHA}):",
-            t.rows[0]
-        );
-        for (i, row) in t.rows.iter().enumerate() {
-            for (j, ds) in t.datasets.iter().enumerate() {
-                if let Some(p) = t.p_values[i][j] {
-                    let _ = writeln!(out, "  {row} on {ds}: p = {p:.4}");
+    let _ = writeln!(out, "{head}\n{rule}");
+    for (i, row) in t.rows.iter().enumerate() {
+        let _ = write!(out, "| {row} |");
+        for (j, c) in t.cells[i].iter().enumerate() {
+            match c {
+                Some(cs) => {
+                    for (k, c) in cs.iter().enumerate() {
+                        let m = if k == 3 { mark(t, i, j) } else { "" };
+                        let _ = write!(out, " {}{m} |", fmt_cell(c, false));
+                    }
                 }
+                None => out.push_str(" – | – | – | – |"),
+            }
+        }
+        out.push('\n');
+    }
+    out
+}
+
+fn render_csv(t: &Table) -> String {
+    let mut out = String::from("method,dataset,region,mean,std,repeats,p_value\n");
+    for (i, row) in t.rows.iter().enumerate() {
+        for (j, ds) in t.datasets.iter().enumerate() {
+            let Some(cs) = &t.cells[i][j] else { continue };
+            for (k, c) in cs.iter().enumerate() {
+                let p = match (k, t.p_values[i][j]) {
+                    (3, Some(p)) => format!("{p:.6}"),
+                    _ => String::new(),
+                };
+                let _ = writeln!(
+                    out,
+                    "{row},{ds},{},{:.4},{:.4},{},{p}",
+                    REGIONS[k], c.mean, c.std, c.n
+                );
+            }
+        }
+    }
+    out
+}
+
+fn render_latex(t: &Table) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "\\begin{{tabular}}{{l{}}}",
+        "cccc".repeat(t.datasets.len())
+    );
+    out.push_str("\\hline\nMethod");
+    for d in &t.datasets {
+        let _ = write!(out, " & \\multicolumn{{4}}{{c}}{{{d}}}");
+    }
+    out.push_str(" \\\\\n");
+    for _ in &t.datasets {
+        out.push_str(" & WT & TC & ET & AVE");
+    }
+    out.push_str(" \\\\\n\\hline\n");
+    for (i, row) in t.rows.iter().enumerate() {
+        out.push_str(&row.replace('&', "\\&"));
+        for (j, c) in t.cells[i].iter().enumerate() {
+            match c {
+                Some(cs) => {
+                    for (k, c) in cs.iter().enumerate() {
+                        let m = if k == 3 && !mark(t, i, j).is_empty() {
+                            "$^*$"
+                        } else {
+                            ""
+                        };
+                        let _ = write!(out, " & {}{m}", fmt_cell(c, true));
+                    }
+                }
+                None => out.push_str(" & -- & -- & -- & --"),
+            }
+        }
+        out.push_str(" \\\\\n");
+    }
+    out.push_str("\\hline\n\\end{tabular}\n");
+    out
+}
+
+/// The p-values of the paired Wilcoxon tests (empty when there are none).
+fn wilcoxon_footnote(t: &Table) -> String {
+    let mut out = String::new();
+    if !t.p_values.iter().flatten().any(|p| p.is_some()) {
+        return out;
+    }
+    let _ = writeln!(
+        out,
+        "\nPaired Wilcoxon signed-rank test against `{}` on per-case AVE Dice (* marks p < {ALPHA}):",
+        t.rows[0]
+    );
+    for (i, row) in t.rows.iter().enumerate() {
+        for (j, ds) in t.datasets.iter().enumerate() {
+            if let Some(p) = t.p_values[i][j] {
+                let _ = writeln!(out, "  {row} on {ds}: p = {p:.4}");
             }
         }
     }

@@ -4,6 +4,7 @@ use std::path::Path;
 
 use dsma_core::slice_figure::draw_png;
 use dsma_core::Result;
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
 use crate::WeightFunction;
@@ -58,43 +59,7 @@ pub fn plot_weight_function(path: &Path, f: &WeightFunction, samples: &[(f64, f6
                     RGBColor(30, 60, 200).stroke_width(3),
                 )
             });
-        let marks = [
-            ("q1", f.q1(), 0.0),
-            ("u1", f.u1(), 1.0),
-            ("η", f.eta, 1.0),
-            ("u2", f.u2(), 1.0),
-            ("q2", f.q2(), 0.0),
-        ];
-        for (name, x, y) in marks {
-            if !(0.0..=1.0).contains(&x) {
-                continue;
-            }
-            let colour = if name == "η" {
-                RGBColor(200, 40, 40)
-            } else {
-                BLACK
-            };
-            chart
-                .draw_series(DashedLineSeries::new(
-                    vec![(x, -0.05), (x, 1.2)],
-                    4,
-                    4,
-                    colour.mix(0.5).stroke_width(1),
-                ))
-                .map_err(|e| e.to_string())?;
-            if name != "η" {
-                chart
-                    .draw_series(std::iter::once(Circle::new((x, y), 5, colour.filled())))
-                    .map_err(|e| e.to_string())?;
-            }
-            chart
-                .draw_series(std::iter::once(Text::new(
-                    name.to_string(),
-                    (x + 0.008, 1.17),
-                    ("sans-serif", 18).into_font().color(&colour),
-                )))
-                .map_err(|e| e.to_string())?;
-        }
+        draw_marks(&mut chart, f)?;
         if !samples.is_empty() {
             chart
                 .draw_series(
@@ -116,4 +81,52 @@ pub fn plot_weight_function(path: &Path, f: &WeightFunction, samples: &[(f64, f6
             .map_err(|e| e.to_string())?;
         Ok(())
     })
+}
+
+/// The chart of [`plot_weight_function`].
+type Chart<'a, DB> = ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// Dashed verticals at q1, u1, η, u2, q2 with their names, and dots where w reaches 0 or 1.
+fn draw_marks<DB: DrawingBackend>(
+    chart: &mut Chart<'_, DB>,
+    f: &WeightFunction,
+) -> std::result::Result<(), String> {
+    let marks = [
+        ("q1", f.q1(), 0.0),
+        ("u1", f.u1(), 1.0),
+        ("η", f.eta, 1.0),
+        ("u2", f.u2(), 1.0),
+        ("q2", f.q2(), 0.0),
+    ];
+    for (name, x, y) in marks {
+        if !(0.0..=1.0).contains(&x) {
+            continue;
+        }
+        let colour = if name == "η" {
+            RGBColor(200, 40, 40)
+        } else {
+            BLACK
+        };
+        chart
+            .draw_series(DashedLineSeries::new(
+                vec![(x, -0.05), (x, 1.2)],
+                4,
+                4,
+                colour.mix(0.5).stroke_width(1),
+            ))
+            .map_err(|e| e.to_string())?;
+        if name != "η" {
+            chart
+                .draw_series(std::iter::once(Circle::new((x, y), 5, colour.filled())))
+                .map_err(|e| e.to_string())?;
+        }
+        chart
+            .draw_series(std::iter::once(Text::new(
+                name.to_string(),
+                (x + 0.008, 1.17),
+                ("sans-serif", 18).into_font().color(&colour),
+            )))
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(())
 }
