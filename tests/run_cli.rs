@@ -425,3 +425,52 @@ fn the_nestedformer_ablation_runs_at_phantom_scale_through_the_same_runner() {
     assert!(cfg.contains("\"nestedformer\""), "{cfg}");
     assert!(run.join("results.json").exists() && run.join("weights.csv").exists());
 }
+
+#[test]
+fn the_run_record_keeps_an_absolute_dataset_path_so_figures_work_from_any_folder() {
+    let tmp = tempfile::tempdir().unwrap();
+    let exp = experiment(tmp.path(), 1, 1, BOTH_ROWS);
+    // The dataset path as a user writes it: relative to the folder `dsma run` starts in.
+    let text = std::fs::read_to_string(&exp).unwrap().replace(
+        &format!("path: {}", tmp.path().join("phantom").display()),
+        "path: data/phantom",
+    );
+    std::fs::write(&exp, text).unwrap();
+    let run = Command::new(env!("CARGO_BIN_EXE_dsma"))
+        .args(["run", "tiny.yaml", "--out", "out", "--quiet"])
+        .current_dir(tmp.path())
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let record = dsma_core::runner::run_record::RunRecord::read(
+        &tmp.path().join("out/runs/phantom/baseline/rep-0"),
+    )
+    .unwrap();
+    let ds = record.dataset().unwrap();
+    assert!(ds.path.is_absolute(), "{:?}", ds.path);
+    assert!(ds.path.ends_with("data/phantom"));
+    assert_eq!(
+        record.experiment["datasets"][0]["path"], "data/phantom",
+        "the experiment keeps the path as written (the stage-1 hash uses it)"
+    );
+    let elsewhere = tmp.path().join("elsewhere");
+    std::fs::create_dir(&elsewhere).unwrap();
+    let out = tmp.path().join("out");
+    let png = tmp.path().join("fig5.png");
+    let fig = Command::new(env!("CARGO_BIN_EXE_dsma"))
+        .args(["figure", out.to_str().unwrap(), "--kind", "segmentation"])
+        .args(["--cases", "1", "--out", png.to_str().unwrap()])
+        .current_dir(&elsewhere)
+        .output()
+        .unwrap();
+    assert!(
+        fig.status.success(),
+        "{}",
+        String::from_utf8_lossy(&fig.stderr)
+    );
+    assert!(png.exists());
+}

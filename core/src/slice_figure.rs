@@ -101,7 +101,14 @@ pub fn render(
     let tile_w = cols_px as u32 * scale + 8;
     let tile_h = rows_px as u32 * scale + caption + 8;
     let grid_rows = panels.len().div_ceil(columns) as u32;
-    let (w, h) = (tile_w * columns as u32, tile_h * grid_rows.max(1));
+    let legend = panels
+        .iter()
+        .any(|p| p.labels.is_some() && p.overlay != Overlay::None);
+    let panels_h = tile_h * grid_rows.max(1);
+    let (w, h) = (
+        tile_w * columns as u32,
+        panels_h + if legend { LEGEND_HEIGHT } else { 0 },
+    );
     draw_png(path, (w, h), |root| {
         root.fill(&BLACK).map_err(|e| e.to_string())?;
         let font = ("sans-serif", 16).into_font().color(&WHITE);
@@ -150,8 +157,39 @@ pub fn render(
                 }
             }
         }
+        if legend {
+            draw_legend(root, panels_h as i32 + 6, convention)?;
+        }
         Ok(())
     })
+}
+
+/// Height of the label-colour legend under the panels.
+const LEGEND_HEIGHT: u32 = 28;
+
+/// One colour square and name per tumour class, in the dataset's label values.
+fn draw_legend(
+    root: &DrawingArea<BitMapBackend<'_>, plotters::coord::Shift>,
+    y: i32,
+    convention: LabelConvention,
+) -> std::result::Result<(), String> {
+    let font = ("sans-serif", 15).into_font().color(&WHITE);
+    let classes = [
+        ("oedema", convention.oedema()),
+        ("necrosis / non-enhancing", convention.necrosis()),
+        ("enhancing", convention.enhancing()),
+    ];
+    let mut x = 6;
+    for (name, label) in classes {
+        let colour = label_colour(label, convention).unwrap_or(WHITE);
+        root.draw(&Rectangle::new([(x, y), (x + 14, y + 14)], colour.filled()))
+            .map_err(|e| e.to_string())?;
+        let text = format!("{label} {name}");
+        root.draw_text(&text, &font, (x + 20, y))
+            .map_err(|e| e.to_string())?;
+        x += 20 + 9 * text.chars().count() as i32 + 24;
+    }
+    Ok(())
 }
 
 /// Draws a PNG of `size` pixels at `path` atomically: `draw` paints a temp file that is then renamed.

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use anyhow::{bail, Context};
 use dsma_core::brats::{discover, load_case, DatasetOptions};
 use dsma_core::nifti_io::read_labels;
+use dsma_core::runner::run_record::{run_folders, RunRecord};
 use dsma_core::slice_figure::{axial, draw_png, render, slice_with_most_tumour, Overlay, Panel};
 use dsma_core::{LabelConvention, Modality};
 use plotters::prelude::*;
@@ -29,49 +30,34 @@ pub struct Args {
     out: PathBuf,
 }
 
-/// A finished run folder and what its config says.
+/// A finished run folder and what its run record says.
 struct RunInfo {
     dir: PathBuf,
     label: String,
     dataset: String,
     dataset_path: PathBuf,
     convention: LabelConvention,
-    row: usize,
+    /// (grid point, row): the table's order.
+    order: (usize, usize),
 }
 
 fn runs(out: &Path) -> anyhow::Result<Vec<RunInfo>> {
-    let mut found = Vec::new();
-    let mut stack = vec![out.join("runs")];
-    while let Some(d) = stack.pop() {
-        let entries = std::fs::read_dir(&d)
-            .with_context(|| format!("{}: expected the --out folder of `dsma run`", d.display()))?;
-        for e in entries.flatten() {
-            let p = e.path();
-            if p.join("config.json").exists() {
-                found.push(p);
-            } else if p.is_dir() {
-                stack.push(p);
-            }
-        }
-    }
     let mut infos = Vec::new();
-    for dir in found {
-        let cfg: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(dir.join("config.json"))?)
-                .with_context(|| format!("{}", dir.join("config.json").display()))?;
-        let run = &cfg["run"];
-        let ds = &cfg["experiment"]["datasets"][run["dataset"].as_u64().unwrap_or(0) as usize];
+    for dir in run_folders(out)? {
+        let Ok(record) = RunRecord::read(&dir) else {
+            continue;
+        };
+        let ds = record.dataset()?;
         infos.push(RunInfo {
-            label: run["label"].as_str().unwrap_or("?").to_string(),
-            dataset: run["dataset_name"].as_str().unwrap_or("?").to_string(),
-            dataset_path: PathBuf::from(ds["path"].as_str().unwrap_or("")),
-            convention: LabelConvention::parse(ds["labels"].as_str().unwrap_or("brats2019"))?,
-            row: (run["variant"].as_u64().unwrap_or(0) * 1000 + run["row"].as_u64().unwrap_or(0))
-                as usize,
+            label: record.run.label.clone(),
+            dataset: record.run.dataset_name.clone(),
+            convention: ds.convention()?,
+            dataset_path: ds.path,
+            order: (record.run.variant, record.run.row),
             dir,
         });
     }
-    infos.sort_by(|a, b| (&a.dataset, a.row).cmp(&(&b.dataset, b.row)));
+    infos.sort_by(|a, b| (&a.dataset, a.order).cmp(&(&b.dataset, b.order)));
     Ok(infos)
 }
 

@@ -11,6 +11,7 @@ use crate::plugin::Registry;
 use crate::runner::config::Experiment;
 use crate::runner::data::{prepare, PreparedData};
 use crate::runner::plan::{plan_all, PlannedRun};
+use crate::runner::run_record::{absolute_dataset, run_folders, RunRecord};
 use crate::runner::{run_dir, RunJob, RunObserver, RunResults};
 
 /// Options of `dsma run`.
@@ -212,17 +213,14 @@ pub fn execute(
             }
         };
         std::fs::create_dir_all(&dir).map_err(|e| CoreError::io(&dir, e))?;
-        let config = serde_json::json!({
-            "experiment": loaded.resolved,
-            "files": loaded.files,
-            "overrides": loaded.overrides,
-            "run": run,
-        });
-        crate::atomic_file::write_atomic(
-            &dir.join("config.json"),
-            &serde_json::to_vec_pretty(&config)
-                .map_err(|e| CoreError::invalid("config", e.to_string()))?,
-        )?;
+        RunRecord {
+            experiment: loaded.resolved.clone(),
+            files: loaded.files.clone(),
+            overrides: loaded.overrides.clone(),
+            run: run.clone(),
+            dataset: Some(absolute_dataset(&exp.datasets[run.dataset])),
+        }
+        .write(&dir)?;
         let stage1 = opts.out.join(run.stage1_dir());
         let job = RunJob {
             experiment: exp,
@@ -239,52 +237,14 @@ pub fn execute(
 
 /// Every finished run under an output folder, with the row and dataset order of its experiment.
 pub fn collect_results(out: &Path) -> Result<(Vec<String>, Vec<String>, Vec<RunResults>)> {
-    let runs = out.join("runs");
-    if !runs.is_dir() {
-        return Err(CoreError::invalid(
-            out.display().to_string(),
-            "has no `runs` folder; expected the --out folder of `dsma run`",
-        ));
-    }
     let mut results = Vec::new();
     let mut rows: Vec<String> = Vec::new();
     let mut datasets: Vec<String> = Vec::new();
-    let mut dirs = vec![runs];
-    let mut found = Vec::new();
-    while let Some(d) = dirs.pop() {
-        for entry in std::fs::read_dir(&d)
-            .map_err(|e| CoreError::io(&d, e))?
-            .flatten()
-        {
-            let p = entry.path();
-            if p.is_dir() {
-                if p.join("config.json").exists() || p.join("results.json").exists() {
-                    found.push(p);
-                } else {
-                    dirs.push(p);
-                }
-            }
-        }
-    }
-    found.sort();
-    for dir in found {
+    for dir in run_folders(out)? {
         if rows.is_empty() {
-            let cfg = dir.join("config.json");
-            if let Ok(bytes) = std::fs::read(&cfg) {
-                if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&bytes) {
-                    let names = |key: &str, field: &str| -> Vec<String> {
-                        v["experiment"][key]
-                            .as_array()
-                            .map(|a| {
-                                a.iter()
-                                    .filter_map(|x| x[field].as_str().map(String::from))
-                                    .collect()
-                            })
-                            .unwrap_or_default()
-                    };
-                    rows = names("rows", "label");
-                    datasets = names("datasets", "name");
-                }
+            if let Ok(record) = RunRecord::read(&dir) {
+                rows = record.row_labels();
+                datasets = record.dataset_names();
             }
         }
         if let Some(v) = run_dir::read_results(&dir)? {

@@ -14,6 +14,7 @@ pub mod module_state;
 pub mod plan;
 pub mod report;
 pub mod run_dir;
+pub mod run_record;
 pub mod stage_lock;
 pub mod synthesis;
 pub mod train;

@@ -1,0 +1,141 @@
+//! `config.json` of a run folder, typed: written by `execute` when a run starts, read by the table
+//! (`collect_results`) and by `dsma figure`, so no reader parses it by hand.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{CoreError, Result};
+use crate::runner::config::DatasetConfig;
+use crate::runner::PlannedRun;
+
+/// What a run folder's `config.json` holds.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunRecord {
+    /// The merged experiment document after `extends` and overrides.
+    pub experiment: serde_json::Value,
+    /// Experiment files read, the given file first.
+    pub files: Vec<PathBuf>,
+    /// Overrides applied, as given.
+    pub overrides: Vec<String>,
+    /// The run.
+    pub run: PlannedRun,
+    /// The run's dataset with its folder made absolute when the run started, so the record is
+    /// usable from any working directory (the experiment keeps the path as written, which the
+    /// stage-1 hash uses). Absent in records written before this field existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dataset: Option<DatasetConfig>,
+}
+
+impl RunRecord {
+    /// Reads `dir/config.json`.
+    pub fn read(dir: &Path) -> Result<Self> {
+        let path = dir.join("config.json");
+        let bytes = std::fs::read(&path).map_err(|e| CoreError::io(&path, e))?;
+        serde_json::from_slice(&bytes).map_err(|e| {
+            CoreError::invalid(
+                path.display().to_string(),
+                format!("not a dsma run record: {e}"),
+            )
+        })
+    }
+
+    /// Writes `dir/config.json` atomically.
+    pub fn write(&self, dir: &Path) -> Result<()> {
+        let bytes = serde_json::to_vec_pretty(self)
+            .map_err(|e| CoreError::invalid("config.json", e.to_string()))?;
+        crate::atomic_file::write_atomic(&dir.join("config.json"), &bytes)
+    }
+
+    /// The run's dataset: the recorded one, else (older records) the experiment's entry as written.
+    pub fn dataset(&self) -> Result<DatasetConfig> {
+        if let Some(d) = &self.dataset {
+            return Ok(d.clone());
+        }
+        let entry = self.experiment["datasets"][self.run.dataset].clone();
+        serde_json::from_value(entry).map_err(|e| {
+            CoreError::invalid(
+                format!("config.json: datasets.{}", self.run.dataset),
+                e.to_string(),
+            )
+        })
+    }
+
+    /// The experiment's row labels, in table order.
+    pub fn row_labels(&self) -> Vec<String> {
+        self.names("rows", "label")
+    }
+
+    /// The experiment's dataset names, in column order.
+    pub fn dataset_names(&self) -> Vec<String> {
+        self.names("datasets", "name")
+    }
+
+    fn names(&self, key: &str, field: &str) -> Vec<String> {
+        self.experiment[key]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x[field].as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+/// The dataset of a run with its folder made absolute (relative to the working directory now).
+pub fn absolute_dataset(d: &DatasetConfig) -> DatasetConfig {
+    let mut d = d.clone();
+    if let Ok(abs) = std::fs::canonicalize(&d.path).or_else(|_| std::path::absolute(&d.path)) {
+        d.path = abs;
+    }
+    d
+}
+
+/// Every run folder under `out/runs` (one holding `config.json` or `results.json`), sorted.
+pub fn run_folders(out: &Path) -> Result<Vec<PathBuf>> {
+    let runs = out.join("runs");
+    if !runs.is_dir() {
+        return Err(CoreError::invalid(
+            out.display().to_string(),
+            "has no `runs` folder; expected the --out folder of `dsma run`",
+        ));
+    }
+    let mut dirs = vec![runs];
+    let mut found = Vec::new();
+    while let Some(d) = dirs.pop() {
+        for entry in std::fs::read_dir(&d)
+            .map_err(|e| CoreError::io(&d, e))?
+            .flatten()
+        {
+            let p = entry.path();
+            if !p.is_dir() {
+                continue;
+            }
+            if p.join("config.json").exists() || p.join("results.json").exists() {
+                found.push(p);
+            } else {
+                dirs.push(p);
+            }
+        }
+    }
+    found.sort();
+    Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn absolute_dataset_paths_do_not_depend_on_the_working_directory() {
+        let d: DatasetConfig = serde_json::from_value(serde_json::json!({
+            "name": "P", "kind": "phantom", "path": "data/x"
+        }))
+        .unwrap();
+        let abs = absolute_dataset(&d);
+        assert!(abs.path.is_absolute(), "{:?}", abs.path);
+        assert!(abs.path.ends_with("data/x"));
+        assert_eq!(abs.name, "P");
+    }
+}
