@@ -2,11 +2,12 @@
 //!
 //! burn models are generic over `B: Backend`, and generic code cannot sit behind a `dyn` pointer or a C
 //! boundary. So a model plugin implements [`ModelFactory`] (with a generic associated `Model<B>`), and
-//! registers with [`crate::register_model!`], which stores [`ModelRegistration::of`]: a `const fn` *in
-//! core* that instantiates core's generic entry points once per backend this build contains — `Flex`
-//! (CPU) always, `Cuda` when core's `cuda` feature is on. Because the instantiation happens in core, the
-//! plugin never names a backend and cannot forget one. The runner picks a [`BackendKind`] at the top and
-//! calls the matching function pointer.
+//! registers with [`crate::register_model!`], which submits two registrations: [`model_info`] (name,
+//! parameters, checks; backend-free, listed by the plugin registry) and
+//! `runner::registration::ModelRegistration::of`, a `const fn` *in core* that instantiates the
+//! probe and the trainer once per backend this build contains — `Flex` (CPU) always, `Cuda` when
+//! core's `cuda` feature is on. The plugin never names a backend and cannot forget one; this module
+//! knows neither the runner nor the registry's lookups.
 
 use burn::backend::Autodiff;
 use burn::module::{HasAutodiffModule, Module};
@@ -15,7 +16,8 @@ use burn::tensor::Tensor;
 use serde::Serialize;
 
 use crate::error::Result;
-use crate::plugin::params::{defaults_of, parse_params, ParamDoc, PluginParams};
+use crate::plugin::params::{defaults_of, parse_params, PluginParams};
+use crate::plugin::registry::ModelInfoRegistration;
 
 /// The CPU backend (burn-flex with rayon and SIMD).
 pub type CpuBackend = burn::backend::Flex;
@@ -78,6 +80,15 @@ impl BackendKind {
             BackendKind::Cuda => Err(no_cuda()),
         }
     }
+}
+
+/// The error of asking for `cuda` in a build without it.
+#[cfg(not(feature = "cuda"))]
+pub fn no_cuda() -> crate::error::CoreError {
+    crate::error::CoreError::invalid(
+        "train.backend",
+        "cuda: this dsma was built without the `cuda` feature (rebuild with --features cuda)",
+    )
 }
 
 /// Code generic over the backend, run on a backend chosen at run time ([`BackendKind::dispatch`]).
@@ -160,123 +171,16 @@ fn check<F: ModelFactory>(params: &serde_json::Value) -> Result<()> {
     F::validate(&parse_params::<F::Params>(F::NAME, params)?)
 }
 
-/// Entry points of a model, instantiated for every backend in this build.
-pub type ProbeFn = fn(&serde_json::Value, [usize; 5]) -> Result<ModelProbe>;
-/// Trains and evaluates one run of an experiment (see [`crate::runner`]).
-pub type TrainFn = fn(
-    &crate::runner::RunJob<'_>,
-    &mut dyn crate::runner::RunObserver,
-) -> Result<crate::runner::RunOutcome>;
-
-/// The static registration of one model plugin.
-pub struct ModelRegistration {
-    /// Registered name.
-    pub name: &'static str,
-    /// Plugin version.
-    pub version: &'static str,
-    /// One-line description.
-    pub description: &'static str,
-    /// Default parameters.
-    pub defaults: fn() -> serde_json::Value,
-    /// Parameter documentation.
-    pub docs: fn() -> Vec<ParamDoc>,
-    /// Parses and validates parameters.
-    pub check: fn(&serde_json::Value) -> Result<()>,
-    /// Trainable parameters for given parameters.
-    pub parameter_count: fn(&serde_json::Value) -> Result<usize>,
-    /// Probe on the CPU backend.
-    pub probe_cpu: ProbeFn,
-    /// Probe on the CUDA backend.
-    #[cfg(feature = "cuda")]
-    pub probe_cuda: ProbeFn,
-    /// Training on the CPU backend.
-    pub train_cpu: TrainFn,
-    /// Training on the CUDA backend.
-    #[cfg(feature = "cuda")]
-    pub train_cuda: TrainFn,
-}
-
-impl ModelRegistration {
-    /// The registration of model factory `F`, with entry points for every compiled backend.
-    pub const fn of<F: ModelFactory>() -> Self {
-        ModelRegistration {
-            name: F::NAME,
-            version: F::VERSION,
-            description: F::DESCRIPTION,
-            defaults: defaults_of::<F::Params>,
-            docs: F::Params::docs,
-            check: check::<F>,
-            parameter_count: parameter_count::<F>,
-            probe_cpu: probe::<F, CpuBackend>,
-            #[cfg(feature = "cuda")]
-            probe_cuda: probe::<F, CudaBackend>,
-            train_cpu: crate::runner::train::train::<F, CpuBackend>,
-            #[cfg(feature = "cuda")]
-            train_cuda: crate::runner::train::train::<F, CudaBackend>,
-        }
+/// The backend-free registration of `F`: what `dsma plugins`, parameter checks and parameter counts
+/// need, collected by the plugin registry (submitted by [`crate::register_model!`]).
+pub const fn model_info<F: ModelFactory>() -> ModelInfoRegistration {
+    ModelInfoRegistration {
+        name: F::NAME,
+        version: F::VERSION,
+        description: F::DESCRIPTION,
+        defaults: defaults_of::<F::Params>,
+        docs: F::Params::docs,
+        check: check::<F>,
+        parameter_count: parameter_count::<F>,
     }
-
-    /// Probes the model on `backend`.
-    pub fn probe(
-        &self,
-        backend: BackendKind,
-        params: &serde_json::Value,
-        input_shape: [usize; 5],
-    ) -> Result<ModelProbe> {
-        match backend {
-            BackendKind::Cpu => (self.probe_cpu)(params, input_shape),
-            #[cfg(feature = "cuda")]
-            BackendKind::Cuda => (self.probe_cuda)(params, input_shape),
-            #[cfg(not(feature = "cuda"))]
-            BackendKind::Cuda => Err(no_cuda()),
-        }
-    }
-
-    /// The training entry point for `backend`.
-    pub fn trainer(&self, backend: BackendKind) -> Result<TrainFn> {
-        match backend {
-            BackendKind::Cpu => Ok(self.train_cpu),
-            #[cfg(feature = "cuda")]
-            BackendKind::Cuda => Ok(self.train_cuda),
-            #[cfg(not(feature = "cuda"))]
-            BackendKind::Cuda => Err(no_cuda()),
-        }
-    }
-}
-
-#[cfg(not(feature = "cuda"))]
-fn no_cuda() -> crate::error::CoreError {
-    crate::error::CoreError::invalid(
-        "train.backend",
-        "cuda: this dsma was built without the `cuda` feature (rebuild with --features cuda)",
-    )
-}
-
-inventory::collect!(ModelRegistration);
-
-/// Registers a model factory type (implements [`ModelFactory`]).
-#[macro_export]
-macro_rules! register_model {
-    ($t:ty) => {
-        $crate::inventory::submit! { $crate::model::ModelRegistration::of::<$t>() }
-    };
-}
-
-/// Every registered model, sorted by name.
-pub fn models() -> Vec<&'static ModelRegistration> {
-    let mut all: Vec<_> = inventory::iter::<ModelRegistration>().collect();
-    all.sort_by_key(|m| m.name);
-    all
-}
-
-/// The model called `name`, or an "unknown model" error with a suggestion.
-pub fn model(name: &str) -> Result<&'static ModelRegistration> {
-    let all = models();
-    all.iter().find(|m| m.name == name).copied().ok_or_else(|| {
-        crate::plugin::registry::unknown(
-            "model",
-            name,
-            all.iter().map(|m| m.name.to_string()).collect(),
-        )
-    })
 }

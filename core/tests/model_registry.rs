@@ -4,8 +4,9 @@ use burn::module::Module;
 use burn::nn::conv::{Conv3d, Conv3dConfig};
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
-use dsma_core::model::{model, models, BackendKind, ModelFactory, SegmentationModel};
+use dsma_core::model::{BackendKind, ModelFactory, SegmentationModel};
 use dsma_core::plugin::{PluginKind, PluginParams, Registry};
+use dsma_core::runner::registration::{model, models};
 use dsma_core::Result;
 use serde::{Deserialize, Serialize};
 
@@ -52,6 +53,15 @@ fn registered_model_is_listed_probed_on_cpu_and_named_in_errors() {
     let reg = Registry::builtin();
     let info = reg.describe("tiny-test-model").unwrap();
     assert_eq!(info.kind, PluginKind::Model);
+    // The one plugin registry answers for models too (no backend needed to count parameters).
+    let entry = reg.model("tiny-test-model").unwrap();
+    assert_eq!(
+        (entry.parameter_count)(&serde_json::json!({"bias": true})).unwrap(),
+        4 * 3 + 3
+    );
+    assert!((entry.check)(&serde_json::json!({"bais": true})).is_err());
+    let err = reg.model("tiny-tset-model").err().unwrap().to_string();
+    assert!(err.contains("did you mean `tiny-test-model`"), "{err}");
     let m = model("tiny-test-model").unwrap();
     let probe = m
         .probe(

@@ -37,8 +37,7 @@ pub fn run(args: Args, registry: &Registry) -> anyhow::Result<ExitCode> {
         );
         println!("  {}", info.description);
         if info.kind == dsma_core::plugin::PluginKind::Model {
-            let count =
-                (dsma_core::model::model(&info.name)?.parameter_count)(&serde_json::Value::Null)?;
+            let count = (registry.model(&info.name)?.parameter_count)(&serde_json::Value::Null)?;
             println!(
                 "  trainable parameters at the defaults: {count} ({:.2} M)",
                 count as f64 / 1e6

@@ -233,12 +233,33 @@ impl<D: ?Sized> Entry<D> {
     }
 }
 
+/// The backend-free registration of a model plugin (submitted by `register_model!` through
+/// `model::model_info`, in the training layer): what listing, parameter checks and parameter counts need.
+pub struct ModelInfoRegistration {
+    /// Registered name.
+    pub name: &'static str,
+    /// Plugin version.
+    pub version: &'static str,
+    /// One-line description.
+    pub description: &'static str,
+    /// Default parameters.
+    pub defaults: fn() -> serde_json::Value,
+    /// Parameter documentation.
+    pub docs: fn() -> Vec<ParamDoc>,
+    /// Parses and validates parameters.
+    pub check: fn(&serde_json::Value) -> Result<()>,
+    /// Trainable parameters for given parameters.
+    pub parameter_count: fn(&serde_json::Value) -> Result<usize>,
+}
+
+inventory::collect!(ModelInfoRegistration);
+
 /// Every plugin known to this process: built-ins, then loaded libraries.
 pub struct Registry {
     synthesizers: Vec<Entry<dyn Synthesizer>>,
     trainables: Vec<Entry<dyn TrainableSynthesizer>>,
     weighters: Vec<Entry<dyn SampleWeighter>>,
-    extra: Vec<PluginInfo>,
+    models: Vec<&'static ModelInfoRegistration>,
 }
 
 impl Registry {
@@ -260,18 +281,11 @@ impl Registry {
             synthesizers,
             trainables,
             weighters,
-            extra: crate::model::models()
-                .into_iter()
-                .map(|m| PluginInfo {
-                    name: m.name.to_string(),
-                    kind: PluginKind::Model,
-                    version: m.version.to_string(),
-                    description: m.description.to_string(),
-                    source: PluginSource::Builtin,
-                    defaults: (m.defaults)(),
-                    params: (m.docs)(),
-                })
-                .collect(),
+            models: {
+                let mut m: Vec<_> = inventory::iter::<ModelInfoRegistration>().collect();
+                m.sort_by_key(|m| m.name);
+                m
+            },
         }
     }
 
@@ -323,7 +337,15 @@ impl Registry {
             .map(|e| e.info.clone())
             .chain(self.trainables.iter().map(|e| e.info.clone()))
             .chain(self.weighters.iter().map(|e| e.info.clone()))
-            .chain(self.extra.iter().cloned())
+            .chain(self.models.iter().map(|m| PluginInfo {
+                name: m.name.to_string(),
+                kind: PluginKind::Model,
+                version: m.version.to_string(),
+                description: m.description.to_string(),
+                source: PluginSource::Builtin,
+                defaults: (m.defaults)(),
+                params: (m.docs)(),
+            }))
             .collect();
         all.sort_by(|a, b| (a.kind.name(), &a.name).cmp(&(b.kind.name(), &b.name)));
         all
@@ -340,6 +362,21 @@ impl Registry {
                 all.iter().map(|i| i.name.clone()).collect(),
             )),
         }
+    }
+
+    /// Model `name`, or an "unknown model" error with a suggestion.
+    pub fn model(&self, name: &str) -> Result<&'static ModelInfoRegistration> {
+        self.models
+            .iter()
+            .find(|m| m.name == name)
+            .copied()
+            .ok_or_else(|| {
+                unknown(
+                    "model",
+                    name,
+                    self.models.iter().map(|m| m.name.to_string()).collect(),
+                )
+            })
     }
 
     /// Builds synthesizer `name` with `params`.

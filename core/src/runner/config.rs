@@ -1,4 +1,4 @@
-//! The typed experiment: what a YAML file resolves to (the YAML layer itself is `crate::experiment`).
+//! The typed experiment: what a YAML file resolves to (the YAML layer itself is the `experiment` module).
 
 use std::path::PathBuf;
 

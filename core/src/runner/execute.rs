@@ -5,12 +5,13 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{CoreError, Result};
 use crate::experiment::LoadedExperiment;
-use crate::model;
+use crate::model::BackendVisitor;
 use crate::plugin::registry::PluginKind;
 use crate::plugin::Registry;
 use crate::runner::config::Experiment;
 use crate::runner::data::{prepare, PreparedData};
 use crate::runner::plan::{plan_all, PlannedRun};
+use crate::runner::registration;
 use crate::runner::run_record::{absolute_dataset, run_folders, RunRecord};
 use crate::runner::{run_dir, RunJob, RunObserver, RunResults};
 
@@ -69,16 +70,24 @@ pub fn check_all_plugins(
     problems
 }
 
+/// Asks only whether a backend is in this build.
+struct NoOp;
+
+impl BackendVisitor for NoOp {
+    type Output = ();
+    fn visit<B: burn::tensor::backend::Backend>(self, _device: B::Device) {}
+}
+
 /// Checks that every plugin the experiment names exists and accepts its parameters; returns one
 /// line per problem, naming the row and the plugin.
 pub fn check_plugins(exp: &Experiment, registry: &Registry, only: &[String]) -> Vec<String> {
     let mut problems = Vec::new();
-    match model::model(&exp.model.name) {
+    match registry.model(&exp.model.name) {
         Ok(m) => {
             if let Err(e) = (m.check)(&exp.model.params) {
                 problems.push(format!("model: {e}"));
             }
-            if let Err(e) = m.trainer(exp.train.backend) {
+            if let Err(e) = exp.train.backend.dispatch(NoOp) {
                 problems.push(format!("train.backend: {e}"));
             }
         }
@@ -159,7 +168,7 @@ pub fn execute(
             format!("cannot run:\n  {}", problems.join("\n  ")),
         ));
     }
-    let reg = model::model(&exp.model.name)?;
+    let reg = registration::model(&exp.model.name)?;
     let trainer = reg.trainer(exp.train.backend)?;
     let runs = selected_runs(loaded, opts);
     // Prepared datasets, keyed by their settings (grid points may change them).

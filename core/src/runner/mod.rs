@@ -2,7 +2,7 @@
 //! weights, EMA teacher, sliding-window evaluation, checkpoints with exact resume, and the run folder.
 //!
 //! The binary resolves an experiment into runs ([`plan`]), and for each run calls the model's
-//! [`crate::model::TrainFn`] for the chosen backend with a [`RunJob`]; progress goes to a [`RunObserver`].
+//! [`registration::TrainFn`] for the chosen backend with a [`RunJob`]; progress goes to a [`RunObserver`].
 
 pub mod checkpoint;
 pub mod config;
@@ -12,6 +12,7 @@ pub mod evaluate;
 pub mod execute;
 pub mod module_state;
 pub mod plan;
+pub mod registration;
 pub mod report;
 pub mod run_dir;
 pub mod run_record;

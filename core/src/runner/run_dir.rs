@@ -7,8 +7,23 @@ use std::path::Path;
 use crate::atomic_file::write_atomic;
 use crate::error::{CoreError, Result};
 use crate::runner::data::PreparedCase;
-use crate::runner::train::WeightLog;
 use crate::runner::{EpochRecord, RunResults};
+use serde::{Deserialize, Serialize};
+
+/// Scores and weights of one stage-2 epoch (a block of `weights.csv`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WeightLog {
+    /// Global epoch (1-based) the weights were used in.
+    pub epoch: usize,
+    /// Score of every real training case.
+    pub real_scores: Vec<f64>,
+    /// Real case each synthetic sample derives from (or the generator sample id).
+    pub sources: Vec<String>,
+    /// Score of every synthetic sample.
+    pub scores: Vec<f64>,
+    /// Weight of every synthetic sample.
+    pub weights: Vec<f64>,
+}
 
 fn opt(v: Option<f64>) -> String {
     v.map(|x| format!("{x:.6}")).unwrap_or_default()

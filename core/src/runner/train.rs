@@ -1,5 +1,5 @@
 //! The generic two-stage trainer, instantiated per model and backend by
-//! [`crate::model::ModelRegistration::of`].
+//! `registration::ModelRegistration::of`.
 //!
 //! Per run: build the network with a seeded backend RNG and initialise its weights at once (burn
 //! 0.21 initialises lazily; the EMA copy must be made after that). Stage 1 (shared between rows with
@@ -38,7 +38,7 @@ use crate::runner::checkpoint::{self, Checkpoint};
 use crate::runner::config::{Report, TrainConfig};
 use crate::runner::evaluate::{evaluate, labels_from_probabilities, mean_metrics, score_case};
 use crate::runner::module_state::{ema_update, materialize, parameter_paths, require_grad};
-use crate::runner::run_dir;
+use crate::runner::run_dir::{self, WeightLog};
 use crate::runner::stage_lock::StageLock;
 use crate::runner::synthesis::SynthesisQueue;
 use crate::runner::{EpochRecord, RunJob, RunObserver, RunOutcome, RunResults};
@@ -56,21 +56,6 @@ type OptimRecord<F, B> = <Optim<F, B> as Optimizer<TrainModel<F, B>, Autodiff<B>
 
 const SALT_INIT: u64 = 0x494e_4954; // "INIT"
 const SALT_EPOCH: u64 = 0x4550_4f43; // "EPOC"
-
-/// Scores and weights of one stage-2 epoch (a block of `weights.csv`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct WeightLog {
-    /// Global epoch (1-based) the weights were used in.
-    pub epoch: usize,
-    /// Score of every real training case.
-    pub real_scores: Vec<f64>,
-    /// Real case each synthetic sample derives from (or the generator sample id).
-    pub sources: Vec<String>,
-    /// Score of every synthetic sample.
-    pub scores: Vec<f64>,
-    /// Weight of every synthetic sample.
-    pub weights: Vec<f64>,
-}
 
 /// Resumable training state (the JSON part of a checkpoint).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

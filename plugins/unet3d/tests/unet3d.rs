@@ -10,10 +10,11 @@ use burn::tensor::backend::Backend;
 use burn::tensor::{ElementConversion, Tensor, TensorData};
 use dsma_core::labels::region_targets;
 use dsma_core::loss::weighted_dice_loss;
-use dsma_core::model::{model, BackendKind, BackendVisitor, ModelFactory, SegmentationModel};
+use dsma_core::model::{BackendKind, BackendVisitor, ModelFactory, SegmentationModel};
 use dsma_core::phantom::generate_case;
 use dsma_core::preprocess::preprocess;
 use dsma_core::runner::module_state::materialize;
+use dsma_core::runner::registration::model;
 use dsma_unet3d::{upsample2_trilinear, Norm, UNet3d, UNet3dFactory, UNet3dParams, Upsample};
 use serde_json::json;
 
