@@ -13,9 +13,9 @@
 //! by nearest neighbour. The transform is composed and applied once; ndarray-ndimage has shift and
 //! zoom but no rotation, and three separate passes would blur the image three times.
 
-use dsma_core::plugin::registry::Plugin;
-use dsma_core::plugin::{ParamDoc, PluginParams, Synthesized, Synthesizer};
-use dsma_core::{Case, CoreError, Result};
+use dsma_data::{Case, CoreError, Result};
+use dsma_plugin::registry::Plugin;
+use dsma_plugin::{ParamDoc, PluginParams, Synthesized, Synthesizer};
 use ndarray::{Array3, Array4, Axis, Zip};
 use rand::RngExt;
 use rand_chacha::ChaCha8Rng;
@@ -268,7 +268,7 @@ impl Synthesizer for Augment {
     }
 }
 
-dsma_core::register_synthesizer!(Augment);
+dsma_plugin::register_synthesizer!(Augment);
 
 /// Referenced by the `dsma` binary so the linker keeps this crate and its registration.
 pub fn link() {}

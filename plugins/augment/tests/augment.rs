@@ -2,9 +2,9 @@
 //! labels stay labels, same seed same output, parameter errors.
 
 use dsma_augment::{Augment, AugmentParams, RotationAxes, Transform};
-use dsma_core::phantom::generate_case;
-use dsma_core::plugin::registry::Plugin;
-use dsma_core::plugin::Synthesizer;
+use dsma_data::phantom::generate_case;
+use dsma_plugin::registry::Plugin;
+use dsma_plugin::Synthesizer;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 

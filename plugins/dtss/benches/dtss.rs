@@ -1,10 +1,10 @@
 //! DTSS on a 4×240×240×155 phantom case, beside one plain copy of the case (the floor).
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use dsma_core::phantom::generate_case;
-use dsma_core::plugin::registry::Plugin;
-use dsma_core::plugin::Synthesizer;
+use dsma_data::phantom::generate_case;
 use dsma_dtss::{Dtss, DtssParams};
+use dsma_plugin::registry::Plugin;
+use dsma_plugin::Synthesizer;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 

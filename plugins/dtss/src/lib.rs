@@ -6,10 +6,10 @@
 
 mod params;
 
-use dsma_core::plugin::registry::Plugin;
-use dsma_core::plugin::{Synthesized, Synthesizer};
-use dsma_core::volume::bounding_box;
-use dsma_core::{Case, Result};
+use dsma_data::volume::bounding_box;
+use dsma_data::{Case, Result};
+use dsma_plugin::registry::Plugin;
+use dsma_plugin::{Synthesized, Synthesizer};
 use ndarray::{s, Array3, Array4, ArrayView3, Axis, Zip};
 use ndarray_ndimage::{binary_erosion, gaussian_filter, BorderMode};
 use rand::{Rng, RngExt, SeedableRng};
@@ -39,7 +39,7 @@ impl Plugin for Dtss {
     }
 }
 
-dsma_core::register_synthesizer!(Dtss);
+dsma_plugin::register_synthesizer!(Dtss);
 
 /// Referenced by the `dsma` binary so the linker keeps this crate and its registration.
 pub fn link() {}

@@ -1,7 +1,7 @@
 //! DTSS parameters; defaults are the paper's values (§4.2) or, where it gives none, documented choices.
 
-use dsma_core::plugin::{ParamDoc, PluginParams};
-use dsma_core::{CoreError, Modality, Result};
+use dsma_data::{CoreError, Modality, Result};
+use dsma_plugin::{ParamDoc, PluginParams};
 use serde::{Deserialize, Serialize};
 
 /// How the threshold mask `m` of eq. 1 is built.

@@ -1,11 +1,11 @@
 //! DTSS properties: determinism, locality, label validity, non-empty change, no-lesion handling, sizes.
 
-use dsma_core::phantom::generate_case;
-use dsma_core::plugin::registry::Plugin;
-use dsma_core::plugin::Synthesizer;
-use dsma_core::volume::Grid;
-use dsma_core::{Case, LabelConvention};
+use dsma_data::phantom::generate_case;
+use dsma_data::volume::Grid;
+use dsma_data::{Case, LabelConvention};
 use dsma_dtss::{Dtss, DtssParams, FusionMask, ReduceMode};
+use dsma_plugin::registry::Plugin;
+use dsma_plugin::Synthesizer;
 use ndarray::{Array3, Array4};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;

@@ -2,8 +2,8 @@
 
 use std::path::Path;
 
-use dsma_core::slice_figure::draw_png;
-use dsma_core::Result;
+use dsma_data::slice_figure::draw_png;
+use dsma_data::Result;
 use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 

@@ -16,9 +16,9 @@
 
 mod figure;
 
-use dsma_core::plugin::registry::Plugin;
-use dsma_core::plugin::{EpochScores, ParamDoc, PluginParams, SampleWeighter, ScoreKind};
-use dsma_core::{CoreError, Result};
+use dsma_data::{CoreError, Result};
+use dsma_plugin::registry::Plugin;
+use dsma_plugin::{EpochScores, ParamDoc, PluginParams, SampleWeighter, ScoreKind};
 use serde::{Deserialize, Serialize};
 
 pub use figure::plot_weight_function;
@@ -169,7 +169,7 @@ impl Plugin for Mas {
     }
 }
 
-dsma_core::register_weighter!(Mas);
+dsma_plugin::register_weighter!(Mas);
 
 /// Referenced by the `dsma` binary so the linker keeps this crate and its registration.
 pub fn link() {}

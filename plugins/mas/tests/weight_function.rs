@@ -1,8 +1,8 @@
 //! MAS weight function (eqs. 6–13): breakpoints, symmetry, continuity, range, edge cases, history.
 
-use dsma_core::plugin::registry::Plugin;
-use dsma_core::plugin::{EpochScores, SampleWeighter};
 use dsma_mas::{eta, theta, Mas, MasParams, WeightFunction};
+use dsma_plugin::registry::Plugin;
+use dsma_plugin::{EpochScores, SampleWeighter};
 
 fn f(eta: f64, theta: f64, beta: f64) -> WeightFunction {
     WeightFunction { eta, theta, beta }

@@ -1,8 +1,8 @@
 //! Sample weighter `uniform`: every synthetic case weighs 1, i.e. DTSS without MAS (paper Tables 3–4, row 2).
 
-use dsma_core::plugin::registry::Plugin;
-use dsma_core::plugin::{EpochScores, PluginParams, SampleWeighter, UnitWeights};
-use dsma_core::Result;
+use dsma_data::Result;
+use dsma_plugin::registry::Plugin;
+use dsma_plugin::{EpochScores, PluginParams, SampleWeighter, UnitWeights};
 use serde::{Deserialize, Serialize};
 
 /// `uniform` has no parameters.
@@ -38,7 +38,7 @@ impl SampleWeighter for Uniform {
     }
 }
 
-dsma_core::register_weighter!(Uniform);
+dsma_plugin::register_weighter!(Uniform);
 
 /// Referenced by the `dsma` binary so the linker keeps this crate and its registration.
 pub fn link() {}

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::params::{defaults_of, parse_params, ParamDoc, PluginParams};
 use super::traits::{SampleWeighter, Synthesizer, TrainableSynthesizer};
-use crate::error::{CoreError, Result};
+use dsma_data::error::{CoreError, Result};
 
 /// What a plugin provides.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -184,7 +184,7 @@ impl TrainableRegistration {
 #[macro_export]
 macro_rules! register_synthesizer {
     ($t:ty) => {
-        $crate::inventory::submit! { $crate::plugin::SynthesizerRegistration::of::<$t>() }
+        $crate::inventory::submit! { $crate::SynthesizerRegistration::of::<$t>() }
     };
 }
 
@@ -192,7 +192,7 @@ macro_rules! register_synthesizer {
 #[macro_export]
 macro_rules! register_weighter {
     ($t:ty) => {
-        $crate::inventory::submit! { $crate::plugin::WeighterRegistration::of::<$t>() }
+        $crate::inventory::submit! { $crate::WeighterRegistration::of::<$t>() }
     };
 }
 
@@ -200,7 +200,7 @@ macro_rules! register_weighter {
 #[macro_export]
 macro_rules! register_trainable_synthesizer {
     ($t:ty) => {
-        $crate::inventory::submit! { $crate::plugin::registry::TrainableRegistration::of::<$t>() }
+        $crate::inventory::submit! { $crate::registry::TrainableRegistration::of::<$t>() }
     };
 }
 

@@ -13,8 +13,8 @@ use rand_chacha::ChaCha8Rng;
 
 use super::registry::{Builder, PluginInfo, PluginKind, PluginSource};
 use super::traits::{EpochScores, SampleWeighter, Synthesized, Synthesizer};
-use crate::error::{CoreError, Result};
-use crate::volume::Case;
+use dsma_data::error::{CoreError, Result};
+use dsma_data::volume::Case;
 
 /// Size of the host buffer a plugin writes error text into.
 const ERROR_CAPACITY: usize = 4096;

@@ -5,8 +5,8 @@ use std::path::Path;
 use ndarray::{Array3, Array4};
 use rand_chacha::ChaCha8Rng;
 
-use crate::error::Result;
-use crate::volume::{Case, Grid};
+use dsma_data::error::Result;
+use dsma_data::volume::{Case, Grid};
 
 /// A derived synthetic case and, when the synthesizer left the input unchanged, why.
 #[derive(Debug, Clone)]

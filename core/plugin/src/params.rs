@@ -3,7 +3,7 @@
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::error::{CoreError, Result};
+use dsma_data::error::{CoreError, Result};
 
 /// Documentation of one parameter.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

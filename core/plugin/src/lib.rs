@@ -1,0 +1,20 @@
+//! dsma-plugin: the traits a method implements (synthesizers, generative synthesizers, weighters),
+//! typed parameters, the one registry of every plugin kind (`inventory`) and the host of shared-library
+//! plugins. No burn: synthesizer and weighter plugins build on this and `dsma-data` alone.
+
+pub use inventory;
+
+pub mod dylib;
+pub mod params;
+pub mod registry;
+pub mod traits;
+
+pub use params::{parse_params, ParamDoc, PluginParams};
+pub use registry::{
+    ModelInfoRegistration, PluginInfo, PluginKind, PluginSource, Registry, SynthesizerPlugin,
+    SynthesizerRegistration, WeighterPlugin, WeighterRegistration,
+};
+pub use traits::{
+    EpochScores, FitContext, FitProgress, SampleWeighter, SampledImage, ScoreKind, Synthesized,
+    Synthesizer, TrainableSynthesizer, UnitWeights,
+};
