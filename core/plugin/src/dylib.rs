@@ -34,8 +34,9 @@ fn load_err(path: &Path, problem: impl Into<String>) -> CoreError {
     }
 }
 
-/// Opens `path`, checks its ABI version and reads its manifest.
-pub fn load(path: &Path) -> Result<Loaded> {
+/// Opens `path` and returns its manifest once its ABI version is ours; the library is never
+/// unloaded, so the manifest lives for the rest of the process.
+fn open_manifest(path: &Path) -> Result<&'static abi::Manifest> {
     if !path.is_file() {
         return Err(load_err(path, "no such file"));
     }
@@ -72,6 +73,14 @@ pub fn load(path: &Path) -> Result<Loaded> {
     }
     // SAFETY: same ABI version, so the layout is ours.
     let manifest: &'static abi::Manifest = unsafe { &*manifest_ptr };
+    // Never unloaded: the manifest and the entries point into the library.
+    std::mem::forget(lib);
+    Ok(manifest)
+}
+
+/// Opens `path`, checks its ABI version and reads its manifest.
+pub fn load(path: &Path) -> Result<Loaded> {
+    let manifest = open_manifest(path)?;
     // SAFETY: (this and the three reads below) the manifest's `Str`s and entry arrays point into the library's
     // statics with the lengths it declares, and the library is never unloaded.
     let plugin_name = unsafe { manifest.plugin_name.to_string_lossy() };
@@ -81,8 +90,6 @@ pub fn load(path: &Path) -> Result<Loaded> {
     let synth_entries = unsafe { slice(manifest.synthesizers, manifest.n_synthesizers) };
     // SAFETY: as above.
     let weight_entries = unsafe { slice(manifest.weighters, manifest.n_weighters) };
-    // Never unloaded: the entries point into the library.
-    std::mem::forget(lib);
 
     let path_buf = path.to_path_buf();
     let info = |name: abi::Str,

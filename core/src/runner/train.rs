@@ -699,31 +699,9 @@ fn run_epoch<F: ModelFactory, B: Backend>(
     samples.shuffle(&mut rng);
     let steps = samples.len().div_ceil(t.batch);
     obs.epoch_start(epoch, steps);
-    let [px, py, pz] = t.patch.size;
     let mut loss_sum = 0.0;
     for batch in samples.chunks(t.batch) {
-        let n = batch.len();
-        let mut x = Vec::with_capacity(n * 4 * pz * py * px);
-        let mut y = Vec::with_capacity(n * 3 * pz * py * px);
-        let mut w = Vec::with_capacity(n);
-        for (case, fg, weight) in batch {
-            let patch = sample_patch(case, fg, &t.patch, &mut rng);
-            x.extend(patch.image.iter().copied());
-            y.extend(
-                region_targets(patch.label.view(), case.convention)
-                    .iter()
-                    .copied(),
-            );
-            w.push(*weight as f32);
-        }
-        let channels = x.len() / (n * pz * py * px);
-        let x = Tensor::<Autodiff<B>, 5>::from_data(
-            TensorData::new(x, [n, channels, pz, py, px]),
-            &s.device,
-        );
-        let y =
-            Tensor::<Autodiff<B>, 5>::from_data(TensorData::new(y, [n, 3, pz, py, px]), &s.device);
-        let w = Tensor::<Autodiff<B>, 1>::from_data(TensorData::new(w, [n]), &s.device);
+        let Batch { x, y, w } = batch_tensors::<B>(batch, &t.patch, &mut rng, &s.device);
         let student = s.student.take().expect("student present between steps");
         let loss = weighted_dice_loss(student.forward(x), y, w);
         let value: f64 = loss.clone().into_scalar().elem();
@@ -764,6 +742,44 @@ fn run_epoch<F: ModelFactory, B: Backend>(
         wait_s,
         seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+/// One batch of (case, foreground, weight) samples as tensors: a random patch per sample
+/// (`sample_patch`), its WT/TC/ET targets and the samples' loss weights.
+fn batch_tensors<B: Backend>(
+    batch: &[(&Case, &[usize], f64)],
+    cfg: &crate::preprocess::PatchConfig,
+    rng: &mut ChaCha8Rng,
+    device: &B::Device,
+) -> Batch<B> {
+    let [px, py, pz] = cfg.size;
+    let n = batch.len();
+    let mut x = Vec::with_capacity(n * 4 * pz * py * px);
+    let mut y = Vec::with_capacity(n * 3 * pz * py * px);
+    let mut w = Vec::with_capacity(n);
+    for (case, fg, weight) in batch {
+        let patch = sample_patch(case, fg, cfg, rng);
+        x.extend(patch.image.iter().copied());
+        y.extend(
+            region_targets(patch.label.view(), case.convention)
+                .iter()
+                .copied(),
+        );
+        w.push(*weight as f32);
+    }
+    let channels = x.len() / (n * pz * py * px);
+    Batch {
+        x: Tensor::from_data(TensorData::new(x, [n, channels, pz, py, px]), device),
+        y: Tensor::from_data(TensorData::new(y, [n, 3, pz, py, px]), device),
+        w: Tensor::from_data(TensorData::new(w, [n]), device),
+    }
+}
+
+/// Images, WT/TC/ET targets and per-sample loss weights of one training batch.
+struct Batch<B: Backend> {
+    x: Tensor<Autodiff<B>, 5>,
+    y: Tensor<Autodiff<B>, 5>,
+    w: Tensor<Autodiff<B>, 1>,
 }
 
 /// Periodic test evaluation (best checkpoint in stage 2), then the record is appended.
