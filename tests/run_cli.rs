@@ -369,6 +369,8 @@ fn yaml_mistakes_name_the_file_the_key_and_the_line() {
         stderr.contains("rows.1 (DTSS+MAS): weighter") && stderr.contains("mas"),
         "{stderr}"
     );
+    // The reference is located in the file: `weighter:` of the second row is line 20, column 5.
+    assert!(stderr.contains("unknown.yaml:20:5]"), "{stderr}");
 }
 
 #[test]

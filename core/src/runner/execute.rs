@@ -43,25 +43,11 @@ pub fn check_all_plugins(
     let mut problems = Vec::new();
     for v in &loaded.variants {
         for p in check_plugins(&v.experiment, registry, only) {
-            // "rows.1 (label): weighter: ..." or "model: ..." → YAML path of the plugin reference.
-            let head = p.split(':').next().unwrap_or("");
-            let mut path: Vec<String> = head
-                .split_whitespace()
-                .next()
-                .unwrap_or("")
-                .split('.')
-                .map(String::from)
-                .collect();
-            if head.starts_with("rows.") {
-                if let Some(kind) = p.split(": ").nth(1) {
-                    path.push(kind.to_string());
-                }
-            }
             let at = texts.iter().find_map(|(f, t)| {
-                crate::experiment::locate(t, &path)
+                crate::experiment::locate(t, &p.path)
                     .map(|(l, c)| format!(" [{}:{l}:{c}]", f.display()))
             });
-            let line = format!("{p}{}", at.unwrap_or_default());
+            let line = format!("{}{}", p.message, at.unwrap_or_default());
             if !problems.contains(&line) {
                 problems.push(line);
             }
@@ -78,58 +64,91 @@ impl BackendVisitor for NoOp {
     fn visit<B: burn::tensor::backend::Backend>(self, _device: B::Device) {}
 }
 
-/// Checks that every plugin the experiment names exists and accepts its parameters; returns one
-/// line per problem, naming the row and the plugin.
-pub fn check_plugins(exp: &Experiment, registry: &Registry, only: &[String]) -> Vec<String> {
+/// One problem with a plugin reference: where it is in the experiment and what is wrong.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PluginProblem {
+    /// YAML path of the reference (`["rows", "1", "weighter"]`, `["model"]`, `["train", "backend"]`);
+    /// empty for command-line problems (`--only`).
+    pub path: Vec<String>,
+    /// How the problem is printed (`rows.1 (DSMA): weighter: unknown weighter ...`).
+    pub message: String,
+}
+
+impl PluginProblem {
+    fn at(path: &[&str], message: String) -> Self {
+        PluginProblem {
+            path: path.iter().map(|s| s.to_string()).collect(),
+            message,
+        }
+    }
+}
+
+/// Checks that every plugin the experiment names exists and accepts its parameters; one problem
+/// per bad reference, naming the row and the plugin.
+pub fn check_plugins(exp: &Experiment, registry: &Registry, only: &[String]) -> Vec<PluginProblem> {
     let mut problems = Vec::new();
     match registry.model(&exp.model.name) {
         Ok(m) => {
             if let Err(e) = (m.check)(&exp.model.params) {
-                problems.push(format!("model: {e}"));
+                problems.push(PluginProblem::at(&["model"], format!("model: {e}")));
             }
             if let Err(e) = exp.train.backend.dispatch(NoOp) {
-                problems.push(format!("train.backend: {e}"));
+                problems.push(PluginProblem::at(
+                    &["train", "backend"],
+                    format!("train.backend: {e}"),
+                ));
             }
         }
-        Err(e) => problems.push(format!("model: {e}")),
+        Err(e) => problems.push(PluginProblem::at(&["model"], format!("model: {e}"))),
     }
     for (i, row) in exp.rows.iter().enumerate() {
         if !only.is_empty() && !only.contains(&row.label) {
             continue;
         }
+        let index = i.to_string();
         if let Some(s) = &row.synthesizer {
-            // An unknown name gets the synthesizer lookup's error (it lists the synthesizers).
-            let built = match registry.describe(&s.name) {
-                Err(_) => registry.synthesizer(&s.name, &s.params).map(|_| ()),
-                Ok(info) => match info.kind {
-                    PluginKind::Synthesizer => registry.synthesizer(&s.name, &s.params).map(|_| ()),
-                    PluginKind::TrainableSynthesizer => registry
-                        .trainable_synthesizer(&s.name, &s.params)
-                        .map(|_| ()),
-                    other => Err(CoreError::invalid(
-                        "synthesizer",
-                        format!("`{}` is a {}, not a synthesizer", s.name, other.name()),
-                    )),
-                },
-            };
-            if let Err(e) = built {
-                problems.push(format!("rows.{i} ({}): synthesizer: {e}", row.label));
+            if let Err(e) = check_synthesizer(registry, s) {
+                problems.push(PluginProblem::at(
+                    &["rows", &index, "synthesizer"],
+                    format!("rows.{i} ({}): synthesizer: {e}", row.label),
+                ));
             }
         }
         if let Err(e) = row.build_weighter(registry) {
-            problems.push(format!("rows.{i} ({}): weighter: {e}", row.label));
+            problems.push(PluginProblem::at(
+                &["rows", &index, "weighter"],
+                format!("rows.{i} ({}): weighter: {e}", row.label),
+            ));
         }
     }
     for label in only {
         if !exp.rows.iter().any(|r| &r.label == label) {
             let known: Vec<&str> = exp.rows.iter().map(|r| r.label.as_str()).collect();
-            problems.push(format!(
-                "--only {label}: no such row (rows: {})",
-                known.join(", ")
+            problems.push(PluginProblem::at(
+                &[],
+                format!("--only {label}: no such row (rows: {})", known.join(", ")),
             ));
         }
     }
     problems
+}
+
+/// Builds the synthesizer a row names (either kind); an unknown name gets the synthesizer lookup's
+/// error, which lists the synthesizers.
+fn check_synthesizer(registry: &Registry, s: &crate::runner::config::PluginRef) -> Result<()> {
+    match registry.describe(&s.name) {
+        Err(_) => registry.synthesizer(&s.name, &s.params).map(|_| ()),
+        Ok(info) => match info.kind {
+            PluginKind::Synthesizer => registry.synthesizer(&s.name, &s.params).map(|_| ()),
+            PluginKind::TrainableSynthesizer => registry
+                .trainable_synthesizer(&s.name, &s.params)
+                .map(|_| ()),
+            other => Err(CoreError::invalid(
+                "synthesizer",
+                format!("`{}` is a {}, not a synthesizer", s.name, other.name()),
+            )),
+        },
+    }
 }
 
 /// The runs `opts` selects, in plan order (`--only` names rows without their grid suffix).
