@@ -7,10 +7,10 @@ use anyhow::Context;
 use dsma_core::atomic_file::write_atomic;
 use dsma_core::brats::{discover, DatasetOptions};
 use dsma_core::metrics::{
-    case_metrics, nan_mean, CaseMetrics, EmptyDice, EmptyHd, HdMode, MetricOptions,
+    case_metrics, mean_over_cases, CaseMetrics, EmptyDice, EmptyHd, HdMode, MetricOptions,
 };
 use dsma_core::nifti_io::read_labels;
-use dsma_core::{LabelConvention, Region};
+use dsma_core::LabelConvention;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -191,34 +191,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if let Some(out) = &args.out {
         write_atomic(out, csv.as_bytes())?;
     }
-    let mean = |r: Option<Region>, hd: bool| {
-        nan_mean(rows.iter().map(|(_, m)| {
-            let x = r.map(|r| m.region(r)).unwrap_or(m.AVE);
-            if hd {
-                x.hd95
-            } else {
-                x.dice
-            }
-        }))
-    };
-    let summary = CaseMetrics {
-        WT: dsma_core::metrics::RegionMetrics {
-            dice: mean(Some(Region::Wt), false),
-            hd95: mean(Some(Region::Wt), true),
-        },
-        TC: dsma_core::metrics::RegionMetrics {
-            dice: mean(Some(Region::Tc), false),
-            hd95: mean(Some(Region::Tc), true),
-        },
-        ET: dsma_core::metrics::RegionMetrics {
-            dice: mean(Some(Region::Et), false),
-            hd95: mean(Some(Region::Et), true),
-        },
-        AVE: dsma_core::metrics::RegionMetrics {
-            dice: mean(None, false),
-            hd95: mean(None, true),
-        },
-    };
+    let summary = mean_over_cases(&rows.iter().map(|(_, m)| m).collect::<Vec<_>>());
     if args.json {
         println!("{}", serde_json::to_string_pretty(&json_of(&summary))?);
     } else {

@@ -14,6 +14,7 @@ mod weights;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 /// dsma: declarative 3-D brain-tumour segmentation experiments (DTSS + MAS, paper reproduction).
@@ -110,27 +111,9 @@ pub fn parse_triple<T: std::str::FromStr>(s: &str) -> Result<[T; 3], String> {
 /// Path argument helper used by several commands.
 pub type PathArg = PathBuf;
 
-/// Builds a JSON object from `key=value` pairs; values are YAML scalars or flow collections, dotted keys nest.
+/// Builds a JSON object from `--set key=value` pairs (values are YAML, dotted keys nest) with the
+/// experiment files' override rules (`experiment::apply_overrides`).
 pub fn set_values(pairs: &[String]) -> anyhow::Result<serde_json::Value> {
-    let mut root = serde_json::Map::new();
-    for pair in pairs {
-        let (key, value) = pair.split_once('=').ok_or_else(|| {
-            anyhow::anyhow!("`--set {pair}`: expected KEY=VALUE, e.g. monomer_radius=[3,6]")
-        })?;
-        let parsed: serde_json::Value = yaml_serde::from_str(value).map_err(|e| {
-            anyhow::anyhow!("`--set {pair}`: value `{value}` is not valid YAML: {e}")
-        })?;
-        let parts: Vec<&str> = key.split('.').collect();
-        let mut node = &mut root;
-        for part in &parts[..parts.len() - 1] {
-            let entry = node
-                .entry(part.to_string())
-                .or_insert_with(|| serde_json::json!({}));
-            node = entry.as_object_mut().ok_or_else(|| {
-                anyhow::anyhow!("`--set {pair}`: `{part}` is already set to a value")
-            })?;
-        }
-        node.insert(parts[parts.len() - 1].to_string(), parsed);
-    }
-    Ok(serde_json::Value::Object(root))
+    let root = serde_json::Value::Object(serde_json::Map::new());
+    dsma_core::experiment::apply_overrides(root, pairs).context("--set")
 }

@@ -110,6 +110,20 @@ impl CaseMetrics {
     }
 }
 
+/// Per-region mean over cases of Dice and HD95, skipping non-finite values (BraTS / MONAI means).
+pub fn mean_over_cases(cases: &[&CaseMetrics]) -> CaseMetrics {
+    let m = |f: &dyn Fn(&CaseMetrics) -> RegionMetrics| RegionMetrics {
+        dice: nan_mean(cases.iter().map(|c| f(c).dice)),
+        hd95: nan_mean(cases.iter().map(|c| f(c).hd95)),
+    };
+    CaseMetrics {
+        WT: m(&|c| c.WT),
+        TC: m(&|c| c.TC),
+        ET: m(&|c| c.ET),
+        AVE: m(&|c| c.AVE),
+    }
+}
+
 /// Mean of the finite values (NaN when there are none).
 pub fn nan_mean(values: impl IntoIterator<Item = f64>) -> f64 {
     let (s, n) = values

@@ -9,7 +9,7 @@ use ndarray::{Array3, Array4, Axis};
 use crate::error::Result;
 use crate::inference::sliding_window;
 use crate::labels::{labels_from_regions, region_mask, LabelConvention, Region};
-use crate::metrics::{case_metrics, dice, nan_mean, CaseMetrics, EmptyDice, RegionMetrics};
+use crate::metrics::{case_metrics, dice, CaseMetrics, EmptyDice};
 use crate::model::SegmentationModel;
 use crate::nifti_io::write_volume;
 use crate::plugin::ScoreKind;
@@ -78,16 +78,7 @@ pub fn evaluate<B: Backend, M: SegmentationModel<B>>(
 
 /// Mean of per-case metrics (NaN entries skipped).
 pub fn mean_metrics(cases: &[CaseResult]) -> CaseMetrics {
-    let m = |f: &dyn Fn(&CaseMetrics) -> RegionMetrics| RegionMetrics {
-        dice: nan_mean(cases.iter().map(|c| f(&c.metrics).dice)),
-        hd95: nan_mean(cases.iter().map(|c| f(&c.metrics).hd95)),
-    };
-    CaseMetrics {
-        WT: m(&|c| c.WT),
-        TC: m(&|c| c.TC),
-        ET: m(&|c| c.ET),
-        AVE: m(&|c| c.AVE),
-    }
+    crate::metrics::mean_over_cases(&cases.iter().map(|c| &c.metrics).collect::<Vec<_>>())
 }
 
 /// The weighter's score of the model on one (preprocessed) case: Dice in [0, 1] per `kind`
