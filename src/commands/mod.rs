@@ -75,7 +75,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Run(a) => run::run(a, registry),
         Command::Validate(a) => run::validate(a, registry),
         Command::Table(a) => run::table(a),
-        Command::Figure(a) => figure::run(a),
+        Command::Figure(a) => figure::run(a, &registry),
         Command::Plugins(a) => plugins::run(a, &registry),
         Command::Synth(a) => synth::run(a, &registry),
         Command::Weights(a) => weights::run(a),

@@ -108,6 +108,16 @@ pub trait SampleWeighter: Send {
     fn restore(&mut self, _history: serde_json::Value) -> Result<()> {
         Ok(())
     }
+    /// Draws a run's `history` (its `weighter.json`) as a PNG at `path` with `title`; `false` when
+    /// this weighter has no such figure (`dsma figure --kind weights` then looks further).
+    fn plot_history(
+        &self,
+        _history: &serde_json::Value,
+        _path: &Path,
+        _title: &str,
+    ) -> Result<bool> {
+        Ok(false)
+    }
 }
 
 /// The weighting of a row that names no weighter: every synthetic case weighs 1 (eq. 15 with all

@@ -61,6 +61,20 @@ impl RunRecord {
         })
     }
 
+    /// The weighter the run's row names (`None` for unit weights).
+    pub fn weighter(&self) -> Result<Option<crate::runner::config::PluginRef>> {
+        let w = &self.experiment["rows"][self.run.row]["weighter"];
+        if w.is_null() {
+            return Ok(None);
+        }
+        serde_json::from_value(w.clone()).map(Some).map_err(|e| {
+            CoreError::invalid(
+                format!("config.json: rows.{}.weighter", self.run.row),
+                e.to_string(),
+            )
+        })
+    }
+
     /// The experiment's row labels, in table order.
     pub fn row_labels(&self) -> Vec<String> {
         self.names("rows", "label")

@@ -130,3 +130,175 @@ fn draw_marks<DB: DrawingBackend>(
     }
     Ok(())
 }
+
+/// Draws a MAS run's `weighter.json` (one entry per stage-2 epoch: η, θ, β, the synthetic scores
+/// and weights) at `path`: scores over the band η ± θ and its edges, then every sample's weight.
+pub fn plot_history(path: &Path, history: &serde_json::Value, title: &str) -> Result<bool> {
+    let epochs = history.as_array().cloned().unwrap_or_default();
+    if epochs.is_empty() || epochs[0].get("eta").is_none() {
+        return Ok(false);
+    }
+    let mas = MasHistory::of(&epochs);
+    draw_png(path, (1100, 800), |root| {
+        root.fill(&WHITE).map_err(|x| x.to_string())?;
+        let (top, bottom) = root.split_vertically(400);
+        scores_panel(&top, &mas, title)?;
+        weights_panel(&bottom, &mas)
+    })?;
+    Ok(true)
+}
+
+/// What `weighter.json` of MAS holds per stage-2 epoch: η, θ, β, the synthetic scores and weights.
+struct MasHistory {
+    /// (η, θ, β) per epoch.
+    band: Vec<(f64, f64, f64)>,
+    scores: Vec<Vec<f64>>,
+    weights: Vec<Vec<f64>>,
+}
+
+impl MasHistory {
+    fn of(epochs: &[serde_json::Value]) -> Self {
+        let get = |e: &serde_json::Value, k: &str| e[k].as_f64().unwrap_or(f64::NAN);
+        let series = |k: &str| -> Vec<Vec<f64>> {
+            epochs
+                .iter()
+                .map(|e| {
+                    e[k].as_array()
+                        .map(|v| v.iter().map(|x| x.as_f64().unwrap_or(f64::NAN)).collect())
+                        .unwrap_or_default()
+                })
+                .collect()
+        };
+        MasHistory {
+            band: epochs
+                .iter()
+                .map(|ep| (get(ep, "eta"), get(ep, "theta"), get(ep, "beta")))
+                .collect(),
+            scores: series("scores"),
+            weights: series("weights"),
+        }
+    }
+
+    /// The x range: stage-2 epochs 0..k centred on integers.
+    fn x_range(&self) -> std::ops::Range<f64> {
+        -0.5..self.band.len() as f64 - 0.5
+    }
+}
+
+/// Integer epoch labels (stage-2 epochs are whole numbers; ticks between them stay blank).
+fn epoch_label(v: &f64) -> String {
+    if (v - v.round()).abs() < 1e-6 {
+        format!("{}", v.round() as i64)
+    } else {
+        String::new()
+    }
+}
+
+/// Synthetic scores per epoch over the band η ± θ and its edges η ± (θ + β).
+fn scores_panel<DB: DrawingBackend>(
+    area: &DrawingArea<DB, plotters::coord::Shift>,
+    mas: &MasHistory,
+    title: &str,
+) -> std::result::Result<(), String> {
+    let e = |x: &dyn std::fmt::Display| x.to_string();
+    let mut c = ChartBuilder::on(area)
+        .caption(
+            format!("{title}: synthetic scores vs η ± θ (± β)"),
+            ("sans-serif", 16),
+        )
+        .margin(10)
+        .x_label_area_size(30)
+        .y_label_area_size(50)
+        .build_cartesian_2d(mas.x_range(), 0.0..1.0)
+        .map_err(|x| e(&x))?;
+    c.configure_mesh()
+        .x_desc("stage-2 epoch")
+        .y_desc("Dice")
+        .x_labels(mas.band.len().clamp(2, 20))
+        .x_label_formatter(&epoch_label)
+        .draw()
+        .map_err(|x| e(&x))?;
+    for (i, (eta, theta, _)) in mas.band.iter().enumerate() {
+        let i = i as f64;
+        c.draw_series(std::iter::once(Rectangle::new(
+            [(i - 0.4, eta - theta), (i + 0.4, eta + theta)],
+            RGBColor(0, 160, 0).mix(0.25).filled(),
+        )))
+        .map_err(|x| e(&x))?;
+    }
+    c.draw_series(LineSeries::new(
+        mas.band.iter().enumerate().map(|(i, b)| (i as f64, b.0)),
+        RGBColor(0, 120, 0).stroke_width(2),
+    ))
+    .map_err(|x| e(&x))?
+    .label("η (mean real score), band η ± θ")
+    .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RGBColor(0, 120, 0)));
+    for sign in [-1.0, 1.0] {
+        let edge = c
+            .draw_series(LineSeries::new(
+                mas.band
+                    .iter()
+                    .enumerate()
+                    .map(|(i, b)| (i as f64, b.0 + sign * (b.1 + b.2))),
+                RGBColor(200, 0, 0),
+            ))
+            .map_err(|x| e(&x))?;
+        if sign > 0.0 {
+            edge.label("η ± (θ + β): weight 0 beyond")
+                .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RGBColor(200, 0, 0)));
+        }
+    }
+    for (i, s) in mas.scores.iter().enumerate() {
+        c.draw_series(
+            s.iter()
+                .map(|v| Circle::new((i as f64, *v), 2, BLACK.filled())),
+        )
+        .map_err(|x| e(&x))?;
+    }
+    // Below the plot area's lower edge scores are rare (Dice near 0): keep the legend there.
+    c.configure_series_labels()
+        .position(SeriesLabelPosition::LowerRight)
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()
+        .map_err(|x| e(&x))?;
+    Ok(())
+}
+
+/// The weight of every synthetic sample across epochs, one line per sample.
+fn weights_panel<DB: DrawingBackend>(
+    area: &DrawingArea<DB, plotters::coord::Shift>,
+    mas: &MasHistory,
+) -> std::result::Result<(), String> {
+    let e = |x: &dyn std::fmt::Display| x.to_string();
+    let mut d = ChartBuilder::on(area)
+        .caption(
+            "weight of every synthetic sample (one line per sample)",
+            ("sans-serif", 16),
+        )
+        .margin(10)
+        .x_label_area_size(30)
+        .y_label_area_size(50)
+        .build_cartesian_2d(mas.x_range(), 0.0..1.05)
+        .map_err(|x| e(&x))?;
+    d.configure_mesh()
+        .x_desc("stage-2 epoch")
+        .y_desc("weight")
+        .x_labels(mas.band.len().clamp(2, 20))
+        .x_label_formatter(&epoch_label)
+        .draw()
+        .map_err(|x| e(&x))?;
+    let n = mas.weights.iter().map(Vec::len).max().unwrap_or(0);
+    for j in 0..n {
+        let colour = Palette99::pick(j).mix(0.7);
+        d.draw_series(LineSeries::new(
+            mas.weights
+                .iter()
+                .enumerate()
+                .filter_map(|(i, w)| w.get(j).map(|v| (i as f64, *v))),
+            colour,
+        ))
+        .map_err(|x| e(&x))?;
+    }
+    Ok(())
+}

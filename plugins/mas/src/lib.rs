@@ -21,7 +21,7 @@ use dsma_plugin::registry::Plugin;
 use dsma_plugin::{EpochScores, ParamDoc, PluginParams, SampleWeighter, ScoreKind};
 use serde::{Deserialize, Serialize};
 
-pub use figure::plot_weight_function;
+pub use figure::{plot_history, plot_weight_function};
 
 /// Parameters of `mas`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -231,5 +231,14 @@ impl SampleWeighter for Mas {
             problem: format!("cannot restore history: {e}"),
         })?;
         Ok(())
+    }
+
+    fn plot_history(
+        &self,
+        history: &serde_json::Value,
+        path: &std::path::Path,
+        title: &str,
+    ) -> Result<bool> {
+        plot_history(path, history, title)
     }
 }

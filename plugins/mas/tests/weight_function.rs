@@ -159,3 +159,27 @@ fn bad_parameters_and_scores_are_errors() {
         })
         .is_err());
 }
+
+#[test]
+fn its_own_history_is_drawn_and_other_histories_are_declined() {
+    let dir = std::env::temp_dir().join(format!("dsma-mas-history-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let png = dir.join("weights.png");
+    let mut mas = Mas::new(MasParams::default()).unwrap();
+    for epoch in 0..2 {
+        mas.weights(&EpochScores {
+            epoch,
+            real: &[0.5, 0.7],
+            synthetic: &[0.2, 0.6, 0.9],
+        })
+        .unwrap();
+    }
+    assert!(mas.plot_history(&mas.history(), &png, "t").unwrap());
+    assert_eq!(&std::fs::read(&png).unwrap()[1..4], b"PNG");
+    // The unit weighter's history ({"epochs": n}) is not MAS's: declined, nothing written.
+    let other = dir.join("other.png");
+    let unit = serde_json::json!({"epochs": 2});
+    assert!(!mas.plot_history(&unit, &other, "t").unwrap());
+    assert!(!other.exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}
