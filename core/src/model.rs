@@ -44,6 +44,15 @@ impl BackendKind {
             BackendKind::Cuda => cfg!(feature = "cuda"),
         }
     }
+
+    /// `Ok` when this binary has the backend, else the error that says how to rebuild.
+    pub fn require(self) -> Result<()> {
+        if self.available() {
+            Ok(())
+        } else {
+            Err(no_cuda())
+        }
+    }
 }
 
 impl BackendKind {
@@ -83,7 +92,6 @@ impl BackendKind {
 }
 
 /// The error of asking for `cuda` in a build without it.
-#[cfg(not(feature = "cuda"))]
 pub fn no_cuda() -> crate::error::CoreError {
     crate::error::CoreError::invalid(
         "train.backend",

@@ -30,15 +30,12 @@ pub struct Args {
     out: PathBuf,
 }
 
-/// A finished run folder and what its run record says.
+/// A finished run folder, its run record, and its dataset's folder and label convention.
 struct RunInfo {
     dir: PathBuf,
-    label: String,
-    dataset: String,
+    record: RunRecord,
     dataset_path: PathBuf,
     convention: LabelConvention,
-    /// (grid point, row): the table's order.
-    order: (usize, usize),
 }
 
 fn runs(out: &Path) -> anyhow::Result<Vec<RunInfo>> {
@@ -49,15 +46,17 @@ fn runs(out: &Path) -> anyhow::Result<Vec<RunInfo>> {
         };
         let ds = record.dataset()?;
         infos.push(RunInfo {
-            label: record.run.label.clone(),
-            dataset: record.run.dataset_name.clone(),
             convention: ds.convention()?,
             dataset_path: ds.path,
-            order: (record.run.variant, record.run.row),
+            record,
             dir,
         });
     }
-    infos.sort_by(|a, b| (&a.dataset, a.order).cmp(&(&b.dataset, b.order)));
+    // The table's order: dataset, then (grid point, row).
+    infos.sort_by_key(|r| {
+        let run = &r.record.run;
+        (run.dataset_name.clone(), run.variant, run.row)
+    });
     Ok(infos)
 }
 
@@ -72,7 +71,9 @@ fn segmentation(a: &Args) -> anyhow::Result<()> {
     // Rows of the first dataset, repeat 0 only.
     let rows: Vec<&RunInfo> = all
         .iter()
-        .filter(|r| r.dataset == first.dataset && r.dir.ends_with("rep-0"))
+        .filter(|r| {
+            r.record.run.dataset_name == first.record.run.dataset_name && r.dir.ends_with("rep-0")
+        })
         .filter(|r| r.dir.join("predictions").is_dir())
         .collect();
     let split: serde_json::Value =
@@ -109,7 +110,7 @@ fn segmentation(a: &Args) -> anyhow::Result<()> {
         for r in &rows {
             let (_, pred) = read_labels(&r.dir.join("predictions").join(format!("{id}.nii.gz")))?;
             panels.push(Panel {
-                title: r.label.clone(),
+                title: r.record.run.label.clone(),
                 slice: flair.clone(),
                 labels: Some(axial(pred.view(), z)),
                 overlay: Overlay::Fill,
@@ -126,14 +127,16 @@ fn segmentation(a: &Args) -> anyhow::Result<()> {
 }
 
 fn weights(a: &Args, registry: &Registry) -> anyhow::Result<()> {
-    let dirs = match &a.run {
-        Some(d) => vec![d.clone()],
-        None => runs(&a.runs)?.into_iter().map(|r| r.dir).collect(),
+    let candidates: Vec<(PathBuf, RunRecord)> = match &a.run {
+        Some(d) => RunRecord::read(d)
+            .map(|r| vec![(d.clone(), r)])
+            .unwrap_or_default(),
+        None => runs(&a.runs)?
+            .into_iter()
+            .map(|r| (r.dir, r.record))
+            .collect(),
     };
-    for dir in &dirs {
-        let Ok(record) = RunRecord::read(dir) else {
-            continue;
-        };
+    for (dir, record) in &candidates {
         let Some(w) = record.weighter()? else {
             continue;
         };

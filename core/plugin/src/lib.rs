@@ -11,8 +11,8 @@ pub mod traits;
 
 pub use params::{parse_params, ParamDoc, PluginParams};
 pub use registry::{
-    ModelInfoRegistration, PluginInfo, PluginKind, PluginSource, Registry, SynthesizerPlugin,
-    SynthesizerRegistration, WeighterPlugin, WeighterRegistration,
+    AnySynthesizer, ModelInfoRegistration, PluginInfo, PluginKind, PluginSource, Registry,
+    SynthesizerPlugin, SynthesizerRegistration, WeighterPlugin, WeighterRegistration,
 };
 pub use traits::{
     EpochScores, FitContext, FitProgress, SampleWeighter, SampledImage, ScoreKind, Synthesized,

@@ -254,6 +254,14 @@ pub struct ModelInfoRegistration {
 
 inventory::collect!(ModelInfoRegistration);
 
+/// A built synthesizer of either kind.
+pub enum AnySynthesizer {
+    /// Derives synthetic cases from real ones.
+    Derived(Box<dyn Synthesizer>),
+    /// A generative model, fitted before it is sampled.
+    Generative(Box<dyn TrainableSynthesizer>),
+}
+
 /// Every plugin known to this process: built-ins, then loaded libraries.
 pub struct Registry {
     synthesizers: Vec<Entry<dyn Synthesizer>>,
@@ -396,6 +404,27 @@ impl Registry {
     ) -> Result<Box<dyn TrainableSynthesizer>> {
         find(&self.trainables, PluginKind::TrainableSynthesizer, name)
             .and_then(|e| (e.build)(params))
+    }
+
+    /// Builds the synthesizer `name` of either kind (what an experiment row's `synthesizer` names);
+    /// an unknown name gets the synthesizer lookup's error, which lists the synthesizers.
+    pub fn any_synthesizer(
+        &self,
+        name: &str,
+        params: &serde_json::Value,
+    ) -> Result<AnySynthesizer> {
+        match self.describe(name).map(|i| i.kind) {
+            Ok(PluginKind::TrainableSynthesizer) => self
+                .trainable_synthesizer(name, params)
+                .map(AnySynthesizer::Generative),
+            Ok(PluginKind::Synthesizer) | Err(_) => {
+                self.synthesizer(name, params).map(AnySynthesizer::Derived)
+            }
+            Ok(other) => Err(CoreError::invalid(
+                "synthesizer",
+                format!("`{name}` is a {}, not a synthesizer", other.name()),
+            )),
+        }
     }
 
     /// Builds weighter `name` with `params`.

@@ -5,8 +5,6 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{CoreError, Result};
 use crate::experiment::LoadedExperiment;
-use crate::model::BackendVisitor;
-use crate::plugin::registry::PluginKind;
 use crate::plugin::Registry;
 use crate::runner::config::Experiment;
 use crate::runner::data::{prepare, PreparedData};
@@ -56,14 +54,6 @@ pub fn check_all_plugins(
     problems
 }
 
-/// Asks only whether a backend is in this build.
-struct NoOp;
-
-impl BackendVisitor for NoOp {
-    type Output = ();
-    fn visit<B: burn::tensor::backend::Backend>(self, _device: B::Device) {}
-}
-
 /// One problem with a plugin reference: where it is in the experiment and what is wrong.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PluginProblem {
@@ -92,7 +82,7 @@ pub fn check_plugins(exp: &Experiment, registry: &Registry, only: &[String]) -> 
             if let Err(e) = (m.check)(&exp.model.params) {
                 problems.push(PluginProblem::at(&["model"], format!("model: {e}")));
             }
-            if let Err(e) = exp.train.backend.dispatch(NoOp) {
+            if let Err(e) = exp.train.backend.require() {
                 problems.push(PluginProblem::at(
                     &["train", "backend"],
                     format!("train.backend: {e}"),
@@ -107,7 +97,7 @@ pub fn check_plugins(exp: &Experiment, registry: &Registry, only: &[String]) -> 
         }
         let index = i.to_string();
         if let Some(s) = &row.synthesizer {
-            if let Err(e) = check_synthesizer(registry, s) {
+            if let Err(e) = registry.any_synthesizer(&s.name, &s.params) {
                 problems.push(PluginProblem::at(
                     &["rows", &index, "synthesizer"],
                     format!("rows.{i} ({}): synthesizer: {e}", row.label),
@@ -131,24 +121,6 @@ pub fn check_plugins(exp: &Experiment, registry: &Registry, only: &[String]) -> 
         }
     }
     problems
-}
-
-/// Builds the synthesizer a row names (either kind); an unknown name gets the synthesizer lookup's
-/// error, which lists the synthesizers.
-fn check_synthesizer(registry: &Registry, s: &crate::runner::config::PluginRef) -> Result<()> {
-    match registry.describe(&s.name) {
-        Err(_) => registry.synthesizer(&s.name, &s.params).map(|_| ()),
-        Ok(info) => match info.kind {
-            PluginKind::Synthesizer => registry.synthesizer(&s.name, &s.params).map(|_| ()),
-            PluginKind::TrainableSynthesizer => registry
-                .trainable_synthesizer(&s.name, &s.params)
-                .map(|_| ()),
-            other => Err(CoreError::invalid(
-                "synthesizer",
-                format!("`{}` is a {}, not a synthesizer", s.name, other.name()),
-            )),
-        },
-    }
 }
 
 /// The runs `opts` selects, in plan order (`--only` names rows without their grid suffix).

@@ -31,7 +31,7 @@ use crate::error::{CoreError, Result};
 use crate::labels::region_targets;
 use crate::loss::weighted_dice_loss;
 use crate::model::{ModelFactory, SegmentationModel};
-use crate::plugin::registry::PluginKind;
+use crate::plugin::AnySynthesizer;
 use crate::plugin::{parse_params, EpochScores, SampleWeighter, ScoreKind, TrainableSynthesizer};
 use crate::preprocess::{foreground_indices, sample_patch};
 use crate::runner::checkpoint::{self, Checkpoint};
@@ -363,16 +363,12 @@ impl Source {
         let Some(p) = &job.experiment.rows[job.run.row].synthesizer else {
             return Ok(Source::None);
         };
-        Ok(match job.registry.describe(&p.name)?.kind {
-            PluginKind::Synthesizer => {
-                Source::Derived(job.registry.synthesizer(&p.name, &p.params)?)
-            }
-            PluginKind::TrainableSynthesizer => {
-                let mut g = job.registry.trainable_synthesizer(&p.name, &p.params)?;
+        Ok(match job.registry.any_synthesizer(&p.name, &p.params)? {
+            AnySynthesizer::Derived(s) => Source::Derived(s),
+            AnySynthesizer::Generative(mut g) => {
                 fit_generator(g.as_mut(), job, obs)?;
                 Source::Generative(g)
             }
-            _ => Source::None,
         })
     }
 }
