@@ -12,8 +12,41 @@ fn main() -> ExitCode {
     match commands::run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", chain_text(&e));
             ExitCode::from(1)
         }
+    }
+}
+
+/// The error and its causes joined by `: `, skipping a cause whose text its parent already
+/// shows (core errors name their file and include the library's message; the cause stays
+/// attached for callers that walk it).
+fn chain_text(e: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in e.chain() {
+        let part = cause.to_string();
+        if text.contains(&part) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&part);
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::chain_text;
+
+    #[test]
+    fn chain_text_shows_each_message_once() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "gone");
+        let core = dsma_core::CoreError::io("/x.yaml", io);
+        let e = anyhow::Error::new(core).context("loading the experiment");
+        assert_eq!(chain_text(&e), "loading the experiment: /x.yaml: gone");
+        let plain = anyhow::anyhow!("inner").context("outer");
+        assert_eq!(chain_text(&plain), "outer: inner");
     }
 }

@@ -47,7 +47,7 @@ fn yaml_error(path: &Path, e: yaml_serde::Error) -> CoreError {
         .location()
         .map(|l| format!(" (line {}, column {})", l.line(), l.column()))
         .unwrap_or_default();
-    CoreError::invalid(format!("{}{at}", path.display()), e.to_string())
+    CoreError::codec(format!("{}{at}", path.display()), e)
 }
 
 fn read_chain(path: &Path, chain: &mut Vec<Source>) -> Result<()> {

@@ -132,7 +132,7 @@ pub fn sliding_window<B: Backend, M: SegmentationModel<B>>(
                     .to_vec::<f32>()
                     .map_err(|e| CoreError::invalid("model output", format!("{e:?}")))?;
                 let out = Array4::from_shape_vec((oc, patch[0], patch[1], patch[2]), out)
-                    .map_err(|e| CoreError::invalid("model output", e.to_string()))?;
+                    .map_err(|e| CoreError::runtime("model output", e))?;
                 let acc = sum.get_or_insert_with(|| Array4::zeros((oc, dims[0], dims[1], dims[2])));
                 let mut region =
                     acc.slice_mut(s![.., z..z + patch[0], y..y + patch[1], x..x + patch[2]]);

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use dsma_core::atomic_file::write_atomic;
-use dsma_core::brats::{discover, DatasetOptions};
+use dsma_core::brats::{self, discover, DatasetOptions};
 use dsma_core::metrics::{
     case_metrics, mean_over_cases, CaseMetrics, EmptyDice, EmptyHd, HdMode, MetricOptions,
 };
@@ -121,20 +121,6 @@ fn print_table(m: &CaseMetrics) {
     }
 }
 
-fn find_prediction(dir: &Path, case: &str) -> Option<PathBuf> {
-    [
-        format!("{case}.nii.gz"),
-        format!("{case}.nii"),
-        format!("{case}_seg.nii.gz"),
-        format!("{case}_seg.nii"),
-        format!("{case}/{case}_seg.nii.gz"),
-        format!("{case}/{case}_seg.nii"),
-    ]
-    .iter()
-    .map(|n| dir.join(n))
-    .find(|p| p.is_file())
-}
-
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let opts = options(&args);
     if let (Some(pred), Some(label)) = (&args.pred, &args.label) {
@@ -156,13 +142,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let truth = dir.join(format!("{id}_seg.nii.gz"));
-        let truth = if truth.is_file() {
-            truth
-        } else {
-            dir.join(format!("{id}_seg.nii"))
-        };
-        let pred = find_prediction(pred_dir, &id)
+        let truth = brats::seg_file(&dir)?;
+        let pred = brats::prediction_file(pred_dir, &id)
             .with_context(|| format!("no prediction for case {id} in {} (looked for {id}.nii.gz, {id}_seg.nii.gz, {id}/{id}_seg.nii.gz)", pred_dir.display()))?;
         rows.push((id, score(&pred, &truth, args.labels, &opts)?));
     }

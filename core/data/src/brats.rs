@@ -118,6 +118,27 @@ fn case_id(dir: &Path) -> String {
 }
 
 /// Finds `<case>_<suffix>.nii.gz` or `.nii` in `dir`.
+/// The label file of the case folder `dir` (`<id>_seg.nii[.gz]`, or BraTS 2020's one `*Segm.nii`).
+pub fn seg_file(dir: &Path) -> Result<PathBuf> {
+    find_file(dir, &case_id(dir), "seg")
+}
+
+/// Where the prediction for `case` lies in the predictions folder `dir`: `<case>.nii[.gz]`
+/// (nnU-Net, dsma predict), `<case>_seg.nii[.gz]` or `<case>/<case>_seg.nii[.gz]` (BraTS layout).
+pub fn prediction_file(dir: &Path, case: &str) -> Option<PathBuf> {
+    [
+        format!("{case}.nii.gz"),
+        format!("{case}.nii"),
+        format!("{case}_seg.nii.gz"),
+        format!("{case}_seg.nii"),
+        format!("{case}/{case}_seg.nii.gz"),
+        format!("{case}/{case}_seg.nii"),
+    ]
+    .iter()
+    .map(|n| dir.join(n))
+    .find(|p| p.is_file())
+}
+
 fn find_file(dir: &Path, id: &str, suffix: &str) -> Result<PathBuf> {
     for ext in ["nii.gz", "nii"] {
         let p = dir.join(format!("{id}_{suffix}.{ext}"));
@@ -387,8 +408,7 @@ pub struct Split {
 impl Split {
     /// Writes the split as JSON, atomically.
     pub fn write(&self, path: &Path) -> Result<()> {
-        let json = serde_json::to_vec_pretty(self)
-            .map_err(|e| CoreError::invalid("split", e.to_string()))?;
+        let json = serde_json::to_vec_pretty(self).map_err(|e| CoreError::codec("split", e))?;
         write_atomic(path, &json)
     }
 }
@@ -430,6 +450,43 @@ pub fn split_cases(ids: &[String], seed: u64, train_fraction: f64) -> Result<Spl
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn label_and_prediction_files_are_found_in_each_naming() {
+        let root = tempfile::tempdir().unwrap();
+        let case = root.path().join("BraTS2021_00001");
+        std::fs::create_dir(&case).unwrap();
+        assert!(seg_file(&case).is_err());
+        std::fs::write(case.join("BraTS2021_00001_seg.nii"), b"").unwrap();
+        assert_eq!(
+            seg_file(&case).unwrap(),
+            case.join("BraTS2021_00001_seg.nii")
+        );
+        let odd = root.path().join("BraTS20_Training_355");
+        std::fs::create_dir(&odd).unwrap();
+        std::fs::write(odd.join("W39_1998.09.19_Segm.nii"), b"").unwrap();
+        assert_eq!(seg_file(&odd).unwrap(), odd.join("W39_1998.09.19_Segm.nii"));
+
+        let preds = root.path().join("preds");
+        std::fs::create_dir_all(preds.join("c2")).unwrap();
+        assert_eq!(prediction_file(&preds, "c1"), None);
+        std::fs::write(preds.join("c1.nii.gz"), b"").unwrap();
+        std::fs::write(preds.join("c2/c2_seg.nii"), b"").unwrap();
+        assert_eq!(prediction_file(&preds, "c1"), Some(preds.join("c1.nii.gz")));
+        assert_eq!(
+            prediction_file(&preds, "c2"),
+            Some(preds.join("c2/c2_seg.nii"))
+        );
+    }
+
+    #[test]
+    fn a_json_error_is_kept_as_the_source() {
+        let bad = serde_json::from_str::<Split>("{").unwrap_err();
+        let e = CoreError::codec("split.json", bad);
+        let source = std::error::Error::source(&e).expect("source kept");
+        assert!(source.downcast_ref::<serde_json::Error>().is_some());
+        assert!(e.to_string().starts_with("split.json: "));
+    }
 
     #[test]
     fn split_is_deterministic_order_independent_and_80_20() {

@@ -2,6 +2,9 @@
 
 use std::path::PathBuf;
 
+/// A library error kept as the source of a [`CoreError`].
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
 /// Everything that can go wrong inside `dsma-core`; each variant names the file, field or value involved.
 #[derive(Debug, thiserror::Error)]
 pub enum CoreError {
@@ -66,6 +69,8 @@ pub enum CoreError {
         path: PathBuf,
         /// What is wrong.
         problem: String,
+        /// The loader's error, when the library could not be opened.
+        source: Option<BoxError>,
     },
     /// A plugin failed (returned an error or panicked).
     #[error("plugin `{plugin}` failed: {problem}")]
@@ -74,6 +79,23 @@ pub enum CoreError {
         plugin: String,
         /// Its message.
         problem: String,
+    },
+    /// Encoding or decoding failed in a library (JSON, YAML, safetensors, burn records); keeps the
+    /// library's error as the source.
+    #[error("{what}: {source}")]
+    Codec {
+        /// The file, field or value being encoded or decoded.
+        what: String,
+        /// The library's error.
+        source: BoxError,
+    },
+    /// A runtime resource could not be set up (thread pool, tensor shape); keeps the library's error.
+    #[error("{what}: {source}")]
+    Runtime {
+        /// The setting or value involved.
+        what: String,
+        /// The library's error.
+        source: BoxError,
     },
     /// Rendering a figure failed.
     #[error("figure {path}: {problem}")]
@@ -108,6 +130,22 @@ impl CoreError {
         CoreError::PluginParams {
             plugin: plugin.to_string(),
             problem: format!("parameter `{field}`: {problem}"),
+        }
+    }
+
+    /// Builds a [`CoreError::Codec`] keeping `source`.
+    pub fn codec(what: impl Into<String>, source: impl Into<BoxError>) -> Self {
+        CoreError::Codec {
+            what: what.into(),
+            source: source.into(),
+        }
+    }
+
+    /// Builds a [`CoreError::Runtime`] keeping `source`.
+    pub fn runtime(what: impl Into<String>, source: impl Into<BoxError>) -> Self {
+        CoreError::Runtime {
+            what: what.into(),
+            source: source.into(),
         }
     }
 

@@ -17,6 +17,6 @@ pub mod seed;
 pub mod slice_figure;
 pub mod volume;
 
-pub use error::{CoreError, Result};
+pub use error::{BoxError, CoreError, Result};
 pub use labels::{LabelConvention, Region};
 pub use volume::{Case, Grid, Modality};

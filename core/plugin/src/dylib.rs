@@ -31,6 +31,7 @@ fn load_err(path: &Path, problem: impl Into<String>) -> CoreError {
     CoreError::PluginLoad {
         path: path.to_path_buf(),
         problem: problem.into(),
+        source: None,
     }
 }
 
@@ -41,8 +42,11 @@ fn open_manifest(path: &Path) -> Result<&'static abi::Manifest> {
         return Err(load_err(path, "no such file"));
     }
     // SAFETY: loading a library runs its initialisers; a dsma plugin is trusted code the user named.
-    let lib = unsafe { libloading::Library::new(path) }
-        .map_err(|e| load_err(path, format!("cannot load as a shared library: {e}")))?;
+    let lib = unsafe { libloading::Library::new(path) }.map_err(|e| CoreError::PluginLoad {
+        path: path.to_path_buf(),
+        problem: "cannot load as a shared library".into(),
+        source: Some(e.into()),
+    })?;
     // SAFETY: the symbol's type is fixed by the ABI; a library without it is refused.
     let manifest_fn: libloading::Symbol<unsafe extern "C" fn() -> *const abi::Manifest> =
         unsafe { lib.get(abi::MANIFEST_SYMBOL) }.map_err(|_| {

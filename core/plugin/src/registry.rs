@@ -332,6 +332,7 @@ impl Registry {
                     info.kind.name(),
                     info.name
                 ),
+                source: None,
             });
         }
         Ok(())

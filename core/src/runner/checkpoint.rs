@@ -69,7 +69,7 @@ pub fn save(dir: &Path, name: &str, ckpt: &Checkpoint, keep: &[&str]) -> Result<
         state: ckpt.state.clone(),
     };
     let json = serde_json::to_vec_pretty(&envelope)
-        .map_err(|e| CoreError::invalid("checkpoint state", e.to_string()))?;
+        .map_err(|e| CoreError::codec("checkpoint state", e))?;
     write_atomic(&tmp.join("state.json"), &json)?;
     if target.exists() {
         std::fs::remove_dir_all(&target).map_err(|e| CoreError::io(&target, e))?;

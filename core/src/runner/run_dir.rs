@@ -55,10 +55,7 @@ pub fn write_records(dir: &Path, records: &[EpochRecord]) -> Result<()> {
             r.wait_s,
             r.seconds
         );
-        jsonl.push_str(
-            &serde_json::to_string(r)
-                .map_err(|e| CoreError::invalid("epoch record", e.to_string()))?,
-        );
+        jsonl.push_str(&serde_json::to_string(r).map_err(|e| CoreError::codec("epoch record", e))?);
         jsonl.push('\n');
     }
     write_atomic(&dir.join("epochs.csv"), csv.as_bytes())?;
@@ -85,15 +82,13 @@ pub fn write_weights(dir: &Path, logs: &[WeightLog], real: &[PreparedCase]) -> R
 
 /// Writes any JSON value as `dir/name`.
 pub fn write_json(dir: &Path, name: &str, value: &serde_json::Value) -> Result<()> {
-    let json =
-        serde_json::to_vec_pretty(value).map_err(|e| CoreError::invalid(name, e.to_string()))?;
+    let json = serde_json::to_vec_pretty(value).map_err(|e| CoreError::codec(name, e))?;
     write_atomic(&dir.join(name), &json)
 }
 
 /// Writes `results.json` (marks the run finished).
 pub fn write_results(dir: &Path, results: &RunResults) -> Result<()> {
-    let json = serde_json::to_vec_pretty(results)
-        .map_err(|e| CoreError::invalid("results", e.to_string()))?;
+    let json = serde_json::to_vec_pretty(results).map_err(|e| CoreError::codec("results", e))?;
     write_atomic(&dir.join("results.json"), &json)
 }
 
@@ -106,5 +101,5 @@ pub fn read_results(dir: &Path) -> Result<Option<serde_json::Value>> {
     let bytes = std::fs::read(&path).map_err(|e| CoreError::io(&path, e))?;
     serde_json::from_slice(&bytes)
         .map(Some)
-        .map_err(|e| CoreError::invalid(format!("{}", path.display()), e.to_string()))
+        .map_err(|e| CoreError::codec(path.display().to_string(), e))
 }

@@ -42,8 +42,8 @@ impl RunRecord {
 
     /// Writes `dir/config.json` atomically.
     pub fn write(&self, dir: &Path) -> Result<()> {
-        let bytes = serde_json::to_vec_pretty(self)
-            .map_err(|e| CoreError::invalid("config.json", e.to_string()))?;
+        let bytes =
+            serde_json::to_vec_pretty(self).map_err(|e| CoreError::codec("config.json", e))?;
         crate::atomic_file::write_atomic(&dir.join("config.json"), &bytes)
     }
 

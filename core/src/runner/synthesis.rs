@@ -71,7 +71,7 @@ impl SynthesisQueue {
             .num_threads(workers.max(1))
             .thread_name(|i| format!("dsma-synth-{i}"))
             .build()
-            .map_err(|e| CoreError::invalid("train.synthesis.workers", e.to_string()))?;
+            .map_err(|e| CoreError::runtime("train.synthesis.workers", e))?;
         scope.spawn(move || {
             let epochs: Vec<usize> = if regenerate {
                 (first..last).collect()

@@ -89,10 +89,8 @@ struct Session<F: ModelFactory, B: Backend> {
 fn model_bytes<B: Backend, M: Module<B>>(m: &M, what: &str) -> Result<Vec<u8>> {
     let mut store = SafetensorsStore::from_bytes(None);
     m.save_into(&mut store)
-        .map_err(|e| CoreError::invalid(what, e.to_string()))?;
-    store
-        .get_bytes()
-        .map_err(|e| CoreError::invalid(what, e.to_string()))
+        .map_err(|e| CoreError::codec(what, e))?;
+    store.get_bytes().map_err(|e| CoreError::codec(what, e))
 }
 
 fn load_model<F: ModelFactory, B: Backend>(
@@ -105,7 +103,7 @@ fn load_model<F: ModelFactory, B: Backend>(
     let mut store = SafetensorsStore::from_bytes(Some(bytes.to_vec()));
     let applied = m
         .load_from(&mut store)
-        .map_err(|e| CoreError::invalid(format!("checkpoint {}", file.display()), e.to_string()))?;
+        .map_err(|e| CoreError::codec(format!("checkpoint {}", file.display()), e))?;
     if !applied.missing.is_empty() || !applied.errors.is_empty() {
         return Err(CoreError::invalid(
             format!("checkpoint {}", file.display()),
@@ -136,13 +134,13 @@ impl<F: ModelFactory, B: Backend> Session<F, B> {
             .insert("ema.safetensors".into(), model_bytes(&self.ema, "ema")?);
         let optim = BinBytesRecorder::<FullPrecisionSettings>::default()
             .record(self.optim.to_record(), ())
-            .map_err(|e| CoreError::invalid("optimizer state", e.to_string()))?;
+            .map_err(|e| CoreError::codec("optimizer state", e))?;
         ckpt.files.insert("optimizer.bin".into(), optim);
         let paths = parameter_paths(self.student());
         self.state.param_ids = paths.iter().map(|(_, id)| id.val()).collect();
         self.state.param_paths = paths.into_iter().map(|(p, _)| p).collect();
-        ckpt.state = serde_json::to_value(&self.state)
-            .map_err(|e| CoreError::invalid("training state", e.to_string()))?;
+        ckpt.state =
+            serde_json::to_value(&self.state).map_err(|e| CoreError::codec("training state", e))?;
         Ok(ckpt)
     }
 
