@@ -12,6 +12,7 @@ pub mod loss;
 pub mod model;
 pub mod runner;
 
+pub use dsma_conv as conv;
 pub use dsma_data::{
     atomic_file, brats, error, labels, metrics, nifti_io, phantom, preprocess, seed, slice_figure,
     volume,

@@ -10,6 +10,8 @@ use burn::nn::{
 use burn::tensor::activation::{gelu, relu, softmax};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Distribution, Int, Tensor, TensorData};
+use dsma_core::conv::ConvForward;
+use dsma_core::model::ConvBackend;
 
 /// Conv3d → InstanceNorm (no affine) → ReLU (the official `Convolution`).
 #[derive(Module, Debug)]
@@ -18,7 +20,7 @@ pub struct ConvNorm<B: Backend> {
     norm: InstanceNorm<B>,
 }
 
-impl<B: Backend> ConvNorm<B> {
+impl<B: ConvBackend> ConvNorm<B> {
     /// `kernel`³ convolution with `padding`, stride 1.
     pub fn new(cin: usize, cout: usize, kernel: usize, padding: usize, device: &B::Device) -> Self {
         ConvNorm {
@@ -32,7 +34,7 @@ impl<B: Backend> ConvNorm<B> {
     }
     /// Applies the block.
     pub fn forward(&self, x: Tensor<B, 5>) -> Tensor<B, 5> {
-        relu(self.norm.forward(self.conv.forward(x)))
+        relu(self.norm.forward(self.conv.run(x)))
     }
 }
 
@@ -43,7 +45,7 @@ pub struct TwoConv<B: Backend> {
     b: ConvNorm<B>,
 }
 
-impl<B: Backend> TwoConv<B> {
+impl<B: ConvBackend> TwoConv<B> {
     /// `cin` → `cout` → `cout`.
     pub fn new(cin: usize, cout: usize, device: &B::Device) -> Self {
         TwoConv {
@@ -65,7 +67,7 @@ pub struct LayerNormChannel<B: Backend> {
     eps: f64,
 }
 
-impl<B: Backend> LayerNormChannel<B> {
+impl<B: ConvBackend> LayerNormChannel<B> {
     /// Weight 1, bias 0.
     pub fn new(channels: usize, eps: f64, device: &B::Device) -> Self {
         LayerNormChannel {
@@ -92,7 +94,7 @@ pub struct MlpChannel<B: Backend> {
     fc2: Conv3d<B>,
 }
 
-impl<B: Backend> MlpChannel<B> {
+impl<B: ConvBackend> MlpChannel<B> {
     /// `c` → `hidden` → `c`.
     pub fn new(c: usize, hidden: usize, device: &B::Device) -> Self {
         MlpChannel {
@@ -102,7 +104,7 @@ impl<B: Backend> MlpChannel<B> {
     }
     /// Applies the MLP.
     pub fn forward(&self, x: Tensor<B, 5>) -> Tensor<B, 5> {
-        self.fc2.forward(gelu(self.fc1.forward(x)))
+        self.fc2.run(gelu(self.fc1.run(x)))
     }
 }
 
@@ -114,7 +116,7 @@ pub struct GlobalPool<B: Backend> {
     size: [usize; 3],
 }
 
-impl<B: Backend> GlobalPool<B> {
+impl<B: ConvBackend> GlobalPool<B> {
     /// For feature maps of `size` (D, H, W).
     pub fn new(size: [usize; 3], device: &B::Device) -> Self {
         GlobalPool {
@@ -146,7 +148,7 @@ pub struct PoolBlock<B: Backend> {
     mlp: MlpChannel<B>,
 }
 
-impl<B: Backend> PoolBlock<B> {
+impl<B: ConvBackend> PoolBlock<B> {
     /// `c` channels on maps of `size`.
     pub fn new(c: usize, size: [usize; 3], device: &B::Device) -> Self {
         PoolBlock {
@@ -173,7 +175,7 @@ pub struct PoolStage<B: Backend> {
     blocks: Vec<PoolBlock<B>>,
 }
 
-impl<B: Backend> PoolStage<B> {
+impl<B: ConvBackend> PoolStage<B> {
     /// `cin` → `cout`, output maps of `size`.
     pub fn new(cin: usize, cout: usize, size: [usize; 3], device: &B::Device) -> Self {
         PoolStage {
@@ -186,7 +188,7 @@ impl<B: Backend> PoolStage<B> {
     }
     /// Applies the stage.
     pub fn forward(&self, x: Tensor<B, 5>) -> Tensor<B, 5> {
-        let mut x = self.norm.forward(self.embed.forward(x));
+        let mut x = self.norm.forward(self.embed.run(x));
         for b in &self.blocks {
             x = b.forward(x);
         }
@@ -204,7 +206,7 @@ pub struct Attention<B: Backend> {
     heads: usize,
 }
 
-impl<B: Backend> Attention<B> {
+impl<B: ConvBackend> Attention<B> {
     /// `c` channels, `heads` heads.
     pub fn new(c: usize, heads: usize, device: &B::Device) -> Self {
         let l = || LinearConfig::new(c, c).init(device);
@@ -239,7 +241,7 @@ pub struct Mlp<B: Backend> {
     fc2: Linear<B>,
 }
 
-impl<B: Backend> Mlp<B> {
+impl<B: ConvBackend> Mlp<B> {
     /// `c` → `hidden` → `c`.
     pub fn new(c: usize, hidden: usize, device: &B::Device) -> Self {
         Mlp {
@@ -287,7 +289,7 @@ pub struct WindowAttention<B: Backend> {
     window: [usize; 3],
 }
 
-impl<B: Backend> WindowAttention<B> {
+impl<B: ConvBackend> WindowAttention<B> {
     /// `c` channels, `heads` heads, windows of `window` voxels (same axis order as the input).
     pub fn new(c: usize, heads: usize, window: [usize; 3], device: &B::Device) -> Self {
         let (_, k) = relative_indices(window);
@@ -359,7 +361,7 @@ pub struct SpatialBlock<B: Backend> {
     mlp: Mlp<B>,
 }
 
-impl<B: Backend> SpatialBlock<B> {
+impl<B: ConvBackend> SpatialBlock<B> {
     /// `c` channels on `size` (D, H, W) maps; position embeddings in the first block only.
     pub fn new(
         c: usize,
@@ -421,7 +423,7 @@ pub struct TokenLearner<B: Backend> {
     conv: Conv3d<B>,
 }
 
-impl<B: Backend> TokenLearner<B> {
+impl<B: ConvBackend> TokenLearner<B> {
     /// `c` channels → `tokens` tokens.
     pub fn new(c: usize, tokens: usize, device: &B::Device) -> Self {
         TokenLearner {
@@ -434,7 +436,7 @@ impl<B: Backend> TokenLearner<B> {
     pub fn forward(&self, x: Tensor<B, 5>) -> Tensor<B, 3> {
         let [b, c, d, h, w] = x.dims();
         let n = d * h * w;
-        let sel = burn::tensor::activation::sigmoid(self.conv.forward(x.clone()));
+        let sel = burn::tensor::activation::sigmoid(self.conv.run(x.clone()));
         let s = sel.dims()[1];
         let sel = sel.reshape([b, s, n]);
         let feats = x.reshape([b, c, n]).swap_dims(1, 2); // [B, N, C]

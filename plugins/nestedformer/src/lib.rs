@@ -38,7 +38,8 @@ use burn::nn::{LayerNorm, LayerNormConfig};
 use burn::tensor::activation::sigmoid;
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
-use dsma_core::model::{ModelFactory, SegmentationModel};
+use dsma_core::conv::ConvForward;
+use dsma_core::model::{ConvBackend, ModelFactory, SegmentationModel};
 use dsma_core::plugin::{ParamDoc, PluginParams};
 use dsma_core::{CoreError, Result};
 use serde::{Deserialize, Serialize};
@@ -121,7 +122,7 @@ pub struct ModalityEncoder<B: Backend> {
     stages: Vec<PoolStage<B>>,
 }
 
-impl<B: Backend> ModalityEncoder<B> {
+impl<B: ConvBackend> ModalityEncoder<B> {
     fn new(p: &NestedFormerParams, device: &B::Device) -> Self {
         let [x, y, z] = p.image_size;
         let stages = (1..=4)
@@ -167,7 +168,7 @@ pub struct Nmafa<B: Backend> {
     cross: CrossModality<B>,
 }
 
-impl<B: Backend> Nmafa<B> {
+impl<B: ConvBackend> Nmafa<B> {
     fn new(p: &NestedFormerParams, device: &B::Device) -> Self {
         let c = p.widths[4];
         let m = p.modalities;
@@ -206,7 +207,7 @@ impl<B: Backend> Nmafa<B> {
             .iter()
             .map(|t| t.clone().swap_dims(2, 4))
             .collect();
-        let mut q = self.reduce.forward(Tensor::cat(xyz.clone(), 1));
+        let mut q = self.reduce.run(Tensor::cat(xyz.clone(), 1));
         for b in &self.spatial {
             q = b.forward(q);
         }
@@ -218,7 +219,7 @@ impl<B: Backend> Nmafa<B> {
             .into_iter()
             .zip(cm.embed.iter().zip(&cm.pos))
             .map(|(t, (conv, pos))| {
-                let e = conv.forward(t).reshape([b, c, n]).swap_dims(1, 2) + pos.val();
+                let e = conv.run(t).reshape([b, c, n]).swap_dims(1, 2) + pos.val();
                 cm.learner
                     .forward(e.swap_dims(1, 2).reshape([b, c, d, h, w]))
             })
@@ -253,7 +254,7 @@ pub struct NestedFormer<B: Backend> {
     image_size: [usize; 3],
 }
 
-impl<B: Backend> NestedFormer<B> {
+impl<B: ConvBackend> NestedFormer<B> {
     /// Builds the network on `device`.
     pub fn new(p: &NestedFormerParams, device: &B::Device) -> Self {
         let f = p.widths;
@@ -288,7 +289,7 @@ impl<B: Backend> NestedFormer<B> {
     }
 }
 
-impl<B: Backend> SegmentationModel<B> for NestedFormer<B> {
+impl<B: ConvBackend> SegmentationModel<B> for NestedFormer<B> {
     fn forward(&self, x: Tensor<B, 5>) -> Tensor<B, 5> {
         let [b, _, z, y, xx] = x.dims();
         let feats: Vec<Vec<Tensor<B, 5>>> = self
@@ -304,11 +305,11 @@ impl<B: Backend> SegmentationModel<B> for NestedFormer<B> {
             self.nmafa.forward(&bottom) + self.bottleneck_fusion.forward(Tensor::cat(bottom, 1));
         for l in (0..4).rev() {
             let lv = &self.levels[l];
-            let up = lv.up.forward(u);
+            let up = lv.up.run(u);
             let skips = level(l);
             let skips = match &lv.gate {
                 Some(g) => {
-                    let gates = sigmoid(g.forward(up.clone()));
+                    let gates = sigmoid(g.run(up.clone()));
                     skips
                         .into_iter()
                         .enumerate()
@@ -321,7 +322,7 @@ impl<B: Backend> SegmentationModel<B> for NestedFormer<B> {
             let skip = lv.skip_fusion.forward(Tensor::cat(skips, 1));
             u = lv.convs.forward(Tensor::cat(vec![skip, up], 1));
         }
-        let out = self.head.forward(u);
+        let out = self.head.run(u);
         debug_assert_eq!(out.dims()[0], b);
         debug_assert_eq!([out.dims()[2], out.dims()[3], out.dims()[4]], [z, y, xx]);
         out
@@ -345,7 +346,7 @@ impl ModelFactory for NestedFormerFactory {
     const DESCRIPTION: &'static str =
         "NestedFormer (Xing et al. 2022): modality encoders with Global Poolformer, NMaFA fusion, MSG skips";
     type Params = NestedFormerParams;
-    type Model<B: Backend> = NestedFormer<B>;
+    type Model<B: ConvBackend> = NestedFormer<B>;
 
     fn validate(p: &NestedFormerParams) -> Result<()> {
         let bad = |field: &str, problem: String| CoreError::param(Self::NAME, field, problem);
@@ -392,7 +393,10 @@ impl ModelFactory for NestedFormerFactory {
         Ok(())
     }
 
-    fn build<B: Backend>(p: &NestedFormerParams, device: &B::Device) -> Result<NestedFormer<B>> {
+    fn build<B: ConvBackend>(
+        p: &NestedFormerParams,
+        device: &B::Device,
+    ) -> Result<NestedFormer<B>> {
         Self::validate(p)?;
         Ok(NestedFormer::new(p, device))
     }

@@ -16,7 +16,8 @@ use burn::nn::{GroupNorm, GroupNormConfig, InstanceNorm, InstanceNormConfig, Pad
 use burn::tensor::activation::leaky_relu;
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
-use dsma_core::model::{ModelFactory, SegmentationModel};
+use dsma_core::conv::ConvForward;
+use dsma_core::model::{ConvBackend, ModelFactory, SegmentationModel};
 use dsma_core::plugin::{ParamDoc, PluginParams};
 use dsma_core::{CoreError, Result};
 use serde::{Deserialize, Serialize};
@@ -116,7 +117,7 @@ pub struct ConvBlock<B: Backend> {
     slope: f64,
 }
 
-impl<B: Backend> ConvBlock<B> {
+impl<B: ConvBackend> ConvBlock<B> {
     fn new(p: &UNet3dParams, channels: [usize; 2], stride: usize, device: &B::Device) -> Self {
         let conv = Conv3dConfig::new(channels, [3, 3, 3])
             .with_stride([stride; 3])
@@ -145,7 +146,7 @@ impl<B: Backend> ConvBlock<B> {
     }
 
     fn forward(&self, x: Tensor<B, 5>) -> Tensor<B, 5> {
-        let x = self.conv.forward(x);
+        let x = self.conv.run(x);
         let x = match (&self.instance, &self.group) {
             (Some(n), _) => n.forward(x),
             (_, Some(n)) => n.forward(x),
@@ -162,7 +163,7 @@ pub struct Stage<B: Backend> {
     b: ConvBlock<B>,
 }
 
-impl<B: Backend> Stage<B> {
+impl<B: ConvBackend> Stage<B> {
     fn new(p: &UNet3dParams, channels: [usize; 2], device: &B::Device) -> Self {
         Stage {
             a: ConvBlock::new(p, channels, 1, device),
@@ -189,7 +190,7 @@ pub struct UNet3d<B: Backend> {
     head: Conv3d<B>,
 }
 
-impl<B: Backend> UNet3d<B> {
+impl<B: ConvBackend> UNet3d<B> {
     /// Builds the network on `device`.
     pub fn new(p: &UNet3dParams, device: &B::Device) -> Self {
         let w = |level: usize| p.base_width << level;
@@ -234,7 +235,7 @@ impl<B: Backend> UNet3d<B> {
     }
 }
 
-impl<B: Backend> SegmentationModel<B> for UNet3d<B> {
+impl<B: ConvBackend> SegmentationModel<B> for UNet3d<B> {
     fn forward(&self, x: Tensor<B, 5>) -> Tensor<B, 5> {
         let mut skips = Vec::with_capacity(self.encoder.len());
         let mut x = x;
@@ -246,15 +247,15 @@ impl<B: Backend> SegmentationModel<B> for UNet3d<B> {
         x = self.bottleneck.forward(x);
         for level in (0..self.decoder.len()).rev() {
             let up = match self.up.get(level) {
-                Some(t) => t.forward(x),
+                Some(t) => t.run(x),
                 // 1×1×1 conv and trilinear interpolation commute (the weights of each output voxel
                 // sum to 1), so reducing channels first is the same map at an eighth of the cost.
-                None => upsample2_trilinear(self.up_reduce[level].forward(x)),
+                None => upsample2_trilinear(self.up_reduce[level].run(x)),
             };
             let skip = skips.pop().expect("one skip per level");
             x = self.decoder[level].forward(Tensor::cat(vec![up, skip], 1));
         }
-        self.head.forward(x)
+        self.head.run(x)
     }
 
     fn size_divisor(&self) -> usize {
@@ -271,7 +272,7 @@ impl ModelFactory for UNet3dFactory {
     const DESCRIPTION: &'static str =
         "3D U-Net (Çiçek et al. 2016): strided-conv down, transposed-conv up, instance/group norm";
     type Params = UNet3dParams;
-    type Model<B: Backend> = UNet3d<B>;
+    type Model<B: ConvBackend> = UNet3d<B>;
 
     fn validate(p: &UNet3dParams) -> Result<()> {
         let bad = |field: &str, problem: String| CoreError::param(Self::NAME, field, problem);
@@ -297,7 +298,7 @@ impl ModelFactory for UNet3dFactory {
         Ok(())
     }
 
-    fn build<B: Backend>(p: &UNet3dParams, device: &B::Device) -> Result<UNet3d<B>> {
+    fn build<B: ConvBackend>(p: &UNet3dParams, device: &B::Device) -> Result<UNet3d<B>> {
         Self::validate(p)?;
         Ok(UNet3d::new(p, device))
     }

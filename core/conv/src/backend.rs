@@ -1,0 +1,393 @@
+//! [`ConvBackend`]: the convolutions the models call, implemented for each backend of the build.
+//!
+//! `Flex` runs [`crate::kernels`] (f32, groups 1, dilation 1; anything else, and every op when
+//! `DSMA_CPU_CONV=burn` is set, goes to burn-flex's own ops). `Autodiff<B>` records one graph node
+//! per convolution whose backward calls `B`'s gradient ops, so `Autodiff<Flex>` trains with the
+//! project's kernels end to end. `Cuda` delegates to burn's ops.
+
+use std::sync::OnceLock;
+
+use burn::tensor::backend::Backend;
+use burn::tensor::ops::{ConvOptions, ConvTransposeOptions, FloatTensor, ModuleOps};
+use burn::tensor::{Bytes, DType, TensorMetadata};
+use burn_flex::{Flex, FlexTensor, Layout};
+
+use crate::kernels::{self, ConvShape, ConvTransposeShape};
+
+/// The 3-D convolutions of a backend, forward and gradients, in burn's conventions
+/// (`x: [N, C, D, H, W]`; conv weight `[O, C, k…]`; transposed weight `[C, O, k…]`).
+pub trait ConvBackend: Backend {
+    /// `conv3d(x, w) + b`.
+    fn conv3d_forward(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: Option<FloatTensor<Self>>,
+        options: ConvOptions<3>,
+    ) -> FloatTensor<Self>;
+    /// Gradient of `conv3d` with respect to `x`.
+    fn conv3d_input_grad(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        output_grad: FloatTensor<Self>,
+        options: ConvOptions<3>,
+    ) -> FloatTensor<Self>;
+    /// Gradient of `conv3d` with respect to the weight.
+    fn conv3d_weight_grad(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        output_grad: FloatTensor<Self>,
+        options: ConvOptions<3>,
+    ) -> FloatTensor<Self>;
+    /// Transposed convolution `conv_transpose3d(x, w) + b`.
+    fn conv_transpose3d_forward(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: Option<FloatTensor<Self>>,
+        options: ConvTransposeOptions<3>,
+    ) -> FloatTensor<Self>;
+    /// Gradient of `conv_transpose3d` with respect to `x`.
+    fn conv_transpose3d_input_grad(
+        weight: FloatTensor<Self>,
+        output_grad: FloatTensor<Self>,
+        options: ConvTransposeOptions<3>,
+    ) -> FloatTensor<Self>;
+    /// Gradient of `conv_transpose3d` with respect to the weight.
+    fn conv_transpose3d_weight_grad(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        output_grad: FloatTensor<Self>,
+        options: ConvTransposeOptions<3>,
+    ) -> FloatTensor<Self>;
+}
+
+/// Which implementation the CPU backend uses for its convolutions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CpuConv {
+    /// dsma's kernels (the default).
+    Dsma,
+    /// burn-flex's own ops (`DSMA_CPU_CONV=burn`), for comparisons.
+    Burn,
+}
+
+thread_local! {
+    static OVERRIDE: std::cell::Cell<Option<CpuConv>> = const { std::cell::Cell::new(None) };
+}
+
+/// The CPU convolution in use: the innermost [`with_cpu_conv`] on this thread, else
+/// `DSMA_CPU_CONV` (`dsma` | `burn`, read once; unknown values and an unset variable mean `dsma`).
+pub fn cpu_conv() -> CpuConv {
+    static CHOICE: OnceLock<CpuConv> = OnceLock::new();
+    OVERRIDE.with(|o| o.get()).unwrap_or_else(|| {
+        *CHOICE.get_or_init(|| match std::env::var("DSMA_CPU_CONV").as_deref() {
+            Ok("burn") => CpuConv::Burn,
+            _ => CpuConv::Dsma,
+        })
+    })
+}
+
+/// Runs `f` with the CPU convolutions of this thread set to `choice` (the dispatch happens on the
+/// calling thread, so this covers whole forward and backward passes run inside `f`).
+pub fn with_cpu_conv<R>(choice: CpuConv, f: impl FnOnce() -> R) -> R {
+    let previous = OVERRIDE.with(|o| o.replace(Some(choice)));
+    let result = f();
+    OVERRIDE.with(|o| o.set(previous));
+    result
+}
+
+fn dims5(t: &FlexTensor) -> [usize; 5] {
+    t.shape().dims::<5>()
+}
+
+/// The f32 values of `t` in row-major order (a copy only when `t` is a strided view).
+fn values(t: &FlexTensor) -> FlexTensor {
+    t.to_contiguous()
+}
+
+fn slice(t: &FlexTensor) -> &[f32] {
+    t.as_slice::<f32>()
+        .expect("a contiguous f32 tensor (made so by `values`)")
+}
+
+fn tensor(data: Vec<f32>, shape: [usize; 5]) -> FlexTensor {
+    FlexTensor::new(
+        Bytes::from_elems(data),
+        Layout::contiguous(shape.into()),
+        DType::F32,
+    )
+}
+
+/// Whether our kernels handle this op (f32, groups 1, dilation 1, dsma selected).
+fn ours(tensors: &[&FlexTensor], dilation: [usize; 3], groups: usize) -> bool {
+    cpu_conv() == CpuConv::Dsma
+        && groups == 1
+        && dilation == [1; 3]
+        && tensors.iter().all(|t| t.dtype() == DType::F32)
+}
+
+fn conv_shape(x: [usize; 5], w: [usize; 5], options: &ConvOptions<3>) -> Option<ConvShape> {
+    let kernel = [w[2], w[3], w[4]];
+    let input = [x[2], x[3], x[4]];
+    let output = ConvShape::output_size(input, kernel, options.stride, options.padding)?;
+    Some(ConvShape {
+        batch: x[0],
+        in_channels: x[1],
+        out_channels: w[0],
+        input,
+        output,
+        kernel,
+        stride: options.stride,
+        padding: options.padding,
+    })
+}
+
+fn transpose_shape(
+    x: [usize; 5],
+    w: [usize; 5],
+    options: &ConvTransposeOptions<3>,
+) -> Option<ConvTransposeShape> {
+    let kernel = [w[2], w[3], w[4]];
+    let mut output = [0; 3];
+    for a in 0..3 {
+        let full =
+            (x[2 + a].checked_sub(1)?) * options.stride[a] + kernel[a] + options.padding_out[a];
+        output[a] = full.checked_sub(2 * options.padding[a])?;
+    }
+    Some(ConvTransposeShape {
+        batch: x[0],
+        in_channels: x[1],
+        out_channels: w[1],
+        input: [x[2], x[3], x[4]],
+        output,
+        kernel,
+        stride: options.stride,
+        padding: options.padding,
+    })
+}
+
+fn with_channels(s: [usize; 3], batch: usize, channels: usize) -> [usize; 5] {
+    [batch, channels, s[0], s[1], s[2]]
+}
+
+impl ConvBackend for Flex {
+    fn conv3d_forward(
+        x: FlexTensor,
+        weight: FlexTensor,
+        bias: Option<FlexTensor>,
+        options: ConvOptions<3>,
+    ) -> FlexTensor {
+        let shape = conv_shape(dims5(&x), dims5(&weight), &options);
+        match shape {
+            Some(s) if ours(&[&x, &weight], options.dilation, options.groups) => {
+                let (x, w) = (values(&x), values(&weight));
+                let b = bias.as_ref().map(values);
+                let y = kernels::conv3d_forward(&s, slice(&x), slice(&w), b.as_ref().map(slice));
+                tensor(y, with_channels(s.output, s.batch, s.out_channels))
+            }
+            _ => <Flex as ModuleOps<Flex>>::conv3d(x, weight, bias, options),
+        }
+    }
+
+    fn conv3d_input_grad(
+        x: FlexTensor,
+        weight: FlexTensor,
+        output_grad: FlexTensor,
+        options: ConvOptions<3>,
+    ) -> FlexTensor {
+        let shape = conv_shape(dims5(&x), dims5(&weight), &options);
+        match shape {
+            Some(s)
+                if ours(
+                    &[&x, &weight, &output_grad],
+                    options.dilation,
+                    options.groups,
+                ) =>
+            {
+                let (w, dy) = (values(&weight), values(&output_grad));
+                let dx = kernels::conv3d_input_grad(&s, slice(&w), slice(&dy));
+                tensor(dx, with_channels(s.input, s.batch, s.in_channels))
+            }
+            _ => <Flex as ModuleOps<Flex>>::conv3d_x_backward(x, weight, output_grad, options),
+        }
+    }
+
+    fn conv3d_weight_grad(
+        x: FlexTensor,
+        weight: FlexTensor,
+        output_grad: FlexTensor,
+        options: ConvOptions<3>,
+    ) -> FlexTensor {
+        let shape = conv_shape(dims5(&x), dims5(&weight), &options);
+        match shape {
+            Some(s)
+                if ours(
+                    &[&x, &weight, &output_grad],
+                    options.dilation,
+                    options.groups,
+                ) =>
+            {
+                let (xv, dy) = (values(&x), values(&output_grad));
+                let dw = kernels::conv3d_weight_grad(&s, slice(&xv), slice(&dy));
+                tensor(dw, dims5(&weight))
+            }
+            _ => <Flex as ModuleOps<Flex>>::conv3d_weight_backward(x, weight, output_grad, options),
+        }
+    }
+
+    fn conv_transpose3d_forward(
+        x: FlexTensor,
+        weight: FlexTensor,
+        bias: Option<FlexTensor>,
+        options: ConvTransposeOptions<3>,
+    ) -> FlexTensor {
+        let shape = transpose_shape(dims5(&x), dims5(&weight), &options);
+        match shape {
+            Some(t) if ours(&[&x, &weight], options.dilation, options.groups) => {
+                let (xv, w) = (values(&x), values(&weight));
+                let b = bias.as_ref().map(values);
+                let y = kernels::conv_transpose3d_forward(
+                    &t,
+                    slice(&xv),
+                    slice(&w),
+                    b.as_ref().map(slice),
+                );
+                tensor(y, with_channels(t.output, t.batch, t.out_channels))
+            }
+            _ => <Flex as ModuleOps<Flex>>::conv_transpose3d(x, weight, bias, options),
+        }
+    }
+
+    fn conv_transpose3d_input_grad(
+        weight: FlexTensor,
+        output_grad: FlexTensor,
+        options: ConvTransposeOptions<3>,
+    ) -> FlexTensor {
+        // The input size follows from the output gradient: in = (out + 2p − k − op)/s + 1.
+        let (w5, dy5) = (dims5(&weight), dims5(&output_grad));
+        let input = (0..3).try_fold([0usize; 3], |mut acc, a| {
+            let span = (dy5[2 + a] + 2 * options.padding[a])
+                .checked_sub(w5[2 + a] + options.padding_out[a])?;
+            acc[a] = span / options.stride[a].max(1) + 1;
+            Some(acc)
+        });
+        let shape = input.and_then(|i| {
+            transpose_shape(with_channels(i, dy5[0], w5[0]), w5, &options)
+                .filter(|t| t.output == [dy5[2], dy5[3], dy5[4]])
+        });
+        match shape {
+            Some(t) if ours(&[&weight, &output_grad], options.dilation, options.groups) => {
+                let (w, dy) = (values(&weight), values(&output_grad));
+                let dx = kernels::conv_transpose3d_input_grad(&t, slice(&w), slice(&dy));
+                tensor(dx, with_channels(t.input, t.batch, t.in_channels))
+            }
+            _ => {
+                <Flex as ModuleOps<Flex>>::conv_transpose3d_x_backward(weight, output_grad, options)
+            }
+        }
+    }
+
+    fn conv_transpose3d_weight_grad(
+        x: FlexTensor,
+        weight: FlexTensor,
+        output_grad: FlexTensor,
+        options: ConvTransposeOptions<3>,
+    ) -> FlexTensor {
+        let shape = transpose_shape(dims5(&x), dims5(&weight), &options);
+        match shape {
+            Some(t)
+                if ours(
+                    &[&x, &weight, &output_grad],
+                    options.dilation,
+                    options.groups,
+                ) =>
+            {
+                let (xv, dy) = (values(&x), values(&output_grad));
+                let dw = kernels::conv_transpose3d_weight_grad(&t, slice(&xv), slice(&dy));
+                tensor(dw, dims5(&weight))
+            }
+            _ => <Flex as ModuleOps<Flex>>::conv_transpose3d_weight_backward(
+                x,
+                weight,
+                output_grad,
+                options,
+            ),
+        }
+    }
+}
+
+/// Implements [`ConvBackend`] for a backend by delegating to burn's own ops.
+#[allow(unused_macros)]
+macro_rules! delegate_to_burn {
+    ($backend:ty) => {
+        impl ConvBackend for $backend {
+            fn conv3d_forward(
+                x: FloatTensor<Self>,
+                weight: FloatTensor<Self>,
+                bias: Option<FloatTensor<Self>>,
+                options: ConvOptions<3>,
+            ) -> FloatTensor<Self> {
+                <$backend as ModuleOps<$backend>>::conv3d(x, weight, bias, options)
+            }
+            fn conv3d_input_grad(
+                x: FloatTensor<Self>,
+                weight: FloatTensor<Self>,
+                output_grad: FloatTensor<Self>,
+                options: ConvOptions<3>,
+            ) -> FloatTensor<Self> {
+                <$backend as ModuleOps<$backend>>::conv3d_x_backward(
+                    x,
+                    weight,
+                    output_grad,
+                    options,
+                )
+            }
+            fn conv3d_weight_grad(
+                x: FloatTensor<Self>,
+                weight: FloatTensor<Self>,
+                output_grad: FloatTensor<Self>,
+                options: ConvOptions<3>,
+            ) -> FloatTensor<Self> {
+                <$backend as ModuleOps<$backend>>::conv3d_weight_backward(
+                    x,
+                    weight,
+                    output_grad,
+                    options,
+                )
+            }
+            fn conv_transpose3d_forward(
+                x: FloatTensor<Self>,
+                weight: FloatTensor<Self>,
+                bias: Option<FloatTensor<Self>>,
+                options: ConvTransposeOptions<3>,
+            ) -> FloatTensor<Self> {
+                <$backend as ModuleOps<$backend>>::conv_transpose3d(x, weight, bias, options)
+            }
+            fn conv_transpose3d_input_grad(
+                weight: FloatTensor<Self>,
+                output_grad: FloatTensor<Self>,
+                options: ConvTransposeOptions<3>,
+            ) -> FloatTensor<Self> {
+                <$backend as ModuleOps<$backend>>::conv_transpose3d_x_backward(
+                    weight,
+                    output_grad,
+                    options,
+                )
+            }
+            fn conv_transpose3d_weight_grad(
+                x: FloatTensor<Self>,
+                weight: FloatTensor<Self>,
+                output_grad: FloatTensor<Self>,
+                options: ConvTransposeOptions<3>,
+            ) -> FloatTensor<Self> {
+                <$backend as ModuleOps<$backend>>::conv_transpose3d_weight_backward(
+                    x,
+                    weight,
+                    output_grad,
+                    options,
+                )
+            }
+        }
+    };
+}
+
+#[cfg(feature = "cuda")]
+delegate_to_burn!(burn::backend::Cuda);

@@ -1,0 +1,602 @@
+//! f32 3-D convolution kernels on contiguous NCDHW buffers: implicit GEMM over tiles of output
+//! rows, never a whole-volume im2col.
+//!
+//! Every op is one *correlation engine*: `out[o, i] = Σ_c Σ_t Wp[o, c·T + t] · in[c, i·s + off_t]`
+//! (zero outside the input), where the taps `t` are a product of per-axis offset lists. For each
+//! tile of output rows the engine packs the `[C·T, cols]` panel (row segments, a copy per row when
+//! the stride is 1) into a per-tile buffer that stays in cache, and one `gemm` call computes the
+//! tile. Conv3d's forward is the engine with all `k³` taps at offsets `k − p` and stride `s`; its
+//! input gradient splits the input grid into `s³` phases (`x = s·i + r`), each a stride-1
+//! correlation of the output gradient with the taps `k ≡ r + p (mod s)` at offsets `(r + p − k)/s`
+//! and the transposed weight; its weight gradient is `Σ dY · panelᵀ` over the same tiles.
+//! Transposed convolution is conv3d with the roles of input and output swapped.
+//!
+//! Parallelism is rayon over (sample, tile) work items; each writes a disjoint part of the output.
+//! The weight gradient sums tiles in a fixed order inside chunks whose boundaries depend only on
+//! the shapes, then sums the chunks in index order, so every result is independent of the thread
+//! count and of scheduling.
+
+use rayon::prelude::*;
+
+/// The shape of one 3-D convolution `y[n,o,g] = b[o] + Σ_{c,k} w[o,c,k] · x[n,c, g·s + k − p]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConvShape {
+    /// Batch size `N`.
+    pub batch: usize,
+    /// Channels of `x`.
+    pub in_channels: usize,
+    /// Channels of `y` (rows of the weight).
+    pub out_channels: usize,
+    /// Spatial size of `x` (D, H, W).
+    pub input: [usize; 3],
+    /// Spatial size of `y`.
+    pub output: [usize; 3],
+    /// Kernel size.
+    pub kernel: [usize; 3],
+    /// Stride.
+    pub stride: [usize; 3],
+    /// Zero padding on each side.
+    pub padding: [usize; 3],
+}
+
+impl ConvShape {
+    /// Output size of a convolution: `(in + 2p − k)/s + 1` per axis (`None` when the kernel does
+    /// not fit the padded input or a stride is 0).
+    pub fn output_size(
+        input: [usize; 3],
+        kernel: [usize; 3],
+        stride: [usize; 3],
+        padding: [usize; 3],
+    ) -> Option<[usize; 3]> {
+        let mut out = [0; 3];
+        for a in 0..3 {
+            let padded = input[a] + 2 * padding[a];
+            if stride[a] == 0 || kernel[a] == 0 || padded < kernel[a] {
+                return None;
+            }
+            out[a] = (padded - kernel[a]) / stride[a] + 1;
+        }
+        Some(out)
+    }
+
+    fn taps(&self) -> usize {
+        self.kernel.iter().product()
+    }
+
+    fn in_positions(&self) -> usize {
+        self.input.iter().product()
+    }
+
+    fn out_positions(&self) -> usize {
+        self.output.iter().product()
+    }
+}
+
+/// One correlation: grids, channels, stride and per-axis tap offsets.
+struct Plan {
+    in_channels: usize,
+    out_channels: usize,
+    in_dims: [usize; 3],
+    out_dims: [usize; 3],
+    stride: [usize; 3],
+    offsets: [Vec<isize>; 3],
+}
+
+impl Plan {
+    fn taps(&self) -> usize {
+        self.offsets.iter().map(Vec::len).product()
+    }
+
+    fn depth(&self) -> usize {
+        self.in_channels * self.taps()
+    }
+
+    fn rows(&self) -> usize {
+        self.out_dims[0] * self.out_dims[1]
+    }
+
+    /// Output rows per tile: the packed panel `[C·T, rows·W]` stays within ~256 KiB.
+    fn rows_per_tile(&self) -> usize {
+        const PANEL_FLOATS: usize = 64 * 1024;
+        let width = self.out_dims[2].max(1);
+        let cols = (PANEL_FLOATS / self.depth().max(1)).max(width);
+        (cols / width).clamp(1, self.rows().max(1))
+    }
+
+    /// Packs rows `rows` of the output grid into `panel` (`[C·T, rows·W]`, row-major).
+    fn pack(&self, input: &[f32], rows: std::ops::Range<usize>, panel: &mut [f32]) {
+        let [id, ih, iw] = self.in_dims;
+        let [_, oh, ow] = self.out_dims;
+        let [sz, sy, sx] = self.stride;
+        let cols = rows.len() * ow;
+        let in_plane = ih * iw;
+        let mut r = 0;
+        for c in 0..self.in_channels {
+            let channel = &input[c * id * in_plane..(c + 1) * id * in_plane];
+            for &dz in &self.offsets[0] {
+                for &dy in &self.offsets[1] {
+                    for &dx in &self.offsets[2] {
+                        let dst = &mut panel[r * cols..(r + 1) * cols];
+                        for (j, row) in rows.clone().enumerate() {
+                            let (z, y) = (row / oh, row % oh);
+                            let iz = (z * sz) as isize + dz;
+                            let iy = (y * sy) as isize + dy;
+                            let out = &mut dst[j * ow..(j + 1) * ow];
+                            if iz < 0 || iz >= id as isize || iy < 0 || iy >= ih as isize {
+                                out.fill(0.0);
+                                continue;
+                            }
+                            let start = iz as usize * in_plane + iy as usize * iw;
+                            gather_row(&channel[start..start + iw], sx, dx, out);
+                        }
+                        r += 1;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `out[x] = row[x·s + d]`, zero outside `row`.
+fn gather_row(row: &[f32], s: usize, d: isize, out: &mut [f32]) {
+    let w = row.len() as isize;
+    if s == 1 {
+        // Valid x: 0 ≤ x + d < w.
+        let lo = (-d).clamp(0, out.len() as isize) as usize;
+        let hi = (w - d).clamp(lo as isize, out.len() as isize) as usize;
+        out[..lo].fill(0.0);
+        let src = (lo as isize + d) as usize;
+        out[lo..hi].copy_from_slice(&row[src..src + (hi - lo)]);
+        out[hi..].fill(0.0);
+    } else {
+        for (x, o) in out.iter_mut().enumerate() {
+            let i = (x * s) as isize + d;
+            *o = if i >= 0 && i < w {
+                row[i as usize]
+            } else {
+                0.0
+            };
+        }
+    }
+}
+
+/// A read-only row-major view with explicit row and column strides.
+#[derive(Clone, Copy)]
+struct MatRef<'a> {
+    data: &'a [f32],
+    rs: usize,
+    cs: usize,
+}
+
+/// `dst[m×n] = lhs[m×k] · rhs[k×n]` (or `+=` when `accumulate`); `dst` is row-major with row stride
+/// `dst_rs`. Runs on the calling thread.
+fn matmul(
+    (m, n, k): (usize, usize, usize),
+    dst: &mut [f32],
+    dst_rs: usize,
+    lhs: MatRef<'_>,
+    rhs: MatRef<'_>,
+    accumulate: bool,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        if !accumulate {
+            for r in 0..m {
+                dst[r * dst_rs..r * dst_rs + n].fill(0.0);
+            }
+        }
+        return;
+    }
+    assert!(dst.len() >= (m - 1) * dst_rs + n, "matmul: dst too short");
+    assert!(
+        lhs.data.len() > (m - 1) * lhs.rs + (k - 1) * lhs.cs,
+        "matmul: lhs too short"
+    );
+    assert!(
+        rhs.data.len() > (k - 1) * rhs.rs + (n - 1) * rhs.cs,
+        "matmul: rhs too short"
+    );
+    // SAFETY: the asserts above bound every element gemm reads or writes inside the three slices;
+    // `dst` is borrowed mutably, so nothing else aliases it.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            dst_rs as isize,
+            accumulate,
+            lhs.data.as_ptr(),
+            lhs.cs as isize,
+            lhs.rs as isize,
+            rhs.data.as_ptr(),
+            rhs.cs as isize,
+            rhs.rs as isize,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
+    }
+}
+
+/// An output buffer that parallel work items write in disjoint parts.
+#[derive(Clone, Copy)]
+struct SharedOut {
+    ptr: *mut f32,
+    len: usize,
+}
+
+// SAFETY: `SharedOut` is only used by `correlate`'s work items, and each writes a disjoint set of
+// elements (its own sample, rows and phase), so no element is accessed by two threads.
+unsafe impl Send for SharedOut {}
+// SAFETY: as above; shared references only hand out disjoint element writes.
+unsafe impl Sync for SharedOut {}
+
+impl SharedOut {
+    fn new(buf: &mut [f32]) -> Self {
+        SharedOut {
+            ptr: buf.as_mut_ptr(),
+            len: buf.len(),
+        }
+    }
+
+    /// Writes `value` at `index`.
+    ///
+    /// # Safety
+    /// No other thread may access `index` while the buffer is shared.
+    unsafe fn write(&self, index: usize, value: f32) {
+        assert!(index < self.len, "SharedOut: index out of range");
+        // SAFETY: in bounds (asserted); exclusive by the caller's contract.
+        unsafe { *self.ptr.add(index) = value };
+    }
+}
+
+/// Runs `plan` over every (sample, tile) in parallel; `store(n, rows, tile)` receives each tile's
+/// `[O, rows·W]` result. Thread-local panel and tile buffers are reused across work items.
+fn correlate<S>(plan: &Plan, batch: usize, input: &[f32], weights: &[f32], store: S)
+where
+    S: Fn(usize, std::ops::Range<usize>, &[f32]) + Sync,
+{
+    let rpt = plan.rows_per_tile();
+    let rows = plan.rows();
+    let tiles = rows.div_ceil(rpt);
+    let in_sample = plan.in_channels * plan.in_dims.iter().product::<usize>();
+    let (o, k, ow) = (plan.out_channels, plan.depth(), plan.out_dims[2]);
+    (0..batch * tiles).into_par_iter().for_each_init(
+        || (Vec::new(), Vec::new()),
+        |(panel, tile): &mut (Vec<f32>, Vec<f32>), item| {
+            let (n, t) = (item / tiles, item % tiles);
+            let range = t * rpt..((t + 1) * rpt).min(rows);
+            let cols = range.len() * ow;
+            panel.resize(k * cols, 0.0);
+            tile.resize(o * cols, 0.0);
+            let sample = &input[n * in_sample..(n + 1) * in_sample];
+            plan.pack(sample, range.clone(), &mut panel[..k * cols]);
+            matmul(
+                (o, cols, k),
+                &mut tile[..o * cols],
+                cols,
+                MatRef {
+                    data: weights,
+                    rs: k,
+                    cs: 1,
+                },
+                MatRef {
+                    data: &panel[..k * cols],
+                    rs: cols,
+                    cs: 1,
+                },
+                false,
+            );
+            store(n, range, &tile[..o * cols]);
+        },
+    );
+}
+
+fn forward_plan(s: &ConvShape) -> Plan {
+    let offsets = |a: usize| -> Vec<isize> {
+        (0..s.kernel[a])
+            .map(|k| k as isize - s.padding[a] as isize)
+            .collect()
+    };
+    Plan {
+        in_channels: s.in_channels,
+        out_channels: s.out_channels,
+        in_dims: s.input,
+        out_dims: s.output,
+        stride: s.stride,
+        offsets: [offsets(0), offsets(1), offsets(2)],
+    }
+}
+
+fn check_len(what: &str, buf: &[f32], expected: usize) {
+    assert_eq!(buf.len(), expected, "{what}: expected {expected} values");
+}
+
+/// Conv3d forward: `y = conv(x, w) + b`, `x: [N, C, in]`, `w: [O, C, k]` → `[N, O, out]`.
+pub fn conv3d_forward(s: &ConvShape, x: &[f32], w: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
+    let (n_in, n_out) = (s.in_positions(), s.out_positions());
+    check_len("conv3d x", x, s.batch * s.in_channels * n_in);
+    check_len(
+        "conv3d weight",
+        w,
+        s.out_channels * s.in_channels * s.taps(),
+    );
+    let plan = forward_plan(s);
+    let mut y = vec![0.0f32; s.batch * s.out_channels * n_out];
+    let out = SharedOut::new(&mut y);
+    let (o_ch, ow) = (s.out_channels, s.output[2]);
+    correlate(&plan, s.batch, x, w, |n, rows, tile| {
+        let cols = rows.len() * ow;
+        let start = rows.start * ow;
+        for o in 0..o_ch {
+            let b = bias.map_or(0.0, |b| b[o]);
+            let base = (n * o_ch + o) * n_out + start;
+            for (j, v) in tile[o * cols..(o + 1) * cols].iter().enumerate() {
+                // SAFETY: work item (n, rows) alone writes sample n's output rows `rows`.
+                unsafe { out.write(base + j, v + b) };
+            }
+        }
+    });
+    y
+}
+
+/// The phase `r` of a stride-`s` input gradient on one axis: its output length and its taps as
+/// (kernel index, offset into the output gradient).
+fn phase_axis(len: usize, r: usize, s: usize, k: usize, p: usize) -> (usize, Vec<(usize, isize)>) {
+    let count = if r < len { (len - r).div_ceil(s) } else { 0 };
+    let taps = (0..k)
+        .filter_map(|kk| {
+            let d = r as isize + p as isize - kk as isize;
+            (d.rem_euclid(s as isize) == 0).then_some((kk, d / s as isize))
+        })
+        .collect();
+    (count, taps)
+}
+
+/// Conv3d input gradient: `dx = convᵀ(dy, w)`, `dy: [N, O, out]`, `w: [O, C, k]` → `[N, C, in]`.
+pub fn conv3d_input_grad(s: &ConvShape, w: &[f32], dy: &[f32]) -> Vec<f32> {
+    let (n_in, n_out) = (s.in_positions(), s.out_positions());
+    check_len(
+        "conv3d weight",
+        w,
+        s.out_channels * s.in_channels * s.taps(),
+    );
+    check_len(
+        "conv3d output gradient",
+        dy,
+        s.batch * s.out_channels * n_out,
+    );
+    let mut dx = vec![0.0f32; s.batch * s.in_channels * n_in];
+    let out = SharedOut::new(&mut dx);
+    let [kd, kh, kw] = s.kernel;
+    for rz in 0..s.stride[0] {
+        for ry in 0..s.stride[1] {
+            for rx in 0..s.stride[2] {
+                let r = [rz, ry, rx];
+                let axes: Vec<_> = (0..3)
+                    .map(|a| phase_axis(s.input[a], r[a], s.stride[a], s.kernel[a], s.padding[a]))
+                    .collect();
+                let grid = [axes[0].0, axes[1].0, axes[2].0];
+                if grid.contains(&0) {
+                    continue;
+                }
+                let plan = Plan {
+                    in_channels: s.out_channels,
+                    out_channels: s.in_channels,
+                    in_dims: s.output,
+                    out_dims: grid,
+                    stride: [1; 3],
+                    offsets: [0, 1, 2].map(|a| axes[a].1.iter().map(|t| t.1).collect()),
+                };
+                // wp[c, o·T + t] = w[o, c, kz, ky, kx] over this phase's taps.
+                let taps = plan.taps();
+                let mut wp = Vec::with_capacity(s.in_channels * s.out_channels * taps);
+                for c in 0..s.in_channels {
+                    for o in 0..s.out_channels {
+                        for &(z, _) in &axes[0].1 {
+                            for &(y, _) in &axes[1].1 {
+                                for &(x, _) in &axes[2].1 {
+                                    let k = (z * kh + y) * kw + x;
+                                    wp.push(w[(o * s.in_channels + c) * kd * kh * kw + k]);
+                                }
+                            }
+                        }
+                    }
+                }
+                let [_, gh, gw] = grid;
+                let [_, ih, iw] = s.input;
+                let c_ch = s.in_channels;
+                correlate(&plan, s.batch, dy, &wp, |n, rows, tile| {
+                    let cols = rows.len() * gw;
+                    for c in 0..c_ch {
+                        let base = (n * c_ch + c) * n_in;
+                        for (j, row) in rows.clone().enumerate() {
+                            let (z, y) = (row / gh, row % gh);
+                            let line =
+                                base + ((z * s.stride[0] + rz) * ih + y * s.stride[1] + ry) * iw;
+                            let src = &tile[c * cols + j * gw..c * cols + (j + 1) * gw];
+                            for (x, v) in src.iter().enumerate() {
+                                // SAFETY: positions of phase r in sample n's rows `rows` belong
+                                // to this work item alone (phases run one after another).
+                                unsafe { out.write(line + x * s.stride[2] + rx, *v) };
+                            }
+                        }
+                    }
+                });
+            }
+        }
+    }
+    dx
+}
+
+/// Conv3d weight gradient: `dw[o, c, k] = Σ_n Σ_g dy[n, o, g] · x[n, c, g·s + k − p]` → `[O, C, k]`.
+/// The sum runs in an order fixed by the shapes alone (see the module docs).
+pub fn conv3d_weight_grad(s: &ConvShape, x: &[f32], dy: &[f32]) -> Vec<f32> {
+    /// Floats all chunk partials may hold together (64 MiB).
+    const PARTIAL_BUDGET: usize = 16 * 1024 * 1024;
+    let (n_in, n_out) = (s.in_positions(), s.out_positions());
+    check_len("conv3d x", x, s.batch * s.in_channels * n_in);
+    check_len(
+        "conv3d output gradient",
+        dy,
+        s.batch * s.out_channels * n_out,
+    );
+    let plan = forward_plan(s);
+    let (o_ch, k, ow) = (s.out_channels, plan.depth(), s.output[2]);
+    let rpt = plan.rows_per_tile();
+    let rows = plan.rows();
+    let tiles = rows.div_ceil(rpt);
+    let items = s.batch * tiles;
+    let chunks = (PARTIAL_BUDGET / (o_ch * k).max(1))
+        .clamp(1, 16)
+        .min(items.max(1));
+    let partials: Vec<Vec<f32>> = (0..chunks)
+        .into_par_iter()
+        .map(|chunk| {
+            let mut acc = vec![0.0f32; o_ch * k];
+            let mut panel = Vec::new();
+            let first = chunk * items / chunks;
+            for item in first..(chunk + 1) * items / chunks {
+                let (n, t) = (item / tiles, item % tiles);
+                let range = t * rpt..((t + 1) * rpt).min(rows);
+                let cols = range.len() * ow;
+                panel.resize(k * cols, 0.0);
+                let start = range.start * ow;
+                plan.pack(
+                    &x[n * s.in_channels * n_in..(n + 1) * s.in_channels * n_in],
+                    range,
+                    &mut panel,
+                );
+                let lhs = &dy[n * o_ch * n_out + start..(n + 1) * o_ch * n_out];
+                matmul(
+                    (o_ch, k, cols),
+                    &mut acc,
+                    k,
+                    MatRef {
+                        data: lhs,
+                        rs: n_out,
+                        cs: 1,
+                    },
+                    MatRef {
+                        data: &panel,
+                        rs: 1,
+                        cs: cols,
+                    },
+                    item != first,
+                );
+            }
+            acc
+        })
+        .collect();
+    let mut parts = partials.into_iter();
+    let mut total = parts.next().unwrap_or_else(|| vec![0.0; o_ch * k]);
+    for part in parts {
+        for (t, p) in total.iter_mut().zip(part) {
+            *t += p;
+        }
+    }
+    total
+}
+
+/// Bias gradient: `db[o] = Σ_n Σ_g dy[n, o, g]` (accumulated in f64, in a fixed order).
+pub fn bias_grad(dy: &[f32], batch: usize, channels: usize) -> Vec<f32> {
+    let positions = dy.len().checked_div(batch * channels).unwrap_or(0);
+    (0..channels)
+        .into_par_iter()
+        .map(|o| {
+            let mut sum = 0.0f64;
+            for n in 0..batch {
+                let start = (n * channels + o) * positions;
+                sum += dy[start..start + positions]
+                    .iter()
+                    .map(|&v| v as f64)
+                    .sum::<f64>();
+            }
+            sum as f32
+        })
+        .collect()
+}
+
+/// The shape of one transposed 3-D convolution (the adjoint of a [`ConvShape`] conv):
+/// `x: [N, Cin, in]`, weight `[Cin, Cout, k]`, `y: [N, Cout, out]` with
+/// `out = (in − 1)·s − 2p + k + output_padding`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConvTransposeShape {
+    /// Batch size.
+    pub batch: usize,
+    /// Channels of `x`.
+    pub in_channels: usize,
+    /// Channels of `y`.
+    pub out_channels: usize,
+    /// Spatial size of `x`.
+    pub input: [usize; 3],
+    /// Spatial size of `y`.
+    pub output: [usize; 3],
+    /// Kernel size.
+    pub kernel: [usize; 3],
+    /// Stride.
+    pub stride: [usize; 3],
+    /// Padding.
+    pub padding: [usize; 3],
+}
+
+impl ConvTransposeShape {
+    /// The convolution whose input gradient this transposed convolution is (`y` is its input,
+    /// `x` its output).
+    pub fn adjoint(&self) -> ConvShape {
+        ConvShape {
+            batch: self.batch,
+            in_channels: self.out_channels,
+            out_channels: self.in_channels,
+            input: self.output,
+            output: self.input,
+            kernel: self.kernel,
+            stride: self.stride,
+            padding: self.padding,
+        }
+    }
+}
+
+fn add_bias(y: &mut [f32], bias: &[f32], batch: usize) {
+    let channels = bias.len();
+    let positions = y.len().checked_div(batch * channels).unwrap_or(0);
+    for (i, chunk) in y.chunks_mut(positions.max(1)).enumerate() {
+        let b = bias[i % channels];
+        chunk.iter_mut().for_each(|v| *v += b);
+    }
+}
+
+/// Transposed conv3d forward: `x: [N, Cin, in]`, `w: [Cin, Cout, k]` → `[N, Cout, out]`.
+pub fn conv_transpose3d_forward(
+    t: &ConvTransposeShape,
+    x: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+) -> Vec<f32> {
+    let mut y = conv3d_input_grad(&t.adjoint(), w, x);
+    if let Some(b) = bias {
+        add_bias(&mut y, b, t.batch);
+    }
+    y
+}
+
+/// Transposed conv3d input gradient: `dy: [N, Cout, out]` → `[N, Cin, in]`.
+pub fn conv_transpose3d_input_grad(t: &ConvTransposeShape, w: &[f32], dy: &[f32]) -> Vec<f32> {
+    conv3d_forward(&t.adjoint(), dy, w, None)
+}
+
+/// Transposed conv3d weight gradient → `[Cin, Cout, k]`.
+pub fn conv_transpose3d_weight_grad(t: &ConvTransposeShape, x: &[f32], dy: &[f32]) -> Vec<f32> {
+    conv3d_weight_grad(&t.adjoint(), dy, x)
+}
+
+#[cfg(test)]
+#[path = "kernels_tests.rs"]
+mod tests;

@@ -1,0 +1,211 @@
+//! `ConvForward` on `Flex` and `Autodiff<Flex>` against burn's own modules (the reference op), plus a
+//! finite-difference check of the gradients on tiny tensors.
+
+use burn::backend::Autodiff;
+use burn::module::{AutodiffModule, Param};
+use burn::nn::conv::{Conv3dConfig, ConvTranspose3dConfig};
+use burn::nn::PaddingConfig3d;
+use burn::tensor::{Distribution, Tensor, TensorData};
+use burn_flex::Flex;
+use dsma_conv::ConvForward;
+
+type A = Autodiff<Flex>;
+
+fn assert_close(got: Tensor<Flex, 5>, want: Tensor<Flex, 5>, what: &str) {
+    assert_eq!(got.dims(), want.dims(), "{what}: shape");
+    let g: Vec<f32> = got.into_data().to_vec().expect("f32");
+    let w: Vec<f32> = want.into_data().to_vec().expect("f32");
+    let scale = w.iter().fold(1e-3f32, |m, v| m.max(v.abs()));
+    for (i, (a, b)) in g.iter().zip(&w).enumerate() {
+        assert!(
+            (a - b).abs() <= 1e-4 * scale,
+            "{what}[{i}]: {a} vs {b} (scale {scale})"
+        );
+    }
+}
+
+fn assert_close1(got: Tensor<Flex, 1>, want: Tensor<Flex, 1>, what: &str) {
+    let n = got.dims()[0];
+    assert_close(
+        got.reshape([1, 1, 1, 1, n]),
+        want.reshape([1, 1, 1, 1, n]),
+        what,
+    );
+}
+
+/// (batch, in, out, input size, kernel, stride, padding)
+type Case = (usize, usize, usize, [usize; 3], usize, usize, usize);
+
+const CONV_CASES: &[Case] = &[
+    (2, 3, 5, [6, 7, 5], 3, 1, 1),
+    (1, 4, 6, [7, 6, 9], 3, 2, 1),
+    (3, 17, 9, [5, 4, 3], 1, 1, 0),
+    (1, 2, 3, [8, 8, 8], 2, 2, 0),
+];
+
+#[test]
+fn conv3d_forward_and_gradients_match_burn() {
+    let dev = Default::default();
+    for &(n, ci, co, size, k, s, p) in CONV_CASES {
+        let conv = Conv3dConfig::new([ci, co], [k; 3])
+            .with_stride([s; 3])
+            .with_padding(PaddingConfig3d::Explicit(p, p, p))
+            .init::<A>(&dev);
+        let shape = [n, ci, size[0], size[1], size[2]];
+        let x0 = Tensor::<A, 5>::random(shape, Distribution::Normal(0.0, 1.0), &dev);
+        let run = |ours: bool| {
+            let x = x0.clone().detach().require_grad();
+            let y = if ours {
+                conv.run(x.clone())
+            } else {
+                conv.forward(x.clone())
+            };
+            let r = Tensor::<A, 5>::ones(y.dims(), &dev).mul_scalar(0.5) + y.clone().detach().sin();
+            let grads = (y.clone() * r).sum().backward();
+            (
+                y.inner(),
+                x.grad(&grads).expect("x grad"),
+                conv.weight.val().grad(&grads).expect("w grad"),
+                conv.bias
+                    .as_ref()
+                    .expect("bias")
+                    .val()
+                    .grad(&grads)
+                    .expect("b grad"),
+            )
+        };
+        let (ours, burn) = (run(true), run(false));
+        let what = format!("conv {:?}", (n, ci, co, size, k, s, p));
+        assert_close(ours.0, burn.0, &format!("{what} forward"));
+        assert_close(ours.1, burn.1, &format!("{what} dx"));
+        assert_close(ours.2, burn.2, &format!("{what} dw"));
+        assert_close1(ours.3, burn.3, &format!("{what} db"));
+        // The inference backend (no autodiff) takes the same kernels.
+        let inner = conv.valid();
+        assert_close(
+            inner.run(x0.clone().inner()),
+            inner.forward(x0.clone().inner()),
+            &format!("{what} forward on Flex"),
+        );
+    }
+}
+
+#[test]
+fn conv_transpose3d_forward_and_gradients_match_burn() {
+    let dev = Default::default();
+    for &(n, ci, co, size, k, s, p, op) in &[
+        (
+            2usize,
+            4usize,
+            3usize,
+            [3usize, 4, 2],
+            2usize,
+            2usize,
+            0usize,
+            0usize,
+        ),
+        (1, 3, 5, [3, 3, 4], 3, 2, 1, 1),
+        (2, 5, 2, [4, 3, 3], 3, 1, 1, 0),
+    ] {
+        let conv = ConvTranspose3dConfig::new([ci, co], [k; 3])
+            .with_stride([s; 3])
+            .with_padding([p; 3])
+            .with_padding_out([op; 3])
+            .init::<A>(&dev);
+        let shape = [n, ci, size[0], size[1], size[2]];
+        let x0 = Tensor::<A, 5>::random(shape, Distribution::Normal(0.0, 1.0), &dev);
+        let run = |ours: bool| {
+            let x = x0.clone().detach().require_grad();
+            let y = if ours {
+                conv.run(x.clone())
+            } else {
+                conv.forward(x.clone())
+            };
+            let r = Tensor::<A, 5>::ones(y.dims(), &dev) + y.clone().detach().cos();
+            let grads = (y.clone() * r).sum().backward();
+            (
+                y.inner(),
+                x.grad(&grads).expect("x grad"),
+                conv.weight.val().grad(&grads).expect("w grad"),
+                conv.bias
+                    .as_ref()
+                    .expect("bias")
+                    .val()
+                    .grad(&grads)
+                    .expect("b grad"),
+            )
+        };
+        let (ours, burn) = (run(true), run(false));
+        let what = format!("transpose {:?}", (n, ci, co, size, k, s, p, op));
+        assert_close(ours.0, burn.0, &format!("{what} forward"));
+        assert_close(ours.1, burn.1, &format!("{what} dx"));
+        assert_close(ours.2, burn.2, &format!("{what} dw"));
+        assert_close1(ours.3, burn.3, &format!("{what} db"));
+    }
+}
+
+/// Central differences of `L = Σ y·r` (linear in x and w, so exact up to rounding) against the
+/// gradients our backward returns, element by element on a tiny strided convolution.
+#[test]
+fn gradients_match_finite_differences() {
+    let dev = Default::default();
+    let mut conv = Conv3dConfig::new([2, 3], [3; 3])
+        .with_stride([2; 3])
+        .with_padding(PaddingConfig3d::Explicit(1, 1, 1))
+        .init::<A>(&dev);
+    let x0: Tensor<A, 5> = Tensor::random([1, 2, 5, 4, 5], Distribution::Normal(0.0, 1.0), &dev);
+    let r: Tensor<A, 5> = Tensor::random([1, 3, 3, 2, 3], Distribution::Normal(0.0, 1.0), &dev);
+    let loss = |conv: &burn::nn::conv::Conv3d<A>, x: Tensor<A, 5>| -> f32 {
+        (conv.run(x) * r.clone()).sum().into_scalar()
+    };
+    let x = x0.clone().require_grad();
+    let grads = (conv.run(x.clone()) * r.clone()).sum().backward();
+    let dx: Vec<f32> = x
+        .grad(&grads)
+        .expect("dx")
+        .into_data()
+        .to_vec()
+        .expect("f32");
+    let dw: Vec<f32> = conv
+        .weight
+        .val()
+        .grad(&grads)
+        .expect("dw")
+        .into_data()
+        .to_vec()
+        .expect("f32");
+    let eps = 1e-2f32;
+    let xs: Vec<f32> = x0.clone().into_data().to_vec().expect("f32");
+    for i in (0..xs.len()).step_by(7) {
+        let at = |d: f32| {
+            let mut v = xs.clone();
+            v[i] += d;
+            loss(
+                &conv,
+                Tensor::from_data(TensorData::new(v, [1, 2, 5, 4, 5]), &dev),
+            )
+        };
+        let fd = (at(eps) - at(-eps)) / (2.0 * eps);
+        assert!(
+            (fd - dx[i]).abs() <= 1e-3 * (1.0 + fd.abs()),
+            "dx[{i}]: {} vs {fd}",
+            dx[i]
+        );
+    }
+    let ws: Vec<f32> = conv.weight.val().into_data().to_vec().expect("f32");
+    for i in (0..ws.len()).step_by(5) {
+        let mut at = |d: f32| {
+            let mut v = ws.clone();
+            v[i] += d;
+            conv.weight =
+                Param::from_tensor(Tensor::from_data(TensorData::new(v, [3, 2, 3, 3, 3]), &dev));
+            loss(&conv, x0.clone())
+        };
+        let fd = (at(eps) - at(-eps)) / (2.0 * eps);
+        assert!(
+            (fd - dw[i]).abs() <= 1e-3 * (1.0 + fd.abs()),
+            "dw[{i}]: {} vs {fd}",
+            dw[i]
+        );
+    }
+}
