@@ -12,12 +12,12 @@ pub mod loss;
 pub mod model;
 pub mod runner;
 
-pub use dsma_conv as conv;
 pub use dsma_data::{
     atomic_file, brats, error, labels, metrics, nifti_io, phantom, preprocess, seed, slice_figure,
     volume,
 };
 pub use dsma_data::{Case, CoreError, Grid, LabelConvention, Modality, Region, Result};
+pub use dsma_kernels as kernels;
 pub use dsma_plugin as plugin;
 pub use dsma_plugin::inventory;
 pub use dsma_plugin::{register_synthesizer, register_trainable_synthesizer, register_weighter};

@@ -13,7 +13,7 @@ use burn::backend::Autodiff;
 use burn::module::{HasAutodiffModule, Module};
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
-pub use dsma_conv::ConvBackend;
+pub use dsma_kernels::KernelBackend;
 use serde::Serialize;
 
 use crate::error::Result;
@@ -105,7 +105,7 @@ pub trait BackendVisitor {
     /// What the code returns.
     type Output;
     /// Runs on backend `B` and `device`.
-    fn visit<B: ConvBackend>(self, device: B::Device) -> Self::Output;
+    fn visit<B: KernelBackend>(self, device: B::Device) -> Self::Output;
 }
 
 /// A segmentation network: `[N, 4, D, H, W]` images → `[N, 3, D, H, W]` logits (WT, TC, ET).
@@ -134,14 +134,15 @@ pub trait ModelFactory: Send + Sync + 'static {
     type Params: PluginParams;
     /// The network on backend `B`; a `#[derive(Module)]` struct generic over `B` satisfies the
     /// autodiff bound (its training copy is the same struct on `Autodiff<B>`).
-    type Model<B: ConvBackend>: SegmentationModel<B>
+    type Model<B: KernelBackend>: SegmentationModel<B>
         + HasAutodiffModule<Autodiff<B>, TrainModule: SegmentationModel<Autodiff<B>>>;
     /// Checks parameters that deserialized but are out of range (names the field).
     fn validate(_params: &Self::Params) -> Result<()> {
         Ok(())
     }
     /// Builds the network on `device`.
-    fn build<B: ConvBackend>(params: &Self::Params, device: &B::Device) -> Result<Self::Model<B>>;
+    fn build<B: KernelBackend>(params: &Self::Params, device: &B::Device)
+        -> Result<Self::Model<B>>;
 }
 
 /// What a probe of a model reports.
@@ -154,7 +155,7 @@ pub struct ModelProbe {
 }
 
 /// Builds `F`'s model on `B` and runs one forward pass on zeros of `input_shape`.
-pub fn probe<F: ModelFactory, B: ConvBackend>(
+pub fn probe<F: ModelFactory, B: KernelBackend>(
     params: &serde_json::Value,
     input_shape: [usize; 5],
 ) -> Result<ModelProbe> {

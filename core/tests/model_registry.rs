@@ -4,7 +4,7 @@ use burn::module::Module;
 use burn::nn::conv::{Conv3d, Conv3dConfig};
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
-use dsma_core::model::{BackendKind, ConvBackend, ModelFactory, SegmentationModel};
+use dsma_core::model::{BackendKind, KernelBackend, ModelFactory, SegmentationModel};
 use dsma_core::plugin::{PluginKind, PluginParams, Registry};
 use dsma_core::runner::registration::{model, models};
 use dsma_core::Result;
@@ -35,8 +35,8 @@ impl ModelFactory for TinyFactory {
     const VERSION: &'static str = "0.0.1";
     const DESCRIPTION: &'static str = "1×1×1 convolution, for tests";
     type Params = TinyParams;
-    type Model<B: ConvBackend> = Tiny<B>;
-    fn build<B: ConvBackend>(p: &TinyParams, device: &B::Device) -> Result<Tiny<B>> {
+    type Model<B: KernelBackend> = Tiny<B>;
+    fn build<B: KernelBackend>(p: &TinyParams, device: &B::Device) -> Result<Tiny<B>> {
         Ok(Tiny {
             conv: Conv3dConfig::new([4, 3], [1, 1, 1])
                 .with_bias(p.bias)

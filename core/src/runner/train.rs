@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{CoreError, Result};
 use crate::labels::region_targets;
 use crate::loss::weighted_dice_loss;
-use crate::model::{ConvBackend, ModelFactory, SegmentationModel};
+use crate::model::{KernelBackend, ModelFactory, SegmentationModel};
 use crate::plugin::AnySynthesizer;
 use crate::plugin::{parse_params, EpochScores, SampleWeighter, ScoreKind, TrainableSynthesizer};
 use crate::preprocess::{foreground_indices, sample_patch};
@@ -76,7 +76,7 @@ pub struct TrainState {
     pub param_paths: Vec<String>,
 }
 
-struct Session<F: ModelFactory, B: ConvBackend> {
+struct Session<F: ModelFactory, B: KernelBackend> {
     /// Always `Some` between steps (taken by value for the optimizer step).
     student: Option<TrainModel<F, B>>,
     ema: F::Model<B>,
@@ -93,7 +93,7 @@ fn model_bytes<B: Backend, M: Module<B>>(m: &M, what: &str) -> Result<Vec<u8>> {
     store.get_bytes().map_err(|e| CoreError::codec(what, e))
 }
 
-fn load_model<F: ModelFactory, B: ConvBackend>(
+fn load_model<F: ModelFactory, B: KernelBackend>(
     params: &F::Params,
     bytes: &[u8],
     file: &Path,
@@ -117,7 +117,7 @@ fn load_model<F: ModelFactory, B: ConvBackend>(
     Ok(m)
 }
 
-impl<F: ModelFactory, B: ConvBackend> Session<F, B> {
+impl<F: ModelFactory, B: KernelBackend> Session<F, B> {
     fn student(&self) -> &TrainModel<F, B> {
         self.student
             .as_ref()
@@ -231,7 +231,7 @@ where
 }
 
 /// Trains and evaluates one run (both stages), resuming from checkpoints where they exist.
-pub fn train<F: ModelFactory, B: ConvBackend>(
+pub fn train<F: ModelFactory, B: KernelBackend>(
     job: &RunJob<'_>,
     obs: &mut dyn RunObserver,
 ) -> Result<RunOutcome> {
@@ -260,7 +260,7 @@ impl RunDirs {
     }
 }
 
-impl<F: ModelFactory, B: ConvBackend> Session<F, B> {
+impl<F: ModelFactory, B: KernelBackend> Session<F, B> {
     /// Builds the network with the run's seeded backend RNG, materialises its weights (before the
     /// EMA copy), checks patch and window sizes against it and sets up AdamW.
     fn new(job: &RunJob<'_>) -> Result<Self> {
@@ -298,7 +298,7 @@ impl<F: ModelFactory, B: ConvBackend> Session<F, B> {
 
 /// Stage 1 (shared between rows by hash): resumes from the run's own stage-2 checkpoint if there is
 /// one, else reads or trains the shared stage 1 under its lock.
-fn stage1<F: ModelFactory, B: ConvBackend>(
+fn stage1<F: ModelFactory, B: KernelBackend>(
     s: &mut Session<F, B>,
     job: &RunJob<'_>,
     dirs: &RunDirs,
@@ -373,7 +373,7 @@ impl Source {
 
 /// Stage 2: the row's method. Each epoch: this epoch's synthetic set (queue or generator), scores
 /// and weights (eqs. 6–8), one epoch of weighted steps (eq. 15), checkpoints and logs.
-fn stage2<F: ModelFactory, B: ConvBackend>(
+fn stage2<F: ModelFactory, B: KernelBackend>(
     s: &mut Session<F, B>,
     job: &RunJob<'_>,
     dirs: &RunDirs,
@@ -453,7 +453,7 @@ struct SyntheticSets {
 
 impl SyntheticSets {
     /// The set of stage-2 epoch `k` and the seconds the trainer waited for it.
-    fn next<F: ModelFactory, B: ConvBackend>(
+    fn next<F: ModelFactory, B: KernelBackend>(
         &mut self,
         s: &Session<F, B>,
         job: &RunJob<'_>,
@@ -486,7 +486,7 @@ impl SyntheticSets {
 
 /// The final evaluation on the test split (the last or the best stage-2 model), the curves and
 /// `results.json`.
-fn final_evaluation<F: ModelFactory, B: ConvBackend>(
+fn final_evaluation<F: ModelFactory, B: KernelBackend>(
     s: &mut Session<F, B>,
     job: &RunJob<'_>,
     dirs: &RunDirs,
@@ -578,7 +578,7 @@ fn check_sizes(
 }
 
 /// Scores the real training cases and this epoch's synthetic cases; asks the weighter for weights.
-fn weigh<F: ModelFactory, B: ConvBackend>(
+fn weigh<F: ModelFactory, B: KernelBackend>(
     s: &mut Session<F, B>,
     job: &RunJob<'_>,
     weighter: &mut dyn SampleWeighter,
@@ -656,7 +656,7 @@ impl EpochPlan<'static> {
 
 /// One epoch: every real case (and synthetic case) contributes `patches_per_case` patches, shuffled
 /// and batched; one AdamW step per batch; the EMA teacher follows every step.
-fn run_epoch<F: ModelFactory, B: ConvBackend>(
+fn run_epoch<F: ModelFactory, B: KernelBackend>(
     s: &mut Session<F, B>,
     job: &RunJob<'_>,
     plan: &EpochPlan<'_>,
@@ -777,7 +777,7 @@ struct Batch<B: Backend> {
 }
 
 /// Periodic test evaluation (best checkpoint in stage 2), then the record is appended.
-fn finish_epoch<F: ModelFactory, B: ConvBackend>(
+fn finish_epoch<F: ModelFactory, B: KernelBackend>(
     s: &mut Session<F, B>,
     job: &RunJob<'_>,
     mut rec: EpochRecord,

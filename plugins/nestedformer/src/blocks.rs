@@ -10,8 +10,8 @@ use burn::nn::{
 use burn::tensor::activation::{gelu, relu, softmax};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Distribution, Int, Tensor, TensorData};
-use dsma_core::conv::ConvForward;
-use dsma_core::model::ConvBackend;
+use dsma_core::kernels::{ConvForward, NormForward};
+use dsma_core::model::KernelBackend;
 
 /// Conv3d → InstanceNorm (no affine) → ReLU (the official `Convolution`).
 #[derive(Module, Debug)]
@@ -20,7 +20,7 @@ pub struct ConvNorm<B: Backend> {
     norm: InstanceNorm<B>,
 }
 
-impl<B: ConvBackend> ConvNorm<B> {
+impl<B: KernelBackend> ConvNorm<B> {
     /// `kernel`³ convolution with `padding`, stride 1.
     pub fn new(cin: usize, cout: usize, kernel: usize, padding: usize, device: &B::Device) -> Self {
         ConvNorm {
@@ -34,7 +34,7 @@ impl<B: ConvBackend> ConvNorm<B> {
     }
     /// Applies the block.
     pub fn forward(&self, x: Tensor<B, 5>) -> Tensor<B, 5> {
-        relu(self.norm.forward(self.conv.run(x)))
+        relu(self.norm.run(self.conv.run(x)))
     }
 }
 
@@ -45,7 +45,7 @@ pub struct TwoConv<B: Backend> {
     b: ConvNorm<B>,
 }
 
-impl<B: ConvBackend> TwoConv<B> {
+impl<B: KernelBackend> TwoConv<B> {
     /// `cin` → `cout` → `cout`.
     pub fn new(cin: usize, cout: usize, device: &B::Device) -> Self {
         TwoConv {
@@ -67,7 +67,7 @@ pub struct LayerNormChannel<B: Backend> {
     eps: f64,
 }
 
-impl<B: ConvBackend> LayerNormChannel<B> {
+impl<B: KernelBackend> LayerNormChannel<B> {
     /// Weight 1, bias 0.
     pub fn new(channels: usize, eps: f64, device: &B::Device) -> Self {
         LayerNormChannel {
@@ -94,7 +94,7 @@ pub struct MlpChannel<B: Backend> {
     fc2: Conv3d<B>,
 }
 
-impl<B: ConvBackend> MlpChannel<B> {
+impl<B: KernelBackend> MlpChannel<B> {
     /// `c` → `hidden` → `c`.
     pub fn new(c: usize, hidden: usize, device: &B::Device) -> Self {
         MlpChannel {
@@ -116,7 +116,7 @@ pub struct GlobalPool<B: Backend> {
     size: [usize; 3],
 }
 
-impl<B: ConvBackend> GlobalPool<B> {
+impl<B: KernelBackend> GlobalPool<B> {
     /// For feature maps of `size` (D, H, W).
     pub fn new(size: [usize; 3], device: &B::Device) -> Self {
         GlobalPool {
@@ -148,7 +148,7 @@ pub struct PoolBlock<B: Backend> {
     mlp: MlpChannel<B>,
 }
 
-impl<B: ConvBackend> PoolBlock<B> {
+impl<B: KernelBackend> PoolBlock<B> {
     /// `c` channels on maps of `size`.
     pub fn new(c: usize, size: [usize; 3], device: &B::Device) -> Self {
         PoolBlock {
@@ -175,7 +175,7 @@ pub struct PoolStage<B: Backend> {
     blocks: Vec<PoolBlock<B>>,
 }
 
-impl<B: ConvBackend> PoolStage<B> {
+impl<B: KernelBackend> PoolStage<B> {
     /// `cin` → `cout`, output maps of `size`.
     pub fn new(cin: usize, cout: usize, size: [usize; 3], device: &B::Device) -> Self {
         PoolStage {
@@ -206,7 +206,7 @@ pub struct Attention<B: Backend> {
     heads: usize,
 }
 
-impl<B: ConvBackend> Attention<B> {
+impl<B: KernelBackend> Attention<B> {
     /// `c` channels, `heads` heads.
     pub fn new(c: usize, heads: usize, device: &B::Device) -> Self {
         let l = || LinearConfig::new(c, c).init(device);
@@ -241,7 +241,7 @@ pub struct Mlp<B: Backend> {
     fc2: Linear<B>,
 }
 
-impl<B: ConvBackend> Mlp<B> {
+impl<B: KernelBackend> Mlp<B> {
     /// `c` → `hidden` → `c`.
     pub fn new(c: usize, hidden: usize, device: &B::Device) -> Self {
         Mlp {
@@ -289,7 +289,7 @@ pub struct WindowAttention<B: Backend> {
     window: [usize; 3],
 }
 
-impl<B: ConvBackend> WindowAttention<B> {
+impl<B: KernelBackend> WindowAttention<B> {
     /// `c` channels, `heads` heads, windows of `window` voxels (same axis order as the input).
     pub fn new(c: usize, heads: usize, window: [usize; 3], device: &B::Device) -> Self {
         let (_, k) = relative_indices(window);
@@ -361,7 +361,7 @@ pub struct SpatialBlock<B: Backend> {
     mlp: Mlp<B>,
 }
 
-impl<B: ConvBackend> SpatialBlock<B> {
+impl<B: KernelBackend> SpatialBlock<B> {
     /// `c` channels on `size` (D, H, W) maps; position embeddings in the first block only.
     pub fn new(
         c: usize,
@@ -423,7 +423,7 @@ pub struct TokenLearner<B: Backend> {
     conv: Conv3d<B>,
 }
 
-impl<B: ConvBackend> TokenLearner<B> {
+impl<B: KernelBackend> TokenLearner<B> {
     /// `c` channels → `tokens` tokens.
     pub fn new(c: usize, tokens: usize, device: &B::Device) -> Self {
         TokenLearner {

@@ -38,8 +38,8 @@ use burn::nn::{LayerNorm, LayerNormConfig};
 use burn::tensor::activation::sigmoid;
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
-use dsma_core::conv::ConvForward;
-use dsma_core::model::{ConvBackend, ModelFactory, SegmentationModel};
+use dsma_core::kernels::ConvForward;
+use dsma_core::model::{KernelBackend, ModelFactory, SegmentationModel};
 use dsma_core::plugin::{ParamDoc, PluginParams};
 use dsma_core::{CoreError, Result};
 use serde::{Deserialize, Serialize};
@@ -122,7 +122,7 @@ pub struct ModalityEncoder<B: Backend> {
     stages: Vec<PoolStage<B>>,
 }
 
-impl<B: ConvBackend> ModalityEncoder<B> {
+impl<B: KernelBackend> ModalityEncoder<B> {
     fn new(p: &NestedFormerParams, device: &B::Device) -> Self {
         let [x, y, z] = p.image_size;
         let stages = (1..=4)
@@ -168,7 +168,7 @@ pub struct Nmafa<B: Backend> {
     cross: CrossModality<B>,
 }
 
-impl<B: ConvBackend> Nmafa<B> {
+impl<B: KernelBackend> Nmafa<B> {
     fn new(p: &NestedFormerParams, device: &B::Device) -> Self {
         let c = p.widths[4];
         let m = p.modalities;
@@ -254,7 +254,7 @@ pub struct NestedFormer<B: Backend> {
     image_size: [usize; 3],
 }
 
-impl<B: ConvBackend> NestedFormer<B> {
+impl<B: KernelBackend> NestedFormer<B> {
     /// Builds the network on `device`.
     pub fn new(p: &NestedFormerParams, device: &B::Device) -> Self {
         let f = p.widths;
@@ -289,7 +289,7 @@ impl<B: ConvBackend> NestedFormer<B> {
     }
 }
 
-impl<B: ConvBackend> SegmentationModel<B> for NestedFormer<B> {
+impl<B: KernelBackend> SegmentationModel<B> for NestedFormer<B> {
     fn forward(&self, x: Tensor<B, 5>) -> Tensor<B, 5> {
         let [b, _, z, y, xx] = x.dims();
         let feats: Vec<Vec<Tensor<B, 5>>> = self
@@ -346,7 +346,7 @@ impl ModelFactory for NestedFormerFactory {
     const DESCRIPTION: &'static str =
         "NestedFormer (Xing et al. 2022): modality encoders with Global Poolformer, NMaFA fusion, MSG skips";
     type Params = NestedFormerParams;
-    type Model<B: ConvBackend> = NestedFormer<B>;
+    type Model<B: KernelBackend> = NestedFormer<B>;
 
     fn validate(p: &NestedFormerParams) -> Result<()> {
         let bad = |field: &str, problem: String| CoreError::param(Self::NAME, field, problem);
@@ -393,7 +393,7 @@ impl ModelFactory for NestedFormerFactory {
         Ok(())
     }
 
-    fn build<B: ConvBackend>(
+    fn build<B: KernelBackend>(
         p: &NestedFormerParams,
         device: &B::Device,
     ) -> Result<NestedFormer<B>> {

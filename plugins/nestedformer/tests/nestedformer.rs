@@ -116,7 +116,7 @@ struct AdamwLosses;
 
 impl BackendVisitor for AdamwLosses {
     type Output = Vec<(bool, Vec<f32>)>;
-    fn visit<I: dsma_core::model::ConvBackend>(self, dev: I::Device) -> Self::Output {
+    fn visit<I: dsma_core::model::KernelBackend>(self, dev: I::Device) -> Self::Output {
         type B<I> = Autodiff<I>;
         let mut out = Vec::new();
         for msg in [true, false] {

@@ -12,7 +12,9 @@ use burn::tensor::backend::Backend;
 use burn::tensor::{Distribution, Tensor};
 use criterion::{criterion_group, criterion_main, Criterion};
 use dsma_core::loss::weighted_dice_loss;
-use dsma_core::model::{BackendKind, BackendVisitor, ConvBackend, ModelFactory, SegmentationModel};
+use dsma_core::model::{
+    BackendKind, BackendVisitor, KernelBackend, ModelFactory, SegmentationModel,
+};
 use dsma_unet3d::{UNet3d, UNet3dFactory, UNet3dParams, Upsample};
 
 fn list(var: &str, default: &str) -> Vec<String> {
@@ -30,7 +32,7 @@ struct Steps<'a> {
 
 impl BackendVisitor for Steps<'_> {
     type Output = ();
-    fn visit<I: ConvBackend>(self, dev: I::Device) {
+    fn visit<I: KernelBackend>(self, dev: I::Device) {
         type B<I> = Autodiff<I>;
         let mut g = self.c.benchmark_group("unet3d_train_step");
         g.sample_size(10);

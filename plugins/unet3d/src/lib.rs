@@ -16,8 +16,8 @@ use burn::nn::{GroupNorm, GroupNormConfig, InstanceNorm, InstanceNormConfig, Pad
 use burn::tensor::activation::leaky_relu;
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
-use dsma_core::conv::ConvForward;
-use dsma_core::model::{ConvBackend, ModelFactory, SegmentationModel};
+use dsma_core::kernels::{ConvForward, NormForward};
+use dsma_core::model::{KernelBackend, ModelFactory, SegmentationModel};
 use dsma_core::plugin::{ParamDoc, PluginParams};
 use dsma_core::{CoreError, Result};
 use serde::{Deserialize, Serialize};
@@ -117,7 +117,7 @@ pub struct ConvBlock<B: Backend> {
     slope: f64,
 }
 
-impl<B: ConvBackend> ConvBlock<B> {
+impl<B: KernelBackend> ConvBlock<B> {
     fn new(p: &UNet3dParams, channels: [usize; 2], stride: usize, device: &B::Device) -> Self {
         let conv = Conv3dConfig::new(channels, [3, 3, 3])
             .with_stride([stride; 3])
@@ -148,8 +148,8 @@ impl<B: ConvBackend> ConvBlock<B> {
     fn forward(&self, x: Tensor<B, 5>) -> Tensor<B, 5> {
         let x = self.conv.run(x);
         let x = match (&self.instance, &self.group) {
-            (Some(n), _) => n.forward(x),
-            (_, Some(n)) => n.forward(x),
+            (Some(n), _) => n.run(x),
+            (_, Some(n)) => n.run(x),
             _ => x,
         };
         leaky_relu(x, self.slope)
@@ -163,7 +163,7 @@ pub struct Stage<B: Backend> {
     b: ConvBlock<B>,
 }
 
-impl<B: ConvBackend> Stage<B> {
+impl<B: KernelBackend> Stage<B> {
     fn new(p: &UNet3dParams, channels: [usize; 2], device: &B::Device) -> Self {
         Stage {
             a: ConvBlock::new(p, channels, 1, device),
@@ -190,7 +190,7 @@ pub struct UNet3d<B: Backend> {
     head: Conv3d<B>,
 }
 
-impl<B: ConvBackend> UNet3d<B> {
+impl<B: KernelBackend> UNet3d<B> {
     /// Builds the network on `device`.
     pub fn new(p: &UNet3dParams, device: &B::Device) -> Self {
         let w = |level: usize| p.base_width << level;
@@ -235,7 +235,7 @@ impl<B: ConvBackend> UNet3d<B> {
     }
 }
 
-impl<B: ConvBackend> SegmentationModel<B> for UNet3d<B> {
+impl<B: KernelBackend> SegmentationModel<B> for UNet3d<B> {
     fn forward(&self, x: Tensor<B, 5>) -> Tensor<B, 5> {
         let mut skips = Vec::with_capacity(self.encoder.len());
         let mut x = x;
@@ -272,7 +272,7 @@ impl ModelFactory for UNet3dFactory {
     const DESCRIPTION: &'static str =
         "3D U-Net (Çiçek et al. 2016): strided-conv down, transposed-conv up, instance/group norm";
     type Params = UNet3dParams;
-    type Model<B: ConvBackend> = UNet3d<B>;
+    type Model<B: KernelBackend> = UNet3d<B>;
 
     fn validate(p: &UNet3dParams) -> Result<()> {
         let bad = |field: &str, problem: String| CoreError::param(Self::NAME, field, problem);
@@ -298,7 +298,7 @@ impl ModelFactory for UNet3dFactory {
         Ok(())
     }
 
-    fn build<B: ConvBackend>(p: &UNet3dParams, device: &B::Device) -> Result<UNet3d<B>> {
+    fn build<B: KernelBackend>(p: &UNet3dParams, device: &B::Device) -> Result<UNet3d<B>> {
         Self::validate(p)?;
         Ok(UNet3d::new(p, device))
     }

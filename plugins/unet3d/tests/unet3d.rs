@@ -9,7 +9,9 @@ use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
 use burn::tensor::{ElementConversion, Tensor, TensorData};
 use dsma_core::labels::region_targets;
 use dsma_core::loss::weighted_dice_loss;
-use dsma_core::model::{BackendKind, BackendVisitor, ConvBackend, ModelFactory, SegmentationModel};
+use dsma_core::model::{
+    BackendKind, BackendVisitor, KernelBackend, ModelFactory, SegmentationModel,
+};
 use dsma_core::phantom::generate_case;
 use dsma_core::preprocess::preprocess;
 use dsma_core::runner::module_state::materialize;
@@ -101,12 +103,12 @@ struct LossDecreases(Upsample);
 
 impl BackendVisitor for LossDecreases {
     type Output = Vec<f32>;
-    fn visit<I: ConvBackend>(self, dev: I::Device) -> Vec<f32> {
+    fn visit<I: KernelBackend>(self, dev: I::Device) -> Vec<f32> {
         adamw_losses::<Autodiff<I>>(self.0, &dev)
     }
 }
 
-fn adamw_losses<B: burn::tensor::backend::AutodiffBackend + ConvBackend>(
+fn adamw_losses<B: burn::tensor::backend::AutodiffBackend + KernelBackend>(
     upsample: Upsample,
     dev: &B::Device,
 ) -> Vec<f32> {
@@ -208,7 +210,7 @@ struct UpsampleValues(Vec<f32>, [usize; 3]);
 
 impl BackendVisitor for UpsampleValues {
     type Output = Vec<f32>;
-    fn visit<B: ConvBackend>(self, dev: B::Device) -> Vec<f32> {
+    fn visit<B: KernelBackend>(self, dev: B::Device) -> Vec<f32> {
         let [d, h, w] = self.1;
         let x = Tensor::<B, 5>::from_data(TensorData::new(self.0, [1, 1, d, h, w]), &dev);
         let y = upsample2_trilinear(x);
@@ -261,12 +263,12 @@ fn invalid_parameters_name_the_field() {
 /// curve to float tolerance (both runs from the same seed; only the convolution kernels differ).
 #[test]
 fn loss_curve_matches_burn_flex_convolutions() {
-    use dsma_core::conv::{with_cpu_conv, CpuConv};
+    use dsma_core::kernels::{with_cpu_kernels, CpuKernels};
     type A = Autodiff<burn::backend::Flex>;
     let dev = Default::default();
     for upsample in [Upsample::Transpose, Upsample::Trilinear] {
-        let ours = with_cpu_conv(CpuConv::Dsma, || adamw_losses::<A>(upsample, &dev));
-        let burn = with_cpu_conv(CpuConv::Burn, || adamw_losses::<A>(upsample, &dev));
+        let ours = with_cpu_kernels(CpuKernels::Dsma, || adamw_losses::<A>(upsample, &dev));
+        let burn = with_cpu_kernels(CpuKernels::Burn, || adamw_losses::<A>(upsample, &dev));
         for (step, (a, b)) in ours.iter().zip(&burn).enumerate() {
             assert!(
                 (a - b).abs() <= 1e-3 * b.abs().max(1e-2),

@@ -1,7 +1,7 @@
-//! [`ConvBackend`]: the convolutions the models call, implemented for each backend of the build.
+//! [`KernelBackend`]: the convolutions the models call, implemented for each backend of the build.
 //!
-//! `Flex` runs [`crate::kernels`] (f32, groups 1, dilation 1; anything else, and every op when
-//! `DSMA_CPU_CONV=burn` is set, goes to burn-flex's own ops). `Autodiff<B>` records one graph node
+//! `Flex` runs [`crate::conv_kernels`] and [`crate::norm_kernels`] (f32, groups 1, dilation 1; anything else, and every op when
+//! `DSMA_CPU_KERNELS=burn` is set, goes to burn-flex's own ops or burn tensor ops). `Autodiff<B>` records one graph node
 //! per convolution whose backward calls `B`'s gradient ops, so `Autodiff<Flex>` trains with the
 //! project's kernels end to end. `Cuda` delegates to burn's ops.
 
@@ -9,14 +9,16 @@ use std::sync::OnceLock;
 
 use burn::tensor::backend::Backend;
 use burn::tensor::ops::{ConvOptions, ConvTransposeOptions, FloatTensor, ModuleOps};
-use burn::tensor::{Bytes, DType, TensorMetadata};
+use burn::tensor::{Bytes, DType, Tensor, TensorMetadata, TensorPrimitive};
 use burn_flex::{Flex, FlexTensor, Layout};
 
-use crate::kernels::{self, ConvShape, ConvTransposeShape};
+use crate::conv_kernels::{self, ConvShape, ConvTransposeShape};
+use crate::norm::{NormGradients, NormOutput, NormStats};
+use crate::norm_kernels::{self, NormShape};
 
 /// The 3-D convolutions of a backend, forward and gradients, in burn's conventions
 /// (`x: [N, C, D, H, W]`; conv weight `[O, C, k…]`; transposed weight `[C, O, k…]`).
-pub trait ConvBackend: Backend {
+pub trait KernelBackend: Backend {
     /// `conv3d(x, w) + b`.
     fn conv3d_forward(
         x: FloatTensor<Self>,
@@ -58,36 +60,71 @@ pub trait ConvBackend: Backend {
         output_grad: FloatTensor<Self>,
         options: ConvTransposeOptions<3>,
     ) -> FloatTensor<Self>;
+    /// Gradient of either convolution with respect to its bias: `output_grad: [N, C, D, H, W]`
+    /// summed over batch and space → `[C]`.
+    fn conv_bias_grad(output_grad: FloatTensor<Self>) -> FloatTensor<Self> {
+        let dy = Tensor::<Self, 5>::from_primitive(TensorPrimitive::Float(output_grad));
+        let channels = dy.dims()[1];
+        dy.sum_dim(0)
+            .sum_dim(2)
+            .sum_dim(3)
+            .sum_dim(4)
+            .reshape([channels])
+            .into_primitive()
+            .tensor()
+    }
+    /// Group normalisation `y = γ·(x − μ)/√(σ² + ε) + β` of `x: [N, C, D, H, W]` over `groups`
+    /// groups of channels; returns `y` and the per-`(n, g)` mean and `1/√(σ² + ε)` (`[N, G]`) that
+    /// the backward takes. Instance normalisation is `groups = C`.
+    fn group_norm_forward(
+        x: FloatTensor<Self>,
+        gamma: Option<FloatTensor<Self>>,
+        beta: Option<FloatTensor<Self>>,
+        groups: usize,
+        epsilon: f64,
+    ) -> NormOutput<Self> {
+        crate::norm::generic_forward::<Self>(x, gamma, beta, groups, epsilon)
+    }
+    /// Gradients of [`KernelBackend::group_norm_forward`]: `(dx, dγ, dβ)` (`dγ`, `dβ` when affine).
+    fn group_norm_backward(
+        x: FloatTensor<Self>,
+        gamma: Option<FloatTensor<Self>>,
+        stats: NormStats<Self>,
+        output_grad: FloatTensor<Self>,
+        groups: usize,
+    ) -> NormGradients<Self> {
+        crate::norm::generic_backward::<Self>(x, gamma, stats, output_grad, groups)
+    }
 }
 
-/// Which implementation the CPU backend uses for its convolutions.
+/// Which implementation the CPU backend uses for its convolutions and normalisations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CpuConv {
+pub enum CpuKernels {
     /// dsma's kernels (the default).
     Dsma,
-    /// burn-flex's own ops (`DSMA_CPU_CONV=burn`), for comparisons.
+    /// burn-flex's own ops (`DSMA_CPU_KERNELS=burn`), for comparisons.
     Burn,
 }
 
 thread_local! {
-    static OVERRIDE: std::cell::Cell<Option<CpuConv>> = const { std::cell::Cell::new(None) };
+    static OVERRIDE: std::cell::Cell<Option<CpuKernels>> = const { std::cell::Cell::new(None) };
 }
 
-/// The CPU convolution in use: the innermost [`with_cpu_conv`] on this thread, else
-/// `DSMA_CPU_CONV` (`dsma` | `burn`, read once; unknown values and an unset variable mean `dsma`).
-pub fn cpu_conv() -> CpuConv {
-    static CHOICE: OnceLock<CpuConv> = OnceLock::new();
+/// The CPU convolution in use: the innermost [`with_cpu_kernels`] on this thread, else
+/// `DSMA_CPU_KERNELS` (`dsma` | `burn`, read once; unknown values and an unset variable mean `dsma`).
+pub fn cpu_kernels() -> CpuKernels {
+    static CHOICE: OnceLock<CpuKernels> = OnceLock::new();
     OVERRIDE.with(|o| o.get()).unwrap_or_else(|| {
-        *CHOICE.get_or_init(|| match std::env::var("DSMA_CPU_CONV").as_deref() {
-            Ok("burn") => CpuConv::Burn,
-            _ => CpuConv::Dsma,
+        *CHOICE.get_or_init(|| match std::env::var("DSMA_CPU_KERNELS").as_deref() {
+            Ok("burn") => CpuKernels::Burn,
+            _ => CpuKernels::Dsma,
         })
     })
 }
 
 /// Runs `f` with the CPU convolutions of this thread set to `choice` (the dispatch happens on the
 /// calling thread, so this covers whole forward and backward passes run inside `f`).
-pub fn with_cpu_conv<R>(choice: CpuConv, f: impl FnOnce() -> R) -> R {
+pub fn with_cpu_kernels<R>(choice: CpuKernels, f: impl FnOnce() -> R) -> R {
     let previous = OVERRIDE.with(|o| o.replace(Some(choice)));
     let result = f();
     OVERRIDE.with(|o| o.set(previous));
@@ -108,6 +145,15 @@ fn slice(t: &FlexTensor) -> &[f32] {
         .expect("a contiguous f32 tensor (made so by `values`)")
 }
 
+/// A contiguous f32 tensor of any rank.
+fn matrix<const D: usize>(data: Vec<f32>, shape: [usize; D]) -> FlexTensor {
+    FlexTensor::new(
+        Bytes::from_elems(data),
+        Layout::contiguous(shape.into()),
+        DType::F32,
+    )
+}
+
 fn tensor(data: Vec<f32>, shape: [usize; 5]) -> FlexTensor {
     FlexTensor::new(
         Bytes::from_elems(data),
@@ -118,7 +164,7 @@ fn tensor(data: Vec<f32>, shape: [usize; 5]) -> FlexTensor {
 
 /// Whether our kernels handle this op (f32, groups 1, dilation 1, dsma selected).
 fn ours(tensors: &[&FlexTensor], dilation: [usize; 3], groups: usize) -> bool {
-    cpu_conv() == CpuConv::Dsma
+    cpu_kernels() == CpuKernels::Dsma
         && groups == 1
         && dilation == [1; 3]
         && tensors.iter().all(|t| t.dtype() == DType::F32)
@@ -168,7 +214,7 @@ fn with_channels(s: [usize; 3], batch: usize, channels: usize) -> [usize; 5] {
     [batch, channels, s[0], s[1], s[2]]
 }
 
-impl ConvBackend for Flex {
+impl KernelBackend for Flex {
     fn conv3d_forward(
         x: FlexTensor,
         weight: FlexTensor,
@@ -180,7 +226,8 @@ impl ConvBackend for Flex {
             Some(s) if ours(&[&x, &weight], options.dilation, options.groups) => {
                 let (x, w) = (values(&x), values(&weight));
                 let b = bias.as_ref().map(values);
-                let y = kernels::conv3d_forward(&s, slice(&x), slice(&w), b.as_ref().map(slice));
+                let y =
+                    conv_kernels::conv3d_forward(&s, slice(&x), slice(&w), b.as_ref().map(slice));
                 tensor(y, with_channels(s.output, s.batch, s.out_channels))
             }
             _ => <Flex as ModuleOps<Flex>>::conv3d(x, weight, bias, options),
@@ -203,7 +250,7 @@ impl ConvBackend for Flex {
                 ) =>
             {
                 let (w, dy) = (values(&weight), values(&output_grad));
-                let dx = kernels::conv3d_input_grad(&s, slice(&w), slice(&dy));
+                let dx = conv_kernels::conv3d_input_grad(&s, slice(&w), slice(&dy));
                 tensor(dx, with_channels(s.input, s.batch, s.in_channels))
             }
             _ => <Flex as ModuleOps<Flex>>::conv3d_x_backward(x, weight, output_grad, options),
@@ -226,7 +273,7 @@ impl ConvBackend for Flex {
                 ) =>
             {
                 let (xv, dy) = (values(&x), values(&output_grad));
-                let dw = kernels::conv3d_weight_grad(&s, slice(&xv), slice(&dy));
+                let dw = conv_kernels::conv3d_weight_grad(&s, slice(&xv), slice(&dy));
                 tensor(dw, dims5(&weight))
             }
             _ => <Flex as ModuleOps<Flex>>::conv3d_weight_backward(x, weight, output_grad, options),
@@ -244,7 +291,7 @@ impl ConvBackend for Flex {
             Some(t) if ours(&[&x, &weight], options.dilation, options.groups) => {
                 let (xv, w) = (values(&x), values(&weight));
                 let b = bias.as_ref().map(values);
-                let y = kernels::conv_transpose3d_forward(
+                let y = conv_kernels::conv_transpose3d_forward(
                     &t,
                     slice(&xv),
                     slice(&w),
@@ -276,7 +323,7 @@ impl ConvBackend for Flex {
         match shape {
             Some(t) if ours(&[&weight, &output_grad], options.dilation, options.groups) => {
                 let (w, dy) = (values(&weight), values(&output_grad));
-                let dx = kernels::conv_transpose3d_input_grad(&t, slice(&w), slice(&dy));
+                let dx = conv_kernels::conv_transpose3d_input_grad(&t, slice(&w), slice(&dy));
                 tensor(dx, with_channels(t.input, t.batch, t.in_channels))
             }
             _ => {
@@ -301,7 +348,7 @@ impl ConvBackend for Flex {
                 ) =>
             {
                 let (xv, dy) = (values(&x), values(&output_grad));
-                let dw = kernels::conv_transpose3d_weight_grad(&t, slice(&xv), slice(&dy));
+                let dw = conv_kernels::conv_transpose3d_weight_grad(&t, slice(&xv), slice(&dy));
                 tensor(dw, dims5(&weight))
             }
             _ => <Flex as ModuleOps<Flex>>::conv_transpose3d_weight_backward(
@@ -312,13 +359,113 @@ impl ConvBackend for Flex {
             ),
         }
     }
+    fn conv_bias_grad(output_grad: FlexTensor) -> FlexTensor {
+        let [n, c, ..] = dims5(&output_grad);
+        if output_grad.dtype() != DType::F32 {
+            let dy = Tensor::<Flex, 5>::from_primitive(TensorPrimitive::Float(output_grad));
+            return dy
+                .sum_dim(0)
+                .sum_dim(2)
+                .sum_dim(3)
+                .sum_dim(4)
+                .reshape([c])
+                .into_primitive()
+                .tensor();
+        }
+        let dy = values(&output_grad);
+        let db = conv_kernels::bias_grad(slice(&dy), n, c);
+        FlexTensor::new(
+            Bytes::from_elems(db),
+            Layout::contiguous([c].into()),
+            DType::F32,
+        )
+    }
+
+    fn group_norm_forward(
+        x: FlexTensor,
+        gamma: Option<FlexTensor>,
+        beta: Option<FlexTensor>,
+        groups: usize,
+        epsilon: f64,
+    ) -> NormOutput<Flex> {
+        let [n, c, d, h, w] = dims5(&x);
+        let all_f32 = [Some(&x), gamma.as_ref(), beta.as_ref()]
+            .iter()
+            .flatten()
+            .all(|t| t.dtype() == DType::F32);
+        if cpu_kernels() == CpuKernels::Burn || !all_f32 || groups == 0 || c % groups != 0 {
+            return crate::norm::generic_forward::<Flex>(x, gamma, beta, groups, epsilon);
+        }
+        let shape = NormShape {
+            batch: n,
+            channels: c,
+            positions: d * h * w,
+            groups,
+        };
+        let xv = values(&x);
+        let (g, b) = (gamma.as_ref().map(values), beta.as_ref().map(values));
+        let (y, mean, rstd) = norm_kernels::group_norm_forward(
+            &shape,
+            slice(&xv),
+            g.as_ref().map(slice),
+            b.as_ref().map(slice),
+            epsilon,
+        );
+        NormOutput {
+            y: tensor(y, [n, c, d, h, w]),
+            stats: NormStats {
+                mean: matrix(mean, [n, groups]),
+                rstd: matrix(rstd, [n, groups]),
+            },
+        }
+    }
+
+    fn group_norm_backward(
+        x: FlexTensor,
+        gamma: Option<FlexTensor>,
+        stats: NormStats<Flex>,
+        output_grad: FlexTensor,
+        groups: usize,
+    ) -> NormGradients<Flex> {
+        let [n, c, d, h, w] = dims5(&x);
+        let all_f32 = [Some(&x), gamma.as_ref(), Some(&output_grad)]
+            .iter()
+            .flatten()
+            .all(|t| t.dtype() == DType::F32);
+        if cpu_kernels() == CpuKernels::Burn || !all_f32 || groups == 0 || c % groups != 0 {
+            return crate::norm::generic_backward::<Flex>(x, gamma, stats, output_grad, groups);
+        }
+        let shape = NormShape {
+            batch: n,
+            channels: c,
+            positions: d * h * w,
+            groups,
+        };
+        let (xv, dy) = (values(&x), values(&output_grad));
+        let (mean, rstd) = (values(&stats.mean), values(&stats.rstd));
+        let g = gamma.as_ref().map(values);
+        let grads = norm_kernels::group_norm_backward(
+            &shape,
+            slice(&xv),
+            g.as_ref().map(slice),
+            slice(&mean),
+            slice(&rstd),
+            slice(&dy),
+        );
+        let affine = gamma.is_some();
+        NormGradients {
+            x: tensor(grads.x, [n, c, d, h, w]),
+            gamma: affine.then(|| matrix(grads.gamma, [c])),
+            beta: affine.then(|| matrix(grads.beta, [c])),
+        }
+    }
 }
 
-/// Implements [`ConvBackend`] for a backend by delegating to burn's own ops.
+/// Implements [`KernelBackend`] for a backend by delegating to burn's own ops.
 #[allow(unused_macros)]
 macro_rules! delegate_to_burn {
     ($backend:ty) => {
-        impl ConvBackend for $backend {
+        impl KernelBackend for $backend {
             fn conv3d_forward(
                 x: FloatTensor<Self>,
                 weight: FloatTensor<Self>,

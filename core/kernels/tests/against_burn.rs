@@ -7,7 +7,7 @@ use burn::nn::conv::{Conv3dConfig, ConvTranspose3dConfig};
 use burn::nn::PaddingConfig3d;
 use burn::tensor::{Distribution, Tensor, TensorData};
 use burn_flex::Flex;
-use dsma_conv::ConvForward;
+use dsma_kernels::ConvForward;
 
 type A = Autodiff<Flex>;
 
@@ -207,5 +207,100 @@ fn gradients_match_finite_differences() {
             "dw[{i}]: {} vs {fd}",
             dw[i]
         );
+    }
+}
+
+/// Output, input gradient and (γ, β) gradients of `run` under `L = Σ y·r`.
+type NormResult = (
+    Tensor<Flex, 5>,
+    Tensor<Flex, 5>,
+    Option<(Tensor<Flex, 1>, Tensor<Flex, 1>)>,
+);
+
+fn norm_grads(
+    run: impl Fn(Tensor<A, 5>) -> Tensor<A, 5>,
+    params: Option<(Tensor<A, 1>, Tensor<A, 1>)>,
+    x0: &Tensor<A, 5>,
+    r: &Tensor<A, 5>,
+) -> NormResult {
+    let x = x0.clone().detach().require_grad();
+    let y = run(x.clone());
+    let grads = (y.clone() * r.clone()).sum().backward();
+    let pg = params.map(|(g, b)| (g.grad(&grads).expect("dγ"), b.grad(&grads).expect("dβ")));
+    (y.inner(), x.grad(&grads).expect("dx"), pg)
+}
+
+#[test]
+fn instance_and_group_norm_forward_and_gradients_match_burn() {
+    use burn::nn::{GroupNorm, GroupNormConfig, InstanceNorm, InstanceNormConfig};
+    use dsma_kernels::NormForward;
+    let dev = Default::default();
+    let x0 = Tensor::<A, 5>::random([2, 6, 3, 4, 5], Distribution::Normal(1.0, 2.0), &dev);
+    let r = Tensor::<A, 5>::random([2, 6, 3, 4, 5], Distribution::Normal(0.0, 1.0), &dev);
+    // Non-trivial γ, so that it enters the input gradient.
+    let gamma = || {
+        Some(Param::from_tensor(Tensor::<A, 1>::from_floats(
+            [0.5, -1.0, 2.0, 1.5, 0.8, -0.3],
+            &dev,
+        )))
+    };
+    let instance = InstanceNorm {
+        gamma: gamma(),
+        ..InstanceNormConfig::new(6).with_affine(true).init::<A>(&dev)
+    };
+    let plain = InstanceNormConfig::new(6)
+        .with_affine(false)
+        .init::<A>(&dev);
+    let group = GroupNorm {
+        gamma: gamma(),
+        ..GroupNormConfig::new(3, 6).init::<A>(&dev)
+    };
+    let affine = |g: &Option<Param<Tensor<A, 1>>>, b: &Option<Param<Tensor<A, 1>>>| {
+        g.as_ref().zip(b.as_ref()).map(|(g, b)| (g.val(), b.val()))
+    };
+    let checks: [(&str, NormResult, NormResult); 3] = [
+        (
+            "instance",
+            norm_grads(
+                |x| instance.run(x),
+                affine(&instance.gamma, &instance.beta),
+                &x0,
+                &r,
+            ),
+            norm_grads(
+                |x| instance.forward(x),
+                affine(&instance.gamma, &instance.beta),
+                &x0,
+                &r,
+            ),
+        ),
+        (
+            "instance without affine",
+            norm_grads(|x| plain.run(x), None, &x0, &r),
+            norm_grads(|x| plain.forward(x), None, &x0, &r),
+        ),
+        (
+            "group",
+            norm_grads(|x| group.run(x), affine(&group.gamma, &group.beta), &x0, &r),
+            norm_grads(
+                |x| group.forward(x),
+                affine(&group.gamma, &group.beta),
+                &x0,
+                &r,
+            ),
+        ),
+    ];
+    for (what, ours, burn) in checks {
+        assert_close(ours.0, burn.0, &format!("{what} forward"));
+        assert_close(ours.1, burn.1, &format!("{what} dx"));
+        assert_eq!(
+            ours.2.is_some(),
+            burn.2.is_some(),
+            "{what}: affine gradients"
+        );
+        if let (Some(a), Some(b)) = (ours.2, burn.2) {
+            assert_close1(a.0, b.0, &format!("{what} dγ"));
+            assert_close1(a.1, b.1, &format!("{what} dβ"));
+        }
     }
 }

@@ -598,5 +598,5 @@ pub fn conv_transpose3d_weight_grad(t: &ConvTransposeShape, x: &[f32], dy: &[f32
 }
 
 #[cfg(test)]
-#[path = "kernels_tests.rs"]
+#[path = "conv_kernels_tests.rs"]
 mod tests;

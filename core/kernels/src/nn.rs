@@ -1,4 +1,4 @@
-//! The models' way to run burn's convolution modules through [`ConvBackend`]: `conv.run(x)`
+//! The models' way to run burn's convolution modules through [`KernelBackend`]: `conv.run(x)`
 //! instead of `conv.forward(x)`. The modules (weights, initialisation, record keys) stay burn's,
 //! so checkpoints and initial weights are unchanged.
 
@@ -7,10 +7,10 @@ use burn::nn::PaddingConfig3d;
 use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
 use burn::tensor::{Tensor, TensorPrimitive};
 
-use crate::backend::ConvBackend;
+use crate::backend::KernelBackend;
 
-/// A convolution module run through [`ConvBackend`].
-pub trait ConvForward<B: ConvBackend> {
+/// A convolution module run through [`KernelBackend`].
+pub trait ConvForward<B: KernelBackend> {
     /// The module's forward pass on `x: [N, C, D, H, W]`.
     fn run(&self, x: Tensor<B, 5>) -> Tensor<B, 5>;
 }
@@ -26,11 +26,11 @@ fn padding(config: &PaddingConfig3d, kernel: [usize; 3], stride: [usize; 3]) -> 
     }
 }
 
-fn float<B: ConvBackend>(t: Tensor<B, 5>) -> burn::tensor::ops::FloatTensor<B> {
+fn float<B: KernelBackend>(t: Tensor<B, 5>) -> burn::tensor::ops::FloatTensor<B> {
     t.into_primitive().tensor()
 }
 
-impl<B: ConvBackend> ConvForward<B> for Conv3d<B> {
+impl<B: KernelBackend> ConvForward<B> for Conv3d<B> {
     fn run(&self, x: Tensor<B, 5>) -> Tensor<B, 5> {
         let Some(pad) = padding(&self.padding, self.kernel_size, self.stride) else {
             return self.forward(x);
@@ -48,7 +48,7 @@ impl<B: ConvBackend> ConvForward<B> for Conv3d<B> {
     }
 }
 
-impl<B: ConvBackend> ConvForward<B> for ConvTranspose3d<B> {
+impl<B: KernelBackend> ConvForward<B> for ConvTranspose3d<B> {
     fn run(&self, x: Tensor<B, 5>) -> Tensor<B, 5> {
         let options = ConvTransposeOptions::new(
             self.stride,

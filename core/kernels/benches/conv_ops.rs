@@ -1,12 +1,12 @@
 //! Each convolution op of the U-Net's layers (batch 1, base width 16, 64³ input), dsma's kernels
-//! beside burn-flex's ops on the same tensors: `cargo bench -p dsma-conv --bench conv_ops`.
+//! beside burn-flex's ops on the same tensors: `cargo bench -p dsma-kernels --bench conv_ops`.
 //! `DSMA_BENCH_FILTER` (substring of the layer name) narrows the set.
 
 use burn::tensor::ops::{ConvOptions, ConvTransposeOptions, FloatTensor, ModuleOps};
 use burn::tensor::{Distribution, Tensor, TensorPrimitive};
 use burn_flex::Flex;
 use criterion::{criterion_group, criterion_main, Criterion};
-use dsma_conv::kernels::{self, ConvShape, ConvTransposeShape};
+use dsma_kernels::conv_kernels::{self, ConvShape, ConvTransposeShape};
 
 struct Layer {
     name: &'static str,
@@ -120,19 +120,19 @@ fn bench_conv(c: &mut Criterion, l: &Layer) {
     let mut g = c.benchmark_group(l.name);
     g.sample_size(10);
     g.bench_function("forward dsma", |b| {
-        b.iter(|| kernels::conv3d_forward(&shape, &xv, &wv, None))
+        b.iter(|| conv_kernels::conv3d_forward(&shape, &xv, &wv, None))
     });
     g.bench_function("forward burn-flex", |b| {
         b.iter(|| Flex::conv3d(x.clone(), w.clone(), None, opts.clone()))
     });
     g.bench_function("input grad dsma", |b| {
-        b.iter(|| kernels::conv3d_input_grad(&shape, &wv, &dyv))
+        b.iter(|| conv_kernels::conv3d_input_grad(&shape, &wv, &dyv))
     });
     g.bench_function("input grad burn-flex", |b| {
         b.iter(|| Flex::conv3d_x_backward(x.clone(), w.clone(), dy.clone(), opts.clone()))
     });
     g.bench_function("weight grad dsma", |b| {
-        b.iter(|| kernels::conv3d_weight_grad(&shape, &xv, &dyv))
+        b.iter(|| conv_kernels::conv3d_weight_grad(&shape, &xv, &dyv))
     });
     g.bench_function("weight grad burn-flex", |b| {
         b.iter(|| Flex::conv3d_weight_backward(x.clone(), w.clone(), dy.clone(), opts.clone()))
@@ -163,19 +163,19 @@ fn bench_transposed(c: &mut Criterion, l: &Layer) {
     let mut g = c.benchmark_group(l.name);
     g.sample_size(10);
     g.bench_function("forward dsma", |b| {
-        b.iter(|| kernels::conv_transpose3d_forward(&shape, &xv, &wv, None))
+        b.iter(|| conv_kernels::conv_transpose3d_forward(&shape, &xv, &wv, None))
     });
     g.bench_function("forward burn-flex", |b| {
         b.iter(|| Flex::conv_transpose3d(x.clone(), w.clone(), None, opts.clone()))
     });
     g.bench_function("input grad dsma", |b| {
-        b.iter(|| kernels::conv_transpose3d_input_grad(&shape, &wv, &dyv))
+        b.iter(|| conv_kernels::conv_transpose3d_input_grad(&shape, &wv, &dyv))
     });
     g.bench_function("input grad burn-flex", |b| {
         b.iter(|| Flex::conv_transpose3d_x_backward(w.clone(), dy.clone(), opts.clone()))
     });
     g.bench_function("weight grad dsma", |b| {
-        b.iter(|| kernels::conv_transpose3d_weight_grad(&shape, &xv, &dyv))
+        b.iter(|| conv_kernels::conv_transpose3d_weight_grad(&shape, &xv, &dyv))
     });
     g.bench_function("weight grad burn-flex", |b| {
         b.iter(|| {

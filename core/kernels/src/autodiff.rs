@@ -1,0 +1,221 @@
+//! [`KernelBackend`] for `Autodiff<B>`: one graph node per convolution (bias included), whose
+//! backward calls `B`'s gradient ops — burn-autodiff's own pattern for its `conv3d`, here over the
+//! project's trait so that the CPU backend's kernels are used. The gradient ops themselves (second
+//! order, unused by the models) are burn-autodiff's own.
+
+use burn::tensor::ops::{ConvOptions, ConvTransposeOptions, FloatTensor, ModuleOps};
+use burn_autodiff::checkpoint::base::Checkpointer;
+use burn_autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn_autodiff::grads::Gradients;
+use burn_autodiff::ops::{Backward, Ops, OpsKind};
+use burn_autodiff::{Autodiff, NodeId};
+
+use crate::backend::KernelBackend;
+
+/// Which convolution a graph node recorded.
+#[derive(Debug, Clone)]
+enum ConvOp {
+    Conv(ConvOptions<3>),
+    Transpose(ConvTransposeOptions<3>),
+}
+
+impl ConvOp {
+    fn forward<B: KernelBackend>(
+        &self,
+        x: FloatTensor<B>,
+        w: FloatTensor<B>,
+        b: Option<FloatTensor<B>>,
+    ) -> FloatTensor<B> {
+        match self {
+            ConvOp::Conv(o) => B::conv3d_forward(x, w, b, o.clone()),
+            ConvOp::Transpose(o) => B::conv_transpose3d_forward(x, w, b, o.clone()),
+        }
+    }
+
+    fn input_grad<B: KernelBackend>(
+        &self,
+        x: FloatTensor<B>,
+        w: FloatTensor<B>,
+        dy: FloatTensor<B>,
+    ) -> FloatTensor<B> {
+        match self {
+            ConvOp::Conv(o) => B::conv3d_input_grad(x, w, dy, o.clone()),
+            ConvOp::Transpose(o) => B::conv_transpose3d_input_grad(w, dy, o.clone()),
+        }
+    }
+
+    fn weight_grad<B: KernelBackend>(
+        &self,
+        x: FloatTensor<B>,
+        w: FloatTensor<B>,
+        dy: FloatTensor<B>,
+    ) -> FloatTensor<B> {
+        match self {
+            ConvOp::Conv(o) => B::conv3d_weight_grad(x, w, dy, o.clone()),
+            ConvOp::Transpose(o) => B::conv_transpose3d_weight_grad(x, w, dy, o.clone()),
+        }
+    }
+}
+
+/// Registers the input and weight gradients of a recorded convolution.
+fn input_and_weight<B: KernelBackend>(
+    [node_x, node_w]: [Option<NodeId>; 2],
+    state: (NodeId, NodeId, ConvOp),
+    grad: FloatTensor<B>,
+    grads: &mut Gradients,
+    checkpointer: &mut Checkpointer,
+) {
+    let (x_state, w_state, op) = state;
+    let x = checkpointer.retrieve_node_output::<B::FloatTensorPrimitive>(x_state);
+    let w = checkpointer.retrieve_node_output::<B::FloatTensorPrimitive>(w_state);
+    if let Some(id) = node_x {
+        grads.register::<B>(id, op.input_grad::<B>(x.clone(), w.clone(), grad.clone()));
+    }
+    if let Some(id) = node_w {
+        grads.register::<B>(id, op.weight_grad::<B>(x, w, grad));
+    }
+}
+
+#[derive(Debug)]
+struct NoBias;
+
+impl<B: KernelBackend> Backward<B, 2> for NoBias {
+    type State = (NodeId, NodeId, ConvOp);
+
+    fn backward(
+        self,
+        ops: Ops<Self::State, 2>,
+        grads: &mut Gradients,
+        checkpointer: &mut Checkpointer,
+    ) {
+        let grad = grads.consume::<B>(&ops.node);
+        let parents = ops.parents.map(|p| p.map(|node| node.id));
+        input_and_weight::<B>(parents, ops.state, grad, grads, checkpointer);
+    }
+}
+
+#[derive(Debug)]
+struct WithBias;
+
+impl<B: KernelBackend> Backward<B, 3> for WithBias {
+    type State = (NodeId, NodeId, ConvOp);
+
+    fn backward(
+        self,
+        ops: Ops<Self::State, 3>,
+        grads: &mut Gradients,
+        checkpointer: &mut Checkpointer,
+    ) {
+        let [node_x, node_w, node_b] = ops.parents;
+        let grad = grads.consume::<B>(&ops.node);
+        if let Some(node) = node_b {
+            grads.register::<B>(node.id, B::conv_bias_grad(grad.clone()));
+        }
+        let parents = [node_x, node_w].map(|p| p.map(|node| node.id));
+        input_and_weight::<B>(parents, ops.state, grad, grads, checkpointer);
+    }
+}
+
+/// Runs `op` on the inner backend and records it (with its bias, if any) as one graph node.
+fn tracked<B: KernelBackend, C: CheckpointStrategy>(
+    x: FloatTensor<Autodiff<B, C>>,
+    w: FloatTensor<Autodiff<B, C>>,
+    bias: Option<FloatTensor<Autodiff<B, C>>>,
+    op: ConvOp,
+) -> FloatTensor<Autodiff<B, C>> {
+    match bias {
+        None => match NoBias
+            .prepare::<C>([x.node.clone(), w.node.clone()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(mut prep) => {
+                let (xs, ws) = (prep.checkpoint(&x), prep.checkpoint(&w));
+                let y = op.forward::<B>(x.primitive, w.primitive, None);
+                prep.finish((xs, ws, op), y)
+            }
+            OpsKind::UnTracked(prep) => {
+                prep.finish(op.forward::<B>(x.primitive, w.primitive, None))
+            }
+        },
+        Some(b) => match WithBias
+            .prepare::<C>([x.node.clone(), w.node.clone(), b.node.clone()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(mut prep) => {
+                let (xs, ws) = (prep.checkpoint(&x), prep.checkpoint(&w));
+                let y = op.forward::<B>(x.primitive, w.primitive, Some(b.primitive));
+                prep.finish((xs, ws, op), y)
+            }
+            OpsKind::UnTracked(prep) => {
+                prep.finish(op.forward::<B>(x.primitive, w.primitive, Some(b.primitive)))
+            }
+        },
+    }
+}
+
+impl<B: KernelBackend, C: CheckpointStrategy> KernelBackend for Autodiff<B, C> {
+    fn conv3d_forward(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: Option<FloatTensor<Self>>,
+        options: ConvOptions<3>,
+    ) -> FloatTensor<Self> {
+        tracked::<B, C>(x, weight, bias, ConvOp::Conv(options))
+    }
+
+    fn conv3d_input_grad(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        output_grad: FloatTensor<Self>,
+        options: ConvOptions<3>,
+    ) -> FloatTensor<Self> {
+        <Self as ModuleOps<Self>>::conv3d_x_backward(x, weight, output_grad, options)
+    }
+
+    fn conv3d_weight_grad(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        output_grad: FloatTensor<Self>,
+        options: ConvOptions<3>,
+    ) -> FloatTensor<Self> {
+        <Self as ModuleOps<Self>>::conv3d_weight_backward(x, weight, output_grad, options)
+    }
+
+    fn conv_transpose3d_forward(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: Option<FloatTensor<Self>>,
+        options: ConvTransposeOptions<3>,
+    ) -> FloatTensor<Self> {
+        tracked::<B, C>(x, weight, bias, ConvOp::Transpose(options))
+    }
+
+    fn conv_transpose3d_input_grad(
+        weight: FloatTensor<Self>,
+        output_grad: FloatTensor<Self>,
+        options: ConvTransposeOptions<3>,
+    ) -> FloatTensor<Self> {
+        <Self as ModuleOps<Self>>::conv_transpose3d_x_backward(weight, output_grad, options)
+    }
+
+    fn conv_transpose3d_weight_grad(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        output_grad: FloatTensor<Self>,
+        options: ConvTransposeOptions<3>,
+    ) -> FloatTensor<Self> {
+        <Self as ModuleOps<Self>>::conv_transpose3d_weight_backward(x, weight, output_grad, options)
+    }
+
+    fn group_norm_forward(
+        x: FloatTensor<Self>,
+        gamma: Option<FloatTensor<Self>>,
+        beta: Option<FloatTensor<Self>>,
+        groups: usize,
+        epsilon: f64,
+    ) -> crate::norm::NormOutput<Self> {
+        crate::norm::tracked::<B, C>(x, gamma, beta, groups, epsilon)
+    }
+}

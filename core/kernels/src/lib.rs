@@ -1,0 +1,21 @@
+//! dsma's CPU kernels for the models' hot ops — 3-D convolution (`conv_kernels`: implicit GEMM
+//! over row tiles, deterministic) and group/instance normalisation (`norm_kernels`) — and the
+//! [`KernelBackend`] trait through which the models reach them.
+//!
+//! burn's `Backend` trait cannot be re-implemented for a foreign backend and Rust has no
+//! specialisation, so the models call these ops through [`KernelBackend`], implemented explicitly
+//! for every backend of the build: `Flex` with the kernels here, `Autodiff<B>` for any
+//! `B: KernelBackend` with a backward pass that calls `B`'s gradient ops, and `Cuda` delegating to
+//! burn's ops. Models write `self.conv.run(x)` ([`ConvForward`]) and `self.norm.run(x)`
+//! ([`NormForward`]) on burn's own modules.
+
+pub mod autodiff;
+pub mod backend;
+pub mod conv_kernels;
+pub mod nn;
+pub mod norm;
+
+pub use backend::{cpu_kernels, with_cpu_kernels, CpuKernels, KernelBackend};
+pub use nn::ConvForward;
+pub use norm::NormForward;
+pub mod norm_kernels;
