@@ -138,19 +138,22 @@ fn every_validation_problem_is_reported_in_one_pass_naming_case_and_file() {
     ] {
         assert!(err.contains(case), "{case} missing from {err}");
     }
-    // Under the 2021 convention label 3 is valid and 2019's label 4 is not: the convention is never guessed.
+    // Under the 2023 convention label 3 is valid and 2019's label 4 is not: the convention is never
+    // guessed, and the error says which convention label 4 belongs to.
     let (code, _, err) = dsma(&[
         "data",
         "check",
         root.to_str().unwrap(),
         "--labels",
-        "brats2021",
+        "brats2023",
     ]);
     assert_eq!(code, 1);
     assert!(!err.contains("[3]"), "{err}");
     assert!(
-        err.lines()
-            .any(|l| l.contains("Phantom_006_seg") && l.contains("[4]") && l.contains("brats2021")),
+        err.lines().any(|l| l.contains("Phantom_006_seg")
+            && l.contains("[4]")
+            && l.contains("brats2023")
+            && l.contains("declare labels: brats2019")),
         "{err}"
     );
 }
@@ -188,4 +191,59 @@ fn split_is_written_and_reproducible() {
     split.write(&path).unwrap();
     let back: Split = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
     assert_eq!(back, split_cases(&ids, 42, 0.8).unwrap());
+}
+
+/// A phantom case rewritten in the BraTS 2023 layout: `BraTS-GLI-00000-000/BraTS-GLI-00000-000-t2f.nii.gz`
+/// (FLAIR), `-t1n` (T1), `-t1c` (T1ce), `-t2w` (T2), `-seg` with enhancing tumour relabelled 4 → 3.
+#[test]
+fn brats2023_naming_and_labels_are_read_when_declared() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = phantom_dataset(tmp.path(), 1, SIZE, 3);
+    let original = load_case(&src.join("Phantom_000"), LabelConvention::Brats2019).unwrap();
+    let root = tmp
+        .path()
+        .join("ASNR-MICCAI-BraTS2023-GLI-Challenge-TrainingData");
+    let id = "BraTS-GLI-00000-000";
+    std::fs::create_dir_all(root.join(id)).unwrap();
+    for (ours, theirs) in [
+        ("flair", "t2f"),
+        ("t1", "t1n"),
+        ("t1ce", "t1c"),
+        ("t2", "t2w"),
+    ] {
+        std::fs::copy(
+            file(&src, "Phantom_000", ours),
+            root.join(id).join(format!("{id}-{theirs}.nii.gz")),
+        )
+        .unwrap();
+    }
+    let seg = read_volume(&file(&src, "Phantom_000", "seg")).unwrap();
+    let relabelled = seg.data.mapv(|v| if v == 4.0 { 3u8 } else { v as u8 });
+    write_volume(
+        &root.join(id).join(format!("{id}-seg.nii.gz")),
+        relabelled.view(),
+        &seg.grid,
+    )
+    .unwrap();
+
+    let dirs = discover(&root, &DatasetOptions::new(LabelConvention::Brats2023)).unwrap();
+    assert_eq!(dirs, [root.join(id)]);
+    let case = load_case(&dirs[0], LabelConvention::Brats2023).unwrap();
+    assert_eq!(
+        case.image, original.image,
+        "t2f/t1n/t1c/t2w map to FLAIR/T1/T1ce/T2"
+    );
+    let et = |c: &dsma_core::volume::Case| {
+        dsma_core::labels::region_mask(c.label.view(), dsma_core::labels::Region::Et, c.convention)
+    };
+    assert!(et(&original).iter().any(|&v| v));
+    assert_eq!(et(&case), et(&original));
+    // Declared as 2017–2022 data, label 3 is refused with the file and the fitting convention.
+    let err = load_case(&dirs[0], LabelConvention::Brats2019)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("-seg.nii.gz") && err.contains("[3]") && err.contains("brats2023"),
+        "{err}"
+    );
 }

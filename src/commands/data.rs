@@ -11,7 +11,7 @@ use super::PathArg;
 pub struct CheckArgs {
     /// Dataset folder (BraTS layout).
     dir: PathArg,
-    /// Label convention of the `_seg` files: brats2019 (0,1,2,4; also 2020) or brats2021 (0,1,2,3).
+    /// Label convention of the `_seg` files: brats2019 (0,1,2,4: BraTS 2017–2022), brats2023 (0,1,2,3: 2023 adult glioma) or msd (Decathlon Task01).
     #[arg(long, default_value = "brats2019", value_parser = |s: &str| LabelConvention::parse(s).map_err(|e| e.to_string()))]
     labels: LabelConvention,
     /// In a BraTS 2019 HGG/LGG layout, also check LGG.

@@ -1,6 +1,7 @@
 //! BraTS datasets on disk: case discovery, loading with validation, `data check`, and the train/test split.
 //!
-//! Layouts: `<root>/<case>/<case>_{flair,t1,t1ce,t2,seg}.nii[.gz]` (BraTS 2020 and later), and
+//! Layouts: `<root>/<case>/<case>_{flair,t1,t1ce,t2,seg}.nii[.gz]` (BraTS 2020–2022),
+//! `<root>/<case>/<case>-{t2f,t1n,t1c,t2w,seg}.nii[.gz]` (BraTS 2023, `BraTS-GLI-…`), and
 //! BraTS 2019's `<root>/HGG/<case>/...` + `<root>/LGG/<case>/...`, of which only HGG is used unless
 //! `include_lgg` is set (the paper uses HGG only, §4.1).
 
@@ -139,11 +140,29 @@ pub fn prediction_file(dir: &Path, case: &str) -> Option<PathBuf> {
     .find(|p| p.is_file())
 }
 
+/// BraTS 2023's file suffix for one of ours (`<id>-t2f.nii.gz` is FLAIR, `-t1n` T1, `-t1c` T1ce,
+/// `-t2w` T2, `-seg` the labels).
+fn brats2023_suffix(suffix: &str) -> &str {
+    match suffix {
+        "flair" => "t2f",
+        "t1" => "t1n",
+        "t1ce" => "t1c",
+        "t2" => "t2w",
+        other => other,
+    }
+}
+
 fn find_file(dir: &Path, id: &str, suffix: &str) -> Result<PathBuf> {
-    for ext in ["nii.gz", "nii"] {
-        let p = dir.join(format!("{id}_{suffix}.{ext}"));
-        if p.is_file() {
-            return Ok(p);
+    let names = [
+        format!("{id}_{suffix}"),
+        format!("{id}-{}", brats2023_suffix(suffix)),
+    ];
+    for name in &names {
+        for ext in ["nii.gz", "nii"] {
+            let p = dir.join(format!("{name}.{ext}"));
+            if p.is_file() {
+                return Ok(p);
+            }
         }
     }
     // BraTS 2020's case 355 ships its label as `W39_1998.09.19_Segm.nii`: accept one `*Segm.nii[.gz]`.
@@ -168,7 +187,8 @@ fn find_file(dir: &Path, id: &str, suffix: &str) -> Result<PathBuf> {
         case: id.to_string(),
         file: dir.join(format!("{id}_{suffix}.nii.gz")),
         problem: format!(
-            "missing {suffix} file (expected {id}_{suffix}.nii.gz or {id}_{suffix}.nii)"
+            "missing {suffix} file (expected {id}_{suffix}.nii[.gz], or {id}-{}.nii[.gz] in BraTS 2023 naming)",
+            brats2023_suffix(suffix)
         ),
     })
 }
@@ -256,9 +276,13 @@ fn check_label_values(
             id,
             seg,
             format!(
-                "label values {invalid:?} are outside the {} convention {:?}",
+                "label values {invalid:?} are outside the {} convention {:?}{}",
                 convention.name(),
-                convention.valid_labels()
+                convention.valid_labels(),
+                convention
+                    .hint_for(&invalid)
+                    .map(|h| format!("; {h}"))
+                    .unwrap_or_default()
             ),
         ));
     }

@@ -5,16 +5,26 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{CoreError, Result};
 
-/// How tumour sub-regions are encoded in a label map; chosen by dataset config, never guessed.
+/// How tumour sub-regions are encoded in a label map, by release; declared by the dataset config
+/// or `--labels`, never guessed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LabelConvention {
-    /// BraTS 2017–2020: 0 background, 1 necrotic/non-enhancing core, 2 oedema, 4 enhancing tumour.
-    #[serde(alias = "brats2020", alias = "brats2017", alias = "brats2018")]
+    /// BraTS 2017–2022 as released (2021/2022 included: the RSNA-ASNR-MICCAI data keeps label 4):
+    /// 0 background, 1 necrotic / non-enhancing core, 2 oedema, 4 enhancing tumour.
+    #[serde(
+        alias = "brats2017",
+        alias = "brats2018",
+        alias = "brats2020",
+        alias = "brats2021",
+        alias = "brats2022"
+    )]
     Brats2019,
-    /// BraTS 2021 and later: as above but the enhancing tumour is 3.
-    #[serde(alias = "brats2022", alias = "brats2023")]
-    Brats2021,
+    /// BraTS 2023 adult glioma (`BraTS-GLI-*`): 1 non-enhancing core, 2 oedema, 3 enhancing tumour.
+    Brats2023,
+    /// Medical Segmentation Decathlon `Task01_BrainTumour`, per its `dataset.json`: 1 oedema,
+    /// 2 non-enhancing tumour, 3 enhancing tumour (WT = {1,2,3}, TC = {2,3}, ET = {3}).
+    Msd,
 }
 
 impl LabelConvention {
@@ -22,7 +32,7 @@ impl LabelConvention {
     pub fn valid_labels(self) -> [u8; 4] {
         match self {
             LabelConvention::Brats2019 => [0, 1, 2, 4],
-            LabelConvention::Brats2021 => [0, 1, 2, 3],
+            LabelConvention::Brats2023 | LabelConvention::Msd => [0, 1, 2, 3],
         }
     }
 
@@ -33,30 +43,54 @@ impl LabelConvention {
 
     /// Label of the necrotic / non-enhancing tumour core.
     pub fn necrosis(self) -> u8 {
-        1
+        match self {
+            LabelConvention::Brats2019 | LabelConvention::Brats2023 => 1,
+            LabelConvention::Msd => 2,
+        }
     }
 
     /// Label of the peritumoural oedema.
     pub fn oedema(self) -> u8 {
-        2
+        match self {
+            LabelConvention::Brats2019 | LabelConvention::Brats2023 => 2,
+            LabelConvention::Msd => 1,
+        }
     }
 
     /// Label of the enhancing tumour.
     pub fn enhancing(self) -> u8 {
         match self {
             LabelConvention::Brats2019 => 4,
-            LabelConvention::Brats2021 => 3,
+            LabelConvention::Brats2023 | LabelConvention::Msd => 3,
         }
     }
 
-    /// Parses a convention name as written in configs and on the command line.
+    /// Parses a convention name as written in configs and on the command line. Releases whose
+    /// labels mean something else (BraTS 2024 post-treatment glioma with its resection cavity,
+    /// the paediatric, meningioma, metastasis and sub-Saharan cohorts) are refused by name.
     pub fn parse(name: &str) -> Result<Self> {
-        match name.to_ascii_lowercase().as_str() {
-            "brats2017" | "brats2018" | "brats2019" | "brats2020" => Ok(LabelConvention::Brats2019),
-            "brats2021" | "brats2022" | "brats2023" => Ok(LabelConvention::Brats2021),
-            other => Err(CoreError::invalid(
+        let lower = name.to_ascii_lowercase();
+        match lower.as_str() {
+            "brats2017" | "brats2018" | "brats2019" | "brats2020" | "brats2021" | "brats2022" => {
+                Ok(LabelConvention::Brats2019)
+            }
+            "brats2023" | "brats2023_gli" | "brats-gli" => Ok(LabelConvention::Brats2023),
+            "msd" | "msd_task01" | "task01" => Ok(LabelConvention::Msd),
+            other if other.starts_with("brats2024") || other.starts_with("brats2025") => {
+                Err(CoreError::invalid(
+                    "label convention",
+                    format!("`{name}` is not supported: BraTS 2024+ post-treatment glioma adds label 4 (resection cavity), which WT/TC/ET do not cover; declare brats2023 only for the 2023 adult glioma release"),
+                ))
+            }
+            other if ["ped", "men", "met", "ssa", "goat"].iter().any(|c| other.contains(c)) => {
+                Err(CoreError::invalid(
+                    "label convention",
+                    format!("`{name}` is not supported: the paediatric, meningioma, metastasis and sub-Saharan BraTS cohorts are labelled differently from the adult glioma releases"),
+                ))
+            }
+            _ => Err(CoreError::invalid(
                 "label convention",
-                format!("`{other}`; expected brats2019 (labels 0,1,2,4; also BraTS 2020) or brats2021 (labels 0,1,2,3)"),
+                format!("`{name}`; expected brats2019 (labels 0,1,2,4: BraTS 2017–2022, aliases brats2017…brats2022), brats2023 (0,1,2,3: BraTS 2023 adult glioma) or msd (0,1,2,3 with 1 = oedema: Decathlon Task01)"),
             )),
         }
     }
@@ -65,7 +99,23 @@ impl LabelConvention {
     pub fn name(self) -> &'static str {
         match self {
             LabelConvention::Brats2019 => "brats2019",
-            LabelConvention::Brats2021 => "brats2021",
+            LabelConvention::Brats2023 => "brats2023",
+            LabelConvention::Msd => "msd",
+        }
+    }
+
+    /// For labels outside this convention, the convention that would fit them, said as advice.
+    pub fn hint_for(self, invalid: &[u8]) -> Option<&'static str> {
+        match self {
+            LabelConvention::Brats2019 if invalid.iter().all(|&v| v == 3) => Some(
+                "label 3 is enhancing tumour in brats2023 (BraTS 2023 adult glioma) and msd (Decathlon Task01); declare the release the data comes from",
+            ),
+            LabelConvention::Brats2023 | LabelConvention::Msd
+                if invalid.iter().all(|&v| v == 4) =>
+            {
+                Some("label 4 is enhancing tumour in brats2019 (BraTS 2017–2022, 2021 included); declare labels: brats2019")
+            }
+            _ => None,
         }
     }
 }
@@ -102,7 +152,7 @@ impl Region {
         let et = convention.enhancing();
         match self {
             Region::Wt => value != 0,
-            Region::Tc => value == 1 || value == et,
+            Region::Tc => value == convention.necrosis() || value == et,
             Region::Et => value == et,
         }
     }
@@ -167,40 +217,115 @@ mod tests {
     use ndarray::array;
 
     #[test]
-    fn regions_follow_brats_2019_and_2021_conventions() {
-        let c19 = LabelConvention::Brats2019;
-        let c21 = LabelConvention::Brats2021;
-        assert!(Region::Et.contains(c19, 4) && !Region::Et.contains(c19, 3));
-        assert!(Region::Et.contains(c21, 3) && !Region::Et.contains(c21, 4));
-        assert!(Region::Tc.contains(c19, 1) && !Region::Tc.contains(c19, 2));
-        assert!(Region::Wt.contains(c19, 2) && !Region::Wt.contains(c19, 0));
+    fn regions_follow_each_release_by_hand() {
+        // Hand table: label → (WT, TC, ET) per convention.
+        type Rows = [(u8, [bool; 3]); 4];
+        let table: [(LabelConvention, Rows); 3] = [
+            (
+                LabelConvention::Brats2019,
+                [
+                    (1, [true, true, false]),
+                    (2, [true, false, false]),
+                    (4, [true, true, true]),
+                    (0, [false; 3]),
+                ],
+            ),
+            (
+                LabelConvention::Brats2023,
+                [
+                    (1, [true, true, false]),
+                    (2, [true, false, false]),
+                    (3, [true, true, true]),
+                    (0, [false; 3]),
+                ],
+            ),
+            (
+                LabelConvention::Msd,
+                [
+                    (1, [true, false, false]),
+                    (2, [true, true, false]),
+                    (3, [true, true, true]),
+                    (0, [false; 3]),
+                ],
+            ),
+        ];
+        for (c, rows) in table {
+            for (label, want) in rows {
+                let got = Region::ALL.map(|r| r.contains(c, label));
+                assert_eq!(got, want, "{} label {label}", c.name());
+            }
+        }
+        assert!(!Region::Et.contains(LabelConvention::Brats2019, 3));
+        assert!(!Region::Et.contains(LabelConvention::Brats2023, 4));
     }
 
     #[test]
     fn parse_rejects_unknown_convention_with_the_choices() {
-        assert_eq!(
-            LabelConvention::parse("BraTS2020").ok(),
-            Some(LabelConvention::Brats2019)
-        );
+        for (name, want) in [
+            ("BraTS2020", LabelConvention::Brats2019),
+            ("brats2021", LabelConvention::Brats2019),
+            ("brats2022", LabelConvention::Brats2019),
+            ("brats2023", LabelConvention::Brats2023),
+            ("msd", LabelConvention::Msd),
+        ] {
+            assert_eq!(LabelConvention::parse(name).ok(), Some(want), "{name}");
+        }
         let err = LabelConvention::parse("kits").unwrap_err().to_string();
-        assert!(err.contains("kits") && err.contains("brats2021"), "{err}");
+        assert!(
+            err.contains("kits") && err.contains("brats2023") && err.contains("msd"),
+            "{err}"
+        );
+        for refused in ["brats2024", "brats-ped", "brats2023_men"] {
+            let err = LabelConvention::parse(refused).unwrap_err().to_string();
+            assert!(err.contains("not supported"), "{refused}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_wrong_declaration_gets_the_fitting_convention_as_advice() {
+        let hint = LabelConvention::Brats2019
+            .hint_for(&[3])
+            .unwrap_or_default();
+        assert!(hint.contains("brats2023") && hint.contains("msd"), "{hint}");
+        let hint = LabelConvention::Brats2023
+            .hint_for(&[4])
+            .unwrap_or_default();
+        assert!(hint.contains("brats2019"), "{hint}");
+        assert_eq!(LabelConvention::Brats2019.hint_for(&[7]), None);
     }
 
     #[test]
     fn labels_round_trip_through_region_masks() {
-        let label = array![[[0u8, 1, 2, 4]]];
-        let c = LabelConvention::Brats2019;
-        let wt = region_mask(label.view(), Region::Wt, c);
-        let tc = region_mask(label.view(), Region::Tc, c);
-        let et = region_mask(label.view(), Region::Et, c);
-        assert_eq!(
-            labels_from_regions(wt.view(), tc.view(), et.view(), c),
-            label
-        );
-        let t = region_targets(label.view(), c);
-        assert_eq!(
-            t.index_axis(Axis(0), 1).iter().copied().collect::<Vec<_>>(),
-            vec![0.0, 1.0, 0.0, 1.0]
-        );
+        // (convention, label map, hand-written TC channel)
+        for (c, label, tc_want) in [
+            (
+                LabelConvention::Brats2019,
+                array![[[0u8, 1, 2, 4]]],
+                [0.0, 1.0, 0.0, 1.0],
+            ),
+            (
+                LabelConvention::Brats2023,
+                array![[[0u8, 1, 2, 3]]],
+                [0.0, 1.0, 0.0, 1.0],
+            ),
+            (
+                LabelConvention::Msd,
+                array![[[0u8, 1, 2, 3]]],
+                [0.0, 0.0, 1.0, 1.0],
+            ),
+        ] {
+            let wt = region_mask(label.view(), Region::Wt, c);
+            let tc = region_mask(label.view(), Region::Tc, c);
+            let et = region_mask(label.view(), Region::Et, c);
+            assert_eq!(
+                labels_from_regions(wt.view(), tc.view(), et.view(), c),
+                label
+            );
+            let t = region_targets(label.view(), c);
+            assert_eq!(
+                t.index_axis(Axis(0), 1).iter().copied().collect::<Vec<_>>(),
+                tc_want.to_vec()
+            );
+        }
     }
 }

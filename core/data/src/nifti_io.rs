@@ -8,7 +8,7 @@
 use std::io::Read;
 use std::path::Path;
 
-use ndarray::{Array3, ArrayView3};
+use ndarray::{Array3, Array4, ArrayView3};
 use rayon::prelude::*;
 use serde::Serialize;
 
@@ -172,6 +172,35 @@ impl NiftiHeader {
         Ok(dims)
     }
 
+    /// Number of 3-D volumes: the product of `dim[4..=dim[0]]` (1 for a 3-D image).
+    pub fn volume_count(&self) -> std::result::Result<usize, String> {
+        let ndim = self.dim[0];
+        if !(1..=7).contains(&ndim) {
+            return Err(format!("dim[0] = {ndim}, expected 1..=7"));
+        }
+        let mut count = 1usize;
+        for i in 4..=ndim as usize {
+            let d = self.dim[i];
+            if d < 1 {
+                return Err(format!("dim[{i}] = {d}, expected ≥ 1"));
+            }
+            count = count.checked_mul(d as usize).ok_or_else(|| {
+                format!(
+                    "dim[4..] = {:?}: too many volumes",
+                    &self.dim[4..=ndim as usize]
+                )
+            })?;
+        }
+        Ok(count)
+    }
+
+    /// The grid of each 3-D volume of an image of any dimension (dims beyond the third ignored).
+    pub fn volume_grid(&self) -> std::result::Result<Grid, String> {
+        let mut first = self.clone();
+        first.dim[0] = first.dim[0].min(3);
+        first.grid()
+    }
+
     /// Voxel size (x, y, z) in the file's units, absolute values of pixdim\[1..=3\] (0 read as 1).
     pub fn spacing(&self) -> [f64; 3] {
         let f = |v: f64| {
@@ -278,7 +307,7 @@ impl RawNifti {
         let header = parse_header(&bytes).map_err(|p| CoreError::nifti(path, p))?;
         let grid = header.grid().map_err(|p| CoreError::nifti(path, p))?;
         let datatype =
-            check_data(&bytes, &header, grid.dims).map_err(|p| CoreError::nifti(path, p))?;
+            check_data(&bytes, &header, grid.dims, 1).map_err(|p| CoreError::nifti(path, p))?;
         Ok(RawNifti {
             header,
             grid,
@@ -313,6 +342,39 @@ pub fn read_volume(path: &Path) -> Result<NiftiVolume> {
         grid: raw.grid,
         data,
     })
+}
+
+/// An image of any dimension read as its 3-D volumes: `data` is `[volume, z, y, x]`, volumes in
+/// file order (`dim[4]` fastest, then `dim[5]`, …).
+#[derive(Debug, Clone)]
+pub struct NiftiVolumes {
+    /// The parsed header.
+    pub header: NiftiHeader,
+    /// The grid of each volume.
+    pub grid: Grid,
+    /// Scaled voxel values.
+    pub data: Array4<f32>,
+}
+
+/// Reads every 3-D volume of a `.nii` / `.nii.gz` image of 1–7 dimensions (a 4-D multi-modal image
+/// such as the Decathlon's, a 3-D volume as one volume).
+pub fn read_volumes(path: &Path) -> Result<NiftiVolumes> {
+    let bytes = read_decompressed(path)?;
+    let header = parse_header(&bytes).map_err(|p| CoreError::nifti(path, p))?;
+    let grid = header
+        .volume_grid()
+        .map_err(|p| CoreError::nifti(path, p))?;
+    let volumes = header
+        .volume_count()
+        .map_err(|p| CoreError::nifti(path, p))?;
+    let datatype =
+        check_data(&bytes, &header, grid.dims, volumes).map_err(|p| CoreError::nifti(path, p))?;
+    let [x, y, z] = grid.dims;
+    let mut data = Array4::<f32>::zeros((volumes, z, y, x));
+    if let Some(slice) = data.as_slice_mut() {
+        decode_data(&bytes, &header, datatype, slice);
+    }
+    Ok(NiftiVolumes { header, grid, data })
 }
 
 /// Reads a label map: every voxel must be an integer in 0..=255 after scaling.
@@ -494,6 +556,7 @@ fn check_data(
     bytes: &[u8],
     h: &NiftiHeader,
     dims: [usize; 3],
+    volumes: usize,
 ) -> std::result::Result<DataType, String> {
     let dt = DataType::from_code(h.datatype).ok_or_else(|| {
         format!(
@@ -501,14 +564,14 @@ fn check_data(
             h.datatype
         )
     })?;
-    let n = dims.iter().product::<usize>();
+    let n = dims.iter().product::<usize>() * volumes;
     let start = usize::try_from(h.vox_offset)
         .map_err(|_| format!("vox_offset {} too large", h.vox_offset))?;
     let need = n * dt.size();
     let have = bytes.len().saturating_sub(start);
     if have < need {
         return Err(format!(
-            "truncated data: {have} bytes after vox_offset {start}, expected {need} ({}×{}×{} {})",
+            "truncated data: {have} bytes after vox_offset {start}, expected {need} ({}×{}×{}×{volumes} {})",
             dims[0],
             dims[1],
             dims[2],

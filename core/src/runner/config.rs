@@ -51,6 +51,10 @@ pub enum DatasetKind {
     Brats2019,
     /// BraTS 2020 as downloaded (labels 0, 1, 2, 4).
     Brats2020,
+    /// BraTS 2021 (RSNA-ASNR-MICCAI) as downloaded (labels 0, 1, 2, 4).
+    Brats2021,
+    /// BraTS 2023 adult glioma as downloaded (`BraTS-GLI-…-t1n.nii.gz` naming; labels 0, 1, 2, 3).
+    Brats2023,
     /// The procedural BraTS-like phantom, generated into `path` on first use.
     Phantom,
 }
@@ -65,7 +69,8 @@ pub struct DatasetConfig {
     pub kind: DatasetKind,
     /// Folder in the BraTS layout (for a phantom: where it is generated).
     pub path: PathBuf,
-    /// Label convention; default brats2019 (also right for BraTS 2020).
+    /// Label convention; default the kind's own (brats2019 for BraTS 2019–2021 and the phantom,
+    /// brats2023 for BraTS 2023).
     #[serde(default)]
     pub labels: Option<String>,
     /// Seed of the train/test split.
@@ -89,7 +94,11 @@ fn default_train_fraction() -> f64 {
 impl DatasetConfig {
     /// The label convention of this dataset.
     pub fn convention(&self) -> Result<LabelConvention> {
-        LabelConvention::parse(self.labels.as_deref().unwrap_or("brats2019")).map_err(|e| {
+        let default = match self.kind {
+            DatasetKind::Brats2023 => "brats2023",
+            _ => "brats2019",
+        };
+        LabelConvention::parse(self.labels.as_deref().unwrap_or(default)).map_err(|e| {
             CoreError::invalid(format!("datasets.{}.labels", self.name), e.to_string())
         })
     }
