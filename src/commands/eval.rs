@@ -138,10 +138,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let cases = discover(label_dir, &DatasetOptions::new(args.labels))?;
     let mut rows = vec![];
     for dir in cases {
-        let id = dir
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
+        let id = brats::case_id(&dir);
         let truth = brats::seg_file(&dir)?;
         let pred = brats::prediction_file(pred_dir, &id)
             .with_context(|| format!("no prediction for case {id} in {} (looked for {id}.nii.gz, {id}_seg.nii.gz, {id}/{id}_seg.nii.gz)", pred_dir.display()))?;

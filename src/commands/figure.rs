@@ -91,7 +91,7 @@ fn segmentation(a: &Args) -> anyhow::Result<()> {
     for id in test.iter().take(a.cases.max(1)) {
         let dir = dirs
             .iter()
-            .find(|d| d.file_name().is_some_and(|n| n == id.as_str()))
+            .find(|d| dsma_core::brats::case_id(d) == id.as_str())
             .with_context(|| {
                 format!(
                     "test case {id} not found under {}",

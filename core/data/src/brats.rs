@@ -3,7 +3,8 @@
 //! Layouts: `<root>/<case>/<case>_{flair,t1,t1ce,t2,seg}.nii[.gz]` (BraTS 2020–2022),
 //! `<root>/<case>/<case>-{t2f,t1n,t1c,t2w,seg}.nii[.gz]` (BraTS 2023, `BraTS-GLI-…`), and
 //! BraTS 2019's `<root>/HGG/<case>/...` + `<root>/LGG/<case>/...`, of which only HGG is used unless
-//! `include_lgg` is set (the paper uses HGG only, §4.1).
+//! `include_lgg` is set (the paper uses HGG only, §4.1), and a Decathlon task folder with a
+//! `dataset.json` (see `msd`), whose cases are its image files.
 
 use std::path::{Path, PathBuf};
 
@@ -64,6 +65,22 @@ pub fn discover(root: &Path, opts: &DatasetOptions) -> Result<Vec<PathBuf>> {
             problem: "dataset folder does not exist or is not a folder".into(),
         });
     }
+    if crate::msd::is_msd(root) {
+        let mut images: Vec<PathBuf> = crate::msd::read_dataset(root)?
+            .cases
+            .into_iter()
+            .map(|c| c.image)
+            .collect();
+        images.sort_by_key(|p| case_id(p));
+        if images.is_empty() {
+            return Err(CoreError::Dataset {
+                case: "-".into(),
+                file: root.join(crate::msd::DATASET_JSON),
+                problem: "its `training` list is empty".into(),
+            });
+        }
+        return Ok(images);
+    }
     let hgg = root.join("HGG");
     let lgg = root.join("LGG");
     let parents: Vec<PathBuf> = if hgg.is_dir() || lgg.is_dir() {
@@ -112,15 +129,44 @@ fn is_nifti_name(name: &str) -> bool {
     name.ends_with(".nii") || name.ends_with(".nii.gz")
 }
 
-fn case_id(dir: &Path) -> String {
-    dir.file_name()
+/// The identifier of a case path from [`discover`]: the folder name, or for a Decathlon case (an
+/// image file) the file name without `.nii[.gz]`.
+pub fn case_id(dir: &Path) -> String {
+    let name = dir
+        .file_name()
         .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| dir.display().to_string())
+        .unwrap_or_else(|| dir.display().to_string());
+    if dir.is_file() {
+        name.trim_end_matches(".gz")
+            .trim_end_matches(".nii")
+            .to_string()
+    } else {
+        name
+    }
+}
+
+/// The Decathlon dataset and case of an image path from [`discover`] (`<root>/imagesTr/<id>.nii.gz`).
+fn msd_case(image: &Path) -> Result<(crate::msd::MsdDataset, crate::msd::MsdCase)> {
+    let root = image.parent().and_then(Path::parent).unwrap_or(image);
+    let ds = crate::msd::read_dataset(root)?;
+    let case = ds.case(image).cloned().ok_or_else(|| CoreError::Dataset {
+        case: case_id(image),
+        file: image.to_path_buf(),
+        problem: format!(
+            "not listed in {}",
+            root.join(crate::msd::DATASET_JSON).display()
+        ),
+    })?;
+    Ok((ds, case))
 }
 
 /// Finds `<case>_<suffix>.nii.gz` or `.nii` in `dir`.
-/// The label file of the case folder `dir` (`<id>_seg.nii[.gz]`, or BraTS 2020's one `*Segm.nii`).
+/// The label file of the case `dir` from [`discover`] (`<id>_seg.nii[.gz]`, BraTS 2023's
+/// `<id>-seg.nii[.gz]`, BraTS 2020's one `*Segm.nii`, or a Decathlon case's `labelsTr/<id>.nii.gz`).
 pub fn seg_file(dir: &Path) -> Result<PathBuf> {
+    if dir.is_file() {
+        return Ok(msd_case(dir)?.1.label);
+    }
     find_file(dir, &case_id(dir), "seg")
 }
 
@@ -373,8 +419,13 @@ pub fn read_case_checked(
     )
 }
 
-/// Loads one case folder; the first problem found is the error.
+/// Loads one case from [`discover`] (a case folder, or a Decathlon image); the first problem found
+/// is the error.
 pub fn load_case(dir: &Path, convention: LabelConvention) -> Result<Case> {
+    if dir.is_file() {
+        let (ds, case) = msd_case(dir)?;
+        return ds.load(&case, convention);
+    }
     let files = case_files(dir).map_err(first)?;
     let (case, problems) = read_case_checked(&files, convention);
     match case {
@@ -403,6 +454,18 @@ pub struct CheckReport {
 /// Validates every case of a dataset in one pass, collecting all problems.
 pub fn check_dataset(root: &Path, opts: &DatasetOptions) -> Result<CheckReport> {
     let dirs = discover(root, opts)?;
+    if crate::msd::is_msd(root) {
+        let ds = crate::msd::read_dataset(root)?;
+        let problems: Vec<CoreError> = ds
+            .cases
+            .par_iter()
+            .filter_map(|c| ds.load(c, opts.convention).err())
+            .collect();
+        return Ok(CheckReport {
+            cases: ds.cases.len(),
+            problems,
+        });
+    }
     let problems: Vec<Vec<CoreError>> = dirs
         .par_iter()
         .map(|dir| match case_files(dir) {

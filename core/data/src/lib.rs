@@ -10,6 +10,7 @@ pub mod brats;
 pub mod error;
 pub mod labels;
 pub mod metrics;
+pub mod msd;
 pub mod nifti_io;
 pub mod phantom;
 pub mod preprocess;

@@ -55,6 +55,9 @@ pub enum DatasetKind {
     Brats2021,
     /// BraTS 2023 adult glioma as downloaded (`BraTS-GLI-…-t1n.nii.gz` naming; labels 0, 1, 2, 3).
     Brats2023,
+    /// The Decathlon's `Task01_BrainTumour` (`path` holds `dataset.json`; labels `msd`).
+    #[serde(rename = "msd_task01")]
+    MsdTask01,
     /// The procedural BraTS-like phantom, generated into `path` on first use.
     Phantom,
 }
@@ -70,7 +73,7 @@ pub struct DatasetConfig {
     /// Folder in the BraTS layout (for a phantom: where it is generated).
     pub path: PathBuf,
     /// Label convention; default the kind's own (brats2019 for BraTS 2019–2021 and the phantom,
-    /// brats2023 for BraTS 2023).
+    /// brats2023 for BraTS 2023, msd for the Decathlon's Task01).
     #[serde(default)]
     pub labels: Option<String>,
     /// Seed of the train/test split.
@@ -96,6 +99,7 @@ impl DatasetConfig {
     pub fn convention(&self) -> Result<LabelConvention> {
         let default = match self.kind {
             DatasetKind::Brats2023 => "brats2023",
+            DatasetKind::MsdTask01 => "msd",
             _ => "brats2019",
         };
         LabelConvention::parse(self.labels.as_deref().unwrap_or(default)).map_err(|e| {

@@ -144,9 +144,7 @@ pub fn prepare(cfg: &DatasetConfig) -> Result<PreparedData> {
 }
 
 fn dir_id(dir: &Path) -> String {
-    dir.file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default()
+    crate::brats::case_id(dir)
 }
 
 #[cfg(test)]

@@ -1,0 +1,193 @@
+//! The Medical Segmentation Decathlon's `Task01_BrainTumour` as downloaded: `dataset.json` lists
+//! the cases (`training: [{image: ./imagesTr/BRATS_001.nii.gz, label: ./labelsTr/BRATS_001.nii.gz}]`;
+//! never a folder glob, since the released archive also carries `._BRATS_*` AppleDouble files), each
+//! image one 4-D NIfTI whose channels `dataset.json`'s `modality` names (FLAIR, T1w, t1gd, T2w), and
+//! labels 1 oedema / 2 non-enhancing tumour / 3 enhancing tumour (`LabelConvention::Msd`).
+
+use std::path::{Path, PathBuf};
+
+use ndarray::{Array4, Axis};
+use serde::Deserialize;
+
+use crate::error::{CoreError, Result};
+use crate::labels::LabelConvention;
+use crate::nifti_io::{read_labels, read_volumes};
+use crate::volume::{Case, Modality};
+
+/// The file that marks a Decathlon task folder.
+pub const DATASET_JSON: &str = "dataset.json";
+
+#[derive(Debug, Deserialize)]
+struct DatasetJson {
+    modality: std::collections::BTreeMap<String, String>,
+    training: Vec<Pair>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Pair {
+    image: String,
+    label: String,
+}
+
+/// One case of a Decathlon task.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MsdCase {
+    /// Identifier: the image file name without `.nii.gz` (`BRATS_001`).
+    pub id: String,
+    /// The 4-D image.
+    pub image: PathBuf,
+    /// The label map.
+    pub label: PathBuf,
+}
+
+/// A Decathlon task folder read through its `dataset.json`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MsdDataset {
+    /// The task folder.
+    pub root: PathBuf,
+    /// Training cases in `dataset.json` order.
+    pub cases: Vec<MsdCase>,
+    /// For each of [`Modality::ALL`], the image channel that holds it.
+    pub channels: [usize; 4],
+}
+
+/// Whether `root` is a Decathlon task folder (it holds `dataset.json`).
+pub fn is_msd(root: &Path) -> bool {
+    root.join(DATASET_JSON).is_file()
+}
+
+/// Our modality for a `dataset.json` modality name.
+fn modality_of(name: &str) -> Option<Modality> {
+    match name.to_ascii_lowercase().as_str() {
+        "flair" | "t2f" => Some(Modality::Flair),
+        "t1w" | "t1" | "t1n" => Some(Modality::T1),
+        "t1gd" | "t1ce" | "t1c" => Some(Modality::T1ce),
+        "t2w" | "t2" => Some(Modality::T2),
+        _ => None,
+    }
+}
+
+fn file_id(path: &Path) -> String {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    name.trim_end_matches(".gz")
+        .trim_end_matches(".nii")
+        .to_string()
+}
+
+/// Reads `root/dataset.json`: the training cases and the channel of each modality.
+pub fn read_dataset(root: &Path) -> Result<MsdDataset> {
+    let path = root.join(DATASET_JSON);
+    let text = std::fs::read_to_string(&path).map_err(|e| CoreError::io(&path, e))?;
+    let json: DatasetJson =
+        serde_json::from_str(&text).map_err(|e| CoreError::codec(path.display().to_string(), e))?;
+    let mut channels = [usize::MAX; 4];
+    for (index, name) in &json.modality {
+        let channel: usize = index.parse().map_err(|_| {
+            CoreError::invalid(
+                format!("{}: modality", path.display()),
+                format!("key `{index}`; expected a channel number"),
+            )
+        })?;
+        if let Some(m) = modality_of(name) {
+            channels[Modality::ALL.iter().position(|&x| x == m).unwrap_or(0)] = channel;
+        }
+    }
+    if let Some(missing) = (0..4).find(|&i| channels[i] == usize::MAX) {
+        return Err(CoreError::invalid(
+            format!("{}: modality", path.display()),
+            format!(
+                "{:?}: no channel for {}; expected FLAIR, T1w, t1gd and T2w",
+                json.modality,
+                Modality::ALL[missing].display()
+            ),
+        ));
+    }
+    let cases = json
+        .training
+        .iter()
+        .map(|p| {
+            let image = root.join(p.image.trim_start_matches("./"));
+            MsdCase {
+                id: file_id(&image),
+                label: root.join(p.label.trim_start_matches("./")),
+                image,
+            }
+        })
+        .collect();
+    Ok(MsdDataset {
+        root: root.to_path_buf(),
+        cases,
+        channels,
+    })
+}
+
+impl MsdDataset {
+    /// The case whose image is `image`, if `dataset.json` lists it.
+    pub fn case(&self, image: &Path) -> Option<&MsdCase> {
+        self.cases.iter().find(|c| c.image == image)
+    }
+
+    /// Loads one case: the 4-D image with its channels in our order, the labels checked against
+    /// `convention` (the error names the file, the values and the convention that would fit).
+    pub fn load(&self, case: &MsdCase, convention: LabelConvention) -> Result<Case> {
+        let bad = |file: &Path, problem: String| CoreError::Dataset {
+            case: case.id.clone(),
+            file: file.to_path_buf(),
+            problem,
+        };
+        let vols = read_volumes(&case.image)?;
+        let count = vols.data.len_of(Axis(0));
+        if let Some(&c) = self.channels.iter().find(|&&c| c >= count) {
+            return Err(bad(
+                &case.image,
+                format!("{count} volumes, but dataset.json names channel {c}; expected 4 (FLAIR, T1w, t1gd, T2w)"),
+            ));
+        }
+        let (_, z, y, x) = vols.data.dim();
+        let mut image = Array4::<f32>::zeros((4, z, y, x));
+        for (ours, &theirs) in self.channels.iter().enumerate() {
+            image
+                .index_axis_mut(Axis(0), ours)
+                .assign(&vols.data.index_axis(Axis(0), theirs));
+        }
+        let (grid, label) = read_labels(&case.label)?;
+        if grid.dims != vols.grid.dims {
+            return Err(bad(
+                &case.label,
+                format!(
+                    "shape {:?} differs from the image's {:?}",
+                    grid.dims, vols.grid.dims
+                ),
+            ));
+        }
+        let mut seen = [false; 256];
+        label.iter().for_each(|&v| seen[v as usize] = true);
+        let invalid: Vec<u8> = (0..=255u8)
+            .filter(|&v| seen[v as usize] && !convention.is_valid(v))
+            .collect();
+        if !invalid.is_empty() {
+            let hint = convention
+                .hint_for(&invalid)
+                .map(|h| format!("; {h}"))
+                .unwrap_or_default();
+            return Err(bad(
+                &case.label,
+                format!(
+                    "label values {invalid:?} are outside the {} convention {:?}{hint}",
+                    convention.name(),
+                    convention.valid_labels()
+                ),
+            ));
+        }
+        Ok(Case {
+            id: case.id.clone(),
+            image,
+            label,
+            grid: vols.grid,
+            convention,
+        })
+    }
+}
