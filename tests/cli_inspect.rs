@@ -13,7 +13,11 @@ fn inspect_json_reports_header_and_statistics_over_scaled_finite_voxels() {
     let mut h = Nifti1::new([2, 2, 2], 16, 32);
     h.scl_slope = 2.0;
     h.scl_inter = 1.0;
-    write(&p, &h.bytes(&bytes));
+    // Fields dsma does not use, set by hand at their NIfTI-1 offsets: cal_max (124), intent_name (328).
+    let mut file = h.bytes(&bytes);
+    file[124..128].copy_from_slice(&7.5f32.to_le_bytes());
+    file[328..333].copy_from_slice(b"label");
+    write(&p, &file);
     let (code, out, err) = dsma(&["inspect", p.to_str().unwrap(), "--json"]);
     assert_eq!(code, 0, "{err}");
     let j: serde_json::Value = serde_json::from_str(&out).unwrap();
@@ -26,6 +30,31 @@ fn inspect_json_reports_header_and_statistics_over_scaled_finite_voxels() {
     assert_eq!(j["dims"], serde_json::json!([2, 2, 2]));
     assert_eq!(j["datatype"], "float32");
     assert_eq!(j["scl_slope"], 2.0);
+    // Every header field is reported, including those dsma does not use.
+    for field in [
+        "magic",
+        "dim_info",
+        "intent_code",
+        "intent_p",
+        "intent_name",
+        "slice_code",
+        "slice_start",
+        "slice_end",
+        "slice_duration",
+        "cal_min",
+        "cal_max",
+        "toffset",
+        "aux_file",
+    ] {
+        assert!(
+            j["other"].get(field).is_some(),
+            "{field} missing: {}",
+            j["other"]
+        );
+    }
+    assert_eq!(j["other"]["magic"], "n+1");
+    assert_eq!(j["other"]["cal_max"], 7.5);
+    assert_eq!(j["other"]["intent_name"], "label");
     let (code, text, _) = dsma(&["inspect", p.to_str().unwrap()]);
     assert_eq!(code, 0);
     assert!(

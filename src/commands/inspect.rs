@@ -119,6 +119,11 @@ fn print_json(
         "sform_code": h.sform_code,
         "affine": vol.grid.affine,
         "descrip": h.descrip,
+        "xyzt_units": h.xyzt_units,
+        "quatern_bcd": h.quatern,
+        "qoffset": h.qoffset,
+        "srow": h.srow,
+        "other": h.other,
         "voxels": vol.data.len(),
         "finite_count": st.finite,
         "sum": st.sum,
@@ -171,6 +176,29 @@ fn print_text(args: &Args, vol: &NiftiVolumes, st: &Stats, per_volume: &[Stats])
             .join(" × ")
     );
     println!("vox_offset  {}", h.vox_offset);
+    let o = &h.other;
+    println!(
+        "magic       {:?}   dim_info {}   xyzt_units {}",
+        o.magic, o.dim_info, h.xyzt_units
+    );
+    println!(
+        "intent      code {}   p1..p3 {:?}   name {:?}",
+        o.intent_code, o.intent_p, o.intent_name
+    );
+    println!(
+        "slice       code {}   start {}   end {}   duration {}",
+        o.slice_code, o.slice_start, o.slice_end, o.slice_duration
+    );
+    println!(
+        "cal         min {}   max {}   toffset {}",
+        o.cal_min, o.cal_max, o.toffset
+    );
+    println!("descrip     {:?}   aux_file {:?}", h.descrip, o.aux_file);
+    println!(
+        "quatern     b c d {:?}   qoffset {:?}",
+        h.quatern, h.qoffset
+    );
+    println!("srow        {:?}", h.srow);
     println!("scl_slope   {}   scl_inter {}", h.scl_slope, h.scl_inter);
     println!("qform_code  {}   sform_code {}", h.qform_code, h.sform_code);
     println!(

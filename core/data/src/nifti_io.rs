@@ -61,6 +61,45 @@ pub struct NiftiHeader {
     pub xyzt_units: i32,
     /// Free-text description.
     pub descrip: String,
+    /// The fields dsma does not interpret, kept for `dsma inspect`.
+    pub other: OtherFields,
+}
+
+/// The header fields dsma reads but does not use (printed by `dsma inspect`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OtherFields {
+    /// `magic` (`n+1`, `ni1`, `n+2`, `ni2`).
+    pub magic: String,
+    /// `dim_info` (frequency, phase and slice dimensions, 2 bits each).
+    pub dim_info: u8,
+    /// `intent_code`.
+    pub intent_code: i32,
+    /// `intent_p1`, `intent_p2`, `intent_p3`.
+    pub intent_p: [f64; 3],
+    /// `intent_name`.
+    pub intent_name: String,
+    /// `slice_code`.
+    pub slice_code: i32,
+    /// `slice_start`.
+    pub slice_start: i64,
+    /// `slice_end`.
+    pub slice_end: i64,
+    /// `slice_duration`.
+    pub slice_duration: f64,
+    /// `cal_min`.
+    pub cal_min: f64,
+    /// `cal_max`.
+    pub cal_max: f64,
+    /// `toffset`.
+    pub toffset: f64,
+    /// `aux_file`.
+    pub aux_file: String,
+}
+
+/// A NUL-terminated header string.
+fn c_string(bytes: &[u8]) -> String {
+    let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+    String::from_utf8_lossy(&bytes[..end]).into_owned()
 }
 
 /// A voxel datatype dsma can read.
@@ -456,6 +495,21 @@ fn parse_nifti1(bytes: &[u8]) -> std::result::Result<NiftiHeader, String> {
         srow: [row(h.srow_x), row(h.srow_y), row(h.srow_z)],
         xyzt_units: h.xyzt_units as i32,
         descrip: String::from_utf8_lossy(&h.descrip[..descrip_end]).into_owned(),
+        other: OtherFields {
+            magic: c_string(&h.magic),
+            dim_info: h.dim_info,
+            intent_code: h.intent_code as i32,
+            intent_p: [f(h.intent_p1), f(h.intent_p2), f(h.intent_p3)],
+            intent_name: c_string(&h.intent_name),
+            slice_code: h.slice_code as i32,
+            slice_start: h.slice_start as i64,
+            slice_end: h.slice_end as i64,
+            slice_duration: f(h.slice_duration),
+            cal_min: f(h.cal_min),
+            cal_max: f(h.cal_max),
+            toffset: f(h.toffset),
+            aux_file: c_string(&h.aux_file),
+        },
     })
 }
 
@@ -476,6 +530,18 @@ mod n2 {
     pub const QUATERN_B: usize = 352;
     pub const SROW_X: usize = 400;
     pub const XYZT_UNITS: usize = 500;
+    pub const INTENT_P1: usize = 80;
+    pub const CAL_MAX: usize = 192;
+    pub const CAL_MIN: usize = 200;
+    pub const SLICE_DURATION: usize = 208;
+    pub const TOFFSET: usize = 216;
+    pub const SLICE_START: usize = 224;
+    pub const SLICE_END: usize = 232;
+    pub const AUX_FILE: usize = 320;
+    pub const SLICE_CODE: usize = 496;
+    pub const INTENT_CODE: usize = 504;
+    pub const INTENT_NAME: usize = 508;
+    pub const DIM_INFO: usize = 524;
 }
 
 struct Fields<'a> {
@@ -545,6 +611,21 @@ fn parse_nifti2(bytes: &[u8], order: ByteOrder) -> std::result::Result<NiftiHead
         }),
         xyzt_units: r.i32(n2::XYZT_UNITS),
         descrip: String::from_utf8_lossy(&descrip[..descrip_end]).into_owned(),
+        other: OtherFields {
+            magic: c_string(&bytes[n2::MAGIC..n2::MAGIC + 8]),
+            dim_info: bytes[n2::DIM_INFO],
+            intent_code: r.i32(n2::INTENT_CODE),
+            intent_p: std::array::from_fn(|i| r.f64(n2::INTENT_P1 + 8 * i)),
+            intent_name: c_string(&bytes[n2::INTENT_NAME..n2::INTENT_NAME + 16]),
+            slice_code: r.i32(n2::SLICE_CODE),
+            slice_start: r.i64(n2::SLICE_START),
+            slice_end: r.i64(n2::SLICE_END),
+            slice_duration: r.f64(n2::SLICE_DURATION),
+            cal_min: r.f64(n2::CAL_MIN),
+            cal_max: r.f64(n2::CAL_MAX),
+            toffset: r.f64(n2::TOFFSET),
+            aux_file: c_string(&bytes[n2::AUX_FILE..n2::AUX_FILE + 24]),
+        },
     })
 }
 
