@@ -476,3 +476,44 @@ fn the_run_record_keeps_an_absolute_dataset_path_so_figures_work_from_any_folder
     );
     assert!(png.exists());
 }
+
+/// A row whose weighter does not read scores (`uniform`, and no weighter) skips the per-epoch
+/// scoring pass: weights.csv has every synthetic case with weight 1 and an empty score, and the
+/// epoch log has no mean real-case score.
+#[test]
+fn rows_that_ignore_scores_are_not_scored() {
+    let tmp = tempfile::tempdir().unwrap();
+    let rows = "  - label: DTSS
+    synthesizer: {name: dtss}
+    weighter: {name: uniform}
+";
+    let exp = experiment(tmp.path(), 1, 2, rows);
+    let out = tmp.path().join("out");
+    let (code, _, stderr) = dsma(&[
+        "run",
+        exp.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let run = out.join("runs/phantom/dtss/rep-0");
+    let w = csv(&run.join("weights.csv"));
+    assert_eq!(
+        w.len(),
+        2 * 5,
+        "one row per synthetic case and stage-2 epoch"
+    );
+    assert!(
+        w.iter().all(|r| r[4].is_empty() && r[5] == "1.000000"),
+        "{w:?}"
+    );
+    let epochs = csv(&run.join("epochs.csv"));
+    assert!(
+        epochs
+            .iter()
+            .filter(|r| r[0] == "2")
+            .all(|r| r[7].is_empty()),
+        "{epochs:?}"
+    );
+}

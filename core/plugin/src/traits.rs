@@ -98,6 +98,12 @@ pub trait SampleWeighter: Send {
     fn score_kind(&self) -> ScoreKind {
         ScoreKind::Mean
     }
+    /// Whether this weighter reads the scores. `false` spares the runner the per-epoch scoring
+    /// pass (a sliding-window inference of every real and synthetic training case); such a weighter
+    /// gets no real scores and NaN synthetic scores, and `weights.csv` leaves its score column empty.
+    fn needs_scores(&self) -> bool {
+        true
+    }
     /// One weight per synthetic score, in the order of `scores.synthetic`.
     fn weights(&mut self, scores: &EpochScores<'_>) -> Result<Vec<f64>>;
     /// Everything the weighter recorded so far (per-epoch statistics, weights), for logs and figures.
@@ -129,6 +135,9 @@ pub struct UnitWeights {
 }
 
 impl SampleWeighter for UnitWeights {
+    fn needs_scores(&self) -> bool {
+        false
+    }
     fn weights(&mut self, scores: &EpochScores<'_>) -> Result<Vec<f64>> {
         self.epochs += 1;
         Ok(vec![1.0; scores.synthetic.len()])

@@ -74,7 +74,13 @@ pub fn write_weights(dir: &Path, logs: &[WeightLog], real: &[PreparedCase]) -> R
             .enumerate()
         {
             let real_case = real.get(j).map(|c| c.case.id.as_str()).unwrap_or("");
-            let _ = writeln!(csv, "{},{j},{src},{real_case},{score:.6},{w:.6}", log.epoch);
+            // An empty score: the row's weighter does not read scores, so none were computed.
+            let score = if score.is_nan() {
+                String::new()
+            } else {
+                format!("{score:.6}")
+            };
+            let _ = writeln!(csv, "{},{j},{src},{real_case},{score},{w:.6}", log.epoch);
         }
     }
     write_atomic(&dir.join("weights.csv"), csv.as_bytes())

@@ -577,7 +577,8 @@ fn check_sizes(
     Ok(())
 }
 
-/// Scores the real training cases and this epoch's synthetic cases; asks the weighter for weights.
+/// Scores the real training cases and this epoch's synthetic cases (unless the weighter does not
+/// read scores); asks the weighter for weights.
 fn weigh<F: ModelFactory, B: KernelBackend>(
     s: &mut Session<F, B>,
     job: &RunJob<'_>,
@@ -585,19 +586,23 @@ fn weigh<F: ModelFactory, B: KernelBackend>(
     synthetic: &[Case],
     epoch: usize,
 ) -> Result<Vec<f64>> {
-    let model = s.student().valid();
-    let kind: ScoreKind = weighter.score_kind();
-    let cfg = &job.experiment.eval;
-    let real = job
-        .data
-        .train
-        .iter()
-        .map(|c| score_case::<B, F::Model<B>>(&model, &c.case, kind, cfg, &s.device))
-        .collect::<Result<Vec<_>>>()?;
-    let scores = synthetic
-        .iter()
-        .map(|c| score_case::<B, F::Model<B>>(&model, c, kind, cfg, &s.device))
-        .collect::<Result<Vec<_>>>()?;
+    let (real, scores) = if weighter.needs_scores() {
+        let model = s.student().valid();
+        let kind: ScoreKind = weighter.score_kind();
+        let cfg = &job.experiment.eval;
+        let score = |c: &Case| score_case::<B, F::Model<B>>(&model, c, kind, cfg, &s.device);
+        (
+            job.data
+                .train
+                .iter()
+                .map(|c| score(&c.case))
+                .collect::<Result<Vec<_>>>()?,
+            synthetic.iter().map(score).collect::<Result<Vec<_>>>()?,
+        )
+    } else {
+        // The weighter ignores scores (`uniform`, no weighter): no scoring pass.
+        (Vec::new(), vec![f64::NAN; synthetic.len()])
+    };
     let k = epoch - job.experiment.train.stage1.epochs;
     let weights = weighter.weights(&EpochScores {
         epoch: k,
@@ -730,8 +735,8 @@ fn run_epoch<F: ModelFactory, B: KernelBackend>(
             .state
             .weights
             .last()
-            .filter(|l| l.epoch == epoch + 1)
-            .map(|l| l.real_scores.iter().sum::<f64>() / l.real_scores.len().max(1) as f64),
+            .filter(|l| l.epoch == epoch + 1 && !l.real_scores.is_empty())
+            .map(|l| l.real_scores.iter().sum::<f64>() / l.real_scores.len() as f64),
         test_dice: None,
         wait_s,
         seconds: started.elapsed().as_secs_f64(),

@@ -27,6 +27,9 @@ impl Plugin for Uniform {
 }
 
 impl SampleWeighter for Uniform {
+    fn needs_scores(&self) -> bool {
+        self.0.needs_scores()
+    }
     fn weights(&mut self, scores: &EpochScores<'_>) -> Result<Vec<f64>> {
         self.0.weights(scores)
     }
