@@ -16,7 +16,7 @@ use burn::tensor::Tensor;
 pub use dsma_kernels::KernelBackend;
 use serde::Serialize;
 
-use crate::error::Result;
+use crate::error::{CoreError, Result};
 use crate::plugin::params::{defaults_of, parse_params, PluginParams};
 use crate::plugin::registry::ModelInfoRegistration;
 
@@ -140,6 +140,11 @@ pub trait ModelFactory: Send + Sync + 'static {
     fn validate(_params: &Self::Params) -> Result<()> {
         Ok(())
     }
+    /// Input and output channels the parameters build (`None`: not a parameter). The runner
+    /// feeds 4 modalities and trains 3 region channels (WT, TC, ET), so `check` refuses others.
+    fn channels(_params: &Self::Params) -> Option<[usize; 2]> {
+        None
+    }
     /// Builds the network on `device`.
     fn build<B: KernelBackend>(params: &Self::Params, device: &B::Device)
         -> Result<Self::Model<B>>;
@@ -178,7 +183,28 @@ pub fn parameter_count<F: ModelFactory>(params: &serde_json::Value) -> Result<us
 }
 
 fn check<F: ModelFactory>(params: &serde_json::Value) -> Result<()> {
-    F::validate(&parse_params::<F::Params>(F::NAME, params)?)
+    let p = parse_params::<F::Params>(F::NAME, params)?;
+    F::validate(&p)?;
+    if let Some([input, output]) = F::channels(&p) {
+        for (field, got, want, what) in [
+            (
+                "in_channels",
+                input,
+                4,
+                "4 modalities (FLAIR, T1, T1ce, T2)",
+            ),
+            ("out_channels", output, 3, "3 region channels (WT, TC, ET)"),
+        ] {
+            if got != want {
+                return Err(CoreError::param(
+                    F::NAME,
+                    field,
+                    format!("{got}; the runner needs {want}: {what}"),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The backend-free registration of `F`: what `dsma plugins`, parameter checks and parameter counts

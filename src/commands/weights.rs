@@ -35,6 +35,13 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    for (flag, scores) in [("--real", &args.real), ("--synthetic", &args.synthetic)] {
+        if let Some(bad) = scores.iter().find(|v| !(0.0..=1.0).contains(*v)) {
+            anyhow::bail!(
+                "{flag}: score {bad} is not a Dice value; expected every score in [0, 1]"
+            );
+        }
+    }
     let params: MasParams = parse_params("mas", &set_values(&args.set)?)?;
     let beta = params.beta;
     let mut mas = Mas::new(params)?;

@@ -305,21 +305,61 @@ const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 /// Reads the whole file at `path`, gunzipping it when it is gzip data (whatever its name).
 pub fn read_decompressed(path: &Path) -> Result<Vec<u8>> {
     let raw = std::fs::read(path).map_err(|e| CoreError::io(path, e))?;
-    if raw.len() >= 2 && raw[..2] == GZIP_MAGIC {
-        // ISIZE (last 4 bytes) is the uncompressed size modulo 2^32: a good capacity hint.
-        let hint = raw
-            .len()
-            .checked_sub(4)
-            .map(|at| u32::from_le_bytes([raw[at], raw[at + 1], raw[at + 2], raw[at + 3]]) as usize)
-            .unwrap_or(0);
-        let mut out = Vec::with_capacity(hint.max(raw.len()));
-        flate2::bufread::MultiGzDecoder::new(raw.as_slice())
-            .read_to_end(&mut out)
-            .map_err(|e| CoreError::nifti(path, format!("corrupt or truncated gzip data: {e}")))?;
-        Ok(out)
-    } else {
-        Ok(raw)
+    if raw.len() < 2 || raw[..2] != GZIP_MAGIC {
+        return Ok(raw);
     }
+    let corrupt =
+        |e: std::io::Error| CoreError::nifti(path, format!("corrupt or truncated gzip data: {e}"));
+    let mut decoder = flate2::bufread::MultiGzDecoder::new(raw.as_slice());
+    // The header says how many bytes the image needs; inflate no more than that (the gzip
+    // trailer's size field is not trusted: a small file may claim, or inflate to, gigabytes).
+    let mut out = Vec::new();
+    (&mut decoder)
+        .take(n2::SIZE as u64)
+        .read_to_end(&mut out)
+        .map_err(corrupt)?;
+    let limit = match parse_header(&out) {
+        Ok(h) => image_bytes(&h).map_err(|p| CoreError::nifti(path, p))?,
+        // Not a NIfTI header: the caller's parse reports it from what was read.
+        Err(_) => return Ok(out),
+    };
+    if limit > MAX_IMAGE_BYTES {
+        return Err(CoreError::nifti(
+            path,
+            format!(
+                "the header describes {limit} bytes of image; at most {MAX_IMAGE_BYTES} are read"
+            ),
+        ));
+    }
+    out.reserve(limit.saturating_sub(out.len()).min(1 << 30));
+    decoder
+        .take(limit.saturating_sub(out.len()) as u64)
+        .read_to_end(&mut out)
+        .map_err(corrupt)?;
+    Ok(out)
+}
+
+/// The most image bytes (header and voxels) dsma reads from one file: 16 GiB.
+const MAX_IMAGE_BYTES: usize = 16 << 30;
+
+/// Bytes a file needs for its header and every voxel, with checked arithmetic.
+fn image_bytes(h: &NiftiHeader) -> std::result::Result<usize, String> {
+    let grid_voxels = h
+        .volume_grid()?
+        .dims
+        .iter()
+        .try_fold(1usize, |a, &d| a.checked_mul(d));
+    let size = DataType::from_code(h.datatype).map_or(1, DataType::size);
+    grid_voxels
+        .and_then(|v| v.checked_mul(h.volume_count().ok()?))
+        .and_then(|v| v.checked_mul(size))
+        .and_then(|v| v.checked_add(usize::try_from(h.vox_offset).ok()?))
+        .ok_or_else(|| {
+            format!(
+                "dims {:?}: the voxel count overflows",
+                &h.dim[1..=h.dim[0].clamp(1, 7) as usize]
+            )
+        })
 }
 
 /// Reads only the header of a `.nii` / `.nii.gz` file.
@@ -472,9 +512,10 @@ fn parse_nifti1(bytes: &[u8]) -> std::result::Result<NiftiHeader, String> {
         .position(|&b| b == 0)
         .unwrap_or(h.descrip.len());
     let vox_offset = h.vox_offset;
-    if !(vox_offset.is_finite() && vox_offset >= 0.0) {
+    // A single-file NIfTI-1 has its data at ≥ 352 (header + 4-byte extension flag).
+    if !(vox_offset.is_finite() && vox_offset >= 352.0) {
         return Err(format!(
-            "vox_offset = {vox_offset}, expected a non-negative number"
+            "vox_offset = {vox_offset}, expected ≥ 352 (the 348-byte header and the 4-byte extension flag come first)"
         ));
     }
     Ok(NiftiHeader {
@@ -484,8 +525,7 @@ fn parse_nifti1(bytes: &[u8]) -> std::result::Result<NiftiHeader, String> {
         datatype: h.datatype,
         bitpix: h.bitpix,
         pixdim: h.pixdim.map(f),
-        // A single-file NIfTI-1 has its data at ≥ 352 (header + 4-byte extension flag).
-        vox_offset: (vox_offset as u64).max(352),
+        vox_offset: vox_offset as u64,
         scl_slope: f(h.scl_slope),
         scl_inter: f(h.scl_inter),
         qform_code: h.qform_code,
@@ -587,8 +627,10 @@ fn parse_nifti2(bytes: &[u8], order: ByteOrder) -> std::result::Result<NiftiHead
     let dim = std::array::from_fn(|i| r.i64(n2::DIM + 8 * i));
     let pixdim = std::array::from_fn(|i| r.f64(n2::PIXDIM + 8 * i));
     let vox_offset = r.i64(n2::VOX_OFFSET);
-    if vox_offset < 0 {
-        return Err(format!("vox_offset = {vox_offset}, expected ≥ 0"));
+    if vox_offset < n2::SIZE as i64 + 4 {
+        return Err(format!(
+            "vox_offset = {vox_offset}, expected ≥ 544 (the 540-byte header and the 4-byte extension flag come first)"
+        ));
     }
     let descrip = &bytes[n2::DESCRIP..n2::DESCRIP + 80];
     let descrip_end = descrip.iter().position(|&b| b == 0).unwrap_or(80);
@@ -599,7 +641,7 @@ fn parse_nifti2(bytes: &[u8], order: ByteOrder) -> std::result::Result<NiftiHead
         datatype: r.i16(n2::DATATYPE),
         bitpix: r.i16(n2::BITPIX),
         pixdim,
-        vox_offset: (vox_offset as u64).max(n2::SIZE as u64 + 4),
+        vox_offset: vox_offset as u64,
         scl_slope: r.f64(n2::SCL_SLOPE),
         scl_inter: r.f64(n2::SCL_INTER),
         qform_code: r.i32(n2::QFORM_CODE) as i16,
@@ -645,10 +687,29 @@ fn check_data(
             h.datatype
         )
     })?;
-    let n = dims.iter().product::<usize>() * volumes;
+    if i32::from(h.bitpix) != 8 * dt.size() as i32 {
+        return Err(format!(
+            "bitpix = {} but datatype {} has {} bits per voxel",
+            h.bitpix,
+            dt.name(),
+            8 * dt.size()
+        ));
+    }
+    for (what, v) in [("scl_slope", h.scl_slope), ("scl_inter", h.scl_inter)] {
+        if v.is_infinite() {
+            return Err(format!(
+                "{what} = {v}; expected a finite number (0 or NaN slope: unscaled)"
+            ));
+        }
+    }
+    let overflow = || format!("dims {dims:?} × {volumes} volumes: the voxel count overflows");
+    let n = dims
+        .iter()
+        .try_fold(volumes, |a, &d| a.checked_mul(d))
+        .ok_or_else(overflow)?;
     let start = usize::try_from(h.vox_offset)
         .map_err(|_| format!("vox_offset {} too large", h.vox_offset))?;
-    let need = n * dt.size();
+    let need = n.checked_mul(dt.size()).ok_or_else(overflow)?;
     let have = bytes.len().saturating_sub(start);
     if have < need {
         return Err(format!(

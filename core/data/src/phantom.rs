@@ -264,7 +264,19 @@ pub fn case_id(index: usize) -> String {
     format!("Phantom_{index:03}")
 }
 
+/// The largest phantom edge (voxels); BraTS volumes are 240×240×155.
+const MAX_EDGE: usize = 1024;
+
 fn validate_size(size: [usize; 3]) -> Result<()> {
+    if size.iter().any(|&s| s > MAX_EDGE) {
+        return Err(CoreError::invalid(
+            "phantom size",
+            format!(
+                "{}×{}×{}: every edge must be at most {MAX_EDGE} voxels (BraTS is 240×240×155)",
+                size[0], size[1], size[2]
+            ),
+        ));
+    }
     if size.iter().any(|&s| s < MIN_EDGE) {
         return Err(CoreError::invalid(
             "phantom size",

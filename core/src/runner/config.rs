@@ -337,6 +337,19 @@ impl Experiment {
                 format!("{}; expected a value in [0, 1)", t.ema_decay),
             ));
         }
+        let w = &self.eval.window;
+        if !(0.0..1.0).contains(&w.overlap) {
+            return Err(CoreError::invalid(
+                "eval.window.overlap",
+                format!("{}; expected a value in [0, 1)", w.overlap),
+            ));
+        }
+        if w.patch.contains(&0) {
+            return Err(CoreError::invalid(
+                "eval.window.patch",
+                format!("{:?}; every edge must be ≥ 1", w.patch),
+            ));
+        }
         if !(0.0..=1.0).contains(&self.eval.threshold) {
             return Err(CoreError::invalid(
                 "eval.threshold",

@@ -393,6 +393,10 @@ impl ModelFactory for NestedFormerFactory {
         Ok(())
     }
 
+    fn channels(p: &NestedFormerParams) -> Option<[usize; 2]> {
+        Some([p.modalities, p.out_channels])
+    }
+
     fn build<B: KernelBackend>(
         p: &NestedFormerParams,
         device: &B::Device,

@@ -298,6 +298,10 @@ impl ModelFactory for UNet3dFactory {
         Ok(())
     }
 
+    fn channels(p: &UNet3dParams) -> Option<[usize; 2]> {
+        Some([p.in_channels, p.out_channels])
+    }
+
     fn build<B: KernelBackend>(p: &UNet3dParams, device: &B::Device) -> Result<UNet3d<B>> {
         Self::validate(p)?;
         Ok(UNet3d::new(p, device))
