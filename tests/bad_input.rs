@@ -174,3 +174,30 @@ fn out_of_range_values_on_the_command_line_and_in_yaml_are_named() {
         &["in_channels", "4 modalities"],
     );
 }
+
+#[test]
+fn duplicate_yaml_keys_and_alias_bombs_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dup = tmp.path().join("dup.yaml");
+    std::fs::write(
+        &dup,
+        "name: x\nrows:\n  - label: a\n    weighter: {name: mas}\n    weighter: {name: uniform}\n",
+    )
+    .unwrap();
+    refused(
+        &["validate", dup.to_str().unwrap()],
+        &["dup.yaml", "line 3", "duplicate entry", "weighter"],
+    );
+    // "Billion laughs": nine levels of nine aliases each.
+    let mut text = String::from("a0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n");
+    for i in 1..10 {
+        let refs = vec![format!("*a{}", i - 1); 9].join(", ");
+        text.push_str(&format!("a{i}: &a{i} [{refs}]\n"));
+    }
+    let bomb = tmp.path().join("bomb.yaml");
+    std::fs::write(&bomb, text).unwrap();
+    refused(
+        &["validate", bomb.to_str().unwrap()],
+        &["bomb.yaml", "repetition limit"],
+    );
+}

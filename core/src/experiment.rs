@@ -64,6 +64,8 @@ fn read_chain(path: &Path, chain: &mut Vec<Source>) -> Result<()> {
         ));
     }
     let text = std::fs::read_to_string(path).map_err(|e| CoreError::io(path, e))?;
+    // YAML's own value type refuses duplicate keys (with their line); JSON's map would keep the last.
+    yaml_serde::from_str::<yaml_serde::Value>(&text).map_err(|e| yaml_error(path, e))?;
     let doc: Value = yaml_serde::from_str(&text).map_err(|e| yaml_error(path, e))?;
     if !doc.is_object() {
         return Err(CoreError::invalid(
