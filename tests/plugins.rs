@@ -25,9 +25,22 @@ fn example_library() -> PathBuf {
         std::env::consts::DLL_PREFIX,
         std::env::consts::DLL_SUFFIX
     );
-    let target = repo().join("target/plugin-test");
+    // A folder of its own inside the outer target folder (never that folder itself, whose lock
+    // the outer cargo holds); offline and locked, as the outer build already fetched everything.
+    let outer = std::env::var_os("CARGO_TARGET_DIR")
+        .map(|d| repo().join(d))
+        .unwrap_or_else(|| repo().join("target"));
+    let target = outer.join("plugin-test");
     let status = Command::new(env!("CARGO"))
-        .args(["build", "-q", "-p", "example-dylib", "--target-dir"])
+        .args([
+            "build",
+            "-q",
+            "--offline",
+            "--locked",
+            "-p",
+            "example-dylib",
+            "--target-dir",
+        ])
         .arg(&target)
         .current_dir(repo())
         .status()

@@ -333,6 +333,7 @@ fn stage1<F: ModelFactory, B: KernelBackend>(
                 s.save(&dirs.stage1, &format!("epoch-{:05}", s.state.epoch), &[])?;
             }
             run_dir::write_records(job.stage1_dir, &s.state.records)?;
+            abort_hook(s.state.epoch);
         }
     }
     let done = s.state.records.iter().filter(|r| r.stage == 1).count();
@@ -432,6 +433,7 @@ fn stage2<F: ModelFactory, B: KernelBackend>(
             run_dir::write_records(job.run_dir, &s.state.records)?;
             run_dir::write_weights(job.run_dir, &s.state.weights, &job.data.train)?;
             run_dir::write_json(job.run_dir, "weighter.json", &s.state.weighter)?;
+            abort_hook(s.state.epoch);
         }
         drop(sets);
         Ok(())
@@ -441,6 +443,16 @@ fn stage2<F: ModelFactory, B: KernelBackend>(
         s.save(&dirs.run, &format!("epoch-{:05}", s.state.epoch), &["best"])?;
     }
     Ok(())
+}
+
+/// Test-only crash point: with `DSMA_TEST_ABORT_AFTER_EPOCH=n` the process aborts (as a kill -9
+/// would: no destructors, no flushing) right after epoch `n`'s checkpoint and logs are written, so
+/// crash-and-resume tests stop at a chosen point instead of racing a kill against the run.
+fn abort_hook(epoch: usize) {
+    let wanted = std::env::var("DSMA_TEST_ABORT_AFTER_EPOCH").ok();
+    if wanted.and_then(|v| v.parse::<usize>().ok()) == Some(epoch) {
+        std::process::abort();
+    }
 }
 
 /// The synthetic sets of stage 2's epochs: from the background queue (a fresh set per epoch, or
