@@ -839,10 +839,15 @@ pub fn write_volume<T: NiftiElement>(path: &Path, data: ArrayView3<T>, grid: &Gr
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let compressed = name.ends_with(".gz");
-    // The crate picks the file name from the extension, so write to a temp sibling with the same suffix.
+    // The crate rebuilds the file name from its extensions (`set_extension("")`, then `.nii` or
+    // `.nii.gz`), so the temp sibling has no other dot: a dotted stem would be cut (`.u.nii.7.nii`
+    // became `.u.nii.nii`, and uncompressed writes failed).
+    let stem: String = name
+        .chars()
+        .map(|c| if c == '.' { '_' } else { c })
+        .collect();
     let tmp = path.with_file_name(format!(
-        ".{}.{}.tmp{}",
-        name,
+        ".dsma-tmp-{}-{stem}{}",
         std::process::id(),
         if compressed { ".nii.gz" } else { ".nii" }
     ));
