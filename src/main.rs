@@ -8,7 +8,19 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
-    let cli = commands::Cli::parse();
+    // Every refused input exits 1, command-line values included (clap's own code for them is 2);
+    // `--help` and `--version` print and exit 0.
+    let cli = match commands::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
     match commands::run(cli) {
         Ok(code) => code,
         Err(e) => {

@@ -127,7 +127,10 @@ fn cli_writes_a_dataset_and_a_preview_png() {
     assert_eq!(&bytes[1..4], b"PNG");
     assert!(out.join("Phantom_001/Phantom_001_seg.nii.gz").is_file());
     let (code, _, stderr) = dsma(&["phantom", "--out", out.to_str().unwrap(), "--size", "8,8"]);
-    assert_eq!(code, 2, "clap rejects a malformed size: {stderr}");
+    assert_eq!(
+        code, 1,
+        "a malformed size is refused like every bad input: {stderr}"
+    );
     assert!(stderr.contains("8,8"), "{stderr}");
     let (code, _, stderr) = dsma(&["phantom", "--out", out.to_str().unwrap(), "--size", "8,8,8"]);
     assert_eq!(code, 1);

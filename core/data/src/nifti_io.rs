@@ -498,6 +498,17 @@ fn parse_nifti1(bytes: &[u8]) -> std::result::Result<NiftiHeader, String> {
             bytes.len()
         ));
     }
+    // The nifti crate takes a dim[0] outside 1..=7 as a sign of the other byte order and would
+    // report on byte-swapped fields; sizeof_hdr has already fixed the order, so say it directly.
+    let little = i32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) == 348;
+    let dim0 = if little {
+        i16::from_le_bytes([bytes[40], bytes[41]])
+    } else {
+        i16::from_be_bytes([bytes[40], bytes[41]])
+    };
+    if !(1..=7).contains(&dim0) {
+        return Err(format!("dim[0] = {dim0}, expected 1..=7"));
+    }
     let h = nifti::NiftiHeader::from_reader(&bytes[..348])
         .map_err(|e| format!("invalid NIfTI-1 header: {e}"))?;
     let byte_order = match h.endianness {

@@ -118,13 +118,13 @@ impl PatchConfig {
     pub fn validate(&self) -> Result<()> {
         if self.size.contains(&0) {
             return Err(CoreError::invalid(
-                "patch.size",
+                "train.patch.size",
                 format!("{:?}; every edge must be ≥ 1", self.size),
             ));
         }
         for (name, v) in [
-            ("patch.tumour_share", self.tumour_share),
-            ("patch.flip_probability", self.flip_probability),
+            ("train.patch.tumour_share", self.tumour_share),
+            ("train.patch.flip_probability", self.flip_probability),
         ] {
             if !(0.0..=1.0).contains(&v) {
                 return Err(CoreError::invalid(
@@ -334,6 +334,6 @@ mod tests {
             .validate()
             .unwrap_err()
             .to_string()
-            .contains("patch.tumour_share"));
+            .contains("train.patch.tumour_share"));
     }
 }
