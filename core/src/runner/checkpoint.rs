@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::atomic_file::write_atomic;
 use crate::error::{CoreError, Result};
+use crate::runner::crash_point::{self, CrashPoint};
 
 /// Format version of `state.json`.
 pub const FORMAT: u32 = 1;
@@ -71,6 +72,11 @@ pub fn save(dir: &Path, name: &str, ckpt: &Checkpoint, keep: &[&str]) -> Result<
     let json = serde_json::to_vec_pretty(&envelope)
         .map_err(|e| CoreError::codec("checkpoint state", e))?;
     write_atomic(&tmp.join("state.json"), &json)?;
+    let number = name
+        .trim_start_matches(|c: char| !c.is_ascii_digit())
+        .parse()
+        .unwrap_or(0);
+    crash_point::hit(CrashPoint::Checkpoint, number);
     if target.exists() {
         std::fs::remove_dir_all(&target).map_err(|e| CoreError::io(&target, e))?;
     }

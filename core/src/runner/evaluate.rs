@@ -14,6 +14,7 @@ use crate::model::SegmentationModel;
 use crate::nifti_io::write_volume;
 use crate::plugin::ScoreKind;
 use crate::runner::config::EvalConfig;
+use crate::runner::crash_point::{self, CrashPoint};
 use crate::runner::data::PreparedCase;
 use crate::runner::CaseResult;
 use crate::volume::Case;
@@ -52,7 +53,7 @@ pub fn evaluate<B: Backend, M: SegmentationModel<B>>(
     predictions: Option<&Path>,
 ) -> Result<Vec<CaseResult>> {
     let mut out = Vec::with_capacity(test.len());
-    for c in test {
+    for (i, c) in test.iter().enumerate() {
         let pred = c.uncrop(&predict::<B, M>(model, &c.case, cfg, device)?);
         let metrics = case_metrics(
             pred.view(),
@@ -61,12 +62,14 @@ pub fn evaluate<B: Backend, M: SegmentationModel<B>>(
             c.original_grid.spacing_zyx(),
             &cfg.metrics,
         );
+        crash_point::hit(CrashPoint::Evaluate, i);
         if let Some(dir) = predictions {
             write_volume(
                 &dir.join(format!("{}.nii.gz", c.case.id)),
                 pred.view(),
                 &c.original_grid,
             )?;
+            crash_point::hit(CrashPoint::Export, i);
         }
         out.push(CaseResult {
             id: c.case.id.clone(),

@@ -6,6 +6,7 @@
 
 pub mod checkpoint;
 pub mod config;
+pub mod crash_point;
 pub mod curves;
 pub mod data;
 pub mod evaluate;

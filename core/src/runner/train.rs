@@ -36,6 +36,7 @@ use crate::plugin::{parse_params, EpochScores, SampleWeighter, ScoreKind, Traina
 use crate::preprocess::{foreground_indices, sample_patch};
 use crate::runner::checkpoint::{self, Checkpoint};
 use crate::runner::config::{Report, TrainConfig};
+use crate::runner::crash_point::{self, CrashPoint};
 use crate::runner::evaluate::{evaluate, labels_from_probabilities, mean_metrics, score_case};
 use crate::runner::module_state::{ema_update, materialize, parameter_paths, require_grad};
 use crate::runner::run_dir::{self, WeightLog};
@@ -333,7 +334,7 @@ fn stage1<F: ModelFactory, B: KernelBackend>(
                 s.save(&dirs.stage1, &format!("epoch-{:05}", s.state.epoch), &[])?;
             }
             run_dir::write_records(job.stage1_dir, &s.state.records)?;
-            abort_hook(s.state.epoch);
+            crash_point::hit(CrashPoint::Epoch, s.state.epoch);
         }
     }
     let done = s.state.records.iter().filter(|r| r.stage == 1).count();
@@ -433,7 +434,7 @@ fn stage2<F: ModelFactory, B: KernelBackend>(
             run_dir::write_records(job.run_dir, &s.state.records)?;
             run_dir::write_weights(job.run_dir, &s.state.weights, &job.data.train)?;
             run_dir::write_json(job.run_dir, "weighter.json", &s.state.weighter)?;
-            abort_hook(s.state.epoch);
+            crash_point::hit(CrashPoint::Epoch, s.state.epoch);
         }
         drop(sets);
         Ok(())
@@ -443,16 +444,6 @@ fn stage2<F: ModelFactory, B: KernelBackend>(
         s.save(&dirs.run, &format!("epoch-{:05}", s.state.epoch), &["best"])?;
     }
     Ok(())
-}
-
-/// Test-only crash point: with `DSMA_TEST_ABORT_AFTER_EPOCH=n` the process aborts (as a kill -9
-/// would: no destructors, no flushing) right after epoch `n`'s checkpoint and logs are written, so
-/// crash-and-resume tests stop at a chosen point instead of racing a kill against the run.
-fn abort_hook(epoch: usize) {
-    let wanted = std::env::var("DSMA_TEST_ABORT_AFTER_EPOCH").ok();
-    if wanted.and_then(|v| v.parse::<usize>().ok()) == Some(epoch) {
-        std::process::abort();
-    }
 }
 
 /// The synthetic sets of stage 2's epochs: from the background queue (a fresh set per epoch, or
