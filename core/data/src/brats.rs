@@ -137,12 +137,15 @@ pub fn case_id(dir: &Path) -> String {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| dir.display().to_string());
     if dir.is_file() {
-        name.trim_end_matches(".gz")
-            .trim_end_matches(".nii")
-            .to_string()
+        nifti_stem(&name).to_string()
     } else {
         name
     }
+}
+
+/// A NIfTI file name without `.nii` / `.nii.gz` (`BRATS_001.nii.gz` → `BRATS_001`).
+pub(crate) fn nifti_stem(name: &str) -> &str {
+    name.trim_end_matches(".gz").trim_end_matches(".nii")
 }
 
 /// The Decathlon dataset and case of an image path from [`discover`] (`<root>/imagesTr/<id>.nii.gz`).
@@ -302,36 +305,34 @@ fn check_grids(id: &str, grids: &[(&Path, Grid)], problems: &mut Vec<CoreError>)
     }
 }
 
-/// The label map may only hold the values of `convention`.
-fn check_label_values(
+/// The error for a label map holding values outside `convention` (naming the file, the values
+/// and the convention that would fit), if it does.
+pub(crate) fn label_problem(
     id: &str,
     seg: &Path,
     label: &ndarray::Array3<u8>,
     convention: LabelConvention,
-    problems: &mut Vec<CoreError>,
-) {
-    let invalid: Vec<u8> = {
-        let mut seen = [false; 256];
-        label.iter().for_each(|&v| seen[v as usize] = true);
-        (0..=255u8)
-            .filter(|&v| seen[v as usize] && !convention.is_valid(v))
-            .collect()
-    };
-    if !invalid.is_empty() {
-        problems.push(dataset_err(
+) -> Option<CoreError> {
+    let mut seen = [false; 256];
+    label.iter().for_each(|&v| seen[v as usize] = true);
+    let invalid: Vec<u8> = (0..=255u8)
+        .filter(|&v| seen[v as usize] && !convention.is_valid(v))
+        .collect();
+    (!invalid.is_empty()).then(|| {
+        let hint = convention
+            .hint_for(&invalid)
+            .map(|h| format!("; {h}"))
+            .unwrap_or_default();
+        dataset_err(
             id,
             seg,
             format!(
-                "label values {invalid:?} are outside the {} convention {:?}{}",
+                "label values {invalid:?} are outside the {} convention {:?}{hint}",
                 convention.name(),
-                convention.valid_labels(),
-                convention
-                    .hint_for(&invalid)
-                    .map(|h| format!("; {h}"))
-                    .unwrap_or_default()
+                convention.valid_labels()
             ),
-        ));
-    }
+        )
+    })
 }
 
 /// Reads and validates a case, collecting every problem; returns the case only when there are none.
@@ -369,7 +370,7 @@ pub fn read_case_checked(
     }
     let label = match seg {
         Ok((grid, label)) => {
-            check_label_values(id, &files.seg, &label, convention, &mut problems);
+            problems.extend(label_problem(id, &files.seg, &label, convention));
             grids.push((&files.seg, grid));
             Some(label)
         }

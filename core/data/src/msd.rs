@@ -70,11 +70,9 @@ fn modality_of(name: &str) -> Option<Modality> {
 fn file_id(path: &Path) -> String {
     let name = path
         .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
+        .map(|n| n.to_string_lossy())
         .unwrap_or_default();
-    name.trim_end_matches(".gz")
-        .trim_end_matches(".nii")
-        .to_string()
+    crate::brats::nifti_stem(&name).to_string()
 }
 
 /// Reads `root/dataset.json`: the training cases and the channel of each modality.
@@ -163,24 +161,8 @@ impl MsdDataset {
                 ),
             ));
         }
-        let mut seen = [false; 256];
-        label.iter().for_each(|&v| seen[v as usize] = true);
-        let invalid: Vec<u8> = (0..=255u8)
-            .filter(|&v| seen[v as usize] && !convention.is_valid(v))
-            .collect();
-        if !invalid.is_empty() {
-            let hint = convention
-                .hint_for(&invalid)
-                .map(|h| format!("; {h}"))
-                .unwrap_or_default();
-            return Err(bad(
-                &case.label,
-                format!(
-                    "label values {invalid:?} are outside the {} convention {:?}{hint}",
-                    convention.name(),
-                    convention.valid_labels()
-                ),
-            ));
+        if let Some(e) = crate::brats::label_problem(&case.id, &case.label, &label, convention) {
+            return Err(e);
         }
         Ok(Case {
             id: case.id.clone(),

@@ -1,9 +1,9 @@
 //! [`KernelBackend`] for `Autodiff<B>`: one graph node per convolution (bias included), whose
 //! backward calls `B`'s gradient ops — burn-autodiff's own pattern for its `conv3d`, here over the
 //! project's trait so that the CPU backend's kernels are used. The gradient ops themselves (second
-//! order, unused by the models) are burn-autodiff's own.
+//! order, unused by the models) are the trait's defaults: burn-autodiff's own.
 
-use burn::tensor::ops::{ConvOptions, ConvTransposeOptions, FloatTensor, ModuleOps};
+use burn::tensor::ops::{ConvOptions, ConvTransposeOptions, FloatTensor};
 use burn_autodiff::checkpoint::base::Checkpointer;
 use burn_autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn_autodiff::grads::Gradients;
@@ -165,24 +165,6 @@ impl<B: KernelBackend, C: CheckpointStrategy> KernelBackend for Autodiff<B, C> {
         tracked::<B, C>(x, weight, bias, ConvOp::Conv(options))
     }
 
-    fn conv3d_input_grad(
-        x: FloatTensor<Self>,
-        weight: FloatTensor<Self>,
-        output_grad: FloatTensor<Self>,
-        options: ConvOptions<3>,
-    ) -> FloatTensor<Self> {
-        <Self as ModuleOps<Self>>::conv3d_x_backward(x, weight, output_grad, options)
-    }
-
-    fn conv3d_weight_grad(
-        x: FloatTensor<Self>,
-        weight: FloatTensor<Self>,
-        output_grad: FloatTensor<Self>,
-        options: ConvOptions<3>,
-    ) -> FloatTensor<Self> {
-        <Self as ModuleOps<Self>>::conv3d_weight_backward(x, weight, output_grad, options)
-    }
-
     fn conv_transpose3d_forward(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
@@ -190,23 +172,6 @@ impl<B: KernelBackend, C: CheckpointStrategy> KernelBackend for Autodiff<B, C> {
         options: ConvTransposeOptions<3>,
     ) -> FloatTensor<Self> {
         tracked::<B, C>(x, weight, bias, ConvOp::Transpose(options))
-    }
-
-    fn conv_transpose3d_input_grad(
-        weight: FloatTensor<Self>,
-        output_grad: FloatTensor<Self>,
-        options: ConvTransposeOptions<3>,
-    ) -> FloatTensor<Self> {
-        <Self as ModuleOps<Self>>::conv_transpose3d_x_backward(weight, output_grad, options)
-    }
-
-    fn conv_transpose3d_weight_grad(
-        x: FloatTensor<Self>,
-        weight: FloatTensor<Self>,
-        output_grad: FloatTensor<Self>,
-        options: ConvTransposeOptions<3>,
-    ) -> FloatTensor<Self> {
-        <Self as ModuleOps<Self>>::conv_transpose3d_weight_backward(x, weight, output_grad, options)
     }
 
     fn group_norm_forward(

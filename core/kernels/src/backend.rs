@@ -16,7 +16,9 @@ use crate::conv_kernels::{self, ConvShape, ConvTransposeShape};
 use crate::norm::{NormGradients, NormOutput, NormStats};
 use crate::norm_kernels::{self, NormShape};
 
-/// The 3-D convolutions of a backend, forward and gradients, in burn's conventions
+/// The 3-D convolutions and group norm of a backend, forward and gradients, in burn's
+/// conventions; every method defaults to burn's own op (what Cuda uses), and a backend with its
+/// own kernels overrides them
 /// (`x: [N, C, D, H, W]`; conv weight `[O, C, k…]`; transposed weight `[C, O, k…]`).
 pub trait KernelBackend: Backend {
     /// `conv3d(x, w) + b`.
@@ -25,41 +27,53 @@ pub trait KernelBackend: Backend {
         weight: FloatTensor<Self>,
         bias: Option<FloatTensor<Self>>,
         options: ConvOptions<3>,
-    ) -> FloatTensor<Self>;
+    ) -> FloatTensor<Self> {
+        <Self as ModuleOps<Self>>::conv3d(x, weight, bias, options)
+    }
     /// Gradient of `conv3d` with respect to `x`.
     fn conv3d_input_grad(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
         output_grad: FloatTensor<Self>,
         options: ConvOptions<3>,
-    ) -> FloatTensor<Self>;
+    ) -> FloatTensor<Self> {
+        <Self as ModuleOps<Self>>::conv3d_x_backward(x, weight, output_grad, options)
+    }
     /// Gradient of `conv3d` with respect to the weight.
     fn conv3d_weight_grad(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
         output_grad: FloatTensor<Self>,
         options: ConvOptions<3>,
-    ) -> FloatTensor<Self>;
+    ) -> FloatTensor<Self> {
+        <Self as ModuleOps<Self>>::conv3d_weight_backward(x, weight, output_grad, options)
+    }
     /// Transposed convolution `conv_transpose3d(x, w) + b`.
     fn conv_transpose3d_forward(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
         bias: Option<FloatTensor<Self>>,
         options: ConvTransposeOptions<3>,
-    ) -> FloatTensor<Self>;
+    ) -> FloatTensor<Self> {
+        <Self as ModuleOps<Self>>::conv_transpose3d(x, weight, bias, options)
+    }
     /// Gradient of `conv_transpose3d` with respect to `x`.
     fn conv_transpose3d_input_grad(
         weight: FloatTensor<Self>,
         output_grad: FloatTensor<Self>,
         options: ConvTransposeOptions<3>,
-    ) -> FloatTensor<Self>;
+    ) -> FloatTensor<Self> {
+        <Self as ModuleOps<Self>>::conv_transpose3d_x_backward(weight, output_grad, options)
+    }
     /// Gradient of `conv_transpose3d` with respect to the weight.
     fn conv_transpose3d_weight_grad(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
         output_grad: FloatTensor<Self>,
         options: ConvTransposeOptions<3>,
-    ) -> FloatTensor<Self>;
+    ) -> FloatTensor<Self> {
+        <Self as ModuleOps<Self>>::conv_transpose3d_weight_backward(x, weight, output_grad, options)
+    }
     /// Gradient of either convolution with respect to its bias: `output_grad: [N, C, D, H, W]`
     /// summed over batch and space → `[C]`.
     fn conv_bias_grad(output_grad: FloatTensor<Self>) -> FloatTensor<Self> {
@@ -168,6 +182,15 @@ fn ours(tensors: &[&FlexTensor], dilation: [usize; 3], groups: usize) -> bool {
         && groups == 1
         && dilation == [1; 3]
         && tensors.iter().all(|t| t.dtype() == DType::F32)
+}
+
+/// Whether our norm kernels handle this op (f32 tensors, groups dividing the channels, dsma
+/// selected); `None` entries are absent optional tensors.
+fn ours_norm(tensors: [Option<&FlexTensor>; 3], channels: usize, groups: usize) -> bool {
+    cpu_kernels() == CpuKernels::Dsma
+        && groups != 0
+        && channels % groups == 0
+        && tensors.iter().flatten().all(|t| t.dtype() == DType::F32)
 }
 
 fn conv_shape(x: [usize; 5], w: [usize; 5], options: &ConvOptions<3>) -> Option<ConvShape> {
@@ -389,11 +412,7 @@ impl KernelBackend for Flex {
         epsilon: f64,
     ) -> NormOutput<Flex> {
         let [n, c, d, h, w] = dims5(&x);
-        let all_f32 = [Some(&x), gamma.as_ref(), beta.as_ref()]
-            .iter()
-            .flatten()
-            .all(|t| t.dtype() == DType::F32);
-        if cpu_kernels() == CpuKernels::Burn || !all_f32 || groups == 0 || c % groups != 0 {
+        if !ours_norm([Some(&x), gamma.as_ref(), beta.as_ref()], c, groups) {
             return crate::norm::generic_forward::<Flex>(x, gamma, beta, groups, epsilon);
         }
         let shape = NormShape {
@@ -428,11 +447,7 @@ impl KernelBackend for Flex {
         groups: usize,
     ) -> NormGradients<Flex> {
         let [n, c, d, h, w] = dims5(&x);
-        let all_f32 = [Some(&x), gamma.as_ref(), Some(&output_grad)]
-            .iter()
-            .flatten()
-            .all(|t| t.dtype() == DType::F32);
-        if cpu_kernels() == CpuKernels::Burn || !all_f32 || groups == 0 || c % groups != 0 {
+        if !ours_norm([Some(&x), gamma.as_ref(), Some(&output_grad)], c, groups) {
             return crate::norm::generic_backward::<Flex>(x, gamma, stats, output_grad, groups);
         }
         let shape = NormShape {
@@ -461,80 +476,6 @@ impl KernelBackend for Flex {
     }
 }
 
-/// Implements [`KernelBackend`] for a backend by delegating to burn's own ops.
-#[allow(unused_macros)]
-macro_rules! delegate_to_burn {
-    ($backend:ty) => {
-        impl KernelBackend for $backend {
-            fn conv3d_forward(
-                x: FloatTensor<Self>,
-                weight: FloatTensor<Self>,
-                bias: Option<FloatTensor<Self>>,
-                options: ConvOptions<3>,
-            ) -> FloatTensor<Self> {
-                <$backend as ModuleOps<$backend>>::conv3d(x, weight, bias, options)
-            }
-            fn conv3d_input_grad(
-                x: FloatTensor<Self>,
-                weight: FloatTensor<Self>,
-                output_grad: FloatTensor<Self>,
-                options: ConvOptions<3>,
-            ) -> FloatTensor<Self> {
-                <$backend as ModuleOps<$backend>>::conv3d_x_backward(
-                    x,
-                    weight,
-                    output_grad,
-                    options,
-                )
-            }
-            fn conv3d_weight_grad(
-                x: FloatTensor<Self>,
-                weight: FloatTensor<Self>,
-                output_grad: FloatTensor<Self>,
-                options: ConvOptions<3>,
-            ) -> FloatTensor<Self> {
-                <$backend as ModuleOps<$backend>>::conv3d_weight_backward(
-                    x,
-                    weight,
-                    output_grad,
-                    options,
-                )
-            }
-            fn conv_transpose3d_forward(
-                x: FloatTensor<Self>,
-                weight: FloatTensor<Self>,
-                bias: Option<FloatTensor<Self>>,
-                options: ConvTransposeOptions<3>,
-            ) -> FloatTensor<Self> {
-                <$backend as ModuleOps<$backend>>::conv_transpose3d(x, weight, bias, options)
-            }
-            fn conv_transpose3d_input_grad(
-                weight: FloatTensor<Self>,
-                output_grad: FloatTensor<Self>,
-                options: ConvTransposeOptions<3>,
-            ) -> FloatTensor<Self> {
-                <$backend as ModuleOps<$backend>>::conv_transpose3d_x_backward(
-                    weight,
-                    output_grad,
-                    options,
-                )
-            }
-            fn conv_transpose3d_weight_grad(
-                x: FloatTensor<Self>,
-                weight: FloatTensor<Self>,
-                output_grad: FloatTensor<Self>,
-                options: ConvTransposeOptions<3>,
-            ) -> FloatTensor<Self> {
-                <$backend as ModuleOps<$backend>>::conv_transpose3d_weight_backward(
-                    x,
-                    weight,
-                    output_grad,
-                    options,
-                )
-            }
-        }
-    };
-}
-
+/// burn-cuda: burn's own ops (the trait's defaults).
 #[cfg(feature = "cuda")]
-delegate_to_burn!(burn::backend::Cuda);
+impl KernelBackend for burn::backend::Cuda {}
