@@ -6,7 +6,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use dsma_core::experiment::load;
 use dsma_core::plugin::registry::Plugin;
-use dsma_core::plugin::{FitContext, PluginParams, SampledImage, TrainableSynthesizer};
+use dsma_core::plugin::{
+    FitContext, PluginParams, SampledImage, TrainableSynthesizer, TrainingCases,
+};
 use dsma_core::runner::execute::{execute, ExecuteOptions};
 use dsma_core::runner::Silent;
 use dsma_core::{Case, Result};
@@ -40,10 +42,13 @@ impl Plugin for NoiseGenerator {
 }
 
 impl TrainableSynthesizer for NoiseGenerator {
-    fn fit(&mut self, train: &[Case], ctx: &mut FitContext<'_>) -> Result<()> {
+    fn fit(&mut self, train: &dyn TrainingCases, ctx: &mut FitContext<'_>) -> Result<()> {
         FITS.fetch_add(1, Ordering::SeqCst);
+        std::fs::create_dir_all(ctx.checkpoint_dir).unwrap();
         std::fs::write(ctx.checkpoint_dir.join("fitted"), b"1").unwrap();
-        self.images = train.to_vec();
+        self.images = (0..train.len())
+            .map(|i| train.case(i).map(|c| c.into_owned()))
+            .collect::<Result<_>>()?;
         Ok(())
     }
     fn sample(&self, n: usize, rng: &mut ChaCha8Rng) -> Result<Vec<SampledImage>> {
@@ -109,11 +114,16 @@ rows:
     assert_eq!(FITS.load(Ordering::SeqCst), 1, "fitted once");
     assert_eq!(
         SAMPLES.load(Ordering::SeqCst),
-        2 * 4,
-        "4 samples (one per training case) per stage-2 epoch"
+        2 * 4 + 4,
+        "4 samples (one per training case) per stage-2 epoch, plus 4 for the sample grid"
     );
     let run = out.join("runs/phantom/generator/rep-0");
-    assert!(run.join("synthesizer/fitted").exists());
+    let record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run.join("synthesizer.json")).unwrap()).unwrap();
+    let fit_dir = std::path::PathBuf::from(record["fit"].as_str().unwrap());
+    assert!(fit_dir.starts_with(out.join("cache/generators")), "{fit_dir:?}");
+    assert!(fit_dir.join("fitted").exists());
+    assert!(run.join("synthesizer-samples.png").exists());
     let weights = std::fs::read_to_string(run.join("weights.csv")).unwrap();
     let rows: Vec<&str> = weights.lines().skip(1).collect();
     assert_eq!(rows.len(), 8);

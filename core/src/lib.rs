@@ -7,7 +7,9 @@
 
 pub mod doctor;
 pub mod experiment;
+pub mod generative;
 pub mod inference;
+pub mod layers;
 pub mod loss;
 pub mod model;
 pub mod runner;

@@ -26,62 +26,17 @@ pub type CpuBackend = burn::backend::Flex;
 #[cfg(feature = "cuda")]
 pub type CudaBackend = burn::backend::Cuda;
 
-/// Which backend a run uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum BackendKind {
-    /// burn-flex on the CPU.
-    #[default]
-    Cpu,
-    /// burn-cuda on an NVIDIA GPU (needs the `cuda` feature).
-    Cuda,
-}
+pub use dsma_plugin::backend::{no_cuda, BackendKind};
 
-impl BackendKind {
-    /// Whether this binary was built with the backend.
-    pub fn available(self) -> bool {
-        match self {
-            BackendKind::Cpu => true,
-            BackendKind::Cuda => cfg!(feature = "cuda"),
-        }
-    }
-
-    /// `Ok` when this binary has the backend, else the error that says how to rebuild.
-    pub fn require(self) -> Result<()> {
-        if self.available() {
-            Ok(())
-        } else {
-            Err(no_cuda())
-        }
-    }
-}
-
-impl BackendKind {
-    /// The backend named by environment variable `var` (`cpu` when unset or empty); tests read
-    /// `DSMA_TEST_BACKEND` and benches `DSMA_BENCH_BACKEND` through this.
-    pub fn from_env(var: &str) -> Result<Self> {
-        let value = std::env::var(var).unwrap_or_default();
-        let kind = match value.trim() {
-            "" | "cpu" => BackendKind::Cpu,
-            "cuda" => BackendKind::Cuda,
-            other => {
-                return Err(crate::error::CoreError::invalid(
-                    var,
-                    format!("`{other}`; expected cpu or cuda"),
-                ))
-            }
-        };
-        if !kind.available() {
-            return Err(crate::error::CoreError::invalid(
-                var,
-                format!("{value}: this binary was built without the `{value}` feature"),
-            ));
-        }
-        Ok(kind)
-    }
-
+/// Runs backend-generic code on the backend a [`BackendKind`] names (the enum lives in the plugin
+/// layer, which has no burn; this is where its backends become types).
+pub trait BackendDispatch {
     /// Calls `visitor` with this backend's type and default device.
-    pub fn dispatch<V: BackendVisitor>(self, visitor: V) -> Result<V::Output> {
+    fn dispatch<V: BackendVisitor>(self, visitor: V) -> Result<V::Output>;
+}
+
+impl BackendDispatch for BackendKind {
+    fn dispatch<V: BackendVisitor>(self, visitor: V) -> Result<V::Output> {
         match self {
             BackendKind::Cpu => Ok(visitor.visit::<CpuBackend>(Default::default())),
             #[cfg(feature = "cuda")]
@@ -90,14 +45,6 @@ impl BackendKind {
             BackendKind::Cuda => Err(no_cuda()),
         }
     }
-}
-
-/// The error of asking for `cuda` in a build without it.
-pub fn no_cuda() -> crate::error::CoreError {
-    crate::error::CoreError::invalid(
-        "train.backend",
-        "cuda: this dsma was built without the `cuda` feature (rebuild with --features cuda)",
-    )
 }
 
 /// Code generic over the backend, run on a backend chosen at run time ([`BackendKind::dispatch`]).

@@ -24,6 +24,10 @@ pub struct RunArgs {
     /// Output folder (default: runs/<experiment name>).
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Folder of fits shared between experiments, e.g. the generators of Tables 1 and 2
+    /// (default: runs/cache).
+    #[arg(long)]
+    cache: Option<PathBuf>,
     /// Continue runs that stopped.
     #[arg(long)]
     resume: bool,
@@ -240,6 +244,7 @@ pub fn run(a: RunArgs, mut registry: Registry) -> anyhow::Result<ExitCode> {
     });
     let opts = ExecuteOptions {
         out: out.clone(),
+        cache: Some(a.cache.clone().unwrap_or_else(|| PathBuf::from("runs/cache"))),
         resume: a.resume,
         only: a.only.clone(),
         shard: a.shard,

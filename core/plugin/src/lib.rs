@@ -4,11 +4,13 @@
 
 pub use inventory;
 
+pub mod backend;
 pub mod dylib;
 pub mod params;
 pub mod registry;
 pub mod traits;
 
+pub use backend::BackendKind;
 pub use params::{parse_params, ParamDoc, PluginParams};
 pub use registry::{
     AnySynthesizer, ModelInfoRegistration, PluginInfo, PluginKind, PluginSource, Registry,
@@ -16,5 +18,5 @@ pub use registry::{
 };
 pub use traits::{
     EpochScores, FitContext, FitProgress, SampleWeighter, SampledImage, ScoreKind, Synthesized,
-    Synthesizer, TrainableSynthesizer, UnitWeights,
+    Synthesizer, TrainableSynthesizer, TrainingCases, UnitWeights,
 };

@@ -1,5 +1,6 @@
 //! The traits a method plugin implements.
 
+use std::borrow::Cow;
 use std::path::Path;
 
 use ndarray::{Array3, Array4};
@@ -7,6 +8,8 @@ use rand_chacha::ChaCha8Rng;
 
 use dsma_data::error::Result;
 use dsma_data::volume::{Case, Grid};
+
+use crate::backend::BackendKind;
 
 /// A derived synthetic case and, when the synthesizer left the input unchanged, why.
 #[derive(Debug, Clone)]
@@ -37,12 +40,39 @@ pub struct FitProgress {
     pub loss: Option<f64>,
 }
 
+/// The real training cases a generator is fitted on, read one at a time (so neither the runner
+/// nor a plugin needs the whole training set in memory at once).
+pub trait TrainingCases: Sync {
+    /// Number of cases.
+    fn len(&self) -> usize;
+    /// Whether there are none.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Case `i` (preprocessed: cropped to the brain, z-scored).
+    fn case(&self, i: usize) -> Result<Cow<'_, Case>>;
+}
+
+impl TrainingCases for [Case] {
+    fn len(&self) -> usize {
+        <[Case]>::len(self)
+    }
+    fn case(&self, i: usize) -> Result<Cow<'_, Case>> {
+        Ok(Cow::Borrowed(&self[i]))
+    }
+}
+
 /// What the runner hands to [`TrainableSynthesizer::fit`].
 pub struct FitContext<'a> {
-    /// Folder for the synthesizer's checkpoints; `fit` resumes from what it finds there.
+    /// Folder for the synthesizer's checkpoints; `fit` resumes from what it finds there, and a
+    /// folder holding a finished fit makes `fit` only load it.
     pub checkpoint_dir: &'a Path,
     /// Seed of every random choice of the fit.
     pub seed: u64,
+    /// Where to fit and sample (the run's `train.backend`).
+    pub backend: BackendKind,
+    /// `[z, y, x]` shape samples are delivered at (the segmentation patch).
+    pub sample_shape: [usize; 3],
     /// Called as training advances (drives the progress bar).
     pub progress: &'a mut dyn FnMut(FitProgress),
 }
@@ -59,10 +89,11 @@ pub struct SampledImage {
 }
 
 /// A generative comparator (GAN, diffusion): trained on the real training set, then sampled.
-pub trait TrainableSynthesizer: Send {
+/// `Sync`, because sampling runs on the synthesis thread while the trainer trains.
+pub trait TrainableSynthesizer: Send + Sync {
     /// Trains on the real training cases, writing checkpoints and resuming from them.
-    fn fit(&mut self, train: &[Case], ctx: &mut FitContext<'_>) -> Result<()>;
-    /// Draws `n` images.
+    fn fit(&mut self, train: &dyn TrainingCases, ctx: &mut FitContext<'_>) -> Result<()>;
+    /// Draws `n` images (after `fit`).
     fn sample(&self, n: usize, rng: &mut ChaCha8Rng) -> Result<Vec<SampledImage>>;
 }
 

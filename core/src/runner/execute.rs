@@ -24,6 +24,8 @@ pub struct ExecuteOptions {
     pub only: Vec<String>,
     /// Run only every n-th run starting at i: `(i, n)`, 0-based.
     pub shard: Option<(usize, usize)>,
+    /// Folder of fits shared between experiments (generators); `<out>/cache` when `None`.
+    pub cache: Option<PathBuf>,
 }
 
 /// Checks every plugin of every grid point of `loaded`; one line per problem, naming the row, the
@@ -222,6 +224,7 @@ pub fn execute(
         }
         .write(&dir)?;
         let stage1 = opts.out.join(run.stage1_dir());
+        let cache = opts.cache.clone().unwrap_or_else(|| opts.out.join("cache"));
         let job = RunJob {
             experiment: exp,
             run,
@@ -229,6 +232,7 @@ pub fn execute(
             registry,
             stage1_dir: &stage1,
             run_dir: &dir,
+            cache_dir: &cache,
         };
         results.push(trainer(&job, obs)?.results);
     }

@@ -45,6 +45,8 @@ pub struct RunJob<'a> {
     pub stage1_dir: &'a Path,
     /// Folder of this run.
     pub run_dir: &'a Path,
+    /// Folder of fits shared between runs and experiments (generators).
+    pub cache_dir: &'a Path,
 }
 
 /// One epoch's figures (a line of `epochs.csv` / `epochs.jsonl`).

@@ -3,6 +3,12 @@
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
+use burn_store::{ModuleSnapshot, SafetensorsStore};
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use crate::error::{CoreError, Result};
 
 /// Visitor that reads every float parameter, which initialises lazily created weights.
 struct Materialize;
@@ -107,3 +113,55 @@ impl<B: Backend> ModuleMapper<B> for RequireGrad {
 pub fn require_grad<B: Backend, M: Module<B>>(module: M) -> M {
     module.map(&mut RequireGrad)
 }
+
+/// A module's float parameters as safetensors bytes (burn-store); `what` names it in errors.
+pub fn module_bytes<B: Backend, M: Module<B>>(m: &M, what: &str) -> Result<Vec<u8>> {
+    let mut store = SafetensorsStore::from_bytes(None);
+    m.save_into(&mut store)
+        .map_err(|e| CoreError::codec(what, e))?;
+    store.get_bytes().map_err(|e| CoreError::codec(what, e))
+}
+
+/// Loads safetensors `bytes` (from `file`, named in errors) into `m`; every tensor must fit.
+pub fn load_module_bytes<B: Backend, M: Module<B>>(mut m: M, bytes: &[u8], file: &Path) -> Result<M> {
+    let mut store = SafetensorsStore::from_bytes(Some(bytes.to_vec()));
+    let applied = m
+        .load_from(&mut store)
+        .map_err(|e| CoreError::codec(format!("checkpoint {}", file.display()), e))?;
+    if !applied.missing.is_empty() || !applied.errors.is_empty() {
+        return Err(CoreError::invalid(
+            format!("checkpoint {}", file.display()),
+            format!(
+                "does not fit this network ({} missing, {} mismatched tensors); was the model changed?",
+                applied.missing.len(),
+                applied.errors.len()
+            ),
+        ));
+    }
+    Ok(m)
+}
+
+/// Re-keys optimizer state saved under old parameter ids (burn draws ids at random per build) to
+/// the ids of the rebuilt network, matching parameters by visiting order.
+pub fn remap_ids<R, V>(record: R, old: &[u64], now: &[(String, ParamId)], path: &Path) -> Result<R>
+where
+    R: IntoIterator<Item = (ParamId, V)> + FromIterator<(ParamId, V)>,
+{
+    let map: HashMap<u64, ParamId> = old
+        .iter()
+        .copied()
+        .zip(now.iter().map(|(_, id)| *id))
+        .collect();
+    record
+        .into_iter()
+        .map(|(id, r)| {
+            map.get(&id.val()).map(|new| (*new, r)).ok_or_else(|| {
+                CoreError::invalid(
+                    format!("checkpoint {}", path.join("optimizer.bin").display()),
+                    "optimizer state for an unknown parameter; the checkpoint is corrupt",
+                )
+            })
+        })
+        .collect()
+}
+

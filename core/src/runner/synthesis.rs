@@ -1,5 +1,6 @@
-//! Stage-2 synthetic data made in background threads: one synthetic case per real training case and
-//! epoch, seeded by (run, epoch, case), handed to the trainer through a bounded queue.
+//! Stage-2 synthetic data made in background threads: one synthetic case (or generated image) per
+//! real training case and epoch, seeded by (run, epoch, case), handed to the trainer through a
+//! bounded queue.
 
 use std::sync::mpsc::{sync_channel, Receiver};
 use std::thread::Scope;
@@ -10,7 +11,7 @@ use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
 use crate::error::{CoreError, Result};
-use crate::plugin::Synthesizer;
+use crate::plugin::{SampledImage, Synthesizer, TrainableSynthesizer};
 use crate::runner::config::SynthesisConfig;
 use crate::runner::data::PreparedCase;
 use crate::seed::derive_seed;
@@ -43,23 +44,26 @@ pub fn synthesize_epoch(
         .collect()
 }
 
-/// The trainer's end of the queue.
-pub struct SynthesisQueue {
-    rx: Receiver<(usize, Result<Vec<Case>>)>,
+/// The trainer's end of the queue: the set of each stage-2 epoch (synthetic cases, or generated
+/// images awaiting the teacher's labels), made ahead on a background thread.
+pub struct SynthesisQueue<T> {
+    rx: Receiver<(usize, Result<T>)>,
 }
 
-impl SynthesisQueue {
+impl<T: Send> SynthesisQueue<T> {
     /// Starts a producer thread in `scope` that makes the sets of the stage-2 epochs `epochs`
-    /// (one set only when `cfg.regenerate` is false) on `cfg.workers` threads, at most
-    /// `cfg.prefetch_epochs` sets ahead.
-    pub fn start<'scope, 'env>(
+    /// (one set only when `cfg.regenerate` is false) with `produce(k)` inside a pool of
+    /// `cfg.workers` threads, at most `cfg.prefetch_epochs` sets ahead.
+    pub fn start<'scope, 'env, P>(
         scope: &'scope Scope<'scope, 'env>,
-        synth: &'env dyn Synthesizer,
-        real: &'env [PreparedCase],
-        seed: u64,
+        produce: P,
         epochs: std::ops::Range<usize>,
         cfg: &SynthesisConfig,
-    ) -> Result<Self> {
+    ) -> Result<Self>
+    where
+        P: Fn(usize) -> Result<T> + Send + Sync + 'scope,
+        T: 'scope,
+    {
         let SynthesisConfig {
             workers,
             prefetch_epochs: prefetch,
@@ -79,7 +83,7 @@ impl SynthesisQueue {
                 vec![0]
             };
             for k in epochs {
-                let set = pool.install(|| synthesize_epoch(synth, real, seed, k));
+                let set = pool.install(|| produce(k));
                 // The trainer hung up (error or finished): stop.
                 if tx.send((k, set)).is_err() {
                     break;
@@ -90,7 +94,7 @@ impl SynthesisQueue {
     }
 
     /// The next epoch's set and how long the trainer waited for it.
-    pub fn next(&self) -> Result<(usize, Vec<Case>, f64)> {
+    pub fn next(&self) -> Result<(usize, T, f64)> {
         let t = Instant::now();
         let (k, set) = self
             .rx
@@ -98,4 +102,15 @@ impl SynthesisQueue {
             .map_err(|_| CoreError::invalid("synthesis", "the synthesis thread stopped early"))?;
         Ok((k, set?, t.elapsed().as_secs_f64()))
     }
+}
+
+/// The images a generative comparator draws for stage-2 epoch `epoch` (one per real training case).
+pub fn sample_epoch(
+    g: &dyn TrainableSynthesizer,
+    n: usize,
+    seed: u64,
+    epoch: usize,
+) -> Result<Vec<SampledImage>> {
+    let mut rng = ChaCha8Rng::seed_from_u64(case_seed(seed, epoch, usize::MAX));
+    g.sample(n, &mut rng)
 }

@@ -10,18 +10,16 @@
 //! eqs. 6–7), and the weighter turns the scores into weights. Every random choice of an epoch comes
 //! from a ChaCha8 stream seeded by (run seed, epoch), so the RNG state of a checkpoint is its epoch.
 
-use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use burn::backend::Autodiff;
-use burn::module::{AutodiffModule, HasAutodiffModule, Module, ParamId};
+use burn::module::{AutodiffModule, HasAutodiffModule};
 use burn::optim::adaptor::OptimizerAdaptor;
 use burn::optim::{AdamW, AdamWConfig, GradientsParams, Optimizer};
 use burn::record::{BinBytesRecorder, FullPrecisionSettings, Recorder};
 use burn::tensor::backend::Backend;
 use burn::tensor::{ElementConversion, Tensor, TensorData};
-use burn_store::{ModuleSnapshot, SafetensorsStore};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -32,16 +30,20 @@ use crate::labels::region_targets;
 use crate::loss::weighted_dice_loss;
 use crate::model::{KernelBackend, ModelFactory, SegmentationModel};
 use crate::plugin::AnySynthesizer;
-use crate::plugin::{parse_params, EpochScores, SampleWeighter, ScoreKind, TrainableSynthesizer};
+use crate::plugin::{
+    parse_params, EpochScores, SampleWeighter, SampledImage, ScoreKind, TrainableSynthesizer,
+};
 use crate::preprocess::{foreground_indices, sample_patch};
 use crate::runner::checkpoint::{self, Checkpoint};
 use crate::runner::config::{Report, TrainConfig};
 use crate::runner::crash_point::{self, CrashPoint};
 use crate::runner::evaluate::{evaluate, labels_from_probabilities, mean_metrics, score_case};
-use crate::runner::module_state::{ema_update, materialize, parameter_paths, require_grad};
+use crate::runner::module_state::{
+    ema_update, load_module_bytes, materialize, module_bytes, parameter_paths, remap_ids, require_grad,
+};
 use crate::runner::run_dir::{self, WeightLog};
 use crate::runner::stage_lock::StageLock;
-use crate::runner::synthesis::SynthesisQueue;
+use crate::runner::synthesis::{sample_epoch, synthesize_epoch, SynthesisQueue};
 use crate::runner::{EpochRecord, RunJob, RunObserver, RunOutcome, RunResults};
 use crate::seed::derive_seed;
 use crate::volume::Case;
@@ -57,6 +59,7 @@ type OptimRecord<F, B> = <Optim<F, B> as Optimizer<TrainModel<F, B>, Autodiff<B>
 
 const SALT_INIT: u64 = 0x494e_4954; // "INIT"
 const SALT_EPOCH: u64 = 0x4550_4f43; // "EPOC"
+const SALT_FIT: u64 = 0x4749_5446; // "GITF"
 
 /// Resumable training state (the JSON part of a checkpoint).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -87,35 +90,13 @@ struct Session<F: ModelFactory, B: KernelBackend> {
     params: F::Params,
 }
 
-fn model_bytes<B: Backend, M: Module<B>>(m: &M, what: &str) -> Result<Vec<u8>> {
-    let mut store = SafetensorsStore::from_bytes(None);
-    m.save_into(&mut store)
-        .map_err(|e| CoreError::codec(what, e))?;
-    store.get_bytes().map_err(|e| CoreError::codec(what, e))
-}
-
 fn load_model<F: ModelFactory, B: KernelBackend>(
     params: &F::Params,
     bytes: &[u8],
     file: &Path,
     device: &B::Device,
 ) -> Result<F::Model<B>> {
-    let mut m = F::build::<B>(params, device)?;
-    let mut store = SafetensorsStore::from_bytes(Some(bytes.to_vec()));
-    let applied = m
-        .load_from(&mut store)
-        .map_err(|e| CoreError::codec(format!("checkpoint {}", file.display()), e))?;
-    if !applied.missing.is_empty() || !applied.errors.is_empty() {
-        return Err(CoreError::invalid(
-            format!("checkpoint {}", file.display()),
-            format!(
-                "does not fit this network ({} missing, {} mismatched tensors); was the model changed?",
-                applied.missing.len(),
-                applied.errors.len()
-            ),
-        ));
-    }
-    Ok(m)
+    load_module_bytes(F::build::<B>(params, device)?, bytes, file)
 }
 
 impl<F: ModelFactory, B: KernelBackend> Session<F, B> {
@@ -129,10 +110,10 @@ impl<F: ModelFactory, B: KernelBackend> Session<F, B> {
         let mut ckpt = Checkpoint::default();
         ckpt.files.insert(
             "model.safetensors".into(),
-            model_bytes(&self.student().valid(), "model")?,
+            module_bytes(&self.student().valid(), "model")?,
         );
         ckpt.files
-            .insert("ema.safetensors".into(), model_bytes(&self.ema, "ema")?);
+            .insert("ema.safetensors".into(), module_bytes(&self.ema, "ema")?);
         let optim = BinBytesRecorder::<FullPrecisionSettings>::default()
             .record(self.optim.to_record(), ())
             .map_err(|e| CoreError::codec("optimizer state", e))?;
@@ -205,30 +186,6 @@ impl<F: ModelFactory, B: KernelBackend> Session<F, B> {
         self.state = state;
         Ok(())
     }
-}
-
-/// Re-keys optimizer state saved under old parameter ids (burn draws ids at random per build) to
-/// the ids of the rebuilt network, matching parameters by visiting order.
-fn remap_ids<R, V>(record: R, old: &[u64], now: &[(String, ParamId)], path: &Path) -> Result<R>
-where
-    R: IntoIterator<Item = (ParamId, V)> + FromIterator<(ParamId, V)>,
-{
-    let map: HashMap<u64, ParamId> = old
-        .iter()
-        .copied()
-        .zip(now.iter().map(|(_, id)| *id))
-        .collect();
-    record
-        .into_iter()
-        .map(|(id, r)| {
-            map.get(&id.val()).map(|new| (*new, r)).ok_or_else(|| {
-                CoreError::invalid(
-                    format!("checkpoint {}", path.join("optimizer.bin").display()),
-                    "optimizer state for an unknown parameter; the checkpoint is corrupt",
-                )
-            })
-        })
-        .collect()
 }
 
 /// Trains and evaluates one run (both stages), resuming from checkpoints where they exist.
@@ -392,25 +349,33 @@ fn stage2<F: ModelFactory, B: KernelBackend>(
         obs.stage(2, s.state.epoch, e1 + e2);
     }
     std::thread::scope(|scope| -> Result<()> {
+        let epochs = s.state.epoch.saturating_sub(e1)..e2;
+        let (real, seed) = (&job.data.train, job.run.seed);
         let queue = match &source {
-            Source::Derived(synth) if s.state.epoch < e1 + e2 => Some(SynthesisQueue::start(
+            _ if s.state.epoch >= e1 + e2 => Queue::None,
+            Source::Derived(synth) => Queue::Derived(SynthesisQueue::start(
                 scope,
-                synth.as_ref(),
-                &job.data.train,
-                job.run.seed,
-                s.state.epoch - e1..e2,
+                move |k| synthesize_epoch(synth.as_ref(), real, seed, k),
+                epochs,
                 &t.synthesis,
             )?),
-            _ => None,
+            Source::Generative(g) => Queue::Generative(SynthesisQueue::start(
+                scope,
+                move |k| sample_epoch(g.as_ref(), real.len(), seed, k),
+                epochs,
+                &t.synthesis,
+            )?),
+            Source::None => Queue::None,
         };
         let mut sets = SyntheticSets {
             queue,
             fixed: None,
+            fixed_images: None,
             regenerate: t.synthesis.regenerate,
         };
         while s.state.epoch < e1 + e2 {
             let e = s.state.epoch;
-            let (synthetic, wait_s) = sets.next(s, job, &source, e - e1)?;
+            let (synthetic, wait_s) = sets.next(s, job, e, obs)?;
             let weights = if synthetic.is_empty() {
                 Vec::new()
             } else {
@@ -446,43 +411,69 @@ fn stage2<F: ModelFactory, B: KernelBackend>(
     Ok(())
 }
 
-/// The synthetic sets of stage 2's epochs: from the background queue (a fresh set per epoch, or
-/// the first set kept when `regenerate` is off), or sampled from a generative comparator.
+/// The background producer of a row's synthetic sets.
+enum Queue {
+    /// No synthesizer.
+    None,
+    /// Cases derived from real ones.
+    Derived(SynthesisQueue<Vec<Case>>),
+    /// Images from a generative comparator, labelled by the teacher on arrival.
+    Generative(SynthesisQueue<Vec<SampledImage>>),
+}
+
+/// The synthetic sets of stage 2's epochs from the background queue (a fresh set per epoch, or
+/// the first set kept when `regenerate` is off; kept generated images are relabelled by each
+/// epoch's teacher).
 struct SyntheticSets {
-    queue: Option<SynthesisQueue>,
+    queue: Queue,
     fixed: Option<Vec<Case>>,
+    fixed_images: Option<Vec<SampledImage>>,
     regenerate: bool,
 }
 
 impl SyntheticSets {
-    /// The set of stage-2 epoch `k` and the seconds the trainer waited for it.
+    /// The set of global epoch `e` and the seconds the trainer waited for the queue.
     fn next<F: ModelFactory, B: KernelBackend>(
         &mut self,
         s: &Session<F, B>,
         job: &RunJob<'_>,
-        source: &Source,
-        k: usize,
+        e: usize,
+        obs: &mut dyn RunObserver,
     ) -> Result<(Vec<Case>, f64)> {
-        if let Some(q) = &self.queue {
-            if self.regenerate {
+        match &self.queue {
+            Queue::None => Ok((Vec::new(), 0.0)),
+            Queue::Derived(q) => {
+                if let Some(set) = self.fixed.as_ref().filter(|_| !self.regenerate) {
+                    return Ok((set.clone(), 0.0));
+                }
                 let (_, set, wait) = q.next()?;
-                return Ok((set, wait));
+                if !self.regenerate {
+                    self.fixed = Some(set.clone());
+                }
+                Ok((set, wait))
             }
-            if let Some(set) = &self.fixed {
-                return Ok((set.clone(), 0.0));
-            }
-            let (_, set, wait) = q.next()?;
-            self.fixed = Some(set.clone());
-            return Ok((set, wait));
-        }
-        match source {
-            Source::Generative(g) => {
+            Queue::Generative(q) => {
+                let (images, wait) = match self.fixed_images.as_ref().filter(|_| !self.regenerate) {
+                    Some(images) => (images.clone(), 0.0),
+                    None => {
+                        let (_, images, wait) = q.next()?;
+                        if !self.regenerate {
+                            self.fixed_images = Some(images.clone());
+                        }
+                        (images, wait)
+                    }
+                };
                 let start = Instant::now();
-                let epoch = if self.regenerate { k } else { 0 };
-                let set = sample_generator(g.as_ref(), &s.ema, job, epoch, &s.device)?;
-                Ok((set, start.elapsed().as_secs_f64()))
+                let set = label_generated(images, &s.ema, job, e, &s.device)?;
+                obs.message(&format!(
+                    "epoch {}: {} generated images labelled by the EMA teacher after epoch {e} \
+                     ({:.1} s; waited {wait:.1} s for the generator)",
+                    e + 1,
+                    set.len(),
+                    start.elapsed().as_secs_f64()
+                ));
+                Ok((set, wait))
             }
-            _ => Ok((Vec::new(), 0.0)),
         }
     }
 }
@@ -833,43 +824,136 @@ fn save_best(dir: &Path, ckpt: &Checkpoint) -> Result<()> {
     Ok(())
 }
 
-/// Trains a generative comparator on the real training cases (resumable through its own folder).
+/// Trains a generative comparator on the real training split, once per (generator, parameters,
+/// dataset split, seed): the fit lives in `cache/generators/<name>-<hash>/` under a stage lock, so
+/// other rows, tables (U-Net and NestedFormer) and resumed runs reuse it. The run folder records
+/// which fit it used (`synthesizer.json`) and gets the sample grid (`synthesizer-samples.png`).
 fn fit_generator(
     g: &mut dyn TrainableSynthesizer,
     job: &RunJob<'_>,
     obs: &mut dyn RunObserver,
 ) -> Result<()> {
-    let dir = job.run_dir.join("synthesizer");
-    std::fs::create_dir_all(&dir).map_err(|e| CoreError::io(&dir, e))?;
-    let train: Vec<Case> = job.data.train.iter().map(|c| c.case.clone()).collect();
-    obs.message("training the generative synthesizer");
-    let mut progress = |_p: crate::plugin::FitProgress| {};
+    let row = &job.experiment.rows[job.run.row];
+    let Some(spec) = &row.synthesizer else {
+        return Ok(());
+    };
+    let (key, dir) = generator_dir(job, &spec.name, &spec.params)?;
+    let _lock = StageLock::acquire(&dir, obs)?;
+    obs.message(&format!("generator {}: {}", spec.name, dir.display()));
+    let mut last = 0usize;
+    let mut progress = |p: crate::plugin::FitProgress| {
+        if p.step == p.total || p.step >= last + (p.total / 20).max(1) {
+            last = p.step;
+            obs.message(&format!(
+                "generator {}: step {}/{}{}",
+                spec.name,
+                p.step,
+                p.total,
+                p.loss.map(|l| format!(", loss {l:.4}")).unwrap_or_default()
+            ));
+        }
+    };
+    let [x, y, z] = job.experiment.train.patch.size;
+    let train = TrainSplit(&job.data.train);
     g.fit(
         &train,
         &mut crate::plugin::FitContext {
             checkpoint_dir: &dir,
-            seed: derive_seed(job.run.seed, 0x4749_5446),
+            seed: derive_seed(derive_seed(job.experiment.seed, job.run.repeat as u64), SALT_FIT),
+            backend: job.experiment.train.backend,
+            sample_shape: [z, y, x],
             progress: &mut progress,
         },
-    )
+    )?;
+    run_dir::write_json(
+        job.run_dir,
+        "synthesizer.json",
+        &serde_json::json!({ "name": spec.name, "fit": dir, "key": key }),
+    )?;
+    let png = job.run_dir.join("synthesizer-samples.png");
+    if !png.exists() {
+        sample_grid(g, job, &png)?;
+    }
+    Ok(())
 }
 
-/// Samples one image per real training case; images without labels get the EMA teacher's
-/// pseudo-labels (§4.1).
-fn sample_generator<B: Backend, M: SegmentationModel<B>>(
-    g: &dyn TrainableSynthesizer,
+/// The cache key (JSON) and folder of a generator fit.
+fn generator_dir(
+    job: &RunJob<'_>,
+    name: &str,
+    params: &serde_json::Value,
+) -> Result<(serde_json::Value, PathBuf)> {
+    let info = job.registry.describe(name)?;
+    let ds = &job.experiment.datasets[job.run.dataset];
+    let path = std::fs::canonicalize(&ds.path).unwrap_or_else(|_| ds.path.clone());
+    let key = serde_json::json!({
+        "generator": name,
+        "version": info.version,
+        "params": params,
+        "dataset": { "kind": ds.kind, "path": path, "phantom": ds.phantom, "labels": ds.labels },
+        "train": job.data.split.train,
+        "seed": job.experiment.seed,
+        "repeat": job.run.repeat,
+    });
+    let hash = crate::runner::plan::stable_hash(key.to_string().as_bytes());
+    let dir = job
+        .cache_dir
+        .join("generators")
+        .join(format!("{}-{hash:016x}", crate::runner::plan::slug(name)));
+    Ok((key, dir))
+}
+
+/// The training split as [`crate::plugin::TrainingCases`].
+struct TrainSplit<'a>(&'a [crate::runner::data::PreparedCase]);
+
+impl crate::plugin::TrainingCases for TrainSplit<'_> {
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+    fn case(&self, i: usize) -> Result<std::borrow::Cow<'_, Case>> {
+        Ok(std::borrow::Cow::Borrowed(&self.0[i].case))
+    }
+}
+
+/// Axial mid-slices of generated images (channel 0, before the teacher) beside real training
+/// cases, so a user sees what the generator learned.
+fn sample_grid(g: &dyn TrainableSynthesizer, job: &RunJob<'_>, png: &Path) -> Result<()> {
+    use crate::slice_figure::{axial, render, Overlay, Panel};
+    let n = 4.min(job.data.train.len()).max(1);
+    let mut rng = ChaCha8Rng::seed_from_u64(derive_seed(job.run.seed, SALT_FIT));
+    let images = g.sample(n, &mut rng)?;
+    let mut panels = Vec::new();
+    for (i, img) in images.iter().enumerate() {
+        let ch = img.image.index_axis(ndarray::Axis(0), 0);
+        panels.push(Panel {
+            title: format!("generated {}", i + 1),
+            slice: axial(ch, ch.dim().0 / 2),
+            labels: None,
+            overlay: Overlay::None,
+        });
+    }
+    for c in job.data.train.iter().take(n) {
+        let ch = c.case.image.index_axis(ndarray::Axis(0), 0);
+        panels.push(Panel {
+            title: format!("real {}", c.case.id),
+            slice: axial(ch, ch.dim().0 / 2),
+            labels: None,
+            overlay: Overlay::None,
+        });
+    }
+    render(png, &panels, n, 3, job.data.convention)
+}
+
+/// Turns generated images into cases: images without labels get the EMA teacher's hard labels
+/// at the evaluation threshold (§4.1). The teacher is the EMA after global epoch `epoch`, which
+/// the checkpoint of that epoch holds, so a resumed run labels the same images identically.
+fn label_generated<B: Backend, M: SegmentationModel<B>>(
+    images: Vec<SampledImage>,
     teacher: &M,
     job: &RunJob<'_>,
     epoch: usize,
     device: &B::Device,
 ) -> Result<Vec<Case>> {
-    let n = job.data.train.len();
-    let mut rng = ChaCha8Rng::seed_from_u64(crate::runner::synthesis::case_seed(
-        job.run.seed,
-        epoch,
-        usize::MAX,
-    ));
-    let images = g.sample(n, &mut rng)?;
     let convention = job.data.convention;
     images
         .into_iter()
