@@ -10,8 +10,10 @@ use dsma_core::plugin::Registry;
 pub fn registry() -> Registry {
     dsma_augment::link();
     dsma_dtss::link();
+    dsma_hagan::link();
     dsma_mas::link();
     dsma_nestedformer::link();
+    dsma_stylegan3d::link();
     dsma_uniform::link();
     dsma_unet3d::link();
     Registry::builtin()

@@ -126,3 +126,132 @@ fn normalize<B: Backend>(x: Tensor<B, 2>) -> Tensor<B, 2> {
     let norm = x.clone().powi_scalar(2).sum().sqrt().add_scalar(1e-12);
     x / norm.reshape([1, 1])
 }
+
+/// `[N, C, D, H, W]` down-sampled by an integer `factor` on every spatial axis with nearest
+/// neighbours (PyTorch's `interpolate(scale_factor=1/factor)`: output `o` reads input `o·factor`).
+pub fn downsample_nearest<B: Backend>(x: Tensor<B, 5>, factor: usize) -> Tensor<B, 5> {
+    if factor <= 1 {
+        return x;
+    }
+    (2..5).fold(x, |x, axis| {
+        let dims = x.dims();
+        let n = dims[axis] / factor;
+        let x = x.narrow(axis, 0, n * factor);
+        let mut split = [dims[0], dims[1], dims[2], dims[3], dims[4], 1];
+        // [.., n, factor, ..] in place of axis; collapse the trailing axes into the last slot.
+        let mut shape6 = [1usize; 6];
+        shape6[..axis].copy_from_slice(&split[..axis]);
+        shape6[axis] = n;
+        shape6[axis + 1] = factor;
+        for (k, d) in dims.iter().enumerate().skip(axis + 1) {
+            shape6[k + 1] = *d;
+        }
+        split = shape6;
+        let mut out = dims;
+        out[axis] = n;
+        x.reshape(split).narrow(axis + 1, 0, 1).reshape(out)
+    })
+}
+
+/// A 3-D convolution with spectrally normalised weight (BigGAN/HA-GAN's `SNConv3d`): the weight
+/// is divided by its largest singular value ([`spectral_sigma`]) at every forward pass.
+#[derive(burn::module::Module, Debug)]
+pub struct SnConv3d<B: Backend> {
+    /// `[out, in, kd, kh, kw]`.
+    pub weight: burn::module::Param<Tensor<B, 5>>,
+    /// `[out]`.
+    pub bias: burn::module::Param<Tensor<B, 1>>,
+    /// Stride (d, h, w).
+    pub stride: [usize; 3],
+    /// Padding (d, h, w).
+    pub padding: [usize; 3],
+    /// Power iterations per forward pass.
+    pub iterations: usize,
+}
+
+impl<B: KernelBackend> SnConv3d<B> {
+    /// PyTorch's default initialisation (uniform ±1/√fan_in for weight and bias) from `rng`.
+    pub fn new(
+        io: [usize; 2],
+        kernel: [usize; 3],
+        stride: [usize; 3],
+        padding: [usize; 3],
+        rng: &mut rand_chacha::ChaCha8Rng,
+        device: &B::Device,
+    ) -> Self {
+        let fan_in = io[1] * kernel.iter().product::<usize>();
+        let bound = 1.0 / (fan_in as f32).sqrt();
+        let shape = [io[0], io[1], kernel[0], kernel[1], kernel[2]];
+        SnConv3d {
+            weight: burn::module::Param::from_tensor(uniform_tensor(shape, bound, rng, device)),
+            bias: burn::module::Param::from_tensor(uniform_tensor([io[0]], bound, rng, device)),
+            stride,
+            padding,
+            iterations: 1,
+        }
+    }
+    /// The convolution with `W / σ(W)`.
+    pub fn forward(&self, x: Tensor<B, 5>) -> Tensor<B, 5> {
+        let w = spectral_normalize(self.weight.val(), self.iterations);
+        conv3d(x, w, Some(self.bias.val()), self.stride, self.padding)
+    }
+}
+
+/// A linear layer with spectrally normalised weight (`SNLinear`).
+#[derive(burn::module::Module, Debug)]
+pub struct SnLinear<B: Backend> {
+    /// `[out, in]`.
+    pub weight: burn::module::Param<Tensor<B, 2>>,
+    /// `[out]`.
+    pub bias: burn::module::Param<Tensor<B, 1>>,
+    /// Power iterations per forward pass.
+    pub iterations: usize,
+}
+
+impl<B: Backend> SnLinear<B> {
+    /// PyTorch's default initialisation from `rng`.
+    pub fn new(
+        inputs: usize,
+        outputs: usize,
+        rng: &mut rand_chacha::ChaCha8Rng,
+        device: &B::Device,
+    ) -> Self {
+        let bound = 1.0 / (inputs as f32).sqrt();
+        SnLinear {
+            weight: burn::module::Param::from_tensor(uniform_tensor([outputs, inputs], bound, rng, device)),
+            bias: burn::module::Param::from_tensor(uniform_tensor([outputs], bound, rng, device)),
+            iterations: 1,
+        }
+    }
+    /// `x Wᵀ/σ + b` for `x: [N, in]`.
+    pub fn forward(&self, x: Tensor<B, 2>) -> Tensor<B, 2> {
+        let w = spectral_normalize(self.weight.val(), self.iterations);
+        x.matmul(w.transpose()) + self.bias.val().unsqueeze::<2>()
+    }
+}
+
+/// A tensor of `shape` with values uniform in `[-bound, bound)` from `rng` (backend-independent
+/// initialisation).
+pub fn uniform_tensor<B: Backend, const D: usize>(
+    shape: [usize; D],
+    bound: f32,
+    rng: &mut rand_chacha::ChaCha8Rng,
+    device: &B::Device,
+) -> Tensor<B, D> {
+    use rand::RngExt;
+    let n: usize = shape.iter().product();
+    let v: Vec<f32> = (0..n).map(|_| rng.random_range(-bound..bound)).collect();
+    Tensor::<B, 1>::from_floats(v.as_slice(), device).reshape(shape)
+}
+
+/// A tensor of `shape` with standard-normal values from `rng`.
+pub fn normal_tensor<B: Backend, const D: usize>(
+    shape: [usize; D],
+    rng: &mut rand_chacha::ChaCha8Rng,
+    device: &B::Device,
+) -> Tensor<B, D> {
+    use rand_distr::{Distribution, StandardNormal};
+    let n: usize = shape.iter().product();
+    let v: Vec<f32> = (0..n).map(|_| StandardNormal.sample(rng)).collect();
+    Tensor::<B, 1>::from_floats(v.as_slice(), device).reshape(shape)
+}

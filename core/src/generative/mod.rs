@@ -10,6 +10,7 @@
 //! fits once per (generator, parameters, dataset split, seed) in a cache folder shared by tables,
 //! samples every stage-2 epoch on the synthesis thread, and labels samples with the EMA teacher.
 
+pub mod fit_loop;
 pub mod fit_state;
 pub mod protocol;
 

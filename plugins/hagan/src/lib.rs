@@ -1,0 +1,350 @@
+//! Comparator `hagan`: HA-GAN (Sun et al., IEEE JBHI 2022; code batmanlab/HA-GAN) as a trainable
+//! synthesizer of Tables 1–2. See README.md for every departure from the public code.
+//!
+//! Training (`train.py`): per step a depth crop position `c ~ U{0 … S − S/8}`; D sees the real
+//! crop `x[:, :, c : c + S/8]` with the real volume at ¼ (nearest) and the generated crop of the
+//! latent `h[:, :, c/4 : c/4 + S/32]` with G^L's ¼ volume, both with `c / (S − S/8)`; BCE losses,
+//! non-saturating G loss, Adam β = (0, 0.999), lr G 1e-4, D 4e-4. Sampling: G^H on the whole latent.
+
+pub mod networks;
+
+use std::path::Path;
+
+use burn::backend::Autodiff;
+use burn::optim::{AdamConfig, GradientsParams, Optimizer};
+use burn::tensor::activation::softplus;
+use burn::tensor::backend::Backend;
+use burn::tensor::Tensor;
+use dsma_core::generative::fit_loop::{real_batch, run_steps, to_volumes, FitSteps};
+use dsma_core::generative::{AdamOn, FitCheckpoint, GenerativeMethod, GeneratorFit, ProtocolParams};
+use dsma_core::layers::{downsample_nearest, normal_tensor};
+use dsma_core::model::KernelBackend;
+use dsma_core::plugin::registry::Plugin;
+use dsma_core::plugin::{ParamDoc, PluginParams};
+use dsma_core::runner::module_state::require_grad;
+use dsma_core::seed::derive_seed;
+use dsma_core::{CoreError, Result};
+use ndarray::Array3;
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use networks::{Discriminator, Generator, HighDiscriminator, LowDiscriminator};
+
+/// Parameters; the defaults are `Model_HA_GAN_128` with `train.py`'s settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HaGanParams {
+    /// Output edge S (cube S³); S/4 must equal 4 · 2^(len(trunk) − 2).
+    pub size: usize,
+    /// Size of z.
+    pub latent: usize,
+    /// G^A widths: fc output, then one per convolution ([512, 512, 256, 128, 64]).
+    pub trunk: Vec<usize>,
+    /// G^L hidden widths ([32, 16]).
+    pub low: Vec<usize>,
+    /// G^H hidden width (32).
+    pub high: usize,
+    /// GroupNorm groups (8).
+    pub groups: usize,
+    /// D^H first width, doubling per layer (32).
+    pub d_high_base: usize,
+    /// D^H widest layer (512).
+    pub d_high_max: usize,
+    /// D^H features before the linears (128).
+    pub d_high_out: usize,
+    /// D^L first width, doubling per layer (64).
+    pub d_low_base: usize,
+    /// Minibatch size (4).
+    pub batch: usize,
+    /// Training iterations (80000).
+    pub steps: usize,
+    /// Generator learning rate (1e-4).
+    pub lr_g: f64,
+    /// Discriminator learning rate (4e-4).
+    pub lr_d: f64,
+    /// Adam β₁, β₂ ([0, 0.999]).
+    pub betas: [f64; 2],
+    /// Steps between checkpoints.
+    pub checkpoint_every: usize,
+    /// The comparator protocol (modality, noise, layout).
+    pub protocol: ProtocolParams,
+}
+
+impl Default for HaGanParams {
+    fn default() -> Self {
+        HaGanParams {
+            size: 128,
+            latent: 1024,
+            trunk: vec![512, 512, 256, 128, 64],
+            low: vec![32, 16],
+            high: 32,
+            groups: 8,
+            d_high_base: 32,
+            d_high_max: 512,
+            d_high_out: 128,
+            d_low_base: 64,
+            batch: 4,
+            steps: 80_000,
+            lr_g: 1e-4,
+            lr_d: 4e-4,
+            betas: [0.0, 0.999],
+            checkpoint_every: 1000,
+            protocol: ProtocolParams::default(),
+        }
+    }
+}
+
+impl PluginParams for HaGanParams {
+    fn docs() -> Vec<ParamDoc> {
+        let mut d = vec![
+            ParamDoc { name: "size", doc: "output edge S of the S³ volume (128)" },
+            ParamDoc { name: "latent", doc: "size of z (1024)" },
+            ParamDoc { name: "trunk", doc: "G^A widths: fc output, then per convolution ([512, 512, 256, 128, 64])" },
+            ParamDoc { name: "low", doc: "G^L hidden widths ([32, 16])" },
+            ParamDoc { name: "high", doc: "G^H hidden width (32)" },
+            ParamDoc { name: "groups", doc: "GroupNorm groups (8)" },
+            ParamDoc { name: "d_high_base", doc: "D^H first width (32, doubling)" },
+            ParamDoc { name: "d_high_max", doc: "D^H widest layer (512)" },
+            ParamDoc { name: "d_high_out", doc: "D^H features before the linears (128)" },
+            ParamDoc { name: "d_low_base", doc: "D^L first width (64, doubling)" },
+            ParamDoc { name: "batch", doc: "minibatch (4)" },
+            ParamDoc { name: "steps", doc: "training iterations (80000)" },
+            ParamDoc { name: "lr_g", doc: "generator learning rate (1e-4)" },
+            ParamDoc { name: "lr_d", doc: "discriminator learning rate (4e-4)" },
+            ParamDoc { name: "betas", doc: "Adam β₁, β₂ ([0, 0.999])" },
+            ParamDoc { name: "checkpoint_every", doc: "steps between checkpoints (1000)" },
+        ];
+        d.extend(ProtocolParams::docs());
+        d
+    }
+}
+
+/// The HA-GAN comparator.
+pub struct HaGan {
+    p: HaGanParams,
+}
+
+impl Plugin for HaGan {
+    const NAME: &'static str = "hagan";
+    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
+    const DESCRIPTION: &'static str = "HA-GAN (Sun et al. 2022): generative comparator of Tables 1–2";
+    type Params = HaGanParams;
+    fn new(p: HaGanParams) -> Result<Self> {
+        check(&p)?;
+        Ok(HaGan { p })
+    }
+}
+
+fn check(p: &HaGanParams) -> Result<()> {
+    let field = |f: &str| format!("synthesizer.params.{f} of hagan");
+    if p.trunk.len() < 2 || p.trunk.contains(&0) {
+        return Err(CoreError::invalid(field("trunk"), format!("{:?}; expected ≥ 2 widths ≥ 1", p.trunk)));
+    }
+    let latent_edge = 4usize << (p.trunk.len() - 2);
+    if p.size != 4 * latent_edge || p.size < 32 {
+        return Err(CoreError::invalid(
+            field("size"),
+            format!(
+                "{}; with {} trunk widths the latent volume is {latent_edge}³, so size must be {} (and ≥ 32)",
+                p.size,
+                p.trunk.len(),
+                4 * latent_edge
+            ),
+        ));
+    }
+    let widths = p.trunk.iter().chain(&p.low).chain(std::iter::once(&p.high));
+    if p.groups == 0 || widths.clone().any(|w| w % p.groups != 0) {
+        return Err(CoreError::invalid(
+            field("groups"),
+            format!("{}; every G width ({:?}, {:?}, {}) must be a multiple of it", p.groups, p.trunk, p.low, p.high),
+        ));
+    }
+    for (name, v) in [
+        ("latent", p.latent),
+        ("d_high_base", p.d_high_base),
+        ("d_high_max", p.d_high_max),
+        ("d_high_out", p.d_high_out),
+        ("d_low_base", p.d_low_base),
+        ("batch", p.batch),
+        ("steps", p.steps),
+        ("checkpoint_every", p.checkpoint_every),
+    ] {
+        if v == 0 {
+            return Err(CoreError::invalid(field(name), "0; expected ≥ 1"));
+        }
+    }
+    for (name, v) in [("lr_g", p.lr_g), ("lr_d", p.lr_d)] {
+        if !(v > 0.0 && v <= 1.0) {
+            return Err(CoreError::invalid(field(name), format!("{v}; expected in (0, 1]")));
+        }
+    }
+    for v in p.betas {
+        if !(0.0..1.0).contains(&v) {
+            return Err(CoreError::invalid(field("betas"), format!("{:?}; expected values in [0, 1)", p.betas)));
+        }
+    }
+    Ok(())
+}
+
+const SALT_INIT: u64 = 0x4841_494e; // "HAIN"
+
+impl HaGan {
+    /// The parameters.
+    pub fn params(&self) -> &HaGanParams {
+        &self.p
+    }
+    /// Depth of the high-resolution crop (S/8).
+    pub fn crop_depth(&self) -> usize {
+        self.p.size / 8
+    }
+    /// The generator, weights drawn from `seed`.
+    pub fn generator<B: KernelBackend>(&self, seed: u64, device: &B::Device) -> Generator<B> {
+        B::seed(device, derive_seed(seed, SALT_INIT));
+        let p = &self.p;
+        Generator::new(p.latent, &p.trunk, &p.low, p.high, p.groups, device)
+    }
+    /// The discriminator, weights drawn from `seed`.
+    pub fn discriminator<B: KernelBackend>(&self, seed: u64, device: &B::Device) -> Discriminator<B> {
+        let p = &self.p;
+        let mut rng = ChaCha8Rng::seed_from_u64(derive_seed(seed, SALT_INIT + 1));
+        Discriminator {
+            high: HighDiscriminator::new(self.crop_depth(), p.size, p.d_high_base, p.d_high_max, p.d_high_out, &mut rng, device),
+            low: LowDiscriminator::new(p.size / 4, p.d_low_base, &mut rng, device),
+        }
+    }
+}
+
+struct Fit<'a, B: KernelBackend> {
+    method: &'a HaGan,
+    data: &'a [Array3<f32>],
+    dir: &'a Path,
+    device: B::Device,
+    g: Option<Generator<Autodiff<B>>>,
+    d: Option<Discriminator<Autodiff<B>>>,
+    opt_g: AdamOn<Generator<Autodiff<B>>, B>,
+    opt_d: AdamOn<Discriminator<Autodiff<B>>, B>,
+}
+
+fn missing() -> CoreError {
+    CoreError::invalid("hagan", "network missing between steps (an earlier step failed)")
+}
+
+fn scalar<B: Backend>(t: &Tensor<B, 1>) -> Result<f64> {
+    let v: Vec<f32> = t.clone().into_data().convert::<f32>().to_vec().map_err(|e| CoreError::runtime("loss", format!("{e:?}")))?;
+    let v = v.first().copied().unwrap_or(f32::NAN) as f64;
+    if v.is_finite() {
+        Ok(v)
+    } else {
+        Err(CoreError::invalid("hagan fit", format!("the loss became {v}; lower `lr_d`/`lr_g`")))
+    }
+}
+
+impl<B: KernelBackend> Fit<'_, B> {
+    /// A generated crop at depth position `c` and the generated ¼ volume.
+    fn generate(&self, g: &Generator<Autodiff<B>>, c: usize, rng: &mut ChaCha8Rng) -> (Tensor<Autodiff<B>, 5>, Tensor<Autodiff<B>, 5>) {
+        let p = &self.method.p;
+        let z = normal_tensor([p.batch, p.latent], rng, &self.device);
+        let h = g.trunk(z);
+        let crop = h.clone().narrow(2, c / 4, p.size / 32);
+        (g.high_res(crop), g.low_res(h))
+    }
+}
+
+impl<B: KernelBackend> FitSteps for Fit<'_, B> {
+    fn step(&mut self, _k: usize, rng: &mut ChaCha8Rng) -> Result<f64> {
+        let p = &self.method.p;
+        let depth = self.method.crop_depth();
+        let c = rng.random_range(0..=p.size - depth);
+        let position = Tensor::<Autodiff<B>, 2>::ones([p.batch, 1], &self.device) * (c as f64 / (p.size - depth) as f64);
+        let real = real_batch::<Autodiff<B>>(self.data, p.batch, rng, &self.device);
+        let real_crop = real.clone().narrow(2, c, depth);
+        let real_small = downsample_nearest(real, 4);
+        // D: BCE(D(real), 1) + BCE(D(fake), 0) = softplus(−D(real)) + softplus(D(fake)).
+        let (g, d) = (self.g.take().ok_or_else(missing)?, self.d.take().ok_or_else(missing)?);
+        let (fake_crop, fake_small) = self.generate(&g, c, rng);
+        let loss_d = softplus(-d.forward(real_crop, real_small, position.clone()), 1.0).mean()
+            + softplus(d.forward(fake_crop.detach(), fake_small.detach(), position.clone()), 1.0).mean();
+        let ld = scalar(&loss_d)?;
+        let grads = GradientsParams::from_grads(loss_d.backward(), &d);
+        let d = self.opt_d.step(p.lr_d, d, grads);
+        // G: BCE(D(G(z)), 1), a fresh z.
+        let (fake_crop, fake_small) = self.generate(&g, c, rng);
+        let loss_g = softplus(-d.forward(fake_crop, fake_small, position), 1.0).mean();
+        let lg = scalar(&loss_g)?;
+        let grads = GradientsParams::from_grads(loss_g.backward(), &g);
+        self.g = Some(self.opt_g.step(p.lr_g, g, grads));
+        self.d = Some(d);
+        Ok(ld + lg)
+    }
+
+    fn save(&mut self, done: usize) -> Result<()> {
+        let mut ck = FitCheckpoint::new(done, serde_json::Value::Null);
+        let (g, d) = (self.g.as_ref().ok_or_else(missing)?, self.d.as_ref().ok_or_else(missing)?);
+        ck.put_module("g", g)?;
+        ck.put_module("d", d)?;
+        ck.put_optimizer("g_optim", &self.opt_g, g)?;
+        ck.put_optimizer("d_optim", &self.opt_d, d)?;
+        ck.save(self.dir)
+    }
+}
+
+impl GenerativeMethod for HaGan {
+    fn protocol(&self) -> &ProtocolParams {
+        &self.p.protocol
+    }
+
+    fn output_shape(&self) -> [usize; 3] {
+        [self.p.size; 3]
+    }
+
+    fn fit<B: KernelBackend>(&self, data: &[Array3<f32>], ctx: &mut GeneratorFit<'_>, device: &B::Device) -> Result<()> {
+        let p = &self.p;
+        let adam = || AdamConfig::new().with_beta_1(p.betas[0] as f32).with_beta_2(p.betas[1] as f32).with_epsilon(1e-8);
+        let mut fit = Fit::<B> {
+            method: self,
+            data,
+            dir: ctx.dir,
+            device: device.clone(),
+            g: Some(self.generator::<Autodiff<B>>(ctx.seed, device)),
+            d: Some(self.discriminator::<Autodiff<B>>(ctx.seed, device)),
+            opt_g: adam().init(),
+            opt_d: adam().init(),
+        };
+        let mut start = 0;
+        if let Some(ck) = FitCheckpoint::latest(ctx.dir)? {
+            let g = require_grad(ck.module("g", fit.g.take().ok_or_else(missing)?)?);
+            let d = require_grad(ck.module("d", fit.d.take().ok_or_else(missing)?)?);
+            fit.opt_g = ck.optimizer("g_optim", fit.opt_g, &g, device)?;
+            fit.opt_d = ck.optimizer("d_optim", fit.opt_d, &d, device)?;
+            fit.g = Some(g);
+            fit.d = Some(d);
+            start = ck.step();
+        }
+        if start >= p.steps {
+            return Ok(());
+        }
+        run_steps(ctx, start, p.steps, p.checkpoint_every, &mut fit)
+    }
+
+    fn sample<B: KernelBackend>(&self, dir: &Path, n: usize, seed: u64, device: &B::Device) -> Result<Vec<Array3<f32>>> {
+        let p = &self.p;
+        let ck = FitCheckpoint::latest(dir)?.filter(|c| c.step() >= p.steps).ok_or_else(|| {
+            CoreError::invalid(format!("generator folder {}", dir.display()), "holds no finished hagan fit")
+        })?;
+        let g = ck.module("g", self.generator::<B>(0, device))?;
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mut out = Vec::with_capacity(n);
+        while out.len() < n {
+            let b = (n - out.len()).min(p.batch);
+            let z = normal_tensor([b, p.latent], &mut rng, device);
+            out.extend(to_volumes(g.high_res(g.trunk(z)))?);
+        }
+        Ok(out)
+    }
+}
+
+dsma_core::register_comparator!(HaGan);
+
+/// Referenced by the `dsma` binary so the linker keeps this crate.
+pub fn link() {}
