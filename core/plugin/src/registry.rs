@@ -418,8 +418,18 @@ impl Registry {
             Ok(PluginKind::TrainableSynthesizer) => self
                 .trainable_synthesizer(name, params)
                 .map(AnySynthesizer::Generative),
-            Ok(PluginKind::Synthesizer) | Err(_) => {
+            Ok(PluginKind::Synthesizer) => {
                 self.synthesizer(name, params).map(AnySynthesizer::Derived)
+            }
+            Err(_) => {
+                let mut known: Vec<String> = self
+                    .synthesizers
+                    .iter()
+                    .map(|e| e.info.name.clone())
+                    .chain(self.trainables.iter().map(|e| e.info.name.clone()))
+                    .collect();
+                known.sort();
+                Err(unknown("synthesizer", name, known))
             }
             Ok(other) => Err(CoreError::invalid(
                 "synthesizer",

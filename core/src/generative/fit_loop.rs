@@ -41,7 +41,7 @@ pub fn run_steps(
         let done = k + 1;
         if done == total || done % every.max(1) == 0 {
             fit.save(done)?;
-            crash_point::hit(CrashPoint::Epoch, done);
+            crash_point::hit(CrashPoint::FitStep, done);
         }
         (ctx.progress)(FitProgress {
             step: done,

@@ -16,6 +16,8 @@ pub enum CrashPoint {
     Evaluate,
     /// After prediction `n` is written (`export:n`, 0-based).
     Export,
+    /// After a generator fit's checkpoint of step `n` is published (`fit:n`).
+    FitStep,
 }
 
 impl CrashPoint {
@@ -25,6 +27,7 @@ impl CrashPoint {
             CrashPoint::Checkpoint => "checkpoint",
             CrashPoint::Evaluate => "evaluate",
             CrashPoint::Export => "export",
+            CrashPoint::FitStep => "fit",
         }
     }
 }

@@ -200,9 +200,9 @@ impl HaGan {
     }
     /// The generator, weights drawn from `seed`.
     pub fn generator<B: KernelBackend>(&self, seed: u64, device: &B::Device) -> Generator<B> {
-        B::seed(device, derive_seed(seed, SALT_INIT));
         let p = &self.p;
-        Generator::new(p.latent, &p.trunk, &p.low, p.high, p.groups, device)
+        let mut rng = ChaCha8Rng::seed_from_u64(derive_seed(seed, SALT_INIT));
+        Generator::new(p.latent, &p.trunk, &p.low, p.high, p.groups, &mut rng, device)
     }
     /// The discriminator, weights drawn from `seed`.
     pub fn discriminator<B: KernelBackend>(&self, seed: u64, device: &B::Device) -> Discriminator<B> {

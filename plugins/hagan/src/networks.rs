@@ -3,14 +3,14 @@
 //! at ¼), a high-resolution branch G^H (a depth crop of the latent in training, all of it at
 //! sampling), and spectral-normalised discriminators D^H (crop + crop position) and D^L.
 
-use burn::module::Module;
+use burn::module::{Module, Param};
 use burn::nn::conv::{Conv3d, Conv3dConfig};
-use burn::nn::{GroupNorm, GroupNormConfig, Linear, LinearConfig, PaddingConfig3d};
+use burn::nn::{GroupNorm, GroupNormConfig, Initializer, Linear, LinearConfig, PaddingConfig3d};
 use burn::tensor::activation::{leaky_relu, relu, tanh};
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 use dsma_core::kernels::{ConvForward, NormForward};
-use dsma_core::layers::{upsample2_nearest, SnConv3d, SnLinear};
+use dsma_core::layers::{uniform_tensor, upsample2_nearest, SnConv3d, SnLinear};
 use dsma_core::model::KernelBackend;
 use rand_chacha::ChaCha8Rng;
 
@@ -23,18 +23,36 @@ pub struct ConvGnRelu<B: Backend> {
     pub norm: GroupNorm<B>,
 }
 
-/// A 3³ "same" convolution with bias (burn's default initialisation).
-fn conv3d_same<B: Backend>(cin: usize, cout: usize, device: &B::Device) -> Conv3d<B> {
-    Conv3dConfig::new([cin, cout], [3, 3, 3])
+/// A 3³ "same" convolution with bias, initialised as PyTorch does (uniform ±1/√fan_in for weight
+/// and bias) from `rng` — not from the backend's global RNG, so fits are reproducible whatever
+/// else runs in the process.
+fn conv3d_same<B: Backend>(cin: usize, cout: usize, rng: &mut ChaCha8Rng, device: &B::Device) -> Conv3d<B> {
+    let mut conv = Conv3dConfig::new([cin, cout], [3, 3, 3])
         .with_padding(PaddingConfig3d::Explicit(1, 1, 1))
-        .init(device)
+        .with_initializer(Initializer::Zeros)
+        .init(device);
+    let bound = 1.0 / ((cin * 27) as f32).sqrt();
+    conv.weight = Param::from_tensor(uniform_tensor([cout, cin, 3, 3, 3], bound, rng, device));
+    conv.bias = Some(Param::from_tensor(uniform_tensor([cout], bound, rng, device)));
+    conv
+}
+
+/// `Linear` initialised as PyTorch does, from `rng`.
+fn linear<B: Backend>(inputs: usize, outputs: usize, rng: &mut ChaCha8Rng, device: &B::Device) -> Linear<B> {
+    let mut l = LinearConfig::new(inputs, outputs)
+        .with_initializer(Initializer::Zeros)
+        .init(device);
+    let bound = 1.0 / (inputs as f32).sqrt();
+    l.weight = Param::from_tensor(uniform_tensor([inputs, outputs], bound, rng, device));
+    l.bias = Some(Param::from_tensor(uniform_tensor([outputs], bound, rng, device)));
+    l
 }
 
 impl<B: KernelBackend> ConvGnRelu<B> {
     /// `cin → cout` with GroupNorm(`groups`).
-    pub fn new(cin: usize, cout: usize, groups: usize, device: &B::Device) -> Self {
+    pub fn new(cin: usize, cout: usize, groups: usize, rng: &mut ChaCha8Rng, device: &B::Device) -> Self {
         ConvGnRelu {
-            conv: conv3d_same(cin, cout, device),
+            conv: conv3d_same(cin, cout, rng, device),
             norm: GroupNormConfig::new(groups, cout).init(device),
         }
     }
@@ -66,26 +84,29 @@ pub struct Generator<B: Backend> {
 impl<B: KernelBackend> Generator<B> {
     /// Trunk widths `trunk` (`len − 2` up-samplings from 4³), low-branch widths `low`, high-branch
     /// width `high`, GroupNorm groups `groups`.
-    pub fn new(latent: usize, trunk: &[usize], low: &[usize], high: usize, groups: usize, device: &B::Device) -> Self {
+    pub fn new(latent: usize, trunk: &[usize], low: &[usize], high: usize, groups: usize, rng: &mut ChaCha8Rng, device: &B::Device) -> Self {
         let n = trunk.len();
-        let mut convs = vec![ConvGnRelu::new(trunk[0], trunk[0], groups, device)];
+        let fc = linear(latent, 64 * trunk[0], rng, device);
+        let mut convs = vec![ConvGnRelu::new(trunk[0], trunk[0], groups, rng, device)];
         for i in 1..n {
-            convs.push(ConvGnRelu::new(trunk[i - 1], trunk[i], groups, device));
+            convs.push(ConvGnRelu::new(trunk[i - 1], trunk[i], groups, rng, device));
         }
         let lat = trunk[n - 1];
         let mut lows = Vec::new();
         let mut c = lat;
         for &w in low {
-            lows.push(ConvGnRelu::new(c, w, groups, device));
+            lows.push(ConvGnRelu::new(c, w, groups, rng, device));
             c = w;
         }
+        let low_out = conv3d_same(c, 1, rng, device);
+        let high_layer = ConvGnRelu::new(lat, high, groups, rng, device);
         Generator {
-            fc: LinearConfig::new(latent, 64 * trunk[0]).init(device),
+            fc,
             trunk: convs,
             low: lows,
-            low_out: conv3d_same(c, 1, device),
-            high: ConvGnRelu::new(lat, high, groups, device),
-            high_out: conv3d_same(high, 1, device),
+            low_out,
+            high: high_layer,
+            high_out: conv3d_same(high, 1, rng, device),
             base_channels: trunk[0],
         }
     }

@@ -87,8 +87,8 @@ pub struct ModConv<B: Backend> {
     pub affine: EqDense<B>,
     /// `[out]`.
     pub bias: Param<Tensor<B, 1>>,
-    /// Learned noise scale (starts at 0); unused without noise.
-    pub noise_strength: Param<Tensor<B, 1>>,
+    /// Learned noise scale (starts at 0); toRGB has none.
+    pub noise_strength: Option<Param<Tensor<B, 1>>>,
     /// Kernel edge.
     pub kernel: usize,
     /// Demodulate (every layer but toRGB).
@@ -104,7 +104,7 @@ impl<B: KernelBackend> ModConv<B> {
             weight: Param::from_tensor(normal_tensor([outputs, inputs, kernel, kernel, kernel], rng, device)),
             affine: EqDense::new(dlatent, inputs, 1.0, 0.0, rng, device),
             bias: Param::from_tensor(Tensor::zeros([outputs], device)),
-            noise_strength: Param::from_tensor(Tensor::zeros([1], device)),
+            noise_strength: (!to_rgb).then(|| Param::from_tensor(Tensor::zeros([1], device))),
             kernel,
             demodulate: !to_rgb,
             activate: !to_rgb,
@@ -135,10 +135,8 @@ impl<B: KernelBackend> ModConv<B> {
         if self.demodulate {
             y = y * self.demodulation(s).reshape([n, o, 1, 1, 1]);
         }
-        if self.activate {
-            if let Some(noise) = noise {
-                y = y + noise * self.noise_strength.val().reshape([1, 1, 1, 1, 1]);
-            }
+        if let (Some(noise), Some(strength)) = (noise, &self.noise_strength) {
+            y = y + noise * strength.val().reshape([1, 1, 1, 1, 1]);
         }
         y = y + self.bias.val().reshape([1, o, 1, 1, 1]);
         if self.activate {
