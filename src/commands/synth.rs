@@ -1,9 +1,17 @@
-//! `dsma synth --case CASE_DIR --out DIR --seed S [--set key=value ...] [--n N] [--figure out.png]`.
+//! `dsma synth --case CASE_DIR --out DIR --seed S [--set key=value ...] [--n N] [--figure out.png]`
+//! for synthesizers that derive cases from a real one, and
+//! `dsma synth --synthesizer NAME (--fit-on DATASET_DIR | --fitted GENERATOR_DIR) [--teacher RUN_DIR]`
+//! for generative comparators (trainable synthesizers).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use dsma_core::brats::load_case;
+use dsma_core::brats::{discover, load_case, DatasetOptions};
+use dsma_core::model::BackendKind;
+use dsma_core::nifti_io::write_volume;
+use dsma_core::plugin::{FitContext, FitProgress, PluginKind};
+use dsma_core::preprocess::preprocess;
+use dsma_core::runner::run_record::RunRecord;
 use dsma_core::phantom::write_case;
 use dsma_core::plugin::Registry;
 use dsma_core::seed::derive_seed;
@@ -16,9 +24,23 @@ use super::set_values;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// A case folder in the BraTS layout.
+    /// A case folder in the BraTS layout (synthesizers that derive cases from a real one).
     #[arg(long = "case")]
-    case_dir: PathBuf,
+    case_dir: Option<PathBuf>,
+    /// Trainable synthesizers: fit on every case of this dataset folder (BraTS layout; the fit
+    /// goes to `<out>/generator/` and resumes from there).
+    #[arg(long, value_name = "DATASET_DIR")]
+    fit_on: Option<PathBuf>,
+    /// Trainable synthesizers: a finished fit, e.g. `runs/cache/generators/hagan-<hash>/`.
+    #[arg(long, value_name = "GENERATOR_DIR")]
+    fitted: Option<PathBuf>,
+    /// Trainable synthesizers: label the samples with the EMA teacher of this run folder
+    /// (`runs/<experiment>/runs/<dataset>/<row>/rep-0`); without it, only images are written.
+    #[arg(long, value_name = "RUN_DIR")]
+    teacher: Option<PathBuf>,
+    /// Trainable synthesizers: size x,y,z of the samples (default: the teacher's patch, else 128³).
+    #[arg(long, value_parser = super::parse_triple::<usize>)]
+    size: Option<[usize; 3]>,
     /// Output folder; derived case `i` goes to `<out>/<case>_synth<i>/`.
     #[arg(long)]
     out: PathBuf,
@@ -44,8 +66,27 @@ pub struct Args {
 
 pub fn run(args: Args, registry: &Registry) -> anyhow::Result<ExitCode> {
     let params = set_values(&args.set)?;
+    if matches!(
+        registry.describe(&args.synthesizer).map(|i| i.kind),
+        Ok(PluginKind::TrainableSynthesizer)
+    ) {
+        return generative(args, registry, &params);
+    }
+    for (given, flag) in [
+        (args.fit_on.is_some(), "--fit-on"),
+        (args.fitted.is_some(), "--fitted"),
+        (args.teacher.is_some(), "--teacher"),
+        (args.size.is_some(), "--size"),
+    ] {
+        if given {
+            anyhow::bail!("{flag} is for trainable synthesizers; `{}` derives cases from --case", args.synthesizer);
+        }
+    }
+    let Some(case_dir) = &args.case_dir else {
+        anyhow::bail!("`{}` derives cases from a real one: give --case CASE_DIR", args.synthesizer);
+    };
     let synth = registry.synthesizer(&args.synthesizer, &params)?;
-    let case = load_case(&args.case_dir, args.labels)?;
+    let case = load_case(case_dir, args.labels)?;
     let mut first: Option<Case> = None;
     for i in 0..args.n {
         let mut rng = ChaCha8Rng::seed_from_u64(derive_seed(args.seed, i as u64));
@@ -100,6 +141,105 @@ pub fn run(args: Args, registry: &Registry) -> anyhow::Result<ExitCode> {
         let scale = (256 / case.grid.dims[0].max(case.grid.dims[1]).max(1)).clamp(1, 8) as u32;
         render(&path, &panels, 4, scale, case.convention)?;
         println!("figure (axial slice z={z}) written to {}", path.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The EMA teacher of a run folder: its experiment and labelling function.
+struct Teacher {
+    experiment: dsma_core::runner::config::Experiment,
+    checkpoints: PathBuf,
+    label: dsma_core::runner::registration::LabelFn,
+    convention: LabelConvention,
+}
+
+impl Teacher {
+    fn open(run: &std::path::Path) -> anyhow::Result<Self> {
+        let record = RunRecord::read(run)?;
+        let mut doc = record.experiment.clone();
+        if let Some(m) = doc.as_object_mut() {
+            m.remove("grid");
+        }
+        let experiment: dsma_core::runner::config::Experiment = serde_json::from_value(doc)
+            .map_err(|e| anyhow::anyhow!("{}: config.json: {e}", run.display()))?;
+        let convention = record.dataset()?.convention()?;
+        let label = dsma_core::runner::registration::model(&experiment.model.name)?
+            .labeller(experiment.train.backend)?;
+        Ok(Teacher {
+            checkpoints: run.join("checkpoints"),
+            experiment,
+            label,
+            convention,
+        })
+    }
+}
+
+/// `dsma synth` for a trainable synthesizer: fit (or load a fit), sample, label with a teacher if
+/// one is given, write NIfTI.
+fn generative(args: Args, registry: &Registry, params: &serde_json::Value) -> anyhow::Result<ExitCode> {
+    if args.case_dir.is_some() {
+        anyhow::bail!("`{}` is a generative comparator: give --fit-on DATASET_DIR or --fitted GENERATOR_DIR, not --case", args.synthesizer);
+    }
+    let mut g = registry.trainable_synthesizer(&args.synthesizer, params)?;
+    let teacher = args.teacher.as_deref().map(Teacher::open).transpose()?;
+    let (cases, dir) = match (&args.fit_on, &args.fitted) {
+        (Some(data), None) => {
+            let dirs = discover(data, &DatasetOptions::new(args.labels))?;
+            let cases = dirs
+                .iter()
+                .map(|d| Ok(preprocess(&load_case(d, args.labels)?)?))
+                .collect::<anyhow::Result<Vec<Case>>>()?;
+            (cases, args.out.join("generator"))
+        }
+        (None, Some(fitted)) => (Vec::new(), fitted.clone()),
+        _ => anyhow::bail!(
+            "`{}` is a generative comparator: give exactly one of --fit-on DATASET_DIR and --fitted GENERATOR_DIR",
+            args.synthesizer
+        ),
+    };
+    let [x, y, z] = args
+        .size
+        .or(teacher.as_ref().map(|t| t.experiment.train.patch.size))
+        .unwrap_or([128; 3]);
+    let backend = teacher.as_ref().map_or(BackendKind::Cpu, |t| t.experiment.train.backend);
+    let mut progress = |p: FitProgress| {
+        if p.step == p.total || p.step % (p.total / 20).max(1) == 0 {
+            eprintln!("fit: step {}/{}", p.step, p.total);
+        }
+    };
+    g.fit(
+        &cases,
+        &mut FitContext {
+            checkpoint_dir: &dir,
+            seed: derive_seed(args.seed, 0x4749_5446),
+            backend,
+            sample_shape: [z, y, x],
+            progress: &mut progress,
+        },
+    )?;
+    let mut rng = ChaCha8Rng::seed_from_u64(args.seed);
+    let images = g.sample(args.n, &mut rng)?;
+    let labels = match &teacher {
+        Some(t) => {
+            let imgs: Vec<_> = images.iter().map(|i| i.image.clone()).collect();
+            Some((t.label)(&t.experiment, &t.checkpoints, &imgs, t.convention)?)
+        }
+        None => None,
+    };
+    for (i, img) in images.into_iter().enumerate() {
+        let id = format!("{}_{i}", args.synthesizer);
+        let case_dir = args.out.join(&id);
+        for (c, m) in Modality::ALL.iter().enumerate() {
+            let path = case_dir.join(format!("{id}_{}.nii.gz", m.suffix()));
+            write_volume(&path, img.image.index_axis(ndarray::Axis(0), c), &img.grid)?;
+        }
+        match &labels {
+            Some(l) => {
+                write_volume(&case_dir.join(format!("{id}_seg.nii.gz")), l[i].view(), &img.grid)?;
+                println!("wrote {} (labels: the EMA teacher of {})", case_dir.display(), args.teacher.as_deref().unwrap_or(std::path::Path::new("")).display());
+            }
+            None => println!("wrote {} (images only: no --teacher, so no labels)", case_dir.display()),
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -53,7 +53,7 @@ pub trait TrainingCases: Sync {
     fn case(&self, i: usize) -> Result<Cow<'_, Case>>;
 }
 
-impl TrainingCases for [Case] {
+impl TrainingCases for Vec<Case> {
     fn len(&self) -> usize {
         <[Case]>::len(self)
     }

@@ -56,6 +56,8 @@ pub trait GenerativeMethod: Plugin + Send + Sync + 'static {
     fn protocol(&self) -> &ProtocolParams;
     /// `[z, y, x]` shape of the volumes it fits and generates.
     fn output_shape(&self) -> [usize; 3];
+    /// Training steps of a complete fit (a checkpoint at this step is final).
+    fn steps(&self) -> usize;
     /// Fits on `data` (training volumes at `output_shape`, values in [-1, 1]), resuming from
     /// `ctx.dir`; returns at once when the checkpoint there is already final.
     fn fit<B: KernelBackend>(
@@ -206,12 +208,6 @@ impl<T: GenerativeMethod> BackendVisitor for SampleOn<'_, T> {
 
 impl<T: GenerativeMethod> TrainableSynthesizer for Comparator<T> {
     fn fit(&mut self, train: &dyn TrainingCases, ctx: &mut FitContext<'_>) -> Result<()> {
-        if train.is_empty() {
-            return Err(CoreError::invalid(
-                T::NAME,
-                "the training split is empty; a generator needs training cases",
-            ));
-        }
         std::fs::create_dir_all(ctx.checkpoint_dir)
             .map_err(|e| CoreError::io(ctx.checkpoint_dir, e))?;
         let meta = ctx.checkpoint_dir.join("protocol.json");
@@ -222,6 +218,15 @@ impl<T: GenerativeMethod> TrainableSynthesizer for Comparator<T> {
                     format!("unreadable ({e}); delete the generator folder to refit"),
                 )
             })?,
+            Err(_) if train.is_empty() => {
+                return Err(CoreError::invalid(
+                    T::NAME,
+                    format!(
+                        "no training cases, and {} holds no fit; a generator needs training cases",
+                        ctx.checkpoint_dir.display()
+                    ),
+                ))
+            }
             Err(_) => {
                 let f = training_statistics(train, self.method.protocol())?;
                 let json = serde_json::to_vec_pretty(&f)
@@ -230,7 +235,21 @@ impl<T: GenerativeMethod> TrainableSynthesizer for Comparator<T> {
                 f
             }
         };
-        let data = generator_data(train, &fitted, self.method.output_shape())?;
+        let done = FitCheckpoint::latest(ctx.checkpoint_dir)?.map_or(0, |c| c.step());
+        let data = if done >= self.method.steps() {
+            Vec::new() // finished: the fit only loads
+        } else if train.is_empty() {
+            return Err(CoreError::invalid(
+                ctx.checkpoint_dir.display().to_string(),
+                format!(
+                    "holds an unfinished {} fit (step {done} of {}) and no training cases were given",
+                    T::NAME,
+                    self.method.steps()
+                ),
+            ));
+        } else {
+            generator_data(train, &fitted, self.method.output_shape())?
+        };
         let mut gctx = GeneratorFit {
             dir: ctx.checkpoint_dir,
             seed: ctx.seed,

@@ -17,6 +17,15 @@ pub type TrainFn = fn(
     &mut dyn crate::runner::RunObserver,
 ) -> Result<crate::runner::RunOutcome>;
 
+/// Labels images with the EMA teacher of a run's latest checkpoint (`dsma synth --teacher`):
+/// the experiment, the run's checkpoint folder, the images, their label convention.
+pub type LabelFn = fn(
+    &crate::runner::config::Experiment,
+    &std::path::Path,
+    &[ndarray::Array4<f32>],
+    crate::labels::LabelConvention,
+) -> Result<Vec<ndarray::Array3<u8>>>;
+
 /// The training-side registration of one model plugin (its name, parameters and checks are in
 /// [`crate::plugin::registry::ModelInfoRegistration`]).
 pub struct ModelRegistration {
@@ -32,6 +41,11 @@ pub struct ModelRegistration {
     /// Training on the CUDA backend.
     #[cfg(feature = "cuda")]
     pub train_cuda: TrainFn,
+    /// [`LabelFn`] on the CPU.
+    pub label_cpu: LabelFn,
+    /// [`LabelFn`] on the GPU.
+    #[cfg(feature = "cuda")]
+    pub label_cuda: LabelFn,
 }
 
 impl ModelRegistration {
@@ -45,6 +59,9 @@ impl ModelRegistration {
             train_cpu: crate::runner::train::train::<F, CpuBackend>,
             #[cfg(feature = "cuda")]
             train_cuda: crate::runner::train::train::<F, CudaBackend>,
+            label_cpu: crate::runner::train::teacher_labels::<F, CpuBackend>,
+            #[cfg(feature = "cuda")]
+            label_cuda: crate::runner::train::teacher_labels::<F, CudaBackend>,
         }
     }
 
@@ -70,6 +87,19 @@ impl ModelRegistration {
             BackendKind::Cpu => Ok(self.train_cpu),
             #[cfg(feature = "cuda")]
             BackendKind::Cuda => Ok(self.train_cuda),
+            #[cfg(not(feature = "cuda"))]
+            BackendKind::Cuda => Err(no_cuda()),
+        }
+    }
+}
+
+impl ModelRegistration {
+    /// The teacher-labelling function for `backend`.
+    pub fn labeller(&self, backend: BackendKind) -> Result<LabelFn> {
+        match backend {
+            BackendKind::Cpu => Ok(self.label_cpu),
+            #[cfg(feature = "cuda")]
+            BackendKind::Cuda => Ok(self.label_cuda),
             #[cfg(not(feature = "cuda"))]
             BackendKind::Cuda => Err(no_cuda()),
         }

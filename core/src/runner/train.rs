@@ -981,3 +981,40 @@ fn label_generated<B: Backend, M: SegmentationModel<B>>(
         })
         .collect()
 }
+
+/// Labels `images` with the EMA teacher of the latest checkpoint in `checkpoints` (a run's
+/// `checkpoints/` folder), as the runner labels generated images: sliding window, then hard labels
+/// at the evaluation threshold ([`crate::runner::registration::LabelFn`]).
+pub fn teacher_labels<F: ModelFactory, B: KernelBackend>(
+    exp: &crate::runner::config::Experiment,
+    checkpoints: &Path,
+    images: &[ndarray::Array4<f32>],
+    convention: crate::labels::LabelConvention,
+) -> Result<Vec<ndarray::Array3<u8>>> {
+    let params: F::Params = parse_params(F::NAME, &exp.model.params)?;
+    let latest = checkpoint::latest(checkpoints)?.ok_or_else(|| {
+        CoreError::invalid(
+            checkpoints.display().to_string(),
+            "holds no checkpoint; is it the `checkpoints` folder of a run?",
+        )
+    })?;
+    let ckpt = checkpoint::load(&latest)?;
+    let file = latest.join("ema.safetensors");
+    let bytes = ckpt.files.get("ema.safetensors").ok_or_else(|| {
+        CoreError::invalid(format!("checkpoint {}", latest.display()), "ema.safetensors is missing")
+    })?;
+    let device = B::Device::default();
+    let teacher = load_model::<F, B>(&params, bytes, &file, &device)?;
+    images
+        .iter()
+        .map(|img| {
+            let probs = crate::inference::sliding_window::<B, F::Model<B>>(
+                &teacher,
+                img.view(),
+                &exp.eval.window,
+                &device,
+            )?;
+            Ok(labels_from_probabilities(&probs, exp.eval.threshold, convention))
+        })
+        .collect()
+}

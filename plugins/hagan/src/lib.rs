@@ -294,6 +294,10 @@ impl GenerativeMethod for HaGan {
         &self.p.protocol
     }
 
+    fn steps(&self) -> usize {
+        self.p.steps
+    }
+
     fn output_shape(&self) -> [usize; 3] {
         [self.p.size; 3]
     }
@@ -323,6 +327,12 @@ impl GenerativeMethod for HaGan {
         }
         if start >= p.steps {
             return Ok(());
+        }
+        if data.is_empty() {
+            return Err(CoreError::invalid(
+                format!("generator folder {}", ctx.dir.display()),
+                "no training volumes to continue the fit with",
+            ));
         }
         run_steps(ctx, start, p.steps, p.checkpoint_every, &mut fit)
     }

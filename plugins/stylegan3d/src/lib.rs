@@ -381,6 +381,10 @@ impl GenerativeMethod for StyleGan3d {
         &self.p.protocol
     }
 
+    fn steps(&self) -> usize {
+        self.p.steps
+    }
+
     fn output_shape(&self) -> [usize; 3] {
         self.p.base.map(|b| b << self.p.blocks)
     }
@@ -415,6 +419,12 @@ impl GenerativeMethod for StyleGan3d {
         }
         if start >= p.steps {
             return Ok(());
+        }
+        if data.is_empty() {
+            return Err(CoreError::invalid(
+                format!("generator folder {}", ctx.dir.display()),
+                "no training volumes to continue the fit with",
+            ));
         }
         run_steps(ctx, start, p.steps, p.checkpoint_every, &mut fit)
     }
