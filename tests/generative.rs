@@ -51,7 +51,12 @@ impl TrainableSynthesizer for NoiseGenerator {
             .collect::<Result<_>>()?;
         Ok(())
     }
-    fn sample(&self, n: usize, rng: &mut ChaCha8Rng) -> Result<Vec<SampledImage>> {
+    fn sample(
+        &self,
+        n: usize,
+        rng: &mut ChaCha8Rng,
+        _real: &dyn TrainingCases,
+    ) -> Result<Vec<SampledImage>> {
         SAMPLES.fetch_add(n, Ordering::SeqCst);
         Ok((0..n)
             .map(|i| {

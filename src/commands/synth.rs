@@ -218,7 +218,7 @@ fn generative(args: Args, registry: &Registry, params: &serde_json::Value) -> an
         },
     )?;
     let mut rng = ChaCha8Rng::seed_from_u64(args.seed);
-    let images = g.sample(args.n, &mut rng)?;
+    let images = g.sample(args.n, &mut rng, &cases)?;
     let labels = match &teacher {
         Some(t) => {
             let imgs: Vec<_> = images.iter().map(|i| i.image.clone()).collect();

@@ -93,8 +93,14 @@ pub struct SampledImage {
 pub trait TrainableSynthesizer: Send + Sync {
     /// Trains on the real training cases, writing checkpoints and resuming from them.
     fn fit(&mut self, train: &dyn TrainingCases, ctx: &mut FitContext<'_>) -> Result<()>;
-    /// Draws `n` images (after `fit`).
-    fn sample(&self, n: usize, rng: &mut ChaCha8Rng) -> Result<Vec<SampledImage>>;
+    /// Draws `n` images (after `fit`). `real` is the training split, for samplers that condition
+    /// on real cases (super-resolution, partial re-synthesis); unconditional ones ignore it.
+    fn sample(
+        &self,
+        n: usize,
+        rng: &mut ChaCha8Rng,
+        real: &dyn TrainingCases,
+    ) -> Result<Vec<SampledImage>>;
 }
 
 /// The model's scores after a stage-2 epoch: what a weighter needs (paper eqs. 6–8).

@@ -66,14 +66,70 @@ pub trait GenerativeMethod: Plugin + Send + Sync + 'static {
         ctx: &mut GeneratorFit<'_>,
         device: &B::Device,
     ) -> Result<()>;
-    /// Draws `n` volumes at `output_shape` in [-1, 1] from the final checkpoint in `dir`.
+    /// Draws `n` volumes at `output_shape` in [-1, 1] from the final checkpoint in `dir`; a
+    /// conditional sampler reads real training volumes (same map and shape as the fit's data)
+    /// from `real`.
     fn sample<B: KernelBackend>(
         &self,
         dir: &Path,
         n: usize,
         seed: u64,
+        real: &RealVolumes<'_>,
         device: &B::Device,
     ) -> Result<Vec<Array3<f32>>>;
+}
+
+/// The real training volumes as a generator sees them (its modality in [-1, 1] at its shape),
+/// read one at a time from the training split.
+pub struct RealVolumes<'a> {
+    train: &'a dyn TrainingCases,
+    modality: Modality,
+    map: IntensityMap,
+    shape: [usize; 3],
+}
+
+/// No training cases (for unconditional samplers).
+static NO_CASES: Vec<crate::volume::Case> = Vec::new();
+
+impl<'a> RealVolumes<'a> {
+    /// The cases of `train` through `map`, channel `modality`, resampled to `shape` (`[z, y, x]`).
+    pub fn new(
+        train: &'a dyn TrainingCases,
+        modality: Modality,
+        map: IntensityMap,
+        shape: [usize; 3],
+    ) -> Self {
+        RealVolumes {
+            train,
+            modality,
+            map,
+            shape,
+        }
+    }
+    /// No real volumes (what unconditional samplers are given outside the runner).
+    pub fn none() -> RealVolumes<'static> {
+        RealVolumes {
+            train: &NO_CASES,
+            modality: Modality::Flair,
+            map: IntensityMap { lo: -1.0, hi: 1.0 },
+            shape: [0; 3],
+        }
+    }
+    /// Number of training cases.
+    pub fn len(&self) -> usize {
+        self.train.len()
+    }
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.train.is_empty()
+    }
+    /// Training case `i` as a generator volume.
+    pub fn volume(&self, i: usize) -> Result<Array3<f32>> {
+        let case = self.train.case(i)?;
+        let c = channel_of(self.modality).min(case.image.dim().0 - 1);
+        let unit = case.image.index_axis(ndarray::Axis(0), c).mapv(|z| self.map.to_unit(z));
+        Ok(protocol::resample(unit.view(), self.shape))
+    }
 }
 
 /// What the protocol derived from the training split (saved as `protocol.json` in the fit folder).
@@ -168,15 +224,13 @@ fn generator_data(
     f: &Fitted,
     shape: [usize; 3],
 ) -> Result<Vec<Array3<f32>>> {
-    let c = channel_of(f.modality);
-    (0..train.len())
-        .map(|i| {
-            let case = train.case(i)?;
-            let ch = case.image.index_axis(ndarray::Axis(0), c.min(case.image.dim().0 - 1));
-            let unit = ch.mapv(|z| f.map.to_unit(z));
-            Ok(protocol::resample(unit.view(), shape))
-        })
-        .collect()
+    let real = RealVolumes {
+        train,
+        modality: f.modality,
+        map: f.map,
+        shape,
+    };
+    (0..train.len()).map(|i| real.volume(i)).collect()
 }
 
 struct FitOn<'a, 'b, T> {
@@ -197,12 +251,14 @@ struct SampleOn<'a, T> {
     dir: &'a Path,
     n: usize,
     seed: u64,
+    real: RealVolumes<'a>,
 }
 
 impl<T: GenerativeMethod> BackendVisitor for SampleOn<'_, T> {
     type Output = Result<Vec<Array3<f32>>>;
     fn visit<B: KernelBackend>(self, device: B::Device) -> Self::Output {
-        self.method.sample::<B>(self.dir, self.n, self.seed, &device)
+        self.method
+            .sample::<B>(self.dir, self.n, self.seed, &self.real, &device)
     }
 }
 
@@ -267,7 +323,12 @@ impl<T: GenerativeMethod> TrainableSynthesizer for Comparator<T> {
         Ok(())
     }
 
-    fn sample(&self, n: usize, rng: &mut ChaCha8Rng) -> Result<Vec<SampledImage>> {
+    fn sample(
+        &self,
+        n: usize,
+        rng: &mut ChaCha8Rng,
+        real: &dyn TrainingCases,
+    ) -> Result<Vec<SampledImage>> {
         let f = self.fitted.as_ref().ok_or_else(|| {
             CoreError::invalid(T::NAME, "sampled before it was fitted")
         })?;
@@ -281,6 +342,12 @@ impl<T: GenerativeMethod> TrainableSynthesizer for Comparator<T> {
             dir: &f.dir,
             n: n.div_ceil(per),
             seed: rng.random(),
+            real: RealVolumes {
+                train: real,
+                modality: f.modality,
+                map: f.map,
+                shape: self.method.output_shape(),
+            },
         })??;
         let [d, h, w] = f.sample_shape;
         let spacing = [f.extent_mm[2] / w as f64, f.extent_mm[1] / h as f64, f.extent_mm[0] / d as f64];

@@ -107,10 +107,10 @@ impl<T: Send> SynthesisQueue<T> {
 /// The images a generative comparator draws for stage-2 epoch `epoch` (one per real training case).
 pub fn sample_epoch(
     g: &dyn TrainableSynthesizer,
-    n: usize,
+    real: &dyn crate::plugin::TrainingCases,
     seed: u64,
     epoch: usize,
 ) -> Result<Vec<SampledImage>> {
     let mut rng = ChaCha8Rng::seed_from_u64(case_seed(seed, epoch, usize::MAX));
-    g.sample(n, &mut rng)
+    g.sample(real.len(), &mut rng, real)
 }

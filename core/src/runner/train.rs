@@ -361,7 +361,7 @@ fn stage2<F: ModelFactory, B: KernelBackend>(
             )?),
             Source::Generative(g) => Queue::Generative(SynthesisQueue::start(
                 scope,
-                move |k| sample_epoch(g.as_ref(), real.len(), seed, k),
+                move |k| sample_epoch(g.as_ref(), &TrainSplit(real), seed, k),
                 epochs,
                 &t.synthesis,
             )?),
@@ -921,7 +921,7 @@ fn sample_grid(g: &dyn TrainableSynthesizer, job: &RunJob<'_>, png: &Path) -> Re
     use crate::slice_figure::{axial, render, Overlay, Panel};
     let n = 4.min(job.data.train.len()).max(1);
     let mut rng = ChaCha8Rng::seed_from_u64(derive_seed(job.run.seed, SALT_FIT));
-    let images = g.sample(n, &mut rng)?;
+    let images = g.sample(n, &mut rng, &TrainSplit(&job.data.train))?;
     let mut panels = Vec::new();
     for (i, img) in images.iter().enumerate() {
         let ch = img.image.index_axis(ndarray::Axis(0), 0);

@@ -16,7 +16,9 @@ use burn::tensor::activation::softplus;
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 use dsma_core::generative::fit_loop::{real_batch, run_steps, to_volumes, FitSteps};
-use dsma_core::generative::{AdamOn, FitCheckpoint, GenerativeMethod, GeneratorFit, ProtocolParams};
+use dsma_core::generative::{
+    AdamOn, FitCheckpoint, GenerativeMethod, GeneratorFit, ProtocolParams, RealVolumes,
+};
 use dsma_core::layers::{downsample_nearest, normal_tensor};
 use dsma_core::model::KernelBackend;
 use dsma_core::plugin::registry::Plugin;
@@ -65,6 +67,8 @@ pub struct HaGanParams {
     pub lr_d: f64,
     /// Adam β₁, β₂ ([0, 0.999]).
     pub betas: [f64; 2],
+    /// Power iterations per forward pass of every spectral norm (5; see README).
+    pub sn_iterations: usize,
     /// Steps between checkpoints.
     pub checkpoint_every: usize,
     /// The comparator protocol (modality, noise, layout).
@@ -89,6 +93,7 @@ impl Default for HaGanParams {
             lr_g: 1e-4,
             lr_d: 4e-4,
             betas: [0.0, 0.999],
+            sn_iterations: 5,
             checkpoint_every: 1000,
             protocol: ProtocolParams::default(),
         }
@@ -113,6 +118,7 @@ impl PluginParams for HaGanParams {
             ParamDoc { name: "lr_g", doc: "generator learning rate (1e-4)" },
             ParamDoc { name: "lr_d", doc: "discriminator learning rate (4e-4)" },
             ParamDoc { name: "betas", doc: "Adam β₁, β₂ ([0, 0.999])" },
+            ParamDoc { name: "sn_iterations", doc: "power iterations per spectral norm (5)" },
             ParamDoc { name: "checkpoint_every", doc: "steps between checkpoints (1000)" },
         ];
         d.extend(ProtocolParams::docs());
@@ -168,6 +174,7 @@ fn check(p: &HaGanParams) -> Result<()> {
         ("d_low_base", p.d_low_base),
         ("batch", p.batch),
         ("steps", p.steps),
+        ("sn_iterations", p.sn_iterations),
         ("checkpoint_every", p.checkpoint_every),
     ] {
         if v == 0 {
@@ -208,10 +215,16 @@ impl HaGan {
     pub fn discriminator<B: KernelBackend>(&self, seed: u64, device: &B::Device) -> Discriminator<B> {
         let p = &self.p;
         let mut rng = ChaCha8Rng::seed_from_u64(derive_seed(seed, SALT_INIT + 1));
-        Discriminator {
+        let mut d = Discriminator {
             high: HighDiscriminator::new(self.crop_depth(), p.size, p.d_high_base, p.d_high_max, p.d_high_out, &mut rng, device),
             low: LowDiscriminator::new(p.size / 4, p.d_low_base, &mut rng, device),
+        };
+        for c in d.high.convs.iter_mut().chain(d.low.convs.iter_mut()) {
+            c.iterations = p.sn_iterations;
         }
+        d.high.fc1.iterations = p.sn_iterations;
+        d.high.fc2.iterations = p.sn_iterations;
+        d
     }
 }
 
@@ -337,7 +350,14 @@ impl GenerativeMethod for HaGan {
         run_steps(ctx, start, p.steps, p.checkpoint_every, &mut fit)
     }
 
-    fn sample<B: KernelBackend>(&self, dir: &Path, n: usize, seed: u64, device: &B::Device) -> Result<Vec<Array3<f32>>> {
+    fn sample<B: KernelBackend>(
+        &self,
+        dir: &Path,
+        n: usize,
+        seed: u64,
+        _real: &RealVolumes<'_>,
+        device: &B::Device,
+    ) -> Result<Vec<Array3<f32>>> {
         let p = &self.p;
         let ck = FitCheckpoint::latest(dir)?.filter(|c| c.step() >= p.steps).ok_or_else(|| {
             CoreError::invalid(format!("generator folder {}", dir.display()), "holds no finished hagan fit")

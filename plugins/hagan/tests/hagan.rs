@@ -6,7 +6,7 @@ use burn::backend::Flex;
 use burn::module::Module;
 use burn::tensor::Tensor;
 use dsma_core::generative::fit_loop::to_volumes;
-use dsma_core::generative::{FitCheckpoint, GenerativeMethod, GeneratorFit};
+use dsma_core::generative::{RealVolumes, FitCheckpoint, GenerativeMethod, GeneratorFit};
 use dsma_core::plugin::registry::Plugin;
 use dsma_hagan::{HaGan, HaGanParams};
 use ndarray::Array3;
@@ -130,8 +130,8 @@ fn a_resumed_fit_equals_an_uninterrupted_one() {
     fit(&tiny(4), &data, b.path());
     assert_eq!(weights(a.path()), weights(b.path()));
     let dev = Default::default();
-    let s1 = tiny(4).sample::<B>(a.path(), 3, 9, &dev).unwrap();
-    assert_eq!(s1, tiny(4).sample::<B>(b.path(), 3, 9, &dev).unwrap());
+    let s1 = tiny(4).sample::<B>(a.path(), 3, 9, &RealVolumes::none(), &dev).unwrap();
+    assert_eq!(s1, tiny(4).sample::<B>(b.path(), 3, 9, &RealVolumes::none(), &dev).unwrap());
     assert_eq!(s1.len(), 3);
     assert_eq!(s1[0].dim(), (32, 32, 32));
     assert!(s1.iter().flatten().all(|v| (-1.0..=1.0).contains(v)), "tanh output");
@@ -149,7 +149,7 @@ fn a_short_fit_moves_samples_towards_the_data() {
     let before = distance(&to_volumes(g0.high_res(g0.trunk(Tensor::ones([4, 8], &dev)))).unwrap());
     let dir = tempfile::tempdir().unwrap();
     fit(&m(60), &data, dir.path());
-    let after = distance(&m(60).sample::<B>(dir.path(), 4, 3, &dev).unwrap());
+    let after = distance(&m(60).sample::<B>(dir.path(), 4, 3, &RealVolumes::none(), &dev).unwrap());
     assert!(after < 0.5 * before, "mean |x − 0.5|: {before} before, {after} after");
 }
 

@@ -18,7 +18,9 @@ use burn::tensor::activation::softplus;
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 use dsma_core::generative::fit_loop::{real_batch, run_steps, to_volumes, FitSteps};
-use dsma_core::generative::{AdamOn, FitCheckpoint, GenerativeMethod, GeneratorFit, ProtocolParams};
+use dsma_core::generative::{
+    AdamOn, FitCheckpoint, GenerativeMethod, GeneratorFit, ProtocolParams, RealVolumes,
+};
 use dsma_core::layers::normal_tensor;
 use dsma_core::model::KernelBackend;
 use dsma_core::plugin::registry::Plugin;
@@ -429,7 +431,14 @@ impl GenerativeMethod for StyleGan3d {
         run_steps(ctx, start, p.steps, p.checkpoint_every, &mut fit)
     }
 
-    fn sample<B: KernelBackend>(&self, dir: &Path, n: usize, seed: u64, device: &B::Device) -> Result<Vec<Array3<f32>>> {
+    fn sample<B: KernelBackend>(
+        &self,
+        dir: &Path,
+        n: usize,
+        seed: u64,
+        _real: &RealVolumes<'_>,
+        device: &B::Device,
+    ) -> Result<Vec<Array3<f32>>> {
         let p = &self.p;
         let ck = FitCheckpoint::latest(dir)?.filter(|c| c.step() >= p.steps).ok_or_else(|| {
             CoreError::invalid(format!("generator folder {}", dir.display()), "holds no finished stylegan3d fit")

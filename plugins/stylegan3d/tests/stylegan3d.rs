@@ -6,7 +6,7 @@ use burn::backend::Flex;
 use burn::module::{Module, Param};
 use burn::tensor::{Tensor, TensorData};
 use dsma_core::generative::fit_loop::to_volumes;
-use dsma_core::generative::{GenerativeMethod, GeneratorFit};
+use dsma_core::generative::{RealVolumes, GenerativeMethod, GeneratorFit};
 use dsma_core::plugin::registry::Plugin;
 use dsma_stylegan3d::networks::{minibatch_stddev, EqDense, ModConv};
 use dsma_stylegan3d::{StyleGan3d, StyleGan3dParams};
@@ -139,8 +139,8 @@ fn a_resumed_fit_equals_an_uninterrupted_one() {
     for name in ["g", "g_ema"] {
         assert_eq!(weights(a.path(), name), weights(b.path(), name), "{name}");
     }
-    let s1 = tiny(4).sample::<B>(a.path(), 3, 9, &Default::default()).unwrap();
-    let s2 = tiny(4).sample::<B>(b.path(), 3, 9, &Default::default()).unwrap();
+    let s1 = tiny(4).sample::<B>(a.path(), 3, 9, &RealVolumes::none(), &Default::default()).unwrap();
+    let s2 = tiny(4).sample::<B>(b.path(), 3, 9, &RealVolumes::none(), &Default::default()).unwrap();
     assert_eq!(s1, s2);
     assert_eq!(s1[0].dim(), (8, 8, 8));
 }
@@ -150,7 +150,7 @@ fn sampling_needs_a_finished_fit() {
     let data: Vec<Array3<f32>> = vec![Array3::zeros((8, 8, 8))];
     let dir = tempfile::tempdir().unwrap();
     fit(&tiny(2), &data, dir.path());
-    let err = tiny(4).sample::<B>(dir.path(), 1, 0, &Default::default()).unwrap_err();
+    let err = tiny(4).sample::<B>(dir.path(), 1, 0, &RealVolumes::none(), &Default::default()).unwrap_err();
     assert!(err.to_string().contains("no finished stylegan3d fit"), "{err}");
 }
 
@@ -188,7 +188,7 @@ fn a_short_fit_moves_samples_towards_the_data() {
         distance(&to_volumes(g0.synthesis.forward(&ws, noise)).unwrap())
     };
     fit(&m(150), &data, dir.path());
-    let after = distance(&m(150).sample::<B>(dir.path(), 4, 3, &dev).unwrap());
+    let after = distance(&m(150).sample::<B>(dir.path(), 4, 3, &RealVolumes::none(), &dev).unwrap());
     assert!(after < 0.5 * before, "mean |x − 0.5|: {before} before, {after} after");
 }
 
