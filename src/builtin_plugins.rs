@@ -9,6 +9,8 @@ use dsma_core::plugin::Registry;
 /// References every built-in plugin crate, then returns the registry of built-ins.
 pub fn registry() -> Registry {
     dsma_augment::link();
+    dsma_diffusion_wu::link();
+    dsma_diffusion_yu::link();
     dsma_dtss::link();
     dsma_hagan::link();
     dsma_mas::link();

@@ -255,3 +255,45 @@ pub fn normal_tensor<B: Backend, const D: usize>(
     let v: Vec<f32> = (0..n).map(|_| StandardNormal.sample(rng)).collect();
     Tensor::<B, 1>::from_floats(v.as_slice(), device).reshape(shape)
 }
+
+/// burn's `Conv3d` (kernel `k`³, `stride`, `padding`, bias) initialised as PyTorch does (uniform
+/// ±1/√fan_in for weight and bias) from `rng` rather than the backend's global RNG, so a network
+/// built while other work runs in the process is still reproducible.
+pub fn conv3d_init<B: Backend>(
+    io: [usize; 2],
+    k: usize,
+    stride: usize,
+    padding: usize,
+    rng: &mut rand_chacha::ChaCha8Rng,
+    device: &B::Device,
+) -> burn::nn::conv::Conv3d<B> {
+    use burn::nn::conv::Conv3dConfig;
+    use burn::nn::{Initializer, PaddingConfig3d};
+    let [cin, cout] = io;
+    let mut conv = Conv3dConfig::new([cin, cout], [k; 3])
+        .with_stride([stride; 3])
+        .with_padding(PaddingConfig3d::Explicit(padding, padding, padding))
+        .with_initializer(Initializer::Zeros)
+        .init(device);
+    let bound = 1.0 / ((cin * k * k * k) as f32).sqrt();
+    conv.weight = burn::module::Param::from_tensor(uniform_tensor([cout, cin, k, k, k], bound, rng, device));
+    conv.bias = Some(burn::module::Param::from_tensor(uniform_tensor([cout], bound, rng, device)));
+    conv
+}
+
+/// burn's `Linear` initialised as PyTorch does, from `rng`.
+pub fn linear_init<B: Backend>(
+    inputs: usize,
+    outputs: usize,
+    rng: &mut rand_chacha::ChaCha8Rng,
+    device: &B::Device,
+) -> burn::nn::Linear<B> {
+    use burn::nn::{Initializer, LinearConfig};
+    let mut l = LinearConfig::new(inputs, outputs)
+        .with_initializer(Initializer::Zeros)
+        .init(device);
+    let bound = 1.0 / (inputs as f32).sqrt();
+    l.weight = burn::module::Param::from_tensor(uniform_tensor([inputs, outputs], bound, rng, device));
+    l.bias = Some(burn::module::Param::from_tensor(uniform_tensor([outputs], bound, rng, device)));
+    l
+}

@@ -6,6 +6,7 @@
 #![allow(clippy::needless_range_loop)]
 
 pub mod doctor;
+pub mod diffusion;
 pub mod experiment;
 pub mod generative;
 pub mod inference;

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use burn::backend::Autodiff;
 use burn::module::{AutodiffModule, Module};
 use burn::optim::adaptor::OptimizerAdaptor;
-use burn::optim::{Adam, Optimizer};
+use burn::optim::{Adam, Optimizer, SimpleOptimizer};
 use burn::record::{BinBytesRecorder, FullPrecisionSettings, Recorder};
 use burn::tensor::backend::Backend;
 use serde::{Deserialize, Serialize};
@@ -20,6 +20,8 @@ use crate::runner::module_state::{load_module_bytes, module_bytes, parameter_pat
 
 /// Adam on a training network of backend `Autodiff<B>`.
 pub type AdamOn<M, B> = OptimizerAdaptor<Adam, M, Autodiff<B>>;
+/// Optimizer `O` (Adam, AdamW) on a training network of backend `Autodiff<B>`.
+pub type OptimOn<O, M, B> = OptimizerAdaptor<O, M, Autodiff<B>>;
 
 /// The JSON part of a fit checkpoint.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -69,8 +71,9 @@ impl FitCheckpoint {
     }
 
     /// Adds optimizer `name` of training network `m`.
-    pub fn put_optimizer<B, M>(&mut self, name: &str, optim: &AdamOn<M, B>, m: &M) -> Result<()>
+    pub fn put_optimizer<O, B, M>(&mut self, name: &str, optim: &OptimOn<O, M, B>, m: &M) -> Result<()>
     where
+        O: SimpleOptimizer<B>,
         B: KernelBackend,
         M: AutodiffModule<Autodiff<B>>,
     {
@@ -122,20 +125,21 @@ impl FitCheckpoint {
     }
 
     /// Loads optimizer `name` into `optim`, re-keyed to the parameters of the rebuilt `m`.
-    pub fn optimizer<B, M>(
+    pub fn optimizer<O, B, M>(
         &self,
         name: &str,
-        optim: AdamOn<M, B>,
+        optim: OptimOn<O, M, B>,
         m: &M,
         device: &B::Device,
-    ) -> Result<AdamOn<M, B>>
+    ) -> Result<OptimOn<O, M, B>>
     where
+        O: SimpleOptimizer<B>,
         B: KernelBackend,
         M: AutodiffModule<Autodiff<B>>,
     {
         let file = format!("{name}.bin");
         let path = self.path.join(&file);
-        let record: <AdamOn<M, B> as Optimizer<M, Autodiff<B>>>::Record =
+        let record: <OptimOn<O, M, B> as Optimizer<M, Autodiff<B>>>::Record =
             BinBytesRecorder::<FullPrecisionSettings>::default()
                 .load(self.file(&file)?.clone(), device)
                 .map_err(|e| {

@@ -31,7 +31,7 @@ use crate::preprocess::brain_mask;
 use crate::seed::derive_seed;
 use crate::volume::{Grid, Modality};
 
-pub use fit_state::{AdamOn, FitCheckpoint};
+pub use fit_state::{AdamOn, FitCheckpoint, OptimOn};
 pub use protocol::{IntensityMap, NoiseLayout, ProtocolParams};
 
 /// What a generator's `fit` is given besides its data.

@@ -3,14 +3,14 @@
 //! at ¼), a high-resolution branch G^H (a depth crop of the latent in training, all of it at
 //! sampling), and spectral-normalised discriminators D^H (crop + crop position) and D^L.
 
-use burn::module::{Module, Param};
-use burn::nn::conv::{Conv3d, Conv3dConfig};
-use burn::nn::{GroupNorm, GroupNormConfig, Initializer, Linear, LinearConfig, PaddingConfig3d};
+use burn::module::Module;
+use burn::nn::conv::Conv3d;
+use burn::nn::{GroupNorm, GroupNormConfig, Linear};
 use burn::tensor::activation::{leaky_relu, relu, tanh};
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 use dsma_core::kernels::{ConvForward, NormForward};
-use dsma_core::layers::{uniform_tensor, upsample2_nearest, SnConv3d, SnLinear};
+use dsma_core::layers::{conv3d_init, linear_init, upsample2_nearest, SnConv3d, SnLinear};
 use dsma_core::model::KernelBackend;
 use rand_chacha::ChaCha8Rng;
 
@@ -23,29 +23,9 @@ pub struct ConvGnRelu<B: Backend> {
     pub norm: GroupNorm<B>,
 }
 
-/// A 3³ "same" convolution with bias, initialised as PyTorch does (uniform ±1/√fan_in for weight
-/// and bias) from `rng` — not from the backend's global RNG, so fits are reproducible whatever
-/// else runs in the process.
+/// A 3³ "same" convolution with bias, initialised as PyTorch does from `rng`.
 fn conv3d_same<B: Backend>(cin: usize, cout: usize, rng: &mut ChaCha8Rng, device: &B::Device) -> Conv3d<B> {
-    let mut conv = Conv3dConfig::new([cin, cout], [3, 3, 3])
-        .with_padding(PaddingConfig3d::Explicit(1, 1, 1))
-        .with_initializer(Initializer::Zeros)
-        .init(device);
-    let bound = 1.0 / ((cin * 27) as f32).sqrt();
-    conv.weight = Param::from_tensor(uniform_tensor([cout, cin, 3, 3, 3], bound, rng, device));
-    conv.bias = Some(Param::from_tensor(uniform_tensor([cout], bound, rng, device)));
-    conv
-}
-
-/// `Linear` initialised as PyTorch does, from `rng`.
-fn linear<B: Backend>(inputs: usize, outputs: usize, rng: &mut ChaCha8Rng, device: &B::Device) -> Linear<B> {
-    let mut l = LinearConfig::new(inputs, outputs)
-        .with_initializer(Initializer::Zeros)
-        .init(device);
-    let bound = 1.0 / (inputs as f32).sqrt();
-    l.weight = Param::from_tensor(uniform_tensor([inputs, outputs], bound, rng, device));
-    l.bias = Some(Param::from_tensor(uniform_tensor([outputs], bound, rng, device)));
-    l
+    conv3d_init([cin, cout], 3, 1, 1, rng, device)
 }
 
 impl<B: KernelBackend> ConvGnRelu<B> {
@@ -86,7 +66,7 @@ impl<B: KernelBackend> Generator<B> {
     /// width `high`, GroupNorm groups `groups`.
     pub fn new(latent: usize, trunk: &[usize], low: &[usize], high: usize, groups: usize, rng: &mut ChaCha8Rng, device: &B::Device) -> Self {
         let n = trunk.len();
-        let fc = linear(latent, 64 * trunk[0], rng, device);
+        let fc = linear_init(latent, 64 * trunk[0], rng, device);
         let mut convs = vec![ConvGnRelu::new(trunk[0], trunk[0], groups, rng, device)];
         for i in 1..n {
             convs.push(ConvGnRelu::new(trunk[i - 1], trunk[i], groups, rng, device));
