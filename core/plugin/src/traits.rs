@@ -93,6 +93,11 @@ pub struct SampledImage {
 pub trait TrainableSynthesizer: Send + Sync {
     /// Trains on the real training cases, writing checkpoints and resuming from them.
     fn fit(&mut self, train: &dyn TrainingCases, ctx: &mut FitContext<'_>) -> Result<()>;
+    /// Whether stage 2 draws a fresh set every epoch (when `train.synthesis.regenerate` allows);
+    /// `false`: one set drawn when stage 2 starts, relabelled by each epoch's teacher.
+    fn regenerate(&self) -> bool {
+        true
+    }
     /// Draws `n` images (after `fit`). `real` is the training split, for samplers that condition
     /// on real cases (super-resolution, partial re-synthesis); unconditional ones ignore it.
     fn sample(

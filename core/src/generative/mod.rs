@@ -263,6 +263,10 @@ impl<T: GenerativeMethod> BackendVisitor for SampleOn<'_, T> {
 }
 
 impl<T: GenerativeMethod> TrainableSynthesizer for Comparator<T> {
+    fn regenerate(&self) -> bool {
+        self.method.protocol().regenerate
+    }
+
     fn fit(&mut self, train: &dyn TrainingCases, ctx: &mut FitContext<'_>) -> Result<()> {
         std::fs::create_dir_all(ctx.checkpoint_dir)
             .map_err(|e| CoreError::io(ctx.checkpoint_dir, e))?;

@@ -38,6 +38,10 @@ pub struct ProtocolParams {
     pub range_quantiles: [f64; 2],
     /// Samples drawn for the sample grid written after fitting (`synthesizer/samples.png`).
     pub preview: usize,
+    /// `false` (default): one synthetic set, drawn when stage 2 starts and relabelled by every
+    /// epoch's EMA teacher (the comparators' fixed "synthetic datasets", §4.1); `true`: a fresh
+    /// set every stage-2 epoch, as DTSS rows do.
+    pub regenerate: bool,
 }
 
 impl Default for ProtocolParams {
@@ -48,6 +52,7 @@ impl Default for ProtocolParams {
             layout: NoiseLayout::Channels,
             range_quantiles: [0.005, 0.995],
             preview: 4,
+            regenerate: false,
         }
     }
 }
@@ -61,6 +66,7 @@ impl ProtocolParams {
             ParamDoc { name: "protocol.layout", doc: "channels: noisy copies stacked as channels; datasets: one case per noise level" },
             ParamDoc { name: "protocol.range_quantiles", doc: "training-set quantiles mapped to −1 and 1" },
             ParamDoc { name: "protocol.preview", doc: "samples in the grid PNG written after fitting" },
+            ParamDoc { name: "protocol.regenerate", doc: "a fresh synthetic set every stage-2 epoch (false: one set, relabelled by each epoch's teacher)" },
         ]
     }
 

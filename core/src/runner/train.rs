@@ -351,6 +351,14 @@ fn stage2<F: ModelFactory, B: KernelBackend>(
     std::thread::scope(|scope| -> Result<()> {
         let epochs = s.state.epoch.saturating_sub(e1)..e2;
         let (real, seed) = (&job.data.train, job.run.seed);
+        let regenerate = match &source {
+            Source::Generative(g) => t.synthesis.regenerate && g.regenerate(),
+            _ => t.synthesis.regenerate,
+        };
+        let synthesis = crate::runner::config::SynthesisConfig {
+            regenerate,
+            ..t.synthesis
+        };
         let queue = match &source {
             _ if s.state.epoch >= e1 + e2 => Queue::None,
             Source::Derived(synth) => Queue::Derived(SynthesisQueue::start(
@@ -363,7 +371,7 @@ fn stage2<F: ModelFactory, B: KernelBackend>(
                 scope,
                 move |k| sample_epoch(g.as_ref(), &TrainSplit(real), seed, k),
                 epochs,
-                &t.synthesis,
+                &synthesis,
             )?),
             Source::None => Queue::None,
         };
@@ -371,7 +379,7 @@ fn stage2<F: ModelFactory, B: KernelBackend>(
             queue,
             fixed: None,
             fixed_images: None,
-            regenerate: t.synthesis.regenerate,
+            regenerate,
         };
         while s.state.epoch < e1 + e2 {
             let e = s.state.epoch;
