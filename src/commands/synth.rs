@@ -27,11 +27,13 @@ pub struct Args {
     /// A case folder in the BraTS layout (synthesizers that derive cases from a real one).
     #[arg(long = "case")]
     case_dir: Option<PathBuf>,
-    /// Trainable synthesizers: fit on every case of this dataset folder (BraTS layout; the fit
-    /// goes to `<out>/generator/` and resumes from there).
+    /// Trainable synthesizers: every case of this dataset folder (BraTS layout) to fit on (the fit
+    /// goes to `<out>/generator/`, or `--fitted`, and resumes there) and, for conditional samplers
+    /// (diffusion-wu), to condition on.
     #[arg(long, value_name = "DATASET_DIR")]
     fit_on: Option<PathBuf>,
-    /// Trainable synthesizers: a finished fit, e.g. `runs/cache/generators/hagan-<hash>/`.
+    /// Trainable synthesizers: a fit folder, e.g. `runs/cache/generators/hagan-<hash>/` (with the
+    /// parameters it was fitted with).
     #[arg(long, value_name = "GENERATOR_DIR")]
     fitted: Option<PathBuf>,
     /// Trainable synthesizers: label the samples with the EMA teacher of this run folder
@@ -182,21 +184,20 @@ fn generative(args: Args, registry: &Registry, params: &serde_json::Value) -> an
     }
     let mut g = registry.trainable_synthesizer(&args.synthesizer, params)?;
     let teacher = args.teacher.as_deref().map(Teacher::open).transpose()?;
-    let (cases, dir) = match (&args.fit_on, &args.fitted) {
-        (Some(data), None) => {
-            let dirs = discover(data, &DatasetOptions::new(args.labels))?;
-            let cases = dirs
-                .iter()
-                .map(|d| Ok(preprocess(&load_case(d, args.labels)?)?))
-                .collect::<anyhow::Result<Vec<Case>>>()?;
-            (cases, args.out.join("generator"))
-        }
-        (None, Some(fitted)) => (Vec::new(), fitted.clone()),
-        _ => anyhow::bail!(
-            "`{}` is a generative comparator: give exactly one of --fit-on DATASET_DIR and --fitted GENERATOR_DIR",
+    if args.fit_on.is_none() && args.fitted.is_none() {
+        anyhow::bail!(
+            "`{}` is a generative comparator: give --fit-on DATASET_DIR (fit, or cases to condition on) and/or --fitted GENERATOR_DIR",
             args.synthesizer
-        ),
+        );
+    }
+    let cases = match &args.fit_on {
+        Some(data) => discover(data, &DatasetOptions::new(args.labels))?
+            .iter()
+            .map(|d| Ok(preprocess(&load_case(d, args.labels)?)?))
+            .collect::<anyhow::Result<Vec<Case>>>()?,
+        None => Vec::new(),
     };
+    let dir = args.fitted.clone().unwrap_or_else(|| args.out.join("generator"));
     let [x, y, z] = args
         .size
         .or(teacher.as_ref().map(|t| t.experiment.train.patch.size))
