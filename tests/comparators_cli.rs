@@ -58,52 +58,124 @@ fn fits(cache: &Path) -> Vec<PathBuf> {
 }
 
 fn json(path: &Path) -> serde_json::Value {
-    serde_json::from_slice(&std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))).unwrap()
+    serde_json::from_slice(
+        &std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())),
+    )
+    .unwrap()
+}
+
+/// The `--set` values of [`HAGAN`] for `dsma synth`.
+const HAGAN_SET: [&str; 12] = [
+    "size=32",
+    "latent=8",
+    "trunk=[16,16,8]",
+    "low=[8]",
+    "high=8",
+    "groups=4",
+    "d_high_base=4",
+    "d_high_max=16",
+    "d_high_out=8",
+    "d_low_base=4",
+    "batch=2",
+    "steps=4",
+];
+
+fn synth(fit: &Path, out: &Path, extra: &[&str]) -> (i32, String, String) {
+    let mut args = vec![
+        "synth",
+        "--synthesizer",
+        "hagan",
+        "--fitted",
+        fit.to_str().unwrap(),
+    ];
+    args.extend(["--out", out.to_str().unwrap()]);
+    for s in HAGAN_SET {
+        args.extend(["--set", s]);
+    }
+    args.extend(extra);
+    dsma(&args)
+}
+
+/// `dsma synth` from a fit: images only, then labelled by a run's teacher at its patch size.
+fn check_synth(out: &Path, fit: &Path, run_dir: &Path) {
+    let (code, o, e) = synth(fit, &out.join("plain"), &["--n", "2", "--size", "16,16,16"]);
+    assert_eq!(code, 0, "{o}{e}");
+    assert!(o.contains("images only"), "{o}");
+    assert!(out.join("plain/hagan_1/hagan_1_flair.nii.gz").exists());
+    assert!(!out.join("plain/hagan_1/hagan_1_seg.nii.gz").exists());
+    let (code, o, e) = synth(
+        fit,
+        &out.join("labelled"),
+        &["--n", "1", "--teacher", run_dir.to_str().unwrap()],
+    );
+    assert_eq!(code, 0, "{o}{e}");
+    assert!(o.contains("EMA teacher"), "{o}");
+    let img = dsma_core::nifti_io::read_volume(&out.join("labelled/hagan_0/hagan_0_flair.nii.gz"))
+        .unwrap();
+    assert_eq!(img.data.dim(), (16, 16, 16), "the teacher's patch size");
+    assert!(out.join("labelled/hagan_0/hagan_0_seg.nii.gz").exists());
 }
 
 #[test]
 fn two_experiments_share_one_fit_that_saw_only_training_cases() {
     let tmp = tempfile::tempdir().unwrap();
     let cache = tmp.path().join("cache");
-    let (code, out1, err1) = run(&experiment(tmp.path(), "table_a", UNET), &tmp.path().join("a"), &cache, &[]);
+    let (code, out1, err1) = run(
+        &experiment(tmp.path(), "table_a", UNET),
+        &tmp.path().join("a"),
+        &cache,
+        &[],
+    );
     assert_eq!(code, 0, "{out1}{err1}");
     assert!(err1.contains("generator hagan: step 4/4"), "{err1}");
     let fit = fits(&cache);
     assert_eq!(fit.len(), 1, "{fit:?}");
     let state = std::fs::read(fit[0].join("latest")).unwrap();
     // A second experiment (another network, as Table 2 is to Table 1) reuses the fit.
-    let (code, out2, err2) = run(&experiment(tmp.path(), "table_b", "{name: unet3d, params: {base_width: 6, depth: 2}}"), &tmp.path().join("b"), &cache, &[]);
+    let (code, out2, err2) = run(
+        &experiment(
+            tmp.path(),
+            "table_b",
+            "{name: unet3d, params: {base_width: 6, depth: 2}}",
+        ),
+        &tmp.path().join("b"),
+        &cache,
+        &[],
+    );
     assert_eq!(code, 0, "{out2}{err2}");
-    assert!(err2.contains("generator hagan:") && !err2.contains("generator hagan: step 1/"), "refitted:\n{err2}");
+    assert!(
+        err2.contains("generator hagan:") && !err2.contains("generator hagan: step 1/"),
+        "refitted:\n{err2}"
+    );
     assert_eq!(fits(&cache), fit);
     assert_eq!(std::fs::read(fit[0].join("latest")).unwrap(), state);
     // Only the training split reached the fit: its key lists the split's training cases, none of
     // the evaluated (test) cases.
     let run_dir = tmp.path().join("a/runs/phantom/ha-gan/rep-0");
     let record = json(&run_dir.join("synthesizer.json"));
-    let trained: Vec<String> = record["key"]["train"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect();
+    let trained: Vec<String> = record["key"]["train"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
     let split = json(&run_dir.join("split.json"));
     assert_eq!(serde_json::json!(trained), split["train"]);
     let results = json(&run_dir.join("results.json"));
-    let tested: Vec<&str> = results["cases"].as_array().unwrap().iter().map(|c| c["id"].as_str().unwrap()).collect();
+    let tested: Vec<&str> = results["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
     assert!(!tested.is_empty());
-    assert!(tested.iter().all(|t| !trained.iter().any(|x| x == t)), "{tested:?} vs {trained:?}");
+    assert!(
+        tested.iter().all(|t| !trained.iter().any(|x| x == t)),
+        "{tested:?} vs {trained:?}"
+    );
     assert!(run_dir.join("synthesizer-samples.png").exists());
 
-    // dsma synth from the fit: images only, then labelled by the run's teacher.
-    let synth = tmp.path().join("synth");
-    let (code, o, e) = dsma(&["synth", "--synthesizer", "hagan", "--set", "size=32", "--set", "latent=8", "--set", "trunk=[16,16,8]", "--set", "low=[8]", "--set", "high=8", "--set", "groups=4", "--set", "d_high_base=4", "--set", "d_high_max=16", "--set", "d_high_out=8", "--set", "d_low_base=4", "--set", "batch=2", "--set", "steps=4", "--fitted", fit[0].to_str().unwrap(), "--n", "2", "--out", synth.to_str().unwrap(), "--size", "16,16,16"]);
-    assert_eq!(code, 0, "{o}{e}");
-    assert!(o.contains("images only"), "{o}");
-    assert!(synth.join("hagan_1/hagan_1_flair.nii.gz").exists());
-    assert!(!synth.join("hagan_1/hagan_1_seg.nii.gz").exists());
-    let labelled = tmp.path().join("labelled");
-    let (code, o, e) = dsma(&["synth", "--synthesizer", "hagan", "--set", "size=32", "--set", "latent=8", "--set", "trunk=[16,16,8]", "--set", "low=[8]", "--set", "high=8", "--set", "groups=4", "--set", "d_high_base=4", "--set", "d_high_max=16", "--set", "d_high_out=8", "--set", "d_low_base=4", "--set", "batch=2", "--set", "steps=4", "--fitted", fit[0].to_str().unwrap(), "--n", "1", "--out", labelled.to_str().unwrap(), "--teacher", run_dir.to_str().unwrap()]);
-    assert_eq!(code, 0, "{o}{e}");
-    assert!(o.contains("EMA teacher"), "{o}");
-    let img = dsma_core::nifti_io::read_volume(&labelled.join("hagan_0/hagan_0_flair.nii.gz")).unwrap();
-    assert_eq!(img.data.dim(), (16, 16, 16), "the teacher's patch size");
-    assert!(labelled.join("hagan_0/hagan_0_seg.nii.gz").exists());
+    check_synth(&tmp.path().join("synth"), &fit[0], &run_dir);
 }
 
 #[test]
@@ -114,7 +186,12 @@ fn a_fit_killed_in_the_middle_resumes_to_the_same_results() {
     assert_eq!(code, 0, "{o}{e}");
     // Killed right after the fit's step-2 checkpoint (as kill -9 would: abort, no cleanup).
     let status = Command::new(env!("CARGO_BIN_EXE_dsma"))
-        .args(["run", exp.to_str().unwrap(), "--out", tmp.path().join("cut").to_str().unwrap()])
+        .args([
+            "run",
+            exp.to_str().unwrap(),
+            "--out",
+            tmp.path().join("cut").to_str().unwrap(),
+        ])
         .args(["--cache", tmp.path().join("c2").to_str().unwrap()])
         .env("DSMA_TEST_ABORT_AT", "fit:2")
         .output()
@@ -122,9 +199,24 @@ fn a_fit_killed_in_the_middle_resumes_to_the_same_results() {
     assert!(!status.status.success());
     let fit = fits(&tmp.path().join("c2"));
     assert!(fit[0].join("step-0000002").exists() && !fit[0].join("step-0000004").exists());
-    let (code, o, e) = run(&exp, &tmp.path().join("cut"), &tmp.path().join("c2"), &["--resume"]);
+    let (code, o, e) = run(
+        &exp,
+        &tmp.path().join("cut"),
+        &tmp.path().join("c2"),
+        &["--resume"],
+    );
     assert_eq!(code, 0, "{o}{e}");
-    assert!(e.contains("generator hagan: step 4/4") && !e.contains("step 1/4"), "{e}");
-    let results = |d: &str| std::fs::read(tmp.path().join(d).join("runs/phantom/ha-gan/rep-0/results.json")).unwrap();
+    assert!(
+        e.contains("generator hagan: step 4/4") && !e.contains("step 1/4"),
+        "{e}"
+    );
+    let results = |d: &str| {
+        std::fs::read(
+            tmp.path()
+                .join(d)
+                .join("runs/phantom/ha-gan/rep-0/results.json"),
+        )
+        .unwrap()
+    };
     assert_eq!(results("whole"), results("cut"));
 }

@@ -126,7 +126,10 @@ rows:
     let record: serde_json::Value =
         serde_json::from_slice(&std::fs::read(run.join("synthesizer.json")).unwrap()).unwrap();
     let fit_dir = std::path::PathBuf::from(record["fit"].as_str().unwrap());
-    assert!(fit_dir.starts_with(out.join("cache/generators")), "{fit_dir:?}");
+    assert!(
+        fit_dir.starts_with(out.join("cache/generators")),
+        "{fit_dir:?}"
+    );
     assert!(fit_dir.join("fitted").exists());
     assert!(run.join("synthesizer-samples.png").exists());
     let weights = std::fs::read_to_string(run.join("weights.csv")).unwrap();

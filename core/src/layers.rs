@@ -98,13 +98,18 @@ pub fn conv3d<B: KernelBackend>(
 /// vector is fixed (not random, not stored), so the value is a function of `w` alone and resumes
 /// exactly; a few iterations from it reach σ to well under 1 % for the matrices of the
 /// discriminators (tested against a hand-computed σ).
-pub fn spectral_sigma<B: Backend, const D: usize>(w: &Tensor<B, D>, iterations: usize) -> Tensor<B, 1> {
+pub fn spectral_sigma<B: Backend, const D: usize>(
+    w: &Tensor<B, D>,
+    iterations: usize,
+) -> Tensor<B, 1> {
     let dims = w.dims();
     let rows = dims[0];
     let cols = w.shape().num_elements() / rows.max(1);
     let device = w.device();
     let wd = w.clone().detach().reshape([rows, cols]);
-    let start: Vec<f32> = (0..rows).map(|i| 1.0 + 0.5 * ((i as f32) * 0.7).sin()).collect();
+    let start: Vec<f32> = (0..rows)
+        .map(|i| 1.0 + 0.5 * ((i as f32) * 0.7).sin())
+        .collect();
     let mut u = Tensor::<B, 1>::from_floats(start.as_slice(), &device).reshape([rows, 1]);
     u = normalize(u);
     let mut v = normalize(wd.clone().transpose().matmul(u.clone()));
@@ -117,7 +122,10 @@ pub fn spectral_sigma<B: Backend, const D: usize>(w: &Tensor<B, D>, iterations: 
 }
 
 /// `w / σ(w)` ([`spectral_sigma`]).
-pub fn spectral_normalize<B: Backend, const D: usize>(w: Tensor<B, D>, iterations: usize) -> Tensor<B, D> {
+pub fn spectral_normalize<B: Backend, const D: usize>(
+    w: Tensor<B, D>,
+    iterations: usize,
+) -> Tensor<B, D> {
     let sigma = spectral_sigma(&w, iterations).reshape([1; D]);
     w / sigma
 }
@@ -218,7 +226,12 @@ impl<B: Backend> SnLinear<B> {
     ) -> Self {
         let bound = 1.0 / (inputs as f32).sqrt();
         SnLinear {
-            weight: burn::module::Param::from_tensor(uniform_tensor([outputs, inputs], bound, rng, device)),
+            weight: burn::module::Param::from_tensor(uniform_tensor(
+                [outputs, inputs],
+                bound,
+                rng,
+                device,
+            )),
             bias: burn::module::Param::from_tensor(uniform_tensor([outputs], bound, rng, device)),
             iterations: 1,
         }
@@ -276,8 +289,14 @@ pub fn conv3d_init<B: Backend>(
         .with_initializer(Initializer::Zeros)
         .init(device);
     let bound = 1.0 / ((cin * k * k * k) as f32).sqrt();
-    conv.weight = burn::module::Param::from_tensor(uniform_tensor([cout, cin, k, k, k], bound, rng, device));
-    conv.bias = Some(burn::module::Param::from_tensor(uniform_tensor([cout], bound, rng, device)));
+    conv.weight =
+        burn::module::Param::from_tensor(uniform_tensor([cout, cin, k, k, k], bound, rng, device));
+    conv.bias = Some(burn::module::Param::from_tensor(uniform_tensor(
+        [cout],
+        bound,
+        rng,
+        device,
+    )));
     conv
 }
 
@@ -293,7 +312,13 @@ pub fn linear_init<B: Backend>(
         .with_initializer(Initializer::Zeros)
         .init(device);
     let bound = 1.0 / (inputs as f32).sqrt();
-    l.weight = burn::module::Param::from_tensor(uniform_tensor([inputs, outputs], bound, rng, device));
-    l.bias = Some(burn::module::Param::from_tensor(uniform_tensor([outputs], bound, rng, device)));
+    l.weight =
+        burn::module::Param::from_tensor(uniform_tensor([inputs, outputs], bound, rng, device));
+    l.bias = Some(burn::module::Param::from_tensor(uniform_tensor(
+        [outputs],
+        bound,
+        rng,
+        device,
+    )));
     l
 }

@@ -5,8 +5,8 @@
 // Index loops over 3×3 / 4×4 matrices and 3 axes read better than iterator chains.
 #![allow(clippy::needless_range_loop)]
 
-pub mod doctor;
 pub mod diffusion;
+pub mod doctor;
 pub mod experiment;
 pub mod generative;
 pub mod inference;

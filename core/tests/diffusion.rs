@@ -40,7 +40,10 @@ fn q_sample_has_the_closed_form_moments() {
     let var = v.iter().map(|x| (*x as f64 - mean).powi(2)).sum::<f64>() / n as f64;
     let ab = s.alpha_bar(t);
     let sd = (1.0 - ab).sqrt();
-    assert!((mean - 0.5 * ab.sqrt()).abs() < 5.0 * sd / (n as f64).sqrt(), "{mean}");
+    assert!(
+        (mean - 0.5 * ab.sqrt()).abs() < 5.0 * sd / (n as f64).sqrt(),
+        "{mean}"
+    );
     assert!((var - (1.0 - ab)).abs() < 0.03 * (1.0 - ab), "{var}");
 }
 
@@ -73,17 +76,25 @@ fn strided_timesteps_are_evenly_spaced_from_t() {
 fn a_perfect_noise_predictor_samples_x0_back() {
     let s = Schedule::linear(1000, 1e-4, 0.02).unwrap();
     let dev = Default::default();
-    let x0v: Vec<f32> = (0..64).map(|i| ((i * 37 % 64) as f32 / 32.0) - 1.0).collect();
+    let x0v: Vec<f32> = (0..64)
+        .map(|i| ((i * 37 % 64) as f32 / 32.0) - 1.0)
+        .collect();
     let x0 = Tensor::<B, 5>::from_data(TensorData::new(x0v.clone(), [1, 1, 4, 4, 4]), &dev);
     // ε(x_t, t) = (x_t − √ᾱ_t x_0)/√(1 − ᾱ_t): then x̂_0 = x_0 at every step.
     let eps = |x: Tensor<B, 5>, t: usize| {
         let (a, b) = s.q_coefficients(t);
         (x - x0.clone() * a) / b
     };
-    for (steps, variance) in [(s.strided(1000), Variance::Beta), (s.strided(10), Variance::Posterior)] {
+    for (steps, variance) in [
+        (s.strided(1000), Variance::Beta),
+        (s.strided(10), Variance::Posterior),
+    ] {
         let mut rng = ChaCha8Rng::seed_from_u64(1);
         let start = normal_tensor::<B, 5>([1, 1, 4, 4, 4], &mut rng, &dev);
-        let out: Vec<f32> = sample_loop(&s, start, &steps, &eps, variance, false, &mut rng).into_data().to_vec().unwrap();
+        let out: Vec<f32> = sample_loop(&s, start, &steps, &eps, variance, false, &mut rng)
+            .into_data()
+            .to_vec()
+            .unwrap();
         for (g, w) in out.iter().zip(&x0v) {
             assert!((g - w).abs() < 1e-3, "{g} vs {w} ({} steps)", steps.len());
         }
@@ -93,7 +104,12 @@ fn a_perfect_noise_predictor_samples_x0_back() {
 #[test]
 fn the_denoiser_keeps_the_shape_and_starts_at_zero() {
     let dev = Default::default();
-    let cfg = DenoiserConfig { channels: 8, mults: vec![1, 2], groups: 4, attention: true };
+    let cfg = DenoiserConfig {
+        channels: 8,
+        mults: vec![1, 2],
+        groups: 4,
+        attention: true,
+    };
     let d = Denoiser::<B>::new(&cfg, 2, &mut ChaCha8Rng::seed_from_u64(0), &dev);
     let x = normal_tensor::<B, 5>([2, 2, 8, 8, 8], &mut ChaCha8Rng::seed_from_u64(1), &dev);
     let y = d.forward(x, &[1, 999]);

@@ -2,7 +2,9 @@
 
 use burn::backend::Flex;
 use burn::tensor::{Tensor, TensorData};
-use dsma_core::generative::protocol::{noisy_copies, resample, IntensityMap, NoiseLayout, ProtocolParams};
+use dsma_core::generative::protocol::{
+    noisy_copies, resample, IntensityMap, NoiseLayout, ProtocolParams,
+};
 use dsma_core::layers::{avg_pool2, downsample_nearest, spectral_sigma, upsample2_nearest};
 use ndarray::{Array3, Axis};
 use rand::SeedableRng;
@@ -82,32 +84,66 @@ fn noisy_copies_differ_only_by_noise_of_the_documented_level() {
         let mean = ch.iter().map(|v| *v as f64).sum::<f64>() / n;
         let sd = (ch.iter().map(|v| (*v as f64 - mean).powi(2)).sum::<f64>() / n).sqrt();
         let want = (*sigma * map.range()) as f64;
-        assert!((sd - want).abs() < 0.03 * want, "channel {c}: σ {sd} vs {want}");
-        assert!((mean - z as f64).abs() < 5.0 * want / n.sqrt(), "channel {c}: mean {mean}");
+        assert!(
+            (sd - want).abs() < 0.03 * want,
+            "channel {c}: σ {sd} vs {want}"
+        );
+        assert!(
+            (mean - z as f64).abs() < 5.0 * want / n.sqrt(),
+            "channel {c}: mean {mean}"
+        );
     }
     // The same RNG seed gives the same copies; channels differ from each other.
     let again = noisy_copies(u.view(), &map, &p, 4, &mut ChaCha8Rng::seed_from_u64(7));
     assert_eq!(again, cases);
-    assert_ne!(cases[0].index_axis(Axis(0), 0), cases[0].index_axis(Axis(0), 1));
+    assert_ne!(
+        cases[0].index_axis(Axis(0), 0),
+        cases[0].index_axis(Axis(0), 1)
+    );
     // "Four noisy datasets": one case per level, every channel at that level.
-    let p = ProtocolParams { layout: NoiseLayout::Datasets, ..ProtocolParams::default() };
+    let p = ProtocolParams {
+        layout: NoiseLayout::Datasets,
+        ..ProtocolParams::default()
+    };
     let sets = noisy_copies(u.view(), &map, &p, 4, &mut rng);
     assert_eq!(sets.len(), 4);
     for (level, case) in sets.iter().enumerate() {
         for ch in case.outer_iter() {
-            let sd = (ch.iter().map(|v| (*v as f64 - z as f64).powi(2)).sum::<f64>() / n).sqrt();
+            let sd = (ch
+                .iter()
+                .map(|v| (*v as f64 - z as f64).powi(2))
+                .sum::<f64>()
+                / n)
+                .sqrt();
             let want = (p.noise[level] * map.range()) as f64;
-            assert!((sd - want).abs() < 0.03 * want, "level {level}: {sd} vs {want}");
+            assert!(
+                (sd - want).abs() < 0.03 * want,
+                "level {level}: {sd} vs {want}"
+            );
         }
     }
 }
 
 #[test]
 fn protocol_params_refuse_bad_values() {
-    let bad = ProtocolParams { noise: vec![], ..ProtocolParams::default() };
-    assert!(bad.validate().unwrap_err().to_string().contains("protocol.noise"));
-    let bad = ProtocolParams { range_quantiles: [0.9, 0.1], ..ProtocolParams::default() };
-    assert!(bad.validate().unwrap_err().to_string().contains("range_quantiles"));
+    let bad = ProtocolParams {
+        noise: vec![],
+        ..ProtocolParams::default()
+    };
+    assert!(bad
+        .validate()
+        .unwrap_err()
+        .to_string()
+        .contains("protocol.noise"));
+    let bad = ProtocolParams {
+        range_quantiles: [0.9, 0.1],
+        ..ProtocolParams::default()
+    };
+    assert!(bad
+        .validate()
+        .unwrap_err()
+        .to_string()
+        .contains("range_quantiles"));
 }
 
 #[test]

@@ -244,7 +244,11 @@ pub fn run(a: RunArgs, mut registry: Registry) -> anyhow::Result<ExitCode> {
     });
     let opts = ExecuteOptions {
         out: out.clone(),
-        cache: Some(a.cache.clone().unwrap_or_else(|| PathBuf::from("runs/cache"))),
+        cache: Some(
+            a.cache
+                .clone()
+                .unwrap_or_else(|| PathBuf::from("runs/cache")),
+        ),
         resume: a.resume,
         only: a.only.clone(),
         shard: a.shard,

@@ -9,11 +9,11 @@ use std::process::ExitCode;
 use dsma_core::brats::{discover, load_case, DatasetOptions};
 use dsma_core::model::BackendKind;
 use dsma_core::nifti_io::write_volume;
+use dsma_core::phantom::write_case;
+use dsma_core::plugin::Registry;
 use dsma_core::plugin::{FitContext, FitProgress, PluginKind};
 use dsma_core::preprocess::preprocess;
 use dsma_core::runner::run_record::RunRecord;
-use dsma_core::phantom::write_case;
-use dsma_core::plugin::Registry;
 use dsma_core::seed::derive_seed;
 use dsma_core::slice_figure::{axial, render, Overlay, Panel};
 use dsma_core::{Case, LabelConvention, Modality};
@@ -81,11 +81,17 @@ pub fn run(args: Args, registry: &Registry) -> anyhow::Result<ExitCode> {
         (args.size.is_some(), "--size"),
     ] {
         if given {
-            anyhow::bail!("{flag} is for trainable synthesizers; `{}` derives cases from --case", args.synthesizer);
+            anyhow::bail!(
+                "{flag} is for trainable synthesizers; `{}` derives cases from --case",
+                args.synthesizer
+            );
         }
     }
     let Some(case_dir) = &args.case_dir else {
-        anyhow::bail!("`{}` derives cases from a real one: give --case CASE_DIR", args.synthesizer);
+        anyhow::bail!(
+            "`{}` derives cases from a real one: give --case CASE_DIR",
+            args.synthesizer
+        );
     };
     let synth = registry.synthesizer(&args.synthesizer, &params)?;
     let case = load_case(case_dir, args.labels)?;
@@ -178,7 +184,11 @@ impl Teacher {
 
 /// `dsma synth` for a trainable synthesizer: fit (or load a fit), sample, label with a teacher if
 /// one is given, write NIfTI.
-fn generative(args: Args, registry: &Registry, params: &serde_json::Value) -> anyhow::Result<ExitCode> {
+fn generative(
+    args: Args,
+    registry: &Registry,
+    params: &serde_json::Value,
+) -> anyhow::Result<ExitCode> {
     if args.case_dir.is_some() {
         anyhow::bail!("`{}` is a generative comparator: give --fit-on DATASET_DIR or --fitted GENERATOR_DIR, not --case", args.synthesizer);
     }
@@ -197,12 +207,17 @@ fn generative(args: Args, registry: &Registry, params: &serde_json::Value) -> an
             .collect::<anyhow::Result<Vec<Case>>>()?,
         None => Vec::new(),
     };
-    let dir = args.fitted.clone().unwrap_or_else(|| args.out.join("generator"));
+    let dir = args
+        .fitted
+        .clone()
+        .unwrap_or_else(|| args.out.join("generator"));
     let [x, y, z] = args
         .size
         .or(teacher.as_ref().map(|t| t.experiment.train.patch.size))
         .unwrap_or([128; 3]);
-    let backend = teacher.as_ref().map_or(BackendKind::Cpu, |t| t.experiment.train.backend);
+    let backend = teacher
+        .as_ref()
+        .map_or(BackendKind::Cpu, |t| t.experiment.train.backend);
     let mut progress = |p: FitProgress| {
         if p.step == p.total || p.step % (p.total / 20).max(1) == 0 {
             eprintln!("fit: step {}/{}", p.step, p.total);
@@ -223,7 +238,12 @@ fn generative(args: Args, registry: &Registry, params: &serde_json::Value) -> an
     let labels = match &teacher {
         Some(t) => {
             let imgs: Vec<_> = images.iter().map(|i| i.image.clone()).collect();
-            Some((t.label)(&t.experiment, &t.checkpoints, &imgs, t.convention)?)
+            Some((t.label)(
+                &t.experiment,
+                &t.checkpoints,
+                &imgs,
+                t.convention,
+            )?)
         }
         None => None,
     };
@@ -236,10 +256,24 @@ fn generative(args: Args, registry: &Registry, params: &serde_json::Value) -> an
         }
         match &labels {
             Some(l) => {
-                write_volume(&case_dir.join(format!("{id}_seg.nii.gz")), l[i].view(), &img.grid)?;
-                println!("wrote {} (labels: the EMA teacher of {})", case_dir.display(), args.teacher.as_deref().unwrap_or(std::path::Path::new("")).display());
+                write_volume(
+                    &case_dir.join(format!("{id}_seg.nii.gz")),
+                    l[i].view(),
+                    &img.grid,
+                )?;
+                println!(
+                    "wrote {} (labels: the EMA teacher of {})",
+                    case_dir.display(),
+                    args.teacher
+                        .as_deref()
+                        .unwrap_or(std::path::Path::new(""))
+                        .display()
+                );
             }
-            None => println!("wrote {} (images only: no --teacher, so no labels)", case_dir.display()),
+            None => println!(
+                "wrote {} (images only: no --teacher, so no labels)",
+                case_dir.display()
+            ),
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -84,19 +84,34 @@ impl DiffusionParams {
     pub fn validate(&self, plugin: &str) -> Result<()> {
         let field = |f: &str| format!("synthesizer.params.diffusion.{f} of {plugin}");
         self.denoiser.validate(&field("denoiser"))?;
-        self.schedule().map_err(|e| CoreError::invalid(field("beta_start/beta_end/timesteps"), e.to_string()))?;
-        for (name, v) in [("batch", self.batch), ("steps", self.steps), ("checkpoint_every", self.checkpoint_every)] {
+        self.schedule().map_err(|e| {
+            CoreError::invalid(field("beta_start/beta_end/timesteps"), e.to_string())
+        })?;
+        for (name, v) in [
+            ("batch", self.batch),
+            ("steps", self.steps),
+            ("checkpoint_every", self.checkpoint_every),
+        ] {
             if v == 0 {
                 return Err(CoreError::invalid(field(name), "0; expected ≥ 1"));
             }
         }
         if !(self.lr > 0.0 && self.lr <= 1.0) {
-            return Err(CoreError::invalid(field("lr"), format!("{}; expected in (0, 1]", self.lr)));
+            return Err(CoreError::invalid(
+                field("lr"),
+                format!("{}; expected in (0, 1]", self.lr),
+            ));
         }
-        if !(0.0..1.0).contains(&self.ema_decay) || !(self.weight_decay >= 0.0) {
+        if !(0.0..1.0).contains(&self.ema_decay)
+            || self.weight_decay.is_nan()
+            || self.weight_decay < 0.0
+        {
             return Err(CoreError::invalid(
                 field("ema_decay/weight_decay"),
-                format!("{} / {}; expected 0 ≤ decay < 1 and weight decay ≥ 0", self.ema_decay, self.weight_decay),
+                format!(
+                    "{} / {}; expected 0 ≤ decay < 1 and weight decay ≥ 0",
+                    self.ema_decay, self.weight_decay
+                ),
             ));
         }
         Ok(())
@@ -109,20 +124,34 @@ impl DiffusionParams {
 }
 
 /// `x_t = √ᾱ_t x_0 + √(1 − ᾱ_t) ε` for one timestep per sample.
-pub fn q_sample<B: Backend>(s: &Schedule, x0: Tensor<B, 5>, t: &[usize], eps: Tensor<B, 5>) -> Tensor<B, 5> {
+pub fn q_sample<B: Backend>(
+    s: &Schedule,
+    x0: Tensor<B, 5>,
+    t: &[usize],
+    eps: Tensor<B, 5>,
+) -> Tensor<B, 5> {
     let n = t.len();
     let device = x0.device();
-    let (a, b): (Vec<f32>, Vec<f32>) = t.iter().map(|&t| {
-        let (a, b) = s.q_coefficients(t);
-        (a as f32, b as f32)
-    }).unzip();
+    let (a, b): (Vec<f32>, Vec<f32>) = t
+        .iter()
+        .map(|&t| {
+            let (a, b) = s.q_coefficients(t);
+            (a as f32, b as f32)
+        })
+        .unzip();
     let a = Tensor::<B, 1>::from_floats(a.as_slice(), &device).reshape([n, 1, 1, 1, 1]);
     let b = Tensor::<B, 1>::from_floats(b.as_slice(), &device).reshape([n, 1, 1, 1, 1]);
     x0 * a + eps * b
 }
 
 /// `x̂_0 = (x_t − √(1 − ᾱ_t) ε̂) / √ᾱ_t`, clipped to [-1, 1] when `clip`.
-pub fn predict_x0<B: Backend>(s: &Schedule, x_t: Tensor<B, 5>, t: usize, eps: Tensor<B, 5>, clip: bool) -> Tensor<B, 5> {
+pub fn predict_x0<B: Backend>(
+    s: &Schedule,
+    x_t: Tensor<B, 5>,
+    t: usize,
+    eps: Tensor<B, 5>,
+    clip: bool,
+) -> Tensor<B, 5> {
     let (a, b) = s.q_coefficients(t);
     let x0 = (x_t - eps * b) / a;
     if clip {

@@ -11,7 +11,7 @@ use rand::RngExt;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use super::{q_sample, sample_loop, DiffusionParams, Denoiser, Schedule};
+use super::{q_sample, sample_loop, Denoiser, DiffusionParams, Schedule};
 use crate::error::{CoreError, Result};
 use crate::generative::{FitCheckpoint, OptimOn};
 use crate::layers::normal_tensor;
@@ -52,28 +52,47 @@ pub struct EpsTerms<B: KernelBackend> {
 }
 
 fn missing() -> CoreError {
-    CoreError::invalid("denoiser", "network missing between steps (an earlier step failed)")
+    CoreError::invalid(
+        "denoiser",
+        "network missing between steps (an earlier step failed)",
+    )
 }
 
 /// A loss value as `f64`, refusing NaN/∞.
 pub fn loss_value<B: burn::tensor::backend::Backend>(t: &Tensor<B, 1>, what: &str) -> Result<f64> {
-    let v: Vec<f32> = t.clone().into_data().convert::<f32>().to_vec().map_err(|e| CoreError::runtime("loss", format!("{e:?}")))?;
+    let v: Vec<f32> = t
+        .clone()
+        .into_data()
+        .convert::<f32>()
+        .to_vec()
+        .map_err(|e| CoreError::runtime("loss", format!("{e:?}")))?;
     let v = v.first().copied().unwrap_or(f32::NAN) as f64;
     if v.is_finite() {
         Ok(v)
     } else {
-        Err(CoreError::invalid(format!("{what} fit"), format!("the loss became {v}; lower the learning rate")))
+        Err(CoreError::invalid(
+            format!("{what} fit"),
+            format!("the loss became {v}; lower the learning rate"),
+        ))
     }
 }
 
 impl<B: KernelBackend> DenoiserState<B> {
     /// A fresh state seeded by `seed`.
-    pub fn new(params: &DiffusionParams, in_channels: usize, seed: u64, device: &B::Device) -> Result<Self> {
+    pub fn new(
+        params: &DiffusionParams,
+        in_channels: usize,
+        seed: u64,
+        device: &B::Device,
+    ) -> Result<Self> {
         let model = Self::network::<Autodiff<B>>(params, in_channels, seed, device);
         Ok(DenoiserState {
             ema: model.valid(),
             model: Some(model),
-            optim: AdamWConfig::new().with_weight_decay(params.weight_decay as f32).with_epsilon(1e-8).init(),
+            optim: AdamWConfig::new()
+                .with_weight_decay(params.weight_decay as f32)
+                .with_epsilon(1e-8)
+                .init(),
             schedule: params.schedule()?,
             params: params.clone(),
             in_channels,
@@ -82,7 +101,12 @@ impl<B: KernelBackend> DenoiserState<B> {
     }
 
     /// The network with weights drawn from `seed`.
-    pub fn network<C: KernelBackend>(params: &DiffusionParams, in_channels: usize, seed: u64, device: &C::Device) -> Denoiser<C> {
+    pub fn network<C: KernelBackend>(
+        params: &DiffusionParams,
+        in_channels: usize,
+        seed: u64,
+        device: &C::Device,
+    ) -> Denoiser<C> {
         let mut rng = ChaCha8Rng::seed_from_u64(derive_seed(seed, SALT_INIT));
         Denoiser::new(&params.denoiser, in_channels, &mut rng, device)
     }
@@ -106,10 +130,18 @@ impl<B: KernelBackend> DenoiserState<B> {
 
     /// The ε-prediction loss of clean volumes `x0` (`[N, 1, …]`) with conditioning `cond`
     /// (concatenated to `x_t`), `t ~ U{min_t … T}` and `ε ~ N(0, I)` from `rng`.
-    pub fn eps_loss(&self, x0: Tensor<Autodiff<B>, 5>, cond: Option<Tensor<Autodiff<B>, 5>>, min_t: usize, rng: &mut ChaCha8Rng) -> Result<EpsTerms<B>> {
+    pub fn eps_loss(
+        &self,
+        x0: Tensor<Autodiff<B>, 5>,
+        cond: Option<Tensor<Autodiff<B>, 5>>,
+        min_t: usize,
+        rng: &mut ChaCha8Rng,
+    ) -> Result<EpsTerms<B>> {
         let model = self.model.as_ref().ok_or_else(missing)?;
         let n = x0.dims()[0];
-        let t: Vec<usize> = (0..n).map(|_| rng.random_range(min_t.max(1)..=self.schedule.steps())).collect();
+        let t: Vec<usize> = (0..n)
+            .map(|_| rng.random_range(min_t.max(1)..=self.schedule.steps()))
+            .collect();
         let eps = normal_tensor::<Autodiff<B>, 5>(x0.dims(), rng, &self.device);
         let x_t = q_sample(&self.schedule, x0, &t, eps.clone());
         let input = match cond {
@@ -118,7 +150,12 @@ impl<B: KernelBackend> DenoiserState<B> {
         };
         let eps_hat = model.forward(input, &t);
         let loss = (eps_hat.clone() - eps).powi_scalar(2).mean();
-        Ok(EpsTerms { loss, x_t, eps_hat, t })
+        Ok(EpsTerms {
+            loss,
+            x_t,
+            eps_hat,
+            t,
+        })
     }
 
     /// One AdamW step on `loss` and the EMA update.
@@ -134,11 +171,25 @@ impl<B: KernelBackend> DenoiserState<B> {
 }
 
 /// The EMA denoiser of the finished fit in `dir` (`steps` = the fit's length).
-pub fn load_ema<B: KernelBackend>(params: &DiffusionParams, in_channels: usize, dir: &Path, plugin: &str, device: &B::Device) -> Result<Denoiser<B>> {
-    let ck = FitCheckpoint::latest(dir)?.filter(|c| c.step() >= params.steps).ok_or_else(|| {
-        CoreError::invalid(format!("generator folder {}", dir.display()), format!("holds no finished {plugin} fit"))
-    })?;
-    ck.module("denoiser_ema", DenoiserState::<B>::network::<B>(params, in_channels, 0, device))
+pub fn load_ema<B: KernelBackend>(
+    params: &DiffusionParams,
+    in_channels: usize,
+    dir: &Path,
+    plugin: &str,
+    device: &B::Device,
+) -> Result<Denoiser<B>> {
+    let ck = FitCheckpoint::latest(dir)?
+        .filter(|c| c.step() >= params.steps)
+        .ok_or_else(|| {
+            CoreError::invalid(
+                format!("generator folder {}", dir.display()),
+                format!("holds no finished {plugin} fit"),
+            )
+        })?;
+    ck.module(
+        "denoiser_ema",
+        DenoiserState::<B>::network::<B>(params, in_channels, 0, device),
+    )
 }
 
 /// Ancestral sampling with `model` from `start` (`[N, 1, …]`) through `steps`, the conditioning
@@ -160,5 +211,13 @@ pub fn sample_with<B: KernelBackend>(
         };
         model.forward(input, &vec![t; n])
     };
-    sample_loop(schedule, start, steps, &eps, params.variance, params.clip_x0, rng)
+    sample_loop(
+        schedule,
+        start,
+        steps,
+        &eps,
+        params.variance,
+        params.clip_x0,
+        rng,
+    )
 }

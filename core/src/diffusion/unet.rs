@@ -45,15 +45,37 @@ impl Default for DenoiserConfig {
 impl DenoiserConfig {
     /// Checks widths and groups; `field` prefixes the error.
     pub fn validate(&self, field: &str) -> crate::error::Result<()> {
-        let bad = |what: &str, v: String| Err(crate::error::CoreError::invalid(format!("{field}.{what}"), v));
+        let bad = |what: &str, v: String| {
+            Err(crate::error::CoreError::invalid(
+                format!("{field}.{what}"),
+                v,
+            ))
+        };
         if self.channels == 0 || self.channels % 2 == 1 {
-            return bad("channels", format!("{}; expected an even width ≥ 2", self.channels));
+            return bad(
+                "channels",
+                format!("{}; expected an even width ≥ 2", self.channels),
+            );
         }
         if self.mults.is_empty() || self.mults.contains(&0) {
-            return bad("mults", format!("{:?}; expected one or more multipliers ≥ 1", self.mults));
+            return bad(
+                "mults",
+                format!("{:?}; expected one or more multipliers ≥ 1", self.mults),
+            );
         }
-        if self.groups == 0 || self.mults.iter().any(|m| (m * self.channels) % self.groups != 0) {
-            return bad("groups", format!("{}; every width channels·mult must be a multiple of it", self.groups));
+        if self.groups == 0
+            || self
+                .mults
+                .iter()
+                .any(|m| (m * self.channels) % self.groups != 0)
+        {
+            return bad(
+                "groups",
+                format!(
+                    "{}; every width channels·mult must be a multiple of it",
+                    self.groups
+                ),
+            );
         }
         Ok(())
     }
@@ -69,7 +91,8 @@ pub fn timestep_embedding<B: Backend>(t: &[usize], dim: usize, device: &B::Devic
     let half = dim / 2;
     let mut v = Vec::with_capacity(t.len() * dim);
     for &step in t {
-        let freqs = (0..half).map(|i| (-(10000f64.ln()) * i as f64 / half as f64).exp() * step as f64);
+        let freqs =
+            (0..half).map(|i| (-(10000f64.ln()) * i as f64 / half as f64).exp() * step as f64);
         let f: Vec<f64> = freqs.collect();
         v.extend(f.iter().map(|x| x.sin() as f32));
         v.extend(f.iter().map(|x| x.cos() as f32));
@@ -89,7 +112,14 @@ pub struct ResBlock<B: Backend> {
 }
 
 impl<B: KernelBackend> ResBlock<B> {
-    fn new(cin: usize, cout: usize, temb: usize, groups: usize, rng: &mut ChaCha8Rng, device: &B::Device) -> Self {
+    fn new(
+        cin: usize,
+        cout: usize,
+        temb: usize,
+        groups: usize,
+        rng: &mut ChaCha8Rng,
+        device: &B::Device,
+    ) -> Self {
         ResBlock {
             norm1: GroupNormConfig::new(groups, cin).init(device),
             conv1: conv3d_init([cin, cout], 3, 1, 1, rng, device),
@@ -168,7 +198,12 @@ pub struct Denoiser<B: Backend> {
 
 impl<B: KernelBackend> Denoiser<B> {
     /// A denoiser with `in_channels` inputs (1, or 2 with a conditioning volume) and one output.
-    pub fn new(cfg: &DenoiserConfig, in_channels: usize, rng: &mut ChaCha8Rng, device: &B::Device) -> Self {
+    pub fn new(
+        cfg: &DenoiserConfig,
+        in_channels: usize,
+        rng: &mut ChaCha8Rng,
+        device: &B::Device,
+    ) -> Self {
         let c = cfg.channels;
         let temb = 4 * c;
         let g = cfg.groups;
@@ -185,19 +220,26 @@ impl<B: KernelBackend> Denoiser<B> {
         }
         let bottom = widths[levels - 1];
         let mid1 = ResBlock::new(bottom, bottom, temb, g, rng, device);
-        let attention = cfg.attention.then(|| Attention::new(bottom, g, rng, device));
+        let attention = cfg
+            .attention
+            .then(|| Attention::new(bottom, g, rng, device));
         let mid2 = ResBlock::new(bottom, bottom, temb, g, rng, device);
         let mut up = Vec::new();
         for i in (0..levels).rev() {
             let w = widths[i];
-            let below = if i + 1 < levels { widths[i + 1] } else { bottom };
+            let below = if i + 1 < levels {
+                widths[i + 1]
+            } else {
+                bottom
+            };
             up.push(Level {
                 block: ResBlock::new(below + w, w, temb, g, rng, device),
                 resample: (i > 0).then(|| conv3d_init([w, w], 3, 1, 1, rng, device)),
             });
         }
         let mut out = conv3d_init([widths[0], 1], 3, 1, 1, rng, device);
-        out.weight = burn::module::Param::from_tensor(Tensor::zeros([1, widths[0], 3, 3, 3], device));
+        out.weight =
+            burn::module::Param::from_tensor(Tensor::zeros([1, widths[0], 3, 3, 3], device));
         out.bias = Some(burn::module::Param::from_tensor(Tensor::zeros([1], device)));
         Denoiser {
             time1: linear_init(c, temb, rng, device),
@@ -235,7 +277,9 @@ impl<B: KernelBackend> Denoiser<B> {
         h = self.mid2.forward(h, temb.clone());
         for level in &self.up {
             let skip = skips.pop().unwrap_or_else(|| h.clone());
-            h = level.block.forward(Tensor::cat(vec![h, skip], 1), temb.clone());
+            h = level
+                .block
+                .forward(Tensor::cat(vec![h, skip], 1), temb.clone());
             if let Some(r) = &level.resample {
                 h = r.run(upsample2_nearest(h));
             }

@@ -71,7 +71,12 @@ impl FitCheckpoint {
     }
 
     /// Adds optimizer `name` of training network `m`.
-    pub fn put_optimizer<O, B, M>(&mut self, name: &str, optim: &OptimOn<O, M, B>, m: &M) -> Result<()>
+    pub fn put_optimizer<O, B, M>(
+        &mut self,
+        name: &str,
+        optim: &OptimOn<O, M, B>,
+        m: &M,
+    ) -> Result<()>
     where
         O: SimpleOptimizer<B>,
         B: KernelBackend,
@@ -90,7 +95,12 @@ impl FitCheckpoint {
     pub fn save(mut self, dir: &Path) -> Result<()> {
         self.ckpt.state =
             serde_json::to_value(&self.state).map_err(|e| CoreError::codec("fit state", e))?;
-        checkpoint::save(dir, &format!("step-{:07}", self.state.step), &self.ckpt, &[])?;
+        checkpoint::save(
+            dir,
+            &format!("step-{:07}", self.state.step),
+            &self.ckpt,
+            &[],
+        )?;
         Ok(())
     }
 
@@ -148,7 +158,12 @@ impl FitCheckpoint {
                         format!("unreadable optimizer state ({e}); the checkpoint is corrupt"),
                     )
                 })?;
-        let old = self.state.optimizer_ids.get(name).cloned().unwrap_or_default();
+        let old = self
+            .state
+            .optimizer_ids
+            .get(name)
+            .cloned()
+            .unwrap_or_default();
         let now = parameter_paths(m);
         if old.len() != now.len() {
             return Err(CoreError::invalid(

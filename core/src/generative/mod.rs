@@ -127,7 +127,10 @@ impl<'a> RealVolumes<'a> {
     pub fn volume(&self, i: usize) -> Result<Array3<f32>> {
         let case = self.train.case(i)?;
         let c = channel_of(self.modality).min(case.image.dim().0 - 1);
-        let unit = case.image.index_axis(ndarray::Axis(0), c).mapv(|z| self.map.to_unit(z));
+        let unit = case
+            .image
+            .index_axis(ndarray::Axis(0), c)
+            .mapv(|z| self.map.to_unit(z));
         Ok(protocol::resample(unit.view(), self.shape))
     }
 }
@@ -192,7 +195,9 @@ fn training_statistics(train: &dyn TrainingCases, p: &ProtocolParams) -> Result<
         let mask = brain_mask(&case);
         let brain = mask.iter().filter(|m| **m).count().max(1);
         let stride = (brain * train.len()).div_ceil(4_000_000).max(1);
-        let ch = case.image.index_axis(ndarray::Axis(0), c.min(case.image.dim().0 - 1));
+        let ch = case
+            .image
+            .index_axis(ndarray::Axis(0), c.min(case.image.dim().0 - 1));
         values.extend(
             ch.iter()
                 .zip(mask.iter())
@@ -333,9 +338,10 @@ impl<T: GenerativeMethod> TrainableSynthesizer for Comparator<T> {
         rng: &mut ChaCha8Rng,
         real: &dyn TrainingCases,
     ) -> Result<Vec<SampledImage>> {
-        let f = self.fitted.as_ref().ok_or_else(|| {
-            CoreError::invalid(T::NAME, "sampled before it was fitted")
-        })?;
+        let f = self
+            .fitted
+            .as_ref()
+            .ok_or_else(|| CoreError::invalid(T::NAME, "sampled before it was fitted"))?;
         let p = self.method.protocol();
         let per = match p.layout {
             NoiseLayout::Channels => 1,
@@ -354,7 +360,11 @@ impl<T: GenerativeMethod> TrainableSynthesizer for Comparator<T> {
             },
         })??;
         let [d, h, w] = f.sample_shape;
-        let spacing = [f.extent_mm[2] / w as f64, f.extent_mm[1] / h as f64, f.extent_mm[0] / d as f64];
+        let spacing = [
+            f.extent_mm[2] / w as f64,
+            f.extent_mm[1] / h as f64,
+            f.extent_mm[0] / d as f64,
+        ];
         let grid = Grid::axis_aligned([w, h, d], spacing);
         let mut out = Vec::with_capacity(n);
         for v in volumes {

@@ -80,7 +80,7 @@ impl ProtocolParams {
             ));
         }
         let [a, b] = self.range_quantiles;
-        if !(0.0..1.0).contains(&a) || !(a < b && b <= 1.0) {
+        if !((0.0..1.0).contains(&a) && a < b && b <= 1.0) {
             return Err(CoreError::invalid(
                 field("range_quantiles"),
                 format!("[{a}, {b}]; expected 0 ≤ lo < hi ≤ 1"),

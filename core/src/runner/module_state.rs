@@ -123,7 +123,11 @@ pub fn module_bytes<B: Backend, M: Module<B>>(m: &M, what: &str) -> Result<Vec<u
 }
 
 /// Loads safetensors `bytes` (from `file`, named in errors) into `m`; every tensor must fit.
-pub fn load_module_bytes<B: Backend, M: Module<B>>(mut m: M, bytes: &[u8], file: &Path) -> Result<M> {
+pub fn load_module_bytes<B: Backend, M: Module<B>>(
+    mut m: M,
+    bytes: &[u8],
+    file: &Path,
+) -> Result<M> {
     let mut store = SafetensorsStore::from_bytes(Some(bytes.to_vec()));
     let applied = m
         .load_from(&mut store)
@@ -164,4 +168,3 @@ where
         })
         .collect()
 }
-

@@ -39,7 +39,8 @@ use crate::runner::config::{Report, TrainConfig};
 use crate::runner::crash_point::{self, CrashPoint};
 use crate::runner::evaluate::{evaluate, labels_from_probabilities, mean_metrics, score_case};
 use crate::runner::module_state::{
-    ema_update, load_module_bytes, materialize, module_bytes, parameter_paths, remap_ids, require_grad,
+    ema_update, load_module_bytes, materialize, module_bytes, parameter_paths, remap_ids,
+    require_grad,
 };
 use crate::runner::run_dir::{self, WeightLog};
 use crate::runner::stage_lock::StageLock;
@@ -867,7 +868,10 @@ fn fit_generator(
         &train,
         &mut crate::plugin::FitContext {
             checkpoint_dir: &dir,
-            seed: derive_seed(derive_seed(job.experiment.seed, job.run.repeat as u64), SALT_FIT),
+            seed: derive_seed(
+                derive_seed(job.experiment.seed, job.run.repeat as u64),
+                SALT_FIT,
+            ),
             backend: job.experiment.train.backend,
             sample_shape: [z, y, x],
             progress: &mut progress,
@@ -1009,7 +1013,10 @@ pub fn teacher_labels<F: ModelFactory, B: KernelBackend>(
     let ckpt = checkpoint::load(&latest)?;
     let file = latest.join("ema.safetensors");
     let bytes = ckpt.files.get("ema.safetensors").ok_or_else(|| {
-        CoreError::invalid(format!("checkpoint {}", latest.display()), "ema.safetensors is missing")
+        CoreError::invalid(
+            format!("checkpoint {}", latest.display()),
+            "ema.safetensors is missing",
+        )
     })?;
     let device = B::Device::default();
     let teacher = load_model::<F, B>(&params, bytes, &file, &device)?;
@@ -1022,7 +1029,11 @@ pub fn teacher_labels<F: ModelFactory, B: KernelBackend>(
                 &exp.eval.window,
                 &device,
             )?;
-            Ok(labels_from_probabilities(&probs, exp.eval.threshold, convention))
+            Ok(labels_from_probabilities(
+                &probs,
+                exp.eval.threshold,
+                convention,
+            ))
         })
         .collect()
 }

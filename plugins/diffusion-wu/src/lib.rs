@@ -17,7 +17,9 @@ use burn::tensor::Tensor;
 use dsma_core::diffusion::train::{load_ema, loss_value, sample_with, DenoiserState};
 use dsma_core::diffusion::DiffusionParams;
 use dsma_core::generative::fit_loop::{real_batch, run_steps, to_volumes, FitSteps};
-use dsma_core::generative::{FitCheckpoint, GenerativeMethod, GeneratorFit, ProtocolParams, RealVolumes};
+use dsma_core::generative::{
+    FitCheckpoint, GenerativeMethod, GeneratorFit, ProtocolParams, RealVolumes,
+};
 use dsma_core::layers::{avg_pool2, normal_tensor, upsample2_trilinear};
 use dsma_core::model::KernelBackend;
 use dsma_core::plugin::registry::Plugin;
@@ -59,17 +61,50 @@ impl Default for DiffusionWuParams {
 impl PluginParams for DiffusionWuParams {
     fn docs() -> Vec<ParamDoc> {
         let mut d = vec![
-            ParamDoc { name: "size", doc: "high-resolution box [z, y, x] ([32, 32, 32])" },
-            ParamDoc { name: "factor", doc: "down-sampling factor of the condition (2)" },
-            ParamDoc { name: "sample_steps", doc: "reverse steps when sampling, strided over T (100)" },
-            ParamDoc { name: "diffusion.denoiser", doc: "U-Net: channels (16), mults ([1, 2, 4]), groups (8), attention (false)" },
-            ParamDoc { name: "diffusion.timesteps", doc: "training timesteps T (1000)" },
-            ParamDoc { name: "diffusion.beta_start / beta_end", doc: "linear β schedule (1e-4 → 0.02)" },
-            ParamDoc { name: "diffusion.variance", doc: "beta (σ² = β, default) or posterior" },
-            ParamDoc { name: "diffusion.clip_x0", doc: "clip x̂₀ to [-1, 1] (true)" },
-            ParamDoc { name: "diffusion.lr / weight_decay", doc: "AdamW (1e-4, 0)" },
-            ParamDoc { name: "diffusion.ema_decay", doc: "EMA of the sampling denoiser (0.9999)" },
-            ParamDoc { name: "diffusion.batch / steps / checkpoint_every", doc: "4 / 20000 / 500" },
+            ParamDoc {
+                name: "size",
+                doc: "high-resolution box [z, y, x] ([32, 32, 32])",
+            },
+            ParamDoc {
+                name: "factor",
+                doc: "down-sampling factor of the condition (2)",
+            },
+            ParamDoc {
+                name: "sample_steps",
+                doc: "reverse steps when sampling, strided over T (100)",
+            },
+            ParamDoc {
+                name: "diffusion.denoiser",
+                doc: "U-Net: channels (16), mults ([1, 2, 4]), groups (8), attention (false)",
+            },
+            ParamDoc {
+                name: "diffusion.timesteps",
+                doc: "training timesteps T (1000)",
+            },
+            ParamDoc {
+                name: "diffusion.beta_start / beta_end",
+                doc: "linear β schedule (1e-4 → 0.02)",
+            },
+            ParamDoc {
+                name: "diffusion.variance",
+                doc: "beta (σ² = β, default) or posterior",
+            },
+            ParamDoc {
+                name: "diffusion.clip_x0",
+                doc: "clip x̂₀ to [-1, 1] (true)",
+            },
+            ParamDoc {
+                name: "diffusion.lr / weight_decay",
+                doc: "AdamW (1e-4, 0)",
+            },
+            ParamDoc {
+                name: "diffusion.ema_decay",
+                doc: "EMA of the sampling denoiser (0.9999)",
+            },
+            ParamDoc {
+                name: "diffusion.batch / steps / checkpoint_every",
+                doc: "4 / 20000 / 500",
+            },
         ];
         d.extend(ProtocolParams::docs());
         d
@@ -91,11 +126,20 @@ impl Plugin for DiffusionWu {
         p.diffusion.validate(Self::NAME)?;
         let field = |f: &str| format!("synthesizer.params.{f} of diffusion-wu");
         if !p.factor.is_power_of_two() || p.factor < 2 {
-            return Err(CoreError::invalid(field("factor"), format!("{}; expected 2, 4, 8, …", p.factor)));
+            return Err(CoreError::invalid(
+                field("factor"),
+                format!("{}; expected 2, 4, 8, …", p.factor),
+            ));
         }
         let div = p.diffusion.denoiser.size_divisor().max(p.factor);
         if p.size.iter().any(|s| *s == 0 || s % div != 0) {
-            return Err(CoreError::invalid(field("size"), format!("{:?}; every size must be a positive multiple of {div}", p.size)));
+            return Err(CoreError::invalid(
+                field("size"),
+                format!(
+                    "{:?}; every size must be a positive multiple of {div}",
+                    p.size
+                ),
+            ));
         }
         if p.sample_steps == 0 {
             return Err(CoreError::invalid(field("sample_steps"), "0; expected ≥ 1"));
@@ -148,7 +192,12 @@ impl GenerativeMethod for DiffusionWu {
         self.p.diffusion.steps
     }
 
-    fn fit<B: KernelBackend>(&self, data: &[Array3<f32>], ctx: &mut GeneratorFit<'_>, device: &B::Device) -> Result<()> {
+    fn fit<B: KernelBackend>(
+        &self,
+        data: &[Array3<f32>],
+        ctx: &mut GeneratorFit<'_>,
+        device: &B::Device,
+    ) -> Result<()> {
         let d = &self.p.diffusion;
         let mut fit = Fit::<B> {
             method: self,
@@ -165,12 +214,22 @@ impl GenerativeMethod for DiffusionWu {
             return Ok(());
         }
         if data.is_empty() {
-            return Err(CoreError::invalid(format!("generator folder {}", ctx.dir.display()), "no training volumes to continue the fit with"));
+            return Err(CoreError::invalid(
+                format!("generator folder {}", ctx.dir.display()),
+                "no training volumes to continue the fit with",
+            ));
         }
         run_steps(ctx, start, d.steps, d.checkpoint_every, &mut fit)
     }
 
-    fn sample<B: KernelBackend>(&self, dir: &Path, n: usize, seed: u64, real: &RealVolumes<'_>, device: &B::Device) -> Result<Vec<Array3<f32>>> {
+    fn sample<B: KernelBackend>(
+        &self,
+        dir: &Path,
+        n: usize,
+        seed: u64,
+        real: &RealVolumes<'_>,
+        device: &B::Device,
+    ) -> Result<Vec<Array3<f32>>> {
         let d = &self.p.diffusion;
         if real.is_empty() {
             return Err(CoreError::invalid(
@@ -190,11 +249,21 @@ impl GenerativeMethod for DiffusionWu {
             for j in out.len()..out.len() + b {
                 let v = real.volume(j % real.len())?;
                 let flat: Vec<f32> = v.iter().copied().collect();
-                conds.push(Tensor::<B, 1>::from_floats(flat.as_slice(), device).reshape([1, 1, z, y, x]));
+                conds.push(
+                    Tensor::<B, 1>::from_floats(flat.as_slice(), device).reshape([1, 1, z, y, x]),
+                );
             }
             let cond = degrade(Tensor::cat(conds, 0), self.p.factor);
             let start = normal_tensor::<B, 5>([b, 1, z, y, x], &mut rng, device);
-            out.extend(to_volumes(sample_with(d, &schedule, &model, start, Some(cond), &steps, &mut rng))?);
+            out.extend(to_volumes(sample_with(
+                d,
+                &schedule,
+                &model,
+                start,
+                Some(cond),
+                &steps,
+                &mut rng,
+            ))?);
         }
         Ok(out)
     }

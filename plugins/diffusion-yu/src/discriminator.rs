@@ -41,7 +41,12 @@ impl<B: KernelBackend> TimeDiscriminator<B> {
         time.iterations = iterations;
         let mut out = SnLinear::new(8 * c, 1, rng, device);
         out.iterations = iterations;
-        TimeDiscriminator { convs, time, out, channels: c }
+        TimeDiscriminator {
+            convs,
+            time,
+            out,
+            channels: c,
+        }
     }
 
     /// Logits `[N]` for `x: [N, 1, D, H, W]` at timesteps `t`.

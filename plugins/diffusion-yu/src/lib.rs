@@ -22,7 +22,9 @@ use burn::tensor::Tensor;
 use dsma_core::diffusion::train::{load_ema, loss_value, sample_with, DenoiserState, EpsTerms};
 use dsma_core::diffusion::{q_sample, DiffusionParams, Schedule, Variance};
 use dsma_core::generative::fit_loop::{real_batch, run_steps, to_volumes, FitSteps};
-use dsma_core::generative::{AdamOn, FitCheckpoint, GenerativeMethod, GeneratorFit, ProtocolParams, RealVolumes};
+use dsma_core::generative::{
+    AdamOn, FitCheckpoint, GenerativeMethod, GeneratorFit, ProtocolParams, RealVolumes,
+};
 use dsma_core::layers::normal_tensor;
 use dsma_core::model::KernelBackend;
 use dsma_core::plugin::registry::Plugin;
@@ -75,7 +77,12 @@ pub struct DiscriminatorParams {
 
 impl Default for DiscriminatorParams {
     fn default() -> Self {
-        DiscriminatorParams { channels: 16, lr: 1e-4, betas: [0.5, 0.999], sn_iterations: 5 }
+        DiscriminatorParams {
+            channels: 16,
+            lr: 1e-4,
+            betas: [0.5, 0.999],
+            sn_iterations: 5,
+        }
     }
 }
 
@@ -122,14 +129,38 @@ impl Default for DiffusionYuParams {
 impl PluginParams for DiffusionYuParams {
     fn docs() -> Vec<ParamDoc> {
         let mut d = vec![
-            ParamDoc { name: "size", doc: "box [z, y, x] ([32, 32, 32])" },
-            ParamDoc { name: "sample_steps", doc: "reverse steps from noise, strided over T (50: half of diffusion-wu's 100)" },
-            ParamDoc { name: "lambda_adv", doc: "weight of the adversarial term (0.05)" },
-            ParamDoc { name: "adversarial_target", doc: "previous_step (x̂_{t−1} vs x_{t−1}, default) or clean_image (x̂₀ vs x₀)" },
-            ParamDoc { name: "discriminator", doc: "channels (16), lr (1e-4), betas ([0.5, 0.999]), sn_iterations (5)" },
-            ParamDoc { name: "generation", doc: "from_noise (default) or partial (re-synthesis of real cases)" },
-            ParamDoc { name: "partial_t", doc: "noise level of partial re-synthesis (250 of 1000)" },
-            ParamDoc { name: "diffusion", doc: "denoiser, schedule, AdamW, EMA, batch, steps (as diffusion-wu)" },
+            ParamDoc {
+                name: "size",
+                doc: "box [z, y, x] ([32, 32, 32])",
+            },
+            ParamDoc {
+                name: "sample_steps",
+                doc: "reverse steps from noise, strided over T (50: half of diffusion-wu's 100)",
+            },
+            ParamDoc {
+                name: "lambda_adv",
+                doc: "weight of the adversarial term (0.05)",
+            },
+            ParamDoc {
+                name: "adversarial_target",
+                doc: "previous_step (x̂_{t−1} vs x_{t−1}, default) or clean_image (x̂₀ vs x₀)",
+            },
+            ParamDoc {
+                name: "discriminator",
+                doc: "channels (16), lr (1e-4), betas ([0.5, 0.999]), sn_iterations (5)",
+            },
+            ParamDoc {
+                name: "generation",
+                doc: "from_noise (default) or partial (re-synthesis of real cases)",
+            },
+            ParamDoc {
+                name: "partial_t",
+                doc: "noise level of partial re-synthesis (250 of 1000)",
+            },
+            ParamDoc {
+                name: "diffusion",
+                doc: "denoiser, schedule, AdamW, EMA, batch, steps (as diffusion-wu)",
+            },
         ];
         d.extend(ProtocolParams::docs());
         d
@@ -155,14 +186,32 @@ impl Plugin for DiffusionYu {
             return Err(CoreError::invalid(field("size"), format!("{:?}; every size must be a positive multiple of {div} (the discriminator halves four times)", p.size)));
         }
         if p.sample_steps == 0 || p.partial_t == 0 || p.partial_t > p.diffusion.timesteps {
-            return Err(CoreError::invalid(field("sample_steps/partial_t"), format!("{} / {}; expected ≥ 1 and partial_t ≤ T", p.sample_steps, p.partial_t)));
+            return Err(CoreError::invalid(
+                field("sample_steps/partial_t"),
+                format!(
+                    "{} / {}; expected ≥ 1 and partial_t ≤ T",
+                    p.sample_steps, p.partial_t
+                ),
+            ));
         }
         if !(p.lambda_adv >= 0.0 && p.lambda_adv.is_finite()) {
-            return Err(CoreError::invalid(field("lambda_adv"), format!("{}; expected ≥ 0", p.lambda_adv)));
+            return Err(CoreError::invalid(
+                field("lambda_adv"),
+                format!("{}; expected ≥ 0", p.lambda_adv),
+            ));
         }
         let dp = &p.discriminator;
-        if dp.channels == 0 || dp.sn_iterations == 0 || !(dp.lr > 0.0 && dp.lr <= 1.0) || dp.betas.iter().any(|b| !(0.0..1.0).contains(b)) {
-            return Err(CoreError::invalid(field("discriminator"), format!("{dp:?}; expected channels, sn_iterations ≥ 1, 0 < lr ≤ 1, betas in [0, 1)")));
+        if dp.channels == 0
+            || dp.sn_iterations == 0
+            || !(dp.lr > 0.0 && dp.lr <= 1.0)
+            || dp.betas.iter().any(|b| !(0.0..1.0).contains(b))
+        {
+            return Err(CoreError::invalid(
+                field("discriminator"),
+                format!(
+                    "{dp:?}; expected channels, sn_iterations ≥ 1, 0 < lr ≤ 1, betas in [0, 1)"
+                ),
+            ));
         }
         Ok(DiffusionYu { p })
     }
@@ -176,9 +225,18 @@ impl DiffusionYu {
         &self.p
     }
     /// The discriminator, weights from `seed`.
-    pub fn discriminator<B: KernelBackend>(&self, seed: u64, device: &B::Device) -> TimeDiscriminator<B> {
+    pub fn discriminator<B: KernelBackend>(
+        &self,
+        seed: u64,
+        device: &B::Device,
+    ) -> TimeDiscriminator<B> {
         let mut rng = ChaCha8Rng::seed_from_u64(derive_seed(seed, SALT_D));
-        TimeDiscriminator::new(self.p.discriminator.channels, self.p.discriminator.sn_iterations, &mut rng, device)
+        TimeDiscriminator::new(
+            self.p.discriminator.channels,
+            self.p.discriminator.sn_iterations,
+            &mut rng,
+            device,
+        )
     }
 }
 
@@ -199,8 +257,13 @@ fn adversarial_pair<B: KernelBackend>(
 ) -> (Tensor<Autodiff<B>, 5>, Tensor<Autodiff<B>, 5>) {
     let clip = p.diffusion.clip_x0;
     let (a, b): (Vec<f64>, Vec<f64>) = terms.t.iter().map(|&t| s.q_coefficients(t)).unzip();
-    let x0_hat = (terms.x_t.clone() - terms.eps_hat.clone() * per_sample(&b, device)) / per_sample(&a, device);
-    let x0_hat = if clip { x0_hat.clamp(-1.0, 1.0) } else { x0_hat };
+    let x0_hat = (terms.x_t.clone() - terms.eps_hat.clone() * per_sample(&b, device))
+        / per_sample(&a, device);
+    let x0_hat = if clip {
+        x0_hat.clamp(-1.0, 1.0)
+    } else {
+        x0_hat
+    };
     if p.adversarial_target == AdversarialTarget::CleanImage {
         return (x0_hat, x0);
     }
@@ -209,12 +272,24 @@ fn adversarial_pair<B: KernelBackend>(
         .t
         .iter()
         .zip(&posts)
-        .map(|(&t, q)| if t == 1 { 0.0 } else { match p.diffusion.variance { Variance::Beta => q.beta, Variance::Posterior => q.variance }.sqrt() })
+        .map(|(&t, q)| {
+            if t == 1 {
+                0.0
+            } else {
+                match p.diffusion.variance {
+                    Variance::Beta => q.beta,
+                    Variance::Posterior => q.variance,
+                }
+                .sqrt()
+            }
+        })
         .collect();
     let c0: Vec<f64> = posts.iter().map(|q| q.coef_x0).collect();
     let ct: Vec<f64> = posts.iter().map(|q| q.coef_xt).collect();
     let z = normal_tensor::<Autodiff<B>, 5>(x0.dims(), rng, device);
-    let fake = x0_hat * per_sample(&c0, device) + terms.x_t.clone() * per_sample(&ct, device) + z * per_sample(&sigma, device);
+    let fake = x0_hat * per_sample(&c0, device)
+        + terms.x_t.clone() * per_sample(&ct, device)
+        + z * per_sample(&sigma, device);
     let prev: Vec<usize> = terms.t.iter().map(|t| t - 1).collect();
     let eps = normal_tensor::<Autodiff<B>, 5>(x0.dims(), rng, device);
     let real = q_sample(s, x0, &prev, eps);
@@ -231,7 +306,10 @@ struct Fit<'a, B: KernelBackend> {
 }
 
 fn missing() -> CoreError {
-    CoreError::invalid(DiffusionYu::NAME, "discriminator missing between steps (an earlier step failed)")
+    CoreError::invalid(
+        DiffusionYu::NAME,
+        "discriminator missing between steps (an earlier step failed)",
+    )
 }
 
 impl<B: KernelBackend> FitSteps for Fit<'_, B> {
@@ -243,7 +321,8 @@ impl<B: KernelBackend> FitSteps for Fit<'_, B> {
         let (fake, real) = adversarial_pair(p, &self.state.schedule, x0, &terms, rng, &device);
         // Discriminator step.
         let d = self.d.take().ok_or_else(missing)?;
-        let loss_d = softplus(-d.forward(real.detach(), &terms.t), 1.0).mean() + softplus(d.forward(fake.clone().detach(), &terms.t), 1.0).mean();
+        let loss_d = softplus(-d.forward(real.detach(), &terms.t), 1.0).mean()
+            + softplus(d.forward(fake.clone().detach(), &terms.t), 1.0).mean();
         let ld = loss_value(&loss_d, DiffusionYu::NAME)?;
         let grads = GradientsParams::from_grads(loss_d.backward(), &d);
         let d = self.opt_d.step(p.discriminator.lr, d, grads);
@@ -278,7 +357,12 @@ impl GenerativeMethod for DiffusionYu {
         self.p.diffusion.steps
     }
 
-    fn fit<B: KernelBackend>(&self, data: &[Array3<f32>], ctx: &mut GeneratorFit<'_>, device: &B::Device) -> Result<()> {
+    fn fit<B: KernelBackend>(
+        &self,
+        data: &[Array3<f32>],
+        ctx: &mut GeneratorFit<'_>,
+        device: &B::Device,
+    ) -> Result<()> {
         let dp = &self.p.discriminator;
         let mut fit = Fit::<B> {
             method: self,
@@ -286,7 +370,11 @@ impl GenerativeMethod for DiffusionYu {
             dir: ctx.dir,
             state: DenoiserState::new(&self.p.diffusion, 1, ctx.seed, device)?,
             d: Some(self.discriminator::<Autodiff<B>>(ctx.seed, device)),
-            opt_d: AdamConfig::new().with_beta_1(dp.betas[0] as f32).with_beta_2(dp.betas[1] as f32).with_epsilon(1e-8).init(),
+            opt_d: AdamConfig::new()
+                .with_beta_1(dp.betas[0] as f32)
+                .with_beta_2(dp.betas[1] as f32)
+                .with_epsilon(1e-8)
+                .init(),
         };
         let mut start = 0;
         if let Some(ck) = FitCheckpoint::latest(ctx.dir)? {
@@ -301,12 +389,28 @@ impl GenerativeMethod for DiffusionYu {
             return Ok(());
         }
         if data.is_empty() {
-            return Err(CoreError::invalid(format!("generator folder {}", ctx.dir.display()), "no training volumes to continue the fit with"));
+            return Err(CoreError::invalid(
+                format!("generator folder {}", ctx.dir.display()),
+                "no training volumes to continue the fit with",
+            ));
         }
-        run_steps(ctx, start, total, self.p.diffusion.checkpoint_every, &mut fit)
+        run_steps(
+            ctx,
+            start,
+            total,
+            self.p.diffusion.checkpoint_every,
+            &mut fit,
+        )
     }
 
-    fn sample<B: KernelBackend>(&self, dir: &Path, n: usize, seed: u64, real: &RealVolumes<'_>, device: &B::Device) -> Result<Vec<Array3<f32>>> {
+    fn sample<B: KernelBackend>(
+        &self,
+        dir: &Path,
+        n: usize,
+        seed: u64,
+        real: &RealVolumes<'_>,
+        device: &B::Device,
+    ) -> Result<Vec<Array3<f32>>> {
         let d = &self.p.diffusion;
         let model = load_ema::<B>(d, 1, dir, Self::NAME, device)?;
         let schedule = d.schedule()?;
@@ -316,7 +420,10 @@ impl GenerativeMethod for DiffusionYu {
         while out.len() < n {
             let b = (n - out.len()).min(d.batch);
             let (start, steps) = match self.p.generation {
-                Generation::FromNoise => (normal_tensor::<B, 5>([b, 1, z, y, x], &mut rng, device), schedule.strided(self.p.sample_steps)),
+                Generation::FromNoise => (
+                    normal_tensor::<B, 5>([b, 1, z, y, x], &mut rng, device),
+                    schedule.strided(self.p.sample_steps),
+                ),
                 Generation::Partial => {
                     if real.is_empty() {
                         return Err(CoreError::invalid(Self::NAME, "partial re-synthesis needs real training cases, and none were given (dsma synth: add --fit-on DATASET_DIR)"));
@@ -324,16 +431,24 @@ impl GenerativeMethod for DiffusionYu {
                     let mut vols = Vec::with_capacity(b);
                     for j in out.len()..out.len() + b {
                         let v: Vec<f32> = real.volume(j % real.len())?.iter().copied().collect();
-                        vols.push(Tensor::<B, 1>::from_floats(v.as_slice(), device).reshape([1, 1, z, y, x]));
+                        vols.push(
+                            Tensor::<B, 1>::from_floats(v.as_slice(), device)
+                                .reshape([1, 1, z, y, x]),
+                        );
                     }
                     let x0 = Tensor::cat(vols, 0);
                     let eps = normal_tensor::<B, 5>([b, 1, z, y, x], &mut rng, device);
                     let t = self.p.partial_t;
                     let count = (self.p.sample_steps * t).div_ceil(d.timesteps).max(1);
-                    (q_sample(&schedule, x0, &vec![t; b], eps), schedule.strided_from(t, count))
+                    (
+                        q_sample(&schedule, x0, &vec![t; b], eps),
+                        schedule.strided_from(t, count),
+                    )
                 }
             };
-            out.extend(to_volumes(sample_with(d, &schedule, &model, start, None, &steps, &mut rng))?);
+            out.extend(to_volumes(sample_with(
+                d, &schedule, &model, start, None, &steps, &mut rng,
+            ))?);
         }
         Ok(out)
     }

@@ -7,7 +7,9 @@ use dsma_core::diffusion::{DenoiserConfig, DiffusionParams};
 use dsma_core::generative::{GenerativeMethod, GeneratorFit, IntensityMap, RealVolumes};
 use dsma_core::plugin::registry::Plugin;
 use dsma_core::{Case, Grid, LabelConvention, Modality};
-use dsma_diffusion_yu::{AdversarialTarget, DiffusionYu, DiffusionYuParams, DiscriminatorParams, Generation};
+use dsma_diffusion_yu::{
+    AdversarialTarget, DiffusionYu, DiffusionYuParams, DiscriminatorParams, Generation,
+};
 use ndarray::{Array3, Array4};
 
 type B = Flex;
@@ -18,9 +20,15 @@ fn the_discriminator_matches_a_hand_count() {
     let d = m.discriminator::<B>(0, &Default::default());
     let c = 16;
     // 4³ convolutions 1→C, C→2C, 2C→4C, 4C→8C with bias; t-embedding linear C→C; output 8C→1.
-    let convs = (c * 64 + c) + (2 * c * c * 64 + 2 * c) + (4 * c * 2 * c * 64 + 4 * c) + (8 * c * 4 * c * 64 + 8 * c);
+    let convs = (c * 64 + c)
+        + (2 * c * c * 64 + 2 * c)
+        + (4 * c * 2 * c * 64 + 4 * c)
+        + (8 * c * 4 * c * 64 + 8 * c);
     assert_eq!(d.num_params(), convs + (c * c + c) + (8 * c + 1));
-    let logits = d.forward(Tensor::zeros([2, 1, 32, 32, 32], &Default::default()), &[1, 500]);
+    let logits = d.forward(
+        Tensor::zeros([2, 1, 32, 32, 32], &Default::default()),
+        &[1, 500],
+    );
     assert_eq!(logits.dims(), [2]);
 }
 
@@ -31,9 +39,17 @@ fn params(steps: usize, target: AdversarialTarget, generation: Generation) -> Di
         adversarial_target: target,
         generation,
         partial_t: 100,
-        discriminator: DiscriminatorParams { channels: 2, ..DiscriminatorParams::default() },
+        discriminator: DiscriminatorParams {
+            channels: 2,
+            ..DiscriminatorParams::default()
+        },
         diffusion: DiffusionParams {
-            denoiser: DenoiserConfig { channels: 4, mults: vec![1, 2], groups: 2, attention: false },
+            denoiser: DenoiserConfig {
+                channels: 4,
+                mults: vec![1, 2],
+                groups: 2,
+                attention: false,
+            },
             batch: 2,
             steps,
             checkpoint_every: 2,
@@ -47,13 +63,19 @@ fn params(steps: usize, target: AdversarialTarget, generation: Generation) -> Di
 
 fn fit(m: &DiffusionYu, data: &[Array3<f32>], dir: &std::path::Path) {
     let mut progress = |_| {};
-    let mut ctx = GeneratorFit { dir, seed: 5, progress: &mut progress };
+    let mut ctx = GeneratorFit {
+        dir,
+        seed: 5,
+        progress: &mut progress,
+    };
     m.fit::<B>(data, &mut ctx, &Default::default()).unwrap();
 }
 
 #[test]
 fn a_resumed_fit_samples_what_an_uninterrupted_one_does_in_both_modes() {
-    let data: Vec<Array3<f32>> = (0..3).map(|i| Array3::from_elem((16, 16, 16), 0.2 * i as f32 - 0.2)).collect();
+    let data: Vec<Array3<f32>> = (0..3)
+        .map(|i| Array3::from_elem((16, 16, 16), 0.2 * i as f32 - 0.2))
+        .collect();
     let train: Vec<Case> = (0..2)
         .map(|i| Case {
             id: format!("c{i}"),
@@ -63,9 +85,17 @@ fn a_resumed_fit_samples_what_an_uninterrupted_one_does_in_both_modes() {
             convention: LabelConvention::Brats2019,
         })
         .collect();
-    let real = RealVolumes::new(&train, Modality::Flair, IntensityMap { lo: -1.0, hi: 1.0 }, [16, 16, 16]);
+    let real = RealVolumes::new(
+        &train,
+        Modality::Flair,
+        IntensityMap { lo: -1.0, hi: 1.0 },
+        [16, 16, 16],
+    );
     let dev = Default::default();
-    for target in [AdversarialTarget::PreviousStep, AdversarialTarget::CleanImage] {
+    for target in [
+        AdversarialTarget::PreviousStep,
+        AdversarialTarget::CleanImage,
+    ] {
         let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
         let m = |s, g| DiffusionYu::new(params(s, target, g)).unwrap();
         fit(&m(4, Generation::FromNoise), &data, a.path());
@@ -73,10 +103,19 @@ fn a_resumed_fit_samples_what_an_uninterrupted_one_does_in_both_modes() {
         fit(&m(4, Generation::FromNoise), &data, b.path());
         for g in [Generation::FromNoise, Generation::Partial] {
             let s1 = m(4, g).sample::<B>(a.path(), 3, 9, &real, &dev).unwrap();
-            assert_eq!(s1, m(4, g).sample::<B>(b.path(), 3, 9, &real, &dev).unwrap(), "{target:?} {g:?}");
+            assert_eq!(
+                s1,
+                m(4, g).sample::<B>(b.path(), 3, 9, &real, &dev).unwrap(),
+                "{target:?} {g:?}"
+            );
             assert_eq!(s1[0].dim(), (16, 16, 16));
         }
-        let err = m(4, Generation::Partial).sample::<B>(a.path(), 1, 9, &RealVolumes::none(), &dev).unwrap_err();
-        assert!(err.to_string().contains("needs real training cases"), "{err}");
+        let err = m(4, Generation::Partial)
+            .sample::<B>(a.path(), 1, 9, &RealVolumes::none(), &dev)
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("needs real training cases"),
+            "{err}"
+        );
     }
 }

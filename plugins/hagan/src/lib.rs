@@ -103,23 +103,74 @@ impl Default for HaGanParams {
 impl PluginParams for HaGanParams {
     fn docs() -> Vec<ParamDoc> {
         let mut d = vec![
-            ParamDoc { name: "size", doc: "output edge S of the S³ volume (128)" },
-            ParamDoc { name: "latent", doc: "size of z (1024)" },
-            ParamDoc { name: "trunk", doc: "G^A widths: fc output, then per convolution ([512, 512, 256, 128, 64])" },
-            ParamDoc { name: "low", doc: "G^L hidden widths ([32, 16])" },
-            ParamDoc { name: "high", doc: "G^H hidden width (32)" },
-            ParamDoc { name: "groups", doc: "GroupNorm groups (8)" },
-            ParamDoc { name: "d_high_base", doc: "D^H first width (32, doubling)" },
-            ParamDoc { name: "d_high_max", doc: "D^H widest layer (512)" },
-            ParamDoc { name: "d_high_out", doc: "D^H features before the linears (128)" },
-            ParamDoc { name: "d_low_base", doc: "D^L first width (64, doubling)" },
-            ParamDoc { name: "batch", doc: "minibatch (4)" },
-            ParamDoc { name: "steps", doc: "training iterations (80000)" },
-            ParamDoc { name: "lr_g", doc: "generator learning rate (1e-4)" },
-            ParamDoc { name: "lr_d", doc: "discriminator learning rate (4e-4)" },
-            ParamDoc { name: "betas", doc: "Adam β₁, β₂ ([0, 0.999])" },
-            ParamDoc { name: "sn_iterations", doc: "power iterations per spectral norm (5)" },
-            ParamDoc { name: "checkpoint_every", doc: "steps between checkpoints (1000)" },
+            ParamDoc {
+                name: "size",
+                doc: "output edge S of the S³ volume (128)",
+            },
+            ParamDoc {
+                name: "latent",
+                doc: "size of z (1024)",
+            },
+            ParamDoc {
+                name: "trunk",
+                doc: "G^A widths: fc output, then per convolution ([512, 512, 256, 128, 64])",
+            },
+            ParamDoc {
+                name: "low",
+                doc: "G^L hidden widths ([32, 16])",
+            },
+            ParamDoc {
+                name: "high",
+                doc: "G^H hidden width (32)",
+            },
+            ParamDoc {
+                name: "groups",
+                doc: "GroupNorm groups (8)",
+            },
+            ParamDoc {
+                name: "d_high_base",
+                doc: "D^H first width (32, doubling)",
+            },
+            ParamDoc {
+                name: "d_high_max",
+                doc: "D^H widest layer (512)",
+            },
+            ParamDoc {
+                name: "d_high_out",
+                doc: "D^H features before the linears (128)",
+            },
+            ParamDoc {
+                name: "d_low_base",
+                doc: "D^L first width (64, doubling)",
+            },
+            ParamDoc {
+                name: "batch",
+                doc: "minibatch (4)",
+            },
+            ParamDoc {
+                name: "steps",
+                doc: "training iterations (80000)",
+            },
+            ParamDoc {
+                name: "lr_g",
+                doc: "generator learning rate (1e-4)",
+            },
+            ParamDoc {
+                name: "lr_d",
+                doc: "discriminator learning rate (4e-4)",
+            },
+            ParamDoc {
+                name: "betas",
+                doc: "Adam β₁, β₂ ([0, 0.999])",
+            },
+            ParamDoc {
+                name: "sn_iterations",
+                doc: "power iterations per spectral norm (5)",
+            },
+            ParamDoc {
+                name: "checkpoint_every",
+                doc: "steps between checkpoints (1000)",
+            },
         ];
         d.extend(ProtocolParams::docs());
         d
@@ -134,7 +185,8 @@ pub struct HaGan {
 impl Plugin for HaGan {
     const NAME: &'static str = "hagan";
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
-    const DESCRIPTION: &'static str = "HA-GAN (Sun et al. 2022): generative comparator of Tables 1–2";
+    const DESCRIPTION: &'static str =
+        "HA-GAN (Sun et al. 2022): generative comparator of Tables 1–2";
     type Params = HaGanParams;
     fn new(p: HaGanParams) -> Result<Self> {
         check(&p)?;
@@ -145,7 +197,10 @@ impl Plugin for HaGan {
 fn check(p: &HaGanParams) -> Result<()> {
     let field = |f: &str| format!("synthesizer.params.{f} of hagan");
     if p.trunk.len() < 2 || p.trunk.contains(&0) {
-        return Err(CoreError::invalid(field("trunk"), format!("{:?}; expected ≥ 2 widths ≥ 1", p.trunk)));
+        return Err(CoreError::invalid(
+            field("trunk"),
+            format!("{:?}; expected ≥ 2 widths ≥ 1", p.trunk),
+        ));
     }
     let latent_edge = 4usize << (p.trunk.len() - 2);
     if p.size != 4 * latent_edge || p.size < 32 {
@@ -163,7 +218,10 @@ fn check(p: &HaGanParams) -> Result<()> {
     if p.groups == 0 || widths.clone().any(|w| w % p.groups != 0) {
         return Err(CoreError::invalid(
             field("groups"),
-            format!("{}; every G width ({:?}, {:?}, {}) must be a multiple of it", p.groups, p.trunk, p.low, p.high),
+            format!(
+                "{}; every G width ({:?}, {:?}, {}) must be a multiple of it",
+                p.groups, p.trunk, p.low, p.high
+            ),
         ));
     }
     for (name, v) in [
@@ -183,12 +241,18 @@ fn check(p: &HaGanParams) -> Result<()> {
     }
     for (name, v) in [("lr_g", p.lr_g), ("lr_d", p.lr_d)] {
         if !(v > 0.0 && v <= 1.0) {
-            return Err(CoreError::invalid(field(name), format!("{v}; expected in (0, 1]")));
+            return Err(CoreError::invalid(
+                field(name),
+                format!("{v}; expected in (0, 1]"),
+            ));
         }
     }
     for v in p.betas {
         if !(0.0..1.0).contains(&v) {
-            return Err(CoreError::invalid(field("betas"), format!("{:?}; expected values in [0, 1)", p.betas)));
+            return Err(CoreError::invalid(
+                field("betas"),
+                format!("{:?}; expected values in [0, 1)", p.betas),
+            ));
         }
     }
     Ok(())
@@ -209,14 +273,28 @@ impl HaGan {
     pub fn generator<B: KernelBackend>(&self, seed: u64, device: &B::Device) -> Generator<B> {
         let p = &self.p;
         let mut rng = ChaCha8Rng::seed_from_u64(derive_seed(seed, SALT_INIT));
-        Generator::new(p.latent, &p.trunk, &p.low, p.high, p.groups, &mut rng, device)
+        Generator::new(
+            p.latent, &p.trunk, &p.low, p.high, p.groups, &mut rng, device,
+        )
     }
     /// The discriminator, weights drawn from `seed`.
-    pub fn discriminator<B: KernelBackend>(&self, seed: u64, device: &B::Device) -> Discriminator<B> {
+    pub fn discriminator<B: KernelBackend>(
+        &self,
+        seed: u64,
+        device: &B::Device,
+    ) -> Discriminator<B> {
         let p = &self.p;
         let mut rng = ChaCha8Rng::seed_from_u64(derive_seed(seed, SALT_INIT + 1));
         let mut d = Discriminator {
-            high: HighDiscriminator::new(self.crop_depth(), p.size, p.d_high_base, p.d_high_max, p.d_high_out, &mut rng, device),
+            high: HighDiscriminator::new(
+                self.crop_depth(),
+                p.size,
+                p.d_high_base,
+                p.d_high_max,
+                p.d_high_out,
+                &mut rng,
+                device,
+            ),
             low: LowDiscriminator::new(p.size / 4, p.d_low_base, &mut rng, device),
         };
         for c in d.high.convs.iter_mut().chain(d.low.convs.iter_mut()) {
@@ -240,22 +318,38 @@ struct Fit<'a, B: KernelBackend> {
 }
 
 fn missing() -> CoreError {
-    CoreError::invalid("hagan", "network missing between steps (an earlier step failed)")
+    CoreError::invalid(
+        "hagan",
+        "network missing between steps (an earlier step failed)",
+    )
 }
 
 fn scalar<B: Backend>(t: &Tensor<B, 1>) -> Result<f64> {
-    let v: Vec<f32> = t.clone().into_data().convert::<f32>().to_vec().map_err(|e| CoreError::runtime("loss", format!("{e:?}")))?;
+    let v: Vec<f32> = t
+        .clone()
+        .into_data()
+        .convert::<f32>()
+        .to_vec()
+        .map_err(|e| CoreError::runtime("loss", format!("{e:?}")))?;
     let v = v.first().copied().unwrap_or(f32::NAN) as f64;
     if v.is_finite() {
         Ok(v)
     } else {
-        Err(CoreError::invalid("hagan fit", format!("the loss became {v}; lower `lr_d`/`lr_g`")))
+        Err(CoreError::invalid(
+            "hagan fit",
+            format!("the loss became {v}; lower `lr_d`/`lr_g`"),
+        ))
     }
 }
 
 impl<B: KernelBackend> Fit<'_, B> {
     /// A generated crop at depth position `c` and the generated ¼ volume.
-    fn generate(&self, g: &Generator<Autodiff<B>>, c: usize, rng: &mut ChaCha8Rng) -> (Tensor<Autodiff<B>, 5>, Tensor<Autodiff<B>, 5>) {
+    fn generate(
+        &self,
+        g: &Generator<Autodiff<B>>,
+        c: usize,
+        rng: &mut ChaCha8Rng,
+    ) -> (Tensor<Autodiff<B>, 5>, Tensor<Autodiff<B>, 5>) {
         let p = &self.method.p;
         let z = normal_tensor([p.batch, p.latent], rng, &self.device);
         let h = g.trunk(z);
@@ -269,15 +363,23 @@ impl<B: KernelBackend> FitSteps for Fit<'_, B> {
         let p = &self.method.p;
         let depth = self.method.crop_depth();
         let c = rng.random_range(0..=p.size - depth);
-        let position = Tensor::<Autodiff<B>, 2>::ones([p.batch, 1], &self.device) * (c as f64 / (p.size - depth) as f64);
+        let position = Tensor::<Autodiff<B>, 2>::ones([p.batch, 1], &self.device)
+            * (c as f64 / (p.size - depth) as f64);
         let real = real_batch::<Autodiff<B>>(self.data, p.batch, rng, &self.device);
         let real_crop = real.clone().narrow(2, c, depth);
         let real_small = downsample_nearest(real, 4);
         // D: BCE(D(real), 1) + BCE(D(fake), 0) = softplus(−D(real)) + softplus(D(fake)).
-        let (g, d) = (self.g.take().ok_or_else(missing)?, self.d.take().ok_or_else(missing)?);
+        let (g, d) = (
+            self.g.take().ok_or_else(missing)?,
+            self.d.take().ok_or_else(missing)?,
+        );
         let (fake_crop, fake_small) = self.generate(&g, c, rng);
         let loss_d = softplus(-d.forward(real_crop, real_small, position.clone()), 1.0).mean()
-            + softplus(d.forward(fake_crop.detach(), fake_small.detach(), position.clone()), 1.0).mean();
+            + softplus(
+                d.forward(fake_crop.detach(), fake_small.detach(), position.clone()),
+                1.0,
+            )
+            .mean();
         let ld = scalar(&loss_d)?;
         let grads = GradientsParams::from_grads(loss_d.backward(), &d);
         let d = self.opt_d.step(p.lr_d, d, grads);
@@ -293,7 +395,10 @@ impl<B: KernelBackend> FitSteps for Fit<'_, B> {
 
     fn save(&mut self, done: usize) -> Result<()> {
         let mut ck = FitCheckpoint::new(done, serde_json::Value::Null);
-        let (g, d) = (self.g.as_ref().ok_or_else(missing)?, self.d.as_ref().ok_or_else(missing)?);
+        let (g, d) = (
+            self.g.as_ref().ok_or_else(missing)?,
+            self.d.as_ref().ok_or_else(missing)?,
+        );
         ck.put_module("g", g)?;
         ck.put_module("d", d)?;
         ck.put_optimizer("g_optim", &self.opt_g, g)?;
@@ -315,9 +420,19 @@ impl GenerativeMethod for HaGan {
         [self.p.size; 3]
     }
 
-    fn fit<B: KernelBackend>(&self, data: &[Array3<f32>], ctx: &mut GeneratorFit<'_>, device: &B::Device) -> Result<()> {
+    fn fit<B: KernelBackend>(
+        &self,
+        data: &[Array3<f32>],
+        ctx: &mut GeneratorFit<'_>,
+        device: &B::Device,
+    ) -> Result<()> {
         let p = &self.p;
-        let adam = || AdamConfig::new().with_beta_1(p.betas[0] as f32).with_beta_2(p.betas[1] as f32).with_epsilon(1e-8);
+        let adam = || {
+            AdamConfig::new()
+                .with_beta_1(p.betas[0] as f32)
+                .with_beta_2(p.betas[1] as f32)
+                .with_epsilon(1e-8)
+        };
         let mut fit = Fit::<B> {
             method: self,
             data,
@@ -359,9 +474,14 @@ impl GenerativeMethod for HaGan {
         device: &B::Device,
     ) -> Result<Vec<Array3<f32>>> {
         let p = &self.p;
-        let ck = FitCheckpoint::latest(dir)?.filter(|c| c.step() >= p.steps).ok_or_else(|| {
-            CoreError::invalid(format!("generator folder {}", dir.display()), "holds no finished hagan fit")
-        })?;
+        let ck = FitCheckpoint::latest(dir)?
+            .filter(|c| c.step() >= p.steps)
+            .ok_or_else(|| {
+                CoreError::invalid(
+                    format!("generator folder {}", dir.display()),
+                    "holds no finished hagan fit",
+                )
+            })?;
         let g = ck.module("g", self.generator::<B>(0, device))?;
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let mut out = Vec::with_capacity(n);

@@ -24,13 +24,24 @@ pub struct ConvGnRelu<B: Backend> {
 }
 
 /// A 3³ "same" convolution with bias, initialised as PyTorch does from `rng`.
-fn conv3d_same<B: Backend>(cin: usize, cout: usize, rng: &mut ChaCha8Rng, device: &B::Device) -> Conv3d<B> {
+fn conv3d_same<B: Backend>(
+    cin: usize,
+    cout: usize,
+    rng: &mut ChaCha8Rng,
+    device: &B::Device,
+) -> Conv3d<B> {
     conv3d_init([cin, cout], 3, 1, 1, rng, device)
 }
 
 impl<B: KernelBackend> ConvGnRelu<B> {
     /// `cin → cout` with GroupNorm(`groups`).
-    pub fn new(cin: usize, cout: usize, groups: usize, rng: &mut ChaCha8Rng, device: &B::Device) -> Self {
+    pub fn new(
+        cin: usize,
+        cout: usize,
+        groups: usize,
+        rng: &mut ChaCha8Rng,
+        device: &B::Device,
+    ) -> Self {
         ConvGnRelu {
             conv: conv3d_same(cin, cout, rng, device),
             norm: GroupNormConfig::new(groups, cout).init(device),
@@ -64,7 +75,15 @@ pub struct Generator<B: Backend> {
 impl<B: KernelBackend> Generator<B> {
     /// Trunk widths `trunk` (`len − 2` up-samplings from 4³), low-branch widths `low`, high-branch
     /// width `high`, GroupNorm groups `groups`.
-    pub fn new(latent: usize, trunk: &[usize], low: &[usize], high: usize, groups: usize, rng: &mut ChaCha8Rng, device: &B::Device) -> Self {
+    pub fn new(
+        latent: usize,
+        trunk: &[usize],
+        low: &[usize],
+        high: usize,
+        groups: usize,
+        rng: &mut ChaCha8Rng,
+        device: &B::Device,
+    ) -> Self {
         let n = trunk.len();
         let fc = linear_init(latent, 64 * trunk[0], rng, device);
         let mut convs = vec![ConvGnRelu::new(trunk[0], trunk[0], groups, rng, device)];
@@ -144,18 +163,40 @@ fn depth_step(d: usize) -> (usize, usize, usize, usize) {
 
 impl<B: KernelBackend> HighDiscriminator<B> {
     /// For crops `[depth, size, size]`: channels `base · 2^i` capped at `max`, `out` before the linears.
-    pub fn new(depth: usize, size: usize, base: usize, max: usize, out: usize, rng: &mut ChaCha8Rng, device: &B::Device) -> Self {
+    pub fn new(
+        depth: usize,
+        size: usize,
+        base: usize,
+        max: usize,
+        out: usize,
+        rng: &mut ChaCha8Rng,
+        device: &B::Device,
+    ) -> Self {
         let (mut d, mut h, mut c_in, mut width) = (depth, size, 1usize, base);
         let mut convs = Vec::new();
         while h > 4 {
             let (kd, sd, pd, nd) = depth_step(d);
-            convs.push(SnConv3d::new([width, c_in], [kd, 4, 4], [sd, 2, 2], [pd, 1, 1], rng, device));
+            convs.push(SnConv3d::new(
+                [width, c_in],
+                [kd, 4, 4],
+                [sd, 2, 2],
+                [pd, 1, 1],
+                rng,
+                device,
+            ));
             c_in = width;
             width = (width * 2).min(max);
             d = nd;
             h /= 2;
         }
-        convs.push(SnConv3d::new([out, c_in], [d, h, h], [1, 1, 1], [0, 0, 0], rng, device));
+        convs.push(SnConv3d::new(
+            [out, c_in],
+            [d, h, h],
+            [1, 1, 1],
+            [0, 0, 0],
+            rng,
+            device,
+        ));
         HighDiscriminator {
             convs,
             fc1: SnLinear::new(out + 1, 64, rng, device),
@@ -194,12 +235,26 @@ impl<B: KernelBackend> LowDiscriminator<B> {
         let (mut s, mut c_in, mut width) = (size, 1usize, base);
         let mut convs = Vec::new();
         while s > 4 {
-            convs.push(SnConv3d::new([width, c_in], [4; 3], [2; 3], [1; 3], rng, device));
+            convs.push(SnConv3d::new(
+                [width, c_in],
+                [4; 3],
+                [2; 3],
+                [1; 3],
+                rng,
+                device,
+            ));
             c_in = width;
             width *= 2;
             s /= 2;
         }
-        convs.push(SnConv3d::new([1, c_in], [s; 3], [1; 3], [0; 3], rng, device));
+        convs.push(SnConv3d::new(
+            [1, c_in],
+            [s; 3],
+            [1; 3],
+            [0; 3],
+            rng,
+            device,
+        ));
         LowDiscriminator { convs }
     }
 
@@ -229,7 +284,12 @@ pub struct Discriminator<B: Backend> {
 
 impl<B: KernelBackend> Discriminator<B> {
     /// The averaged logit `[N]`.
-    pub fn forward(&self, crop: Tensor<B, 5>, small: Tensor<B, 5>, position: Tensor<B, 2>) -> Tensor<B, 1> {
+    pub fn forward(
+        &self,
+        crop: Tensor<B, 5>,
+        small: Tensor<B, 5>,
+        position: Tensor<B, 2>,
+    ) -> Tensor<B, 1> {
         (self.high.forward(crop, position) + self.low.forward(small)) * 0.5
     }
 }

@@ -6,7 +6,7 @@ use burn::backend::Flex;
 use burn::module::Module;
 use burn::tensor::Tensor;
 use dsma_core::generative::fit_loop::to_volumes;
-use dsma_core::generative::{RealVolumes, FitCheckpoint, GenerativeMethod, GeneratorFit};
+use dsma_core::generative::{FitCheckpoint, GenerativeMethod, GeneratorFit, RealVolumes};
 use dsma_core::plugin::registry::Plugin;
 use dsma_hagan::{HaGan, HaGanParams};
 use ndarray::Array3;
@@ -82,10 +82,22 @@ fn layer_shapes_follow_the_hierarchy() {
     let g = m.generator::<B>(0, &dev);
     let h = g.trunk(Tensor::zeros([2, 8], &dev));
     assert_eq!(h.dims(), [2, 8, 8, 8, 8], "latent volume at S/4");
-    assert_eq!(g.low_res(h.clone()).dims(), [2, 1, 8, 8, 8], "G^L: full volume at ¼");
+    assert_eq!(
+        g.low_res(h.clone()).dims(),
+        [2, 1, 8, 8, 8],
+        "G^L: full volume at ¼"
+    );
     let crop = h.clone().narrow(2, 0, 1);
-    assert_eq!(g.high_res(crop).dims(), [2, 1, 4, 32, 32], "G^H in training: S/8 slices");
-    assert_eq!(g.high_res(h).dims(), [2, 1, 32, 32, 32], "G^H at sampling: the whole volume");
+    assert_eq!(
+        g.high_res(crop).dims(),
+        [2, 1, 4, 32, 32],
+        "G^H in training: S/8 slices"
+    );
+    assert_eq!(
+        g.high_res(h).dims(),
+        [2, 1, 32, 32, 32],
+        "G^H at sampling: the whole volume"
+    );
     let d = m.discriminator::<B>(0, &dev);
     let logit = d.forward(
         Tensor::zeros([2, 1, 4, 32, 32], &dev),
@@ -98,16 +110,26 @@ fn layer_shapes_follow_the_hierarchy() {
 
 #[test]
 fn inconsistent_sizes_are_refused() {
-    let p = HaGanParams { size: 64, ..HaGanParams::default() };
+    let p = HaGanParams {
+        size: 64,
+        ..HaGanParams::default()
+    };
     let err = HaGan::new(p).err().unwrap().to_string();
     assert!(err.contains("size") && err.contains("128"), "{err}");
-    let p = HaGanParams { groups: 3, ..HaGanParams::default() };
+    let p = HaGanParams {
+        groups: 3,
+        ..HaGanParams::default()
+    };
     assert!(HaGan::new(p).err().unwrap().to_string().contains("groups"));
 }
 
 fn fit(m: &HaGan, data: &[Array3<f32>], dir: &std::path::Path) {
     let mut progress = |_| {};
-    let mut ctx = GeneratorFit { dir, seed: 5, progress: &mut progress };
+    let mut ctx = GeneratorFit {
+        dir,
+        seed: 5,
+        progress: &mut progress,
+    };
     m.fit::<B>(data, &mut ctx, &Default::default()).unwrap();
 }
 
@@ -116,25 +138,51 @@ fn weights(dir: &std::path::Path) -> Vec<f32> {
     let ck = FitCheckpoint::latest(dir).unwrap().unwrap();
     let g = ck.module("g", tiny(4).generator::<B>(0, &dev)).unwrap();
     let d = ck.module("d", tiny(4).discriminator::<B>(0, &dev)).unwrap();
-    let mut v: Vec<f32> = g.fc.weight.val().reshape([-1]).into_data().to_vec().unwrap();
-    v.extend(d.low.convs[0].weight.val().reshape([-1]).into_data().to_vec::<f32>().unwrap());
+    let mut v: Vec<f32> =
+        g.fc.weight
+            .val()
+            .reshape([-1])
+            .into_data()
+            .to_vec()
+            .unwrap();
+    v.extend(
+        d.low.convs[0]
+            .weight
+            .val()
+            .reshape([-1])
+            .into_data()
+            .to_vec::<f32>()
+            .unwrap(),
+    );
     v
 }
 
 #[test]
 fn a_resumed_fit_equals_an_uninterrupted_one() {
-    let data: Vec<Array3<f32>> = (0..3).map(|i| Array3::from_elem((32, 32, 32), 0.2 * i as f32 - 0.2)).collect();
+    let data: Vec<Array3<f32>> = (0..3)
+        .map(|i| Array3::from_elem((32, 32, 32), 0.2 * i as f32 - 0.2))
+        .collect();
     let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     fit(&tiny(4), &data, a.path());
     fit(&tiny(2), &data, b.path());
     fit(&tiny(4), &data, b.path());
     assert_eq!(weights(a.path()), weights(b.path()));
     let dev = Default::default();
-    let s1 = tiny(4).sample::<B>(a.path(), 3, 9, &RealVolumes::none(), &dev).unwrap();
-    assert_eq!(s1, tiny(4).sample::<B>(b.path(), 3, 9, &RealVolumes::none(), &dev).unwrap());
+    let s1 = tiny(4)
+        .sample::<B>(a.path(), 3, 9, &RealVolumes::none(), &dev)
+        .unwrap();
+    assert_eq!(
+        s1,
+        tiny(4)
+            .sample::<B>(b.path(), 3, 9, &RealVolumes::none(), &dev)
+            .unwrap()
+    );
     assert_eq!(s1.len(), 3);
     assert_eq!(s1[0].dim(), (32, 32, 32));
-    assert!(s1.iter().flatten().all(|v| (-1.0..=1.0).contains(v)), "tanh output");
+    assert!(
+        s1.iter().flatten().all(|v| (-1.0..=1.0).contains(v)),
+        "tanh output"
+    );
 }
 
 #[test]
@@ -142,14 +190,29 @@ fn a_short_fit_moves_samples_towards_the_data() {
     let data: Vec<Array3<f32>> = vec![Array3::from_elem((32, 32, 32), 0.5); 4];
     let dev = Default::default();
     let distance = |v: &[Array3<f32>]| {
-        v.iter().map(|a| a.iter().map(|x| (x - 0.5).abs() as f64).sum::<f64>() / a.len() as f64).sum::<f64>() / v.len() as f64
+        v.iter()
+            .map(|a| a.iter().map(|x| (x - 0.5).abs() as f64).sum::<f64>() / a.len() as f64)
+            .sum::<f64>()
+            / v.len() as f64
     };
-    let m = |steps| HaGan::new(HaGanParams { checkpoint_every: 1000, ..tiny_params(steps) }).unwrap();
+    let m = |steps| {
+        HaGan::new(HaGanParams {
+            checkpoint_every: 1000,
+            ..tiny_params(steps)
+        })
+        .unwrap()
+    };
     let g0 = m(1).generator::<B>(5, &dev);
     let before = distance(&to_volumes(g0.high_res(g0.trunk(Tensor::ones([4, 8], &dev)))).unwrap());
     let dir = tempfile::tempdir().unwrap();
     fit(&m(60), &data, dir.path());
-    let after = distance(&m(60).sample::<B>(dir.path(), 4, 3, &RealVolumes::none(), &dev).unwrap());
-    assert!(after < 0.5 * before, "mean |x − 0.5|: {before} before, {after} after");
+    let after = distance(
+        &m(60)
+            .sample::<B>(dir.path(), 4, 3, &RealVolumes::none(), &dev)
+            .unwrap(),
+    );
+    assert!(
+        after < 0.5 * before,
+        "mean |x − 0.5|: {before} before, {after} after"
+    );
 }
-

@@ -7,7 +7,9 @@ use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
 use burn::tensor::{Distribution, ElementConversion, Tensor};
 use dsma_core::inference::{sliding_window, Blend, SlidingWindow};
 use dsma_core::loss::weighted_dice_loss;
-use dsma_core::model::{BackendDispatch, BackendKind, BackendVisitor, ModelFactory, SegmentationModel};
+use dsma_core::model::{
+    BackendDispatch, BackendKind, BackendVisitor, ModelFactory, SegmentationModel,
+};
 use dsma_core::runner::registration::model;
 use dsma_nestedformer::{relative_indices, NestedFormer, NestedFormerFactory, NestedFormerParams};
 

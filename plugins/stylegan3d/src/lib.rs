@@ -129,27 +129,90 @@ impl Default for StyleGan3dParams {
 impl PluginParams for StyleGan3dParams {
     fn docs() -> Vec<ParamDoc> {
         let mut d = vec![
-            ParamDoc { name: "latent", doc: "size of z (96)" },
-            ParamDoc { name: "dlatent", doc: "size of w (96)" },
-            ParamDoc { name: "mapping_width", doc: "width of the mapping layers (96)" },
-            ParamDoc { name: "mapping_layers", doc: "dense layers of the mapping network (8)" },
-            ParamDoc { name: "mapping_lr_mul", doc: "learning-rate multiplier of the mapping network (0.01)" },
-            ParamDoc { name: "fmaps", doc: "feature maps F of every layer (96; 16 in the smallest public config)" },
-            ParamDoc { name: "base", doc: "size [z, y, x] of the learned constant ([5, 6, 7])" },
-            ParamDoc { name: "blocks", doc: "×2 blocks; output = base · 2^blocks (4 → 80×96×112)" },
-            ParamDoc { name: "batch", doc: "minibatch (4)" },
-            ParamDoc { name: "steps", doc: "training steps, one D and one G update each (20000)" },
-            ParamDoc { name: "lr", doc: "Adam learning rate (0.002)" },
-            ParamDoc { name: "betas", doc: "Adam β₁, β₂ ([0, 0.99])" },
-            ParamDoc { name: "r1_gamma", doc: "R1 weight γ (10)" },
-            ParamDoc { name: "r1", doc: "finite_difference (default) or off" },
-            ParamDoc { name: "r1_epsilon", doc: "per-voxel σ of the finite-difference probe (0.01)" },
-            ParamDoc { name: "ema_kimg", doc: "generator EMA half-life in thousands of images (10)" },
-            ParamDoc { name: "style_mixing", doc: "style-mixing probability (0.9)" },
-            ParamDoc { name: "truncation_psi", doc: "truncation ψ at sampling (1 = none; > 0)" },
-            ParamDoc { name: "w_avg_beta", doc: "decay of the tracked mean w (0.995)" },
-            ParamDoc { name: "mbstd_group", doc: "minibatch-stddev group size (4)" },
-            ParamDoc { name: "checkpoint_every", doc: "steps between checkpoints (500)" },
+            ParamDoc {
+                name: "latent",
+                doc: "size of z (96)",
+            },
+            ParamDoc {
+                name: "dlatent",
+                doc: "size of w (96)",
+            },
+            ParamDoc {
+                name: "mapping_width",
+                doc: "width of the mapping layers (96)",
+            },
+            ParamDoc {
+                name: "mapping_layers",
+                doc: "dense layers of the mapping network (8)",
+            },
+            ParamDoc {
+                name: "mapping_lr_mul",
+                doc: "learning-rate multiplier of the mapping network (0.01)",
+            },
+            ParamDoc {
+                name: "fmaps",
+                doc: "feature maps F of every layer (96; 16 in the smallest public config)",
+            },
+            ParamDoc {
+                name: "base",
+                doc: "size [z, y, x] of the learned constant ([5, 6, 7])",
+            },
+            ParamDoc {
+                name: "blocks",
+                doc: "×2 blocks; output = base · 2^blocks (4 → 80×96×112)",
+            },
+            ParamDoc {
+                name: "batch",
+                doc: "minibatch (4)",
+            },
+            ParamDoc {
+                name: "steps",
+                doc: "training steps, one D and one G update each (20000)",
+            },
+            ParamDoc {
+                name: "lr",
+                doc: "Adam learning rate (0.002)",
+            },
+            ParamDoc {
+                name: "betas",
+                doc: "Adam β₁, β₂ ([0, 0.99])",
+            },
+            ParamDoc {
+                name: "r1_gamma",
+                doc: "R1 weight γ (10)",
+            },
+            ParamDoc {
+                name: "r1",
+                doc: "finite_difference (default) or off",
+            },
+            ParamDoc {
+                name: "r1_epsilon",
+                doc: "per-voxel σ of the finite-difference probe (0.01)",
+            },
+            ParamDoc {
+                name: "ema_kimg",
+                doc: "generator EMA half-life in thousands of images (10)",
+            },
+            ParamDoc {
+                name: "style_mixing",
+                doc: "style-mixing probability (0.9)",
+            },
+            ParamDoc {
+                name: "truncation_psi",
+                doc: "truncation ψ at sampling (1 = none; > 0)",
+            },
+            ParamDoc {
+                name: "w_avg_beta",
+                doc: "decay of the tracked mean w (0.995)",
+            },
+            ParamDoc {
+                name: "mbstd_group",
+                doc: "minibatch-stddev group size (4)",
+            },
+            ParamDoc {
+                name: "checkpoint_every",
+                doc: "steps between checkpoints (500)",
+            },
         ];
         d.extend(ProtocolParams::docs());
         d
@@ -185,15 +248,24 @@ impl Plugin for StyleGan3d {
             }
         }
         if p.base.contains(&0) {
-            return Err(CoreError::invalid(field("base"), format!("{:?}; expected sizes ≥ 1", p.base)));
+            return Err(CoreError::invalid(
+                field("base"),
+                format!("{:?}; expected sizes ≥ 1", p.base),
+            ));
         }
         if p.blocks > 6 {
-            return Err(CoreError::invalid(field("blocks"), format!("{}; expected ≤ 6", p.blocks)));
+            return Err(CoreError::invalid(
+                field("blocks"),
+                format!("{}; expected ≤ 6", p.blocks),
+            ));
         }
         if !(p.truncation_psi > 0.0 && p.truncation_psi <= 2.0) {
             return Err(CoreError::invalid(
                 field("truncation_psi"),
-                format!("{}; expected 0 < ψ ≤ 2 (ψ = 0 collapses every sample to the mean image)", p.truncation_psi),
+                format!(
+                    "{}; expected 0 < ψ ≤ 2 (ψ = 0 collapses every sample to the mean image)",
+                    p.truncation_psi
+                ),
             ));
         }
         for (name, v, lo, hi) in [
@@ -203,16 +275,31 @@ impl Plugin for StyleGan3d {
             ("ema_kimg", p.ema_kimg, 0.0, f64::MAX),
         ] {
             if !(v > lo && v <= hi) {
-                return Err(CoreError::invalid(field(name), format!("{v}; expected in ({lo}, {hi}]")));
+                return Err(CoreError::invalid(
+                    field(name),
+                    format!("{v}; expected in ({lo}, {hi}]"),
+                ));
             }
         }
-        for (name, v) in [("style_mixing", p.style_mixing), ("w_avg_beta", p.w_avg_beta), ("betas[0]", p.betas[0]), ("betas[1]", p.betas[1])] {
-            if !(0.0..1.0).contains(&v) && !(name == "style_mixing" && v == 1.0) {
-                return Err(CoreError::invalid(field(name), format!("{v}; expected in [0, 1)")));
+        for (name, v) in [
+            ("style_mixing", p.style_mixing),
+            ("w_avg_beta", p.w_avg_beta),
+            ("betas[0]", p.betas[0]),
+            ("betas[1]", p.betas[1]),
+        ] {
+            let ok = (0.0..1.0).contains(&v) || (name == "style_mixing" && v == 1.0);
+            if !ok {
+                return Err(CoreError::invalid(
+                    field(name),
+                    format!("{v}; expected in [0, 1)"),
+                ));
             }
         }
         if !(p.r1_gamma >= 0.0 && p.r1_gamma.is_finite()) {
-            return Err(CoreError::invalid(field("r1_gamma"), format!("{}; expected ≥ 0", p.r1_gamma)));
+            return Err(CoreError::invalid(
+                field("r1_gamma"),
+                format!("{}; expected ≥ 0", p.r1_gamma),
+            ));
         }
         Ok(StyleGan3d { p })
     }
@@ -231,13 +318,25 @@ impl StyleGan3d {
         let p = &self.p;
         let mut rng = ChaCha8Rng::seed_from_u64(derive_seed(seed, SALT_INIT));
         Generator {
-            mapping: Mapping::new(p.latent, p.mapping_width, p.dlatent, p.mapping_layers, p.mapping_lr_mul, &mut rng, device),
+            mapping: Mapping::new(
+                p.latent,
+                p.mapping_width,
+                p.dlatent,
+                p.mapping_layers,
+                p.mapping_lr_mul,
+                &mut rng,
+                device,
+            ),
             synthesis: Synthesis::new(p.fmaps, p.base, p.blocks, p.dlatent, &mut rng, device),
         }
     }
 
     /// A discriminator with weights drawn from `seed`.
-    pub fn discriminator<B: KernelBackend>(&self, seed: u64, device: &B::Device) -> Discriminator<B> {
+    pub fn discriminator<B: KernelBackend>(
+        &self,
+        seed: u64,
+        device: &B::Device,
+    ) -> Discriminator<B> {
         let p = &self.p;
         let mut rng = ChaCha8Rng::seed_from_u64(derive_seed(seed, SALT_INIT + 1));
         Discriminator::new(p.fmaps, p.base, p.blocks, p.mbstd_group, &mut rng, device)
@@ -255,10 +354,16 @@ impl StyleGan3d {
         device: &B::Device,
     ) -> (Tensor<B, 5>, Tensor<B, 2>) {
         let num_ws = g.synthesis.num_ws();
-        let w1 = w_map(g.mapping.forward(normal_tensor([n, self.p.latent], rng, device)));
+        let w1 = w_map(
+            g.mapping
+                .forward(normal_tensor([n, self.p.latent], rng, device)),
+        );
         let mut ws = vec![w1.clone(); num_ws];
         if mixing > 0.0 && rng.random::<f64>() < mixing {
-            let w2 = w_map(g.mapping.forward(normal_tensor([n, self.p.latent], rng, device)));
+            let w2 = w_map(
+                g.mapping
+                    .forward(normal_tensor([n, self.p.latent], rng, device)),
+            );
             let cutoff = rng.random_range(1..num_ws);
             for w in ws.iter_mut().skip(cutoff) {
                 *w = w2.clone();
@@ -298,9 +403,14 @@ struct StepLosses {
 impl<B: KernelBackend> Fit<'_, B> {
     fn d_step(&mut self, rng: &mut ChaCha8Rng) -> Result<f64> {
         let p = &self.method.p;
-        let (g, d) = (self.g.as_ref().ok_or_else(missing)?, self.d.take().ok_or_else(missing)?);
+        let (g, d) = (
+            self.g.as_ref().ok_or_else(missing)?,
+            self.d.take().ok_or_else(missing)?,
+        );
         let real = real_batch::<Autodiff<B>>(self.data, p.batch, rng, &self.device);
-        let (fake, _) = self.method.generate(g, p.batch, p.style_mixing, &|w| w, rng, &self.device);
+        let (fake, _) = self
+            .method
+            .generate(g, p.batch, p.style_mixing, &|w| w, rng, &self.device);
         let d_real = d.forward(real.clone());
         let d_fake = d.forward(fake.detach());
         let mut loss = softplus(d_fake, 1.0).mean() + softplus(-d_real.clone(), 1.0).mean();
@@ -319,14 +429,24 @@ impl<B: KernelBackend> Fit<'_, B> {
 
     fn g_step(&mut self, rng: &mut ChaCha8Rng) -> Result<f64> {
         let p = &self.method.p;
-        let (g, d) = (self.g.take().ok_or_else(missing)?, self.d.as_ref().ok_or_else(missing)?);
-        let (fake, w) = self.method.generate(&g, p.batch, p.style_mixing, &|w| w, rng, &self.device);
+        let (g, d) = (
+            self.g.take().ok_or_else(missing)?,
+            self.d.as_ref().ok_or_else(missing)?,
+        );
+        let (fake, w) =
+            self.method
+                .generate(&g, p.batch, p.style_mixing, &|w| w, rng, &self.device);
         let loss = softplus(-d.forward(fake), 1.0).mean();
         let value = scalar(&loss)?;
         let grads = GradientsParams::from_grads(loss.backward(), &g);
         let g = self.opt_g.step(p.lr, g, grads);
         // w_avg ← lerp(mean w of the batch, w_avg, β) (G_main's dlatent_avg).
-        let mean: Vec<f32> = w.detach().mean_dim(0).into_data().to_vec().map_err(|e| CoreError::runtime("w", format!("{e:?}")))?;
+        let mean: Vec<f32> = w
+            .detach()
+            .mean_dim(0)
+            .into_data()
+            .to_vec()
+            .map_err(|e| CoreError::runtime("w", format!("{e:?}")))?;
         for (a, m) in self.w_avg.iter_mut().zip(mean) {
             *a = m + (*a - m) * p.w_avg_beta as f32;
         }
@@ -339,27 +459,44 @@ impl<B: KernelBackend> Fit<'_, B> {
 }
 
 fn missing() -> CoreError {
-    CoreError::invalid("stylegan3d", "network missing between steps (an earlier step failed)")
+    CoreError::invalid(
+        "stylegan3d",
+        "network missing between steps (an earlier step failed)",
+    )
 }
 
 fn scalar<B: Backend>(t: &Tensor<B, 1>) -> Result<f64> {
-    let v: Vec<f32> = t.clone().into_data().convert::<f32>().to_vec().map_err(|e| CoreError::runtime("loss", format!("{e:?}")))?;
+    let v: Vec<f32> = t
+        .clone()
+        .into_data()
+        .convert::<f32>()
+        .to_vec()
+        .map_err(|e| CoreError::runtime("loss", format!("{e:?}")))?;
     let v = v.first().copied().unwrap_or(f32::NAN) as f64;
     if v.is_finite() {
         Ok(v)
     } else {
-        Err(CoreError::invalid("stylegan3d fit", format!("the loss became {v}; lower `lr` or raise `r1_gamma`")))
+        Err(CoreError::invalid(
+            "stylegan3d fit",
+            format!("the loss became {v}; lower `lr` or raise `r1_gamma`"),
+        ))
     }
 }
 
 impl<B: KernelBackend> FitSteps for Fit<'_, B> {
     fn step(&mut self, _k: usize, rng: &mut ChaCha8Rng) -> Result<f64> {
-        let l = StepLosses { d: self.d_step(rng)?, g: self.g_step(rng)? };
+        let l = StepLosses {
+            d: self.d_step(rng)?,
+            g: self.g_step(rng)?,
+        };
         Ok(l.d + l.g)
     }
     fn save(&mut self, done: usize) -> Result<()> {
         let mut ck = FitCheckpoint::new(done, serde_json::json!({ "w_avg": self.w_avg }));
-        let (g, d) = (self.g.as_ref().ok_or_else(missing)?, self.d.as_ref().ok_or_else(missing)?);
+        let (g, d) = (
+            self.g.as_ref().ok_or_else(missing)?,
+            self.d.as_ref().ok_or_else(missing)?,
+        );
         ck.put_module("g", g)?;
         ck.put_module("d", d)?;
         ck.put_module("g_ema", &self.g_ema)?;
@@ -373,7 +510,10 @@ fn w_avg_of(ck: &FitCheckpoint, len: usize) -> Result<Vec<f32>> {
     let v: Vec<f32> = serde_json::from_value(ck.extra()["w_avg"].clone())
         .map_err(|e| CoreError::codec("stylegan3d checkpoint w_avg", e))?;
     if v.len() != len {
-        return Err(CoreError::invalid("stylegan3d checkpoint", "w_avg does not match dlatent; were the parameters changed?"));
+        return Err(CoreError::invalid(
+            "stylegan3d checkpoint",
+            "w_avg does not match dlatent; were the parameters changed?",
+        ));
     }
     Ok(v)
 }
@@ -391,9 +531,19 @@ impl GenerativeMethod for StyleGan3d {
         self.p.base.map(|b| b << self.p.blocks)
     }
 
-    fn fit<B: KernelBackend>(&self, data: &[Array3<f32>], ctx: &mut GeneratorFit<'_>, device: &B::Device) -> Result<()> {
+    fn fit<B: KernelBackend>(
+        &self,
+        data: &[Array3<f32>],
+        ctx: &mut GeneratorFit<'_>,
+        device: &B::Device,
+    ) -> Result<()> {
         let p = &self.p;
-        let adam = || AdamConfig::new().with_beta_1(p.betas[0] as f32).with_beta_2(p.betas[1] as f32).with_epsilon(1e-8);
+        let adam = || {
+            AdamConfig::new()
+                .with_beta_1(p.betas[0] as f32)
+                .with_beta_2(p.betas[1] as f32)
+                .with_epsilon(1e-8)
+        };
         let g = self.generator::<Autodiff<B>>(ctx.seed, device);
         let mut fit = Fit::<B> {
             method: self,
@@ -440,11 +590,17 @@ impl GenerativeMethod for StyleGan3d {
         device: &B::Device,
     ) -> Result<Vec<Array3<f32>>> {
         let p = &self.p;
-        let ck = FitCheckpoint::latest(dir)?.filter(|c| c.step() >= p.steps).ok_or_else(|| {
-            CoreError::invalid(format!("generator folder {}", dir.display()), "holds no finished stylegan3d fit")
-        })?;
+        let ck = FitCheckpoint::latest(dir)?
+            .filter(|c| c.step() >= p.steps)
+            .ok_or_else(|| {
+                CoreError::invalid(
+                    format!("generator folder {}", dir.display()),
+                    "holds no finished stylegan3d fit",
+                )
+            })?;
         let g = ck.module("g_ema", self.generator::<B>(0, device))?;
-        let w_avg = Tensor::<B, 1>::from_floats(w_avg_of(&ck, p.dlatent)?.as_slice(), device).reshape([1, p.dlatent]);
+        let w_avg = Tensor::<B, 1>::from_floats(w_avg_of(&ck, p.dlatent)?.as_slice(), device)
+            .reshape([1, p.dlatent]);
         let psi = p.truncation_psi;
         let truncate = |w: Tensor<B, 2>| w_avg.clone() + (w - w_avg.clone()) * psi;
         let mut rng = ChaCha8Rng::seed_from_u64(seed);

@@ -31,7 +31,14 @@ pub struct EqDense<B: Backend> {
 
 impl<B: Backend> EqDense<B> {
     /// Weights N(0, 1/lr_mul²), bias `bias_init / lr_mul` (so the effective bias starts at `bias_init`).
-    pub fn new(inputs: usize, outputs: usize, lr_mul: f64, bias_init: f64, rng: &mut ChaCha8Rng, device: &B::Device) -> Self {
+    pub fn new(
+        inputs: usize,
+        outputs: usize,
+        lr_mul: f64,
+        bias_init: f64,
+        rng: &mut ChaCha8Rng,
+        device: &B::Device,
+    ) -> Self {
         EqDense {
             weight: Param::from_tensor(normal_tensor([outputs, inputs], rng, device) / lr_mul),
             bias: Param::from_tensor(Tensor::ones([outputs], device) * (bias_init / lr_mul)),
@@ -55,7 +62,15 @@ pub struct Mapping<B: Backend> {
 
 impl<B: Backend> Mapping<B> {
     /// `layers` dense layers of width `width` (the last `dlatent`), learning-rate multiplier `lr_mul`.
-    pub fn new(latent: usize, width: usize, dlatent: usize, layers: usize, lr_mul: f64, rng: &mut ChaCha8Rng, device: &B::Device) -> Self {
+    pub fn new(
+        latent: usize,
+        width: usize,
+        dlatent: usize,
+        layers: usize,
+        lr_mul: f64,
+        rng: &mut ChaCha8Rng,
+        device: &B::Device,
+    ) -> Self {
         let layers = (0..layers)
             .map(|i| {
                 let inp = if i == 0 { latent } else { width };
@@ -99,9 +114,21 @@ pub struct ModConv<B: Backend> {
 
 impl<B: KernelBackend> ModConv<B> {
     /// A layer `inputs → outputs` with a `kernel`³ filter.
-    pub fn new(inputs: usize, outputs: usize, kernel: usize, dlatent: usize, to_rgb: bool, rng: &mut ChaCha8Rng, device: &B::Device) -> Self {
+    pub fn new(
+        inputs: usize,
+        outputs: usize,
+        kernel: usize,
+        dlatent: usize,
+        to_rgb: bool,
+        rng: &mut ChaCha8Rng,
+        device: &B::Device,
+    ) -> Self {
         ModConv {
-            weight: Param::from_tensor(normal_tensor([outputs, inputs, kernel, kernel, kernel], rng, device)),
+            weight: Param::from_tensor(normal_tensor(
+                [outputs, inputs, kernel, kernel, kernel],
+                rng,
+                device,
+            )),
             affine: EqDense::new(dlatent, inputs, 1.0, 0.0, rng, device),
             bias: Param::from_tensor(Tensor::zeros([outputs], device)),
             noise_strength: (!to_rgb).then(|| Param::from_tensor(Tensor::zeros([1], device))),
@@ -120,18 +147,35 @@ impl<B: KernelBackend> ModConv<B> {
     pub fn demodulation(&self, s: Tensor<B, 2>) -> Tensor<B, 2> {
         let [o, i, k, _, _] = self.weight.dims();
         let scale = 1.0 / ((i * k * k * k) as f64).sqrt();
-        let w2 = (self.weight.val() * scale).powi_scalar(2).reshape([o, i, k * k * k]).sum_dim(2).reshape([o, i]);
-        (s.powi_scalar(2).matmul(w2.transpose()) + 1e-8).sqrt().recip()
+        let w2 = (self.weight.val() * scale)
+            .powi_scalar(2)
+            .reshape([o, i, k * k * k])
+            .sum_dim(2)
+            .reshape([o, i]);
+        (s.powi_scalar(2).matmul(w2.transpose()) + 1e-8)
+            .sqrt()
+            .recip()
     }
 
     /// `x: [N, in, D, H, W]`, `w: [N, dlatent]`, `noise: [N, 1, D, H, W]` (ignored by toRGB).
-    pub fn forward(&self, x: Tensor<B, 5>, w: Tensor<B, 2>, noise: Option<Tensor<B, 5>>) -> Tensor<B, 5> {
+    pub fn forward(
+        &self,
+        x: Tensor<B, 5>,
+        w: Tensor<B, 2>,
+        noise: Option<Tensor<B, 5>>,
+    ) -> Tensor<B, 5> {
         let [n, i, _, _, _] = x.dims();
         let [o, _, k, _, _] = self.weight.dims();
         let s = self.style(w);
         let scale = 1.0 / ((i * k * k * k) as f64).sqrt();
         let pad = self.kernel / 2;
-        let mut y = conv3d(x * s.clone().reshape([n, i, 1, 1, 1]), self.weight.val() * scale, None, [1; 3], [pad; 3]);
+        let mut y = conv3d(
+            x * s.clone().reshape([n, i, 1, 1, 1]),
+            self.weight.val() * scale,
+            None,
+            [1; 3],
+            [pad; 3],
+        );
         if self.demodulate {
             y = y * self.demodulation(s).reshape([n, o, 1, 1, 1]);
         }
@@ -161,10 +205,23 @@ pub struct Synthesis<B: Backend> {
 
 impl<B: KernelBackend> Synthesis<B> {
     /// Width `f`, base size `base` (`[d, h, w]`), `blocks` doublings.
-    pub fn new(f: usize, base: [usize; 3], blocks: usize, dlatent: usize, rng: &mut ChaCha8Rng, device: &B::Device) -> Self {
+    pub fn new(
+        f: usize,
+        base: [usize; 3],
+        blocks: usize,
+        dlatent: usize,
+        rng: &mut ChaCha8Rng,
+        device: &B::Device,
+    ) -> Self {
         Synthesis {
-            constant: Param::from_tensor(normal_tensor([1, f, base[0], base[1], base[2]], rng, device)),
-            layers: (0..1 + 2 * blocks).map(|_| ModConv::new(f, f, 3, dlatent, false, rng, device)).collect(),
+            constant: Param::from_tensor(normal_tensor(
+                [1, f, base[0], base[1], base[2]],
+                rng,
+                device,
+            )),
+            layers: (0..1 + 2 * blocks)
+                .map(|_| ModConv::new(f, f, 3, dlatent, false, rng, device))
+                .collect(),
             to_rgb: ModConv::new(f, 1, 1, dlatent, true, rng, device),
         }
     }
@@ -217,9 +274,20 @@ pub struct EqConv<B: Backend> {
 
 impl<B: KernelBackend> EqConv<B> {
     /// `inputs → outputs`, `kernel`³.
-    pub fn new(inputs: usize, outputs: usize, kernel: usize, bias: bool, rng: &mut ChaCha8Rng, device: &B::Device) -> Self {
+    pub fn new(
+        inputs: usize,
+        outputs: usize,
+        kernel: usize,
+        bias: bool,
+        rng: &mut ChaCha8Rng,
+        device: &B::Device,
+    ) -> Self {
         EqConv {
-            weight: Param::from_tensor(normal_tensor([outputs, inputs, kernel, kernel, kernel], rng, device)),
+            weight: Param::from_tensor(normal_tensor(
+                [outputs, inputs, kernel, kernel, kernel],
+                rng,
+                device,
+            )),
             bias: bias.then(|| Param::from_tensor(Tensor::zeros([outputs], device))),
         }
     }
@@ -227,7 +295,13 @@ impl<B: KernelBackend> EqConv<B> {
     pub fn forward(&self, x: Tensor<B, 5>) -> Tensor<B, 5> {
         let [_, i, k, _, _] = self.weight.dims();
         let scale = 1.0 / ((i * k * k * k) as f64).sqrt();
-        conv3d(x, self.weight.val() * scale, self.bias.as_ref().map(|b| b.val()), [1; 3], [k / 2; 3])
+        conv3d(
+            x,
+            self.weight.val() * scale,
+            self.bias.as_ref().map(|b| b.val()),
+            [1; 3],
+            [k / 2; 3],
+        )
     }
 }
 
@@ -272,7 +346,14 @@ pub struct Discriminator<B: Backend> {
 
 impl<B: KernelBackend> Discriminator<B> {
     /// Width `f`, `blocks` halvings down to `base`.
-    pub fn new(f: usize, base: [usize; 3], blocks: usize, mbstd_group: usize, rng: &mut ChaCha8Rng, device: &B::Device) -> Self {
+    pub fn new(
+        f: usize,
+        base: [usize; 3],
+        blocks: usize,
+        mbstd_group: usize,
+        rng: &mut ChaCha8Rng,
+        device: &B::Device,
+    ) -> Self {
         let block = |rng: &mut ChaCha8Rng| DBlock {
             conv0: EqConv::new(f, f, 3, true, rng, device),
             conv1: EqConv::new(f, f, 3, true, rng, device),
@@ -307,12 +388,20 @@ impl<B: KernelBackend> Discriminator<B> {
 /// `G` members, averaged over features and voxels, is broadcast to its members.
 pub fn minibatch_stddev<B: Backend>(x: Tensor<B, 5>, group: usize) -> Tensor<B, 5> {
     let [n, c, d, h, w] = x.dims();
-    let g = if group > 0 && n % group.min(n) == 0 { group.min(n) } else { n };
+    let g = if group > 0 && n % group.min(n) == 0 {
+        group.min(n)
+    } else {
+        n
+    };
     let m = n / g;
     let y = x.clone().reshape([g, m, c * d * h * w]);
     let centred = y.clone() - y.mean_dim(0);
     let std = (centred.powi_scalar(2).mean_dim(0) + 1e-8).sqrt(); // [1, m, K]
-    let s = std.mean_dim(2).reshape([1, m]).expand([g, m]).reshape([n, 1, 1, 1, 1]);
+    let s = std
+        .mean_dim(2)
+        .reshape([1, m])
+        .expand([g, m])
+        .reshape([n, 1, 1, 1, 1]);
     let feature = s.expand([n, 1, d, h, w]);
     Tensor::cat(vec![x, feature], 1)
 }

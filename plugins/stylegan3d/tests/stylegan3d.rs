@@ -6,7 +6,7 @@ use burn::backend::Flex;
 use burn::module::{Module, Param};
 use burn::tensor::{Tensor, TensorData};
 use dsma_core::generative::fit_loop::to_volumes;
-use dsma_core::generative::{RealVolumes, GenerativeMethod, GeneratorFit};
+use dsma_core::generative::{GenerativeMethod, GeneratorFit, RealVolumes};
 use dsma_core::plugin::registry::Plugin;
 use dsma_stylegan3d::networks::{minibatch_stddev, EqDense, ModConv};
 use dsma_stylegan3d::{StyleGan3d, StyleGan3dParams};
@@ -52,8 +52,19 @@ fn modulation_and_demodulation_match_a_hand_computation() {
     let dev = Default::default();
     // Two input channels, one output channel, 1³ kernel; style affine with zero weight and bias
     // (0.5, −0.25), so s = (1.5, 0.75) whatever w is.
-    let mut layer = ModConv::<B>::new(2, 1, 1, 3, false, &mut rand::SeedableRng::seed_from_u64(1), &dev);
-    layer.weight = Param::from_tensor(Tensor::from_data(TensorData::new(vec![0.8f32, -0.6], [1, 2, 1, 1, 1]), &dev));
+    let mut layer = ModConv::<B>::new(
+        2,
+        1,
+        1,
+        3,
+        false,
+        &mut rand::SeedableRng::seed_from_u64(1),
+        &dev,
+    );
+    layer.weight = Param::from_tensor(Tensor::from_data(
+        TensorData::new(vec![0.8f32, -0.6], [1, 2, 1, 1, 1]),
+        &dev,
+    ));
     layer.affine = EqDense {
         weight: Param::from_tensor(Tensor::zeros([2, 3], &dev)),
         bias: Param::from_tensor(Tensor::from_floats([0.5, -0.25], &dev)),
@@ -66,7 +77,8 @@ fn modulation_and_demodulation_match_a_hand_computation() {
     // By hand: runtime weights 0.8/√2, −0.6/√2; s = (1.5, 0.75).
     let (a, b) = (0.8 / 2f64.sqrt(), -0.6 / 2f64.sqrt());
     let (s0, s1) = (1.5, 0.75);
-    let conv = a * 2.0 * s0 + b * -1.0 * s1;
+    let (x0, x1) = (2.0, -1.0);
+    let conv = a * x0 * s0 + b * x1 * s1;
     let demod = 1.0 / ((a * s0).powi(2) + (b * s1).powi(2) + 1e-8).sqrt();
     let pre = conv * demod; // > 0, so lrelu is the identity; gain √2; bias 0.
     let want = pre * 2f64.sqrt();
@@ -78,7 +90,10 @@ fn minibatch_stddev_matches_a_hand_computation() {
     let dev = Default::default();
     // N = 4 samples of one channel, one voxel: values 1, 2, 3, 5; group 2 → groups by n mod 2:
     // {1, 3} and {2, 5}; std (population, +1e-8) 1 and 1.5.
-    let x = Tensor::<B, 5>::from_data(TensorData::new(vec![1.0f32, 2.0, 3.0, 5.0], [4, 1, 1, 1, 1]), &dev);
+    let x = Tensor::<B, 5>::from_data(
+        TensorData::new(vec![1.0f32, 2.0, 3.0, 5.0], [4, 1, 1, 1, 1]),
+        &dev,
+    );
     let y: Vec<f32> = minibatch_stddev(x, 2).into_data().to_vec().unwrap();
     // Layout [n, c]: the input value, then the feature.
     let want = [1.0, 1.0, 2.0, 1.5, 3.0, 1.0, 5.0, 1.5];
@@ -107,13 +122,19 @@ fn tiny(steps: usize) -> StyleGan3d {
 
 fn fit(m: &StyleGan3d, data: &[Array3<f32>], dir: &std::path::Path) {
     let mut progress = |_| {};
-    let mut ctx = GeneratorFit { dir, seed: 5, progress: &mut progress };
+    let mut ctx = GeneratorFit {
+        dir,
+        seed: 5,
+        progress: &mut progress,
+    };
     m.fit::<B>(data, &mut ctx, &Default::default()).unwrap();
 }
 
 #[test]
 fn a_resumed_fit_equals_an_uninterrupted_one() {
-    let data: Vec<Array3<f32>> = (0..3).map(|i| Array3::from_elem((8, 8, 8), 0.1 * i as f32)).collect();
+    let data: Vec<Array3<f32>> = (0..3)
+        .map(|i| Array3::from_elem((8, 8, 8), 0.1 * i as f32))
+        .collect();
     let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     fit(&tiny(4), &data, a.path());
     // Stopped after the checkpoint of step 2, then continued to 4.
@@ -123,7 +144,9 @@ fn a_resumed_fit_equals_an_uninterrupted_one() {
     // tensors are compared).
     let dev = Default::default();
     let weights = |dir: &std::path::Path, name: &str| -> Vec<f32> {
-        let ck = dsma_core::generative::FitCheckpoint::latest(dir).unwrap().unwrap();
+        let ck = dsma_core::generative::FitCheckpoint::latest(dir)
+            .unwrap()
+            .unwrap();
         let m = tiny(4);
         let g = match name {
             "g_ema" => ck.module("g_ema", m.generator::<B>(0, &dev)).unwrap(),
@@ -131,7 +154,11 @@ fn a_resumed_fit_equals_an_uninterrupted_one() {
         };
         let d = ck.module("d", m.discriminator::<B>(0, &dev)).unwrap();
         let mut v: Vec<f32> = Vec::new();
-        for p in [g.synthesis.constant.val().reshape([-1]), d.from_rgb.weight.val().reshape([-1]), d.out.weight.val().reshape([-1])] {
+        for p in [
+            g.synthesis.constant.val().reshape([-1]),
+            d.from_rgb.weight.val().reshape([-1]),
+            d.out.weight.val().reshape([-1]),
+        ] {
             v.extend(p.into_data().to_vec::<f32>().unwrap());
         }
         v
@@ -139,8 +166,12 @@ fn a_resumed_fit_equals_an_uninterrupted_one() {
     for name in ["g", "g_ema"] {
         assert_eq!(weights(a.path(), name), weights(b.path(), name), "{name}");
     }
-    let s1 = tiny(4).sample::<B>(a.path(), 3, 9, &RealVolumes::none(), &Default::default()).unwrap();
-    let s2 = tiny(4).sample::<B>(b.path(), 3, 9, &RealVolumes::none(), &Default::default()).unwrap();
+    let s1 = tiny(4)
+        .sample::<B>(a.path(), 3, 9, &RealVolumes::none(), &Default::default())
+        .unwrap();
+    let s2 = tiny(4)
+        .sample::<B>(b.path(), 3, 9, &RealVolumes::none(), &Default::default())
+        .unwrap();
     assert_eq!(s1, s2);
     assert_eq!(s1[0].dim(), (8, 8, 8));
 }
@@ -150,13 +181,21 @@ fn sampling_needs_a_finished_fit() {
     let data: Vec<Array3<f32>> = vec![Array3::zeros((8, 8, 8))];
     let dir = tempfile::tempdir().unwrap();
     fit(&tiny(2), &data, dir.path());
-    let err = tiny(4).sample::<B>(dir.path(), 1, 0, &RealVolumes::none(), &Default::default()).unwrap_err();
-    assert!(err.to_string().contains("no finished stylegan3d fit"), "{err}");
+    let err = tiny(4)
+        .sample::<B>(dir.path(), 1, 0, &RealVolumes::none(), &Default::default())
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("no finished stylegan3d fit"),
+        "{err}"
+    );
 }
 
 #[test]
 fn truncation_zero_is_refused() {
-    let p = StyleGan3dParams { truncation_psi: 0.0, ..StyleGan3dParams::default() };
+    let p = StyleGan3dParams {
+        truncation_psi: 0.0,
+        ..StyleGan3dParams::default()
+    };
     let err = StyleGan3d::new(p).err().unwrap().to_string();
     assert!(err.contains("truncation_psi"), "{err}");
 }
@@ -167,12 +206,20 @@ fn a_short_fit_moves_samples_towards_the_data() {
     // it, the trained generator's much closer.
     let data: Vec<Array3<f32>> = vec![Array3::from_elem((8, 8, 8), 0.5); 4];
     let m = |steps| {
-        StyleGan3d::new(StyleGan3dParams { steps, checkpoint_every: 100, ..tiny(1).params().clone() }).unwrap()
+        StyleGan3d::new(StyleGan3dParams {
+            steps,
+            checkpoint_every: 100,
+            ..tiny(1).params().clone()
+        })
+        .unwrap()
     };
     let dir = tempfile::tempdir().unwrap();
     let dev = Default::default();
     let distance = |v: &[Array3<f32>]| {
-        v.iter().map(|a| a.iter().map(|x| (x - 0.5).abs() as f64).sum::<f64>() / a.len() as f64).sum::<f64>() / v.len() as f64
+        v.iter()
+            .map(|a| a.iter().map(|x| (x - 0.5).abs() as f64).sum::<f64>() / a.len() as f64)
+            .sum::<f64>()
+            / v.len() as f64
     };
     let g0 = m(1).generator::<B>(5, &dev);
     let z = Tensor::<B, 2>::ones([4, 8], &dev);
@@ -188,7 +235,13 @@ fn a_short_fit_moves_samples_towards_the_data() {
         distance(&to_volumes(g0.synthesis.forward(&ws, noise)).unwrap())
     };
     fit(&m(150), &data, dir.path());
-    let after = distance(&m(150).sample::<B>(dir.path(), 4, 3, &RealVolumes::none(), &dev).unwrap());
-    assert!(after < 0.5 * before, "mean |x − 0.5|: {before} before, {after} after");
+    let after = distance(
+        &m(150)
+            .sample::<B>(dir.path(), 4, 3, &RealVolumes::none(), &dev)
+            .unwrap(),
+    );
+    assert!(
+        after < 0.5 * before,
+        "mean |x − 0.5|: {before} before, {after} after"
+    );
 }
-

@@ -13,8 +13,7 @@ use burn::tensor::{Distribution, Tensor};
 use criterion::{criterion_group, criterion_main, Criterion};
 use dsma_core::loss::weighted_dice_loss;
 use dsma_core::model::{
-    BackendDispatch,
-    BackendKind, BackendVisitor, KernelBackend, ModelFactory, SegmentationModel,
+    BackendDispatch, BackendKind, BackendVisitor, KernelBackend, ModelFactory, SegmentationModel,
 };
 use dsma_unet3d::{UNet3d, UNet3dFactory, UNet3dParams, Upsample};
 

@@ -6,7 +6,6 @@
 //! a 1×1×1 head. Widths are `base_width · 2^level`. Inputs must be divisible by `2^depth` along every
 //! axis.
 
-
 pub use dsma_core::layers::upsample2_trilinear;
 
 use burn::module::Module;

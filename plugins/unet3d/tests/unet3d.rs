@@ -10,8 +10,7 @@ use burn::tensor::{ElementConversion, Tensor, TensorData};
 use dsma_core::labels::region_targets;
 use dsma_core::loss::weighted_dice_loss;
 use dsma_core::model::{
-    BackendDispatch,
-    BackendKind, BackendVisitor, KernelBackend, ModelFactory, SegmentationModel,
+    BackendDispatch, BackendKind, BackendVisitor, KernelBackend, ModelFactory, SegmentationModel,
 };
 use dsma_core::phantom::generate_case;
 use dsma_core::preprocess::preprocess;
