@@ -850,15 +850,17 @@ fn fit_generator(
     let _lock = StageLock::acquire(&dir, obs)?;
     obs.message(&format!("generator {}: {}", spec.name, dir.display()));
     let mut last = 0usize;
+    let started = Instant::now();
     let mut progress = |p: crate::plugin::FitProgress| {
         if p.step == p.total || p.step >= last + (p.total / 20).max(1) {
             last = p.step;
             obs.message(&format!(
-                "generator {}: step {}/{}{}",
+                "generator {}: step {}/{}{} ({:.0} s)",
                 spec.name,
                 p.step,
                 p.total,
-                p.loss.map(|l| format!(", loss {l:.4}")).unwrap_or_default()
+                p.loss.map(|l| format!(", loss {l:.4}")).unwrap_or_default(),
+                started.elapsed().as_secs_f64()
             ));
         }
     };
@@ -901,7 +903,8 @@ fn generator_dir(
     let key = serde_json::json!({
         "generator": name,
         "version": info.version,
-        "params": params,
+        // Defaults filled in, so `{steps: 200}` and the same values spelled out share a fit.
+        "params": crate::experiment::merge(info.defaults.clone(), params.clone()),
         "dataset": { "kind": ds.kind, "path": path, "phantom": ds.phantom, "labels": ds.labels },
         "train": job.data.split.train,
         "seed": job.experiment.seed,
