@@ -11,8 +11,15 @@ use support::dsma;
 
 const HAGAN: &str = "{name: hagan, params: {size: 32, latent: 8, trunk: [16, 16, 8], low: [8], high: 8, groups: 4, d_high_base: 4, d_high_max: 16, d_high_out: 8, d_low_base: 4, batch: 2, steps: 4, checkpoint_every: 2}}";
 
+const WU: &str = "{name: diffusion-wu, params: {size: [16, 16, 16], sample_steps: 3, diffusion: {denoiser: {channels: 4, mults: [1, 2], groups: 2}, batch: 2, steps: 4, checkpoint_every: 2}}}";
+
 /// A tiny experiment named `name` on a shared phantom folder, with one HA-GAN row.
 fn experiment(dir: &Path, name: &str, model: &str) -> PathBuf {
+    experiment_with(dir, name, model, "HA-GAN", HAGAN)
+}
+
+/// A tiny experiment with one comparator row `label` running `synthesizer`.
+fn experiment_with(dir: &Path, name: &str, model: &str, label: &str, synthesizer: &str) -> PathBuf {
     let text = format!(
         "name: {name}
 datasets:
@@ -29,8 +36,8 @@ train:
 eval:
   window: {{patch: [16, 16, 16], overlap: 0.25}}
 rows:
-  - label: HA-GAN
-    synthesizer: {HAGAN}
+  - label: {label}
+    synthesizer: {synthesizer}
 ",
         dir.join("phantom").display()
     );
@@ -178,13 +185,13 @@ fn two_experiments_share_one_fit_that_saw_only_training_cases() {
     check_synth(&tmp.path().join("synth"), &fit[0], &run_dir);
 }
 
-#[test]
-fn a_fit_killed_in_the_middle_resumes_to_the_same_results() {
+/// Kills a run right after its generator fit's step-2 checkpoint (as kill -9 would: abort, no
+/// cleanup), resumes it, and compares with an uninterrupted run.
+fn killed_fit_resumes_exactly(label: &str, synthesizer: &str, folder: &str) {
     let tmp = tempfile::tempdir().unwrap();
-    let exp = experiment(tmp.path(), "tiny", UNET);
+    let exp = experiment_with(tmp.path(), "tiny", UNET, label, synthesizer);
     let (code, o, e) = run(&exp, &tmp.path().join("whole"), &tmp.path().join("c1"), &[]);
     assert_eq!(code, 0, "{o}{e}");
-    // Killed right after the fit's step-2 checkpoint (as kill -9 would: abort, no cleanup).
     let status = Command::new(env!("CARGO_BIN_EXE_dsma"))
         .args([
             "run",
@@ -206,17 +213,25 @@ fn a_fit_killed_in_the_middle_resumes_to_the_same_results() {
         &["--resume"],
     );
     assert_eq!(code, 0, "{o}{e}");
-    assert!(
-        e.contains("generator hagan: step 4/4") && !e.contains("step 1/4"),
-        "{e}"
-    );
+    assert!(e.contains("step 4/4") && !e.contains("step 1/4"), "{e}");
     let results = |d: &str| {
-        std::fs::read(
-            tmp.path()
-                .join(d)
-                .join("runs/phantom/ha-gan/rep-0/results.json"),
-        )
-        .unwrap()
+        let path = tmp
+            .path()
+            .join(d)
+            .join("runs/phantom")
+            .join(folder)
+            .join("rep-0/results.json");
+        std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
     };
     assert_eq!(results("whole"), results("cut"));
+}
+
+#[test]
+fn a_gan_fit_killed_in_the_middle_resumes_to_the_same_results() {
+    killed_fit_resumes_exactly("HA-GAN", HAGAN, "ha-gan");
+}
+
+#[test]
+fn a_diffusion_fit_killed_in_the_middle_resumes_to_the_same_results() {
+    killed_fit_resumes_exactly("Wu et al.", WU, "wu-et-al");
 }
