@@ -13,6 +13,7 @@ use rand_chacha::ChaCha8Rng;
 
 use super::{q_sample, sample_loop, Denoiser, DiffusionParams, Schedule};
 use crate::error::{CoreError, Result};
+pub use crate::generative::fit_loop::loss_value;
 use crate::generative::{FitCheckpoint, OptimOn};
 use crate::layers::normal_tensor;
 use crate::model::KernelBackend;
@@ -56,25 +57,6 @@ fn missing() -> CoreError {
         "denoiser",
         "network missing between steps (an earlier step failed)",
     )
-}
-
-/// A loss value as `f64`, refusing NaN/∞.
-pub fn loss_value<B: burn::tensor::backend::Backend>(t: &Tensor<B, 1>, what: &str) -> Result<f64> {
-    let v: Vec<f32> = t
-        .clone()
-        .into_data()
-        .convert::<f32>()
-        .to_vec()
-        .map_err(|e| CoreError::runtime("loss", format!("{e:?}")))?;
-    let v = v.first().copied().unwrap_or(f32::NAN) as f64;
-    if v.is_finite() {
-        Ok(v)
-    } else {
-        Err(CoreError::invalid(
-            format!("{what} fit"),
-            format!("the loss became {v}; lower the learning rate"),
-        ))
-    }
 }
 
 impl<B: KernelBackend> DenoiserState<B> {
@@ -178,14 +160,7 @@ pub fn load_ema<B: KernelBackend>(
     plugin: &str,
     device: &B::Device,
 ) -> Result<Denoiser<B>> {
-    let ck = FitCheckpoint::latest(dir)?
-        .filter(|c| c.step() >= params.steps)
-        .ok_or_else(|| {
-            CoreError::invalid(
-                format!("generator folder {}", dir.display()),
-                format!("holds no finished {plugin} fit"),
-            )
-        })?;
+    let ck = FitCheckpoint::finished(dir, params.steps, plugin)?;
     ck.module(
         "denoiser_ema",
         DenoiserState::<B>::network::<B>(params, in_channels, 0, device),

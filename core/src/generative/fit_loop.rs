@@ -7,11 +7,11 @@ use ndarray::Array3;
 use rand::RngExt;
 use rand_chacha::ChaCha8Rng;
 
-use crate::error::Result;
+use crate::error::{CoreError, Result};
 use crate::plugin::FitProgress;
 use crate::runner::crash_point::{self, CrashPoint};
 
-use super::{step_rng, GeneratorFit};
+use super::{step_rng, FitCheckpoint, GeneratorFit};
 
 /// A fit in progress: one training step at a time, and a checkpoint on request.
 pub trait FitSteps {
@@ -19,6 +19,108 @@ pub trait FitSteps {
     fn step(&mut self, k: usize, rng: &mut ChaCha8Rng) -> Result<f64>;
     /// Saves a checkpoint after `done` completed steps.
     fn save(&mut self, done: usize) -> Result<()>;
+    /// Restores networks and optimizers from `ck` (the latest checkpoint of the fit folder).
+    fn restore(&mut self, ck: &FitCheckpoint) -> Result<()>;
+}
+
+/// Runs a fit to its end: resumes from the latest checkpoint in `ctx.dir` (returns at once when
+/// it is final), refuses to continue without training data, then [`run_steps`].
+pub fn fit_to_end(
+    ctx: &mut GeneratorFit<'_>,
+    total: usize,
+    every: usize,
+    has_data: bool,
+    fit: &mut dyn FitSteps,
+) -> Result<()> {
+    let mut start = 0;
+    if let Some(ck) = FitCheckpoint::latest(ctx.dir)? {
+        fit.restore(&ck)?;
+        start = ck.step();
+    }
+    if start >= total {
+        return Ok(());
+    }
+    if !has_data {
+        return Err(CoreError::invalid(
+            format!("generator folder {}", ctx.dir.display()),
+            "no training volumes to continue the fit with",
+        ));
+    }
+    run_steps(ctx, start, total, every, fit)
+}
+
+/// `n` volumes drawn `batch` at a time: `draw(b, first)` returns `[b, 1, D, H, W]` for samples
+/// `first .. first + b`.
+pub fn sample_in_batches<B: Backend>(
+    n: usize,
+    batch: usize,
+    mut draw: impl FnMut(usize, usize) -> Result<Tensor<B, 5>>,
+) -> Result<Vec<Array3<f32>>> {
+    let mut out = Vec::with_capacity(n);
+    while out.len() < n {
+        let b = (n - out.len()).min(batch.max(1));
+        out.extend(to_volumes(draw(b, out.len())?)?);
+    }
+    Ok(out)
+}
+
+/// A scalar loss as `f64`; NaN or ∞ is an error naming `what` (a diverged fit stops with advice).
+pub fn loss_value<B: Backend>(t: &Tensor<B, 1>, what: &str) -> Result<f64> {
+    let v: Vec<f32> = t
+        .clone()
+        .into_data()
+        .convert::<f32>()
+        .to_vec()
+        .map_err(|e| CoreError::runtime("loss", format!("{e:?}")))?;
+    let v = v.first().copied().unwrap_or(f32::NAN) as f64;
+    if v.is_finite() {
+        Ok(v)
+    } else {
+        Err(CoreError::invalid(
+            format!("{what} fit"),
+            format!("the loss became {v}; lower the learning rate"),
+        ))
+    }
+}
+
+/// Every `(name, value)` is ≥ 1, else an error naming `synthesizer.params.<name>` of `plugin`.
+pub fn require_positive(plugin: &str, values: &[(&str, usize)]) -> Result<()> {
+    match values.iter().find(|(_, v)| *v == 0) {
+        Some((name, _)) => Err(CoreError::invalid(
+            format!("synthesizer.params.{name} of {plugin}"),
+            "0; expected ≥ 1",
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Every `(name, value)` lies in `lo < v ≤ hi` (`open_low`) or `lo ≤ v < hi` (otherwise).
+pub fn require_range(
+    plugin: &str,
+    values: &[(&str, f64)],
+    lo: f64,
+    hi: f64,
+    open_low: bool,
+) -> Result<()> {
+    for (name, v) in values {
+        let ok = if open_low {
+            *v > lo && *v <= hi
+        } else {
+            *v >= lo && *v < hi
+        };
+        if !ok {
+            let range = if open_low {
+                format!("({lo}, {hi}]")
+            } else {
+                format!("[{lo}, {hi})")
+            };
+            return Err(CoreError::invalid(
+                format!("synthesizer.params.{name} of {plugin}"),
+                format!("{v}; expected in {range}"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Runs steps `start..total` of `fit` with the RNG of each step, saving every `every` steps and

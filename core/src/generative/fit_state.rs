@@ -119,6 +119,18 @@ impl FitCheckpoint {
         Ok(Some(FitCheckpoint { ckpt, state, path }))
     }
 
+    /// The final checkpoint (step ≥ `steps`) of the fit in `dir`, else an error naming `plugin`.
+    pub fn finished(dir: &Path, steps: usize, plugin: &str) -> Result<Self> {
+        Self::latest(dir)?
+            .filter(|c| c.step() >= steps)
+            .ok_or_else(|| {
+                CoreError::invalid(
+                    format!("generator folder {}", dir.display()),
+                    format!("holds no finished {plugin} fit"),
+                )
+            })
+    }
+
     fn file(&self, name: &str) -> Result<&Vec<u8>> {
         self.ckpt.files.get(name).ok_or_else(|| {
             CoreError::invalid(

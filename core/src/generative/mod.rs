@@ -123,6 +123,33 @@ impl<'a> RealVolumes<'a> {
     pub fn is_empty(&self) -> bool {
         self.train.is_empty()
     }
+    /// Volumes `first .. first + count` (case index modulo the number of cases, so every case
+    /// conditions in turn) as a `[count, 1, D, H, W]` tensor; an error names `plugin` when there
+    /// are no cases.
+    pub fn batch<B: burn::tensor::backend::Backend>(
+        &self,
+        first: usize,
+        count: usize,
+        plugin: &str,
+        device: &B::Device,
+    ) -> Result<burn::tensor::Tensor<B, 5>> {
+        if self.is_empty() {
+            return Err(CoreError::invalid(
+                plugin,
+                "samples conditioned on real training cases, and none were given (dsma synth: add --fit-on DATASET_DIR)",
+            ));
+        }
+        let [d, h, w] = self.shape;
+        let mut flat = Vec::with_capacity(count * d * h * w);
+        for j in first..first + count {
+            flat.extend(self.volume(j % self.len())?.iter().copied());
+        }
+        Ok(
+            burn::tensor::Tensor::<B, 1>::from_floats(flat.as_slice(), device)
+                .reshape([count, 1, d, h, w]),
+        )
+    }
+
     /// Training case `i` as a generator volume.
     pub fn volume(&self, i: usize) -> Result<Array3<f32>> {
         let case = self.train.case(i)?;

@@ -16,7 +16,9 @@ use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 use dsma_core::diffusion::train::{load_ema, loss_value, sample_with, DenoiserState};
 use dsma_core::diffusion::DiffusionParams;
-use dsma_core::generative::fit_loop::{real_batch, run_steps, to_volumes, FitSteps};
+use dsma_core::generative::fit_loop::{
+    fit_to_end, real_batch, require_positive, sample_in_batches, FitSteps,
+};
 use dsma_core::generative::{
     FitCheckpoint, GenerativeMethod, GeneratorFit, ProtocolParams, RealVolumes,
 };
@@ -141,9 +143,7 @@ impl Plugin for DiffusionWu {
                 ),
             ));
         }
-        if p.sample_steps == 0 {
-            return Err(CoreError::invalid(field("sample_steps"), "0; expected ≥ 1"));
-        }
+        require_positive(Self::NAME, &[("sample_steps", p.sample_steps)])?;
         Ok(DiffusionWu { p })
     }
 }
@@ -177,6 +177,9 @@ impl<B: KernelBackend> FitSteps for Fit<'_, B> {
         self.state.put(&mut ck)?;
         ck.save(self.dir)
     }
+    fn restore(&mut self, ck: &FitCheckpoint) -> Result<()> {
+        self.state.restore(ck)
+    }
 }
 
 impl GenerativeMethod for DiffusionWu {
@@ -205,21 +208,7 @@ impl GenerativeMethod for DiffusionWu {
             dir: ctx.dir,
             state: DenoiserState::new(d, 2, ctx.seed, device)?,
         };
-        let mut start = 0;
-        if let Some(ck) = FitCheckpoint::latest(ctx.dir)? {
-            fit.state.restore(&ck)?;
-            start = ck.step();
-        }
-        if start >= d.steps {
-            return Ok(());
-        }
-        if data.is_empty() {
-            return Err(CoreError::invalid(
-                format!("generator folder {}", ctx.dir.display()),
-                "no training volumes to continue the fit with",
-            ));
-        }
-        run_steps(ctx, start, d.steps, d.checkpoint_every, &mut fit)
+        fit_to_end(ctx, d.steps, d.checkpoint_every, !data.is_empty(), &mut fit)
     }
 
     fn sample<B: KernelBackend>(
@@ -231,31 +220,18 @@ impl GenerativeMethod for DiffusionWu {
         device: &B::Device,
     ) -> Result<Vec<Array3<f32>>> {
         let d = &self.p.diffusion;
-        if real.is_empty() {
-            return Err(CoreError::invalid(
-                Self::NAME,
-                "super-resolution conditions on real training cases, and none were given (dsma synth: add --fit-on DATASET_DIR)",
-            ));
-        }
         let model = load_ema::<B>(d, 2, dir, Self::NAME, device)?;
         let schedule = d.schedule()?;
         let steps = schedule.strided(self.p.sample_steps);
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let [z, y, x] = self.p.size;
-        let mut out = Vec::with_capacity(n);
-        while out.len() < n {
-            let b = (n - out.len()).min(d.batch);
-            let mut conds = Vec::with_capacity(b);
-            for j in out.len()..out.len() + b {
-                let v = real.volume(j % real.len())?;
-                let flat: Vec<f32> = v.iter().copied().collect();
-                conds.push(
-                    Tensor::<B, 1>::from_floats(flat.as_slice(), device).reshape([1, 1, z, y, x]),
-                );
-            }
-            let cond = degrade(Tensor::cat(conds, 0), self.p.factor);
+        sample_in_batches(n, d.batch, |b, first| {
+            let cond = degrade(
+                real.batch::<B>(first, b, Self::NAME, device)?,
+                self.p.factor,
+            );
             let start = normal_tensor::<B, 5>([b, 1, z, y, x], &mut rng, device);
-            out.extend(to_volumes(sample_with(
+            Ok(sample_with(
                 d,
                 &schedule,
                 &model,
@@ -263,9 +239,8 @@ impl GenerativeMethod for DiffusionWu {
                 Some(cond),
                 &steps,
                 &mut rng,
-            ))?);
-        }
-        Ok(out)
+            ))
+        })
     }
 }
 

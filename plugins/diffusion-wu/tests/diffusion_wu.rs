@@ -102,7 +102,7 @@ fn a_resumed_fit_samples_what_an_uninterrupted_one_does() {
         .unwrap_err();
     assert!(
         err.to_string()
-            .contains("conditions on real training cases"),
+            .contains("conditioned on real training cases"),
         "{err}"
     );
 }

@@ -21,7 +21,7 @@ use burn::tensor::activation::softplus;
 use burn::tensor::Tensor;
 use dsma_core::diffusion::train::{load_ema, loss_value, sample_with, DenoiserState, EpsTerms};
 use dsma_core::diffusion::{q_sample, DiffusionParams, Schedule, Variance};
-use dsma_core::generative::fit_loop::{real_batch, run_steps, to_volumes, FitSteps};
+use dsma_core::generative::fit_loop::{fit_to_end, real_batch, sample_in_batches, FitSteps};
 use dsma_core::generative::{
     AdamOn, FitCheckpoint, GenerativeMethod, GeneratorFit, ProtocolParams, RealVolumes,
 };
@@ -342,6 +342,13 @@ impl<B: KernelBackend> FitSteps for Fit<'_, B> {
         ck.put_optimizer("d_optim", &self.opt_d, d)?;
         ck.save(self.dir)
     }
+    fn restore(&mut self, ck: &FitCheckpoint) -> Result<()> {
+        self.state.restore(ck)?;
+        let d = require_grad(ck.module("d", self.d.take().ok_or_else(missing)?)?);
+        self.opt_d = ck.optimizer("d_optim", self.opt_d.clone(), &d, &self.state.device)?;
+        self.d = Some(d);
+        Ok(())
+    }
 }
 
 impl GenerativeMethod for DiffusionYu {
@@ -376,31 +383,8 @@ impl GenerativeMethod for DiffusionYu {
                 .with_epsilon(1e-8)
                 .init(),
         };
-        let mut start = 0;
-        if let Some(ck) = FitCheckpoint::latest(ctx.dir)? {
-            fit.state.restore(&ck)?;
-            let d = require_grad(ck.module("d", fit.d.take().ok_or_else(missing)?)?);
-            fit.opt_d = ck.optimizer("d_optim", fit.opt_d, &d, device)?;
-            fit.d = Some(d);
-            start = ck.step();
-        }
-        let total = self.p.diffusion.steps;
-        if start >= total {
-            return Ok(());
-        }
-        if data.is_empty() {
-            return Err(CoreError::invalid(
-                format!("generator folder {}", ctx.dir.display()),
-                "no training volumes to continue the fit with",
-            ));
-        }
-        run_steps(
-            ctx,
-            start,
-            total,
-            self.p.diffusion.checkpoint_every,
-            &mut fit,
-        )
+        let d = &self.p.diffusion;
+        fit_to_end(ctx, d.steps, d.checkpoint_every, !data.is_empty(), &mut fit)
     }
 
     fn sample<B: KernelBackend>(
@@ -416,27 +400,14 @@ impl GenerativeMethod for DiffusionYu {
         let schedule = d.schedule()?;
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let [z, y, x] = self.p.size;
-        let mut out = Vec::with_capacity(n);
-        while out.len() < n {
-            let b = (n - out.len()).min(d.batch);
+        sample_in_batches(n, d.batch, |b, first| {
             let (start, steps) = match self.p.generation {
                 Generation::FromNoise => (
                     normal_tensor::<B, 5>([b, 1, z, y, x], &mut rng, device),
                     schedule.strided(self.p.sample_steps),
                 ),
                 Generation::Partial => {
-                    if real.is_empty() {
-                        return Err(CoreError::invalid(Self::NAME, "partial re-synthesis needs real training cases, and none were given (dsma synth: add --fit-on DATASET_DIR)"));
-                    }
-                    let mut vols = Vec::with_capacity(b);
-                    for j in out.len()..out.len() + b {
-                        let v: Vec<f32> = real.volume(j % real.len())?.iter().copied().collect();
-                        vols.push(
-                            Tensor::<B, 1>::from_floats(v.as_slice(), device)
-                                .reshape([1, 1, z, y, x]),
-                        );
-                    }
-                    let x0 = Tensor::cat(vols, 0);
+                    let x0 = real.batch::<B>(first, b, Self::NAME, device)?;
                     let eps = normal_tensor::<B, 5>([b, 1, z, y, x], &mut rng, device);
                     let t = self.p.partial_t;
                     let count = (self.p.sample_steps * t).div_ceil(d.timesteps).max(1);
@@ -446,11 +417,10 @@ impl GenerativeMethod for DiffusionYu {
                     )
                 }
             };
-            out.extend(to_volumes(sample_with(
+            Ok(sample_with(
                 d, &schedule, &model, start, None, &steps, &mut rng,
-            ))?);
-        }
-        Ok(out)
+            ))
+        })
     }
 }
 

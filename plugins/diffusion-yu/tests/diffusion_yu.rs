@@ -114,7 +114,8 @@ fn a_resumed_fit_samples_what_an_uninterrupted_one_does_in_both_modes() {
             .sample::<B>(a.path(), 1, 9, &RealVolumes::none(), &dev)
             .unwrap_err();
         assert!(
-            err.to_string().contains("needs real training cases"),
+            err.to_string()
+                .contains("conditioned on real training cases"),
             "{err}"
         );
     }

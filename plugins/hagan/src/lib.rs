@@ -13,9 +13,11 @@ use std::path::Path;
 use burn::backend::Autodiff;
 use burn::optim::{AdamConfig, GradientsParams, Optimizer};
 use burn::tensor::activation::softplus;
-use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
-use dsma_core::generative::fit_loop::{real_batch, run_steps, to_volumes, FitSteps};
+use dsma_core::generative::fit_loop::{
+    fit_to_end, loss_value, real_batch, require_positive, require_range, sample_in_batches,
+    FitSteps,
+};
 use dsma_core::generative::{
     AdamOn, FitCheckpoint, GenerativeMethod, GeneratorFit, ProtocolParams, RealVolumes,
 };
@@ -224,37 +226,34 @@ fn check(p: &HaGanParams) -> Result<()> {
             ),
         ));
     }
-    for (name, v) in [
-        ("latent", p.latent),
-        ("d_high_base", p.d_high_base),
-        ("d_high_max", p.d_high_max),
-        ("d_high_out", p.d_high_out),
-        ("d_low_base", p.d_low_base),
-        ("batch", p.batch),
-        ("steps", p.steps),
-        ("sn_iterations", p.sn_iterations),
-        ("checkpoint_every", p.checkpoint_every),
-    ] {
-        if v == 0 {
-            return Err(CoreError::invalid(field(name), "0; expected ≥ 1"));
-        }
-    }
-    for (name, v) in [("lr_g", p.lr_g), ("lr_d", p.lr_d)] {
-        if !(v > 0.0 && v <= 1.0) {
-            return Err(CoreError::invalid(
-                field(name),
-                format!("{v}; expected in (0, 1]"),
-            ));
-        }
-    }
-    for v in p.betas {
-        if !(0.0..1.0).contains(&v) {
-            return Err(CoreError::invalid(
-                field("betas"),
-                format!("{:?}; expected values in [0, 1)", p.betas),
-            ));
-        }
-    }
+    require_positive(
+        HaGan::NAME,
+        &[
+            ("latent", p.latent),
+            ("d_high_base", p.d_high_base),
+            ("d_high_max", p.d_high_max),
+            ("d_high_out", p.d_high_out),
+            ("d_low_base", p.d_low_base),
+            ("batch", p.batch),
+            ("steps", p.steps),
+            ("sn_iterations", p.sn_iterations),
+            ("checkpoint_every", p.checkpoint_every),
+        ],
+    )?;
+    require_range(
+        HaGan::NAME,
+        &[("lr_g", p.lr_g), ("lr_d", p.lr_d)],
+        0.0,
+        1.0,
+        true,
+    )?;
+    require_range(
+        HaGan::NAME,
+        &[("betas[0]", p.betas[0]), ("betas[1]", p.betas[1])],
+        0.0,
+        1.0,
+        false,
+    )?;
     Ok(())
 }
 
@@ -324,24 +323,6 @@ fn missing() -> CoreError {
     )
 }
 
-fn scalar<B: Backend>(t: &Tensor<B, 1>) -> Result<f64> {
-    let v: Vec<f32> = t
-        .clone()
-        .into_data()
-        .convert::<f32>()
-        .to_vec()
-        .map_err(|e| CoreError::runtime("loss", format!("{e:?}")))?;
-    let v = v.first().copied().unwrap_or(f32::NAN) as f64;
-    if v.is_finite() {
-        Ok(v)
-    } else {
-        Err(CoreError::invalid(
-            "hagan fit",
-            format!("the loss became {v}; lower `lr_d`/`lr_g`"),
-        ))
-    }
-}
-
 impl<B: KernelBackend> Fit<'_, B> {
     /// A generated crop at depth position `c` and the generated ¼ volume.
     fn generate(
@@ -380,13 +361,13 @@ impl<B: KernelBackend> FitSteps for Fit<'_, B> {
                 1.0,
             )
             .mean();
-        let ld = scalar(&loss_d)?;
+        let ld = loss_value(&loss_d, HaGan::NAME)?;
         let grads = GradientsParams::from_grads(loss_d.backward(), &d);
         let d = self.opt_d.step(p.lr_d, d, grads);
         // G: BCE(D(G(z)), 1), a fresh z.
         let (fake_crop, fake_small) = self.generate(&g, c, rng);
         let loss_g = softplus(-d.forward(fake_crop, fake_small, position), 1.0).mean();
-        let lg = scalar(&loss_g)?;
+        let lg = loss_value(&loss_g, HaGan::NAME)?;
         let grads = GradientsParams::from_grads(loss_g.backward(), &g);
         self.g = Some(self.opt_g.step(p.lr_g, g, grads));
         self.d = Some(d);
@@ -404,6 +385,16 @@ impl<B: KernelBackend> FitSteps for Fit<'_, B> {
         ck.put_optimizer("g_optim", &self.opt_g, g)?;
         ck.put_optimizer("d_optim", &self.opt_d, d)?;
         ck.save(self.dir)
+    }
+
+    fn restore(&mut self, ck: &FitCheckpoint) -> Result<()> {
+        let g = require_grad(ck.module("g", self.g.take().ok_or_else(missing)?)?);
+        let d = require_grad(ck.module("d", self.d.take().ok_or_else(missing)?)?);
+        self.opt_g = ck.optimizer("g_optim", self.opt_g.clone(), &g, &self.device)?;
+        self.opt_d = ck.optimizer("d_optim", self.opt_d.clone(), &d, &self.device)?;
+        self.g = Some(g);
+        self.d = Some(d);
+        Ok(())
     }
 }
 
@@ -443,26 +434,7 @@ impl GenerativeMethod for HaGan {
             opt_g: adam().init(),
             opt_d: adam().init(),
         };
-        let mut start = 0;
-        if let Some(ck) = FitCheckpoint::latest(ctx.dir)? {
-            let g = require_grad(ck.module("g", fit.g.take().ok_or_else(missing)?)?);
-            let d = require_grad(ck.module("d", fit.d.take().ok_or_else(missing)?)?);
-            fit.opt_g = ck.optimizer("g_optim", fit.opt_g, &g, device)?;
-            fit.opt_d = ck.optimizer("d_optim", fit.opt_d, &d, device)?;
-            fit.g = Some(g);
-            fit.d = Some(d);
-            start = ck.step();
-        }
-        if start >= p.steps {
-            return Ok(());
-        }
-        if data.is_empty() {
-            return Err(CoreError::invalid(
-                format!("generator folder {}", ctx.dir.display()),
-                "no training volumes to continue the fit with",
-            ));
-        }
-        run_steps(ctx, start, p.steps, p.checkpoint_every, &mut fit)
+        fit_to_end(ctx, p.steps, p.checkpoint_every, !data.is_empty(), &mut fit)
     }
 
     fn sample<B: KernelBackend>(
@@ -474,23 +446,13 @@ impl GenerativeMethod for HaGan {
         device: &B::Device,
     ) -> Result<Vec<Array3<f32>>> {
         let p = &self.p;
-        let ck = FitCheckpoint::latest(dir)?
-            .filter(|c| c.step() >= p.steps)
-            .ok_or_else(|| {
-                CoreError::invalid(
-                    format!("generator folder {}", dir.display()),
-                    "holds no finished hagan fit",
-                )
-            })?;
+        let ck = FitCheckpoint::finished(dir, p.steps, Self::NAME)?;
         let g = ck.module("g", self.generator::<B>(0, device))?;
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let mut out = Vec::with_capacity(n);
-        while out.len() < n {
-            let b = (n - out.len()).min(p.batch);
+        sample_in_batches(n, p.batch, |b, _| {
             let z = normal_tensor([b, p.latent], &mut rng, device);
-            out.extend(to_volumes(g.high_res(g.trunk(z)))?);
-        }
-        Ok(out)
+            Ok(g.high_res(g.trunk(z)))
+        })
     }
 }
 

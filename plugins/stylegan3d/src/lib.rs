@@ -15,9 +15,11 @@ use burn::backend::Autodiff;
 use burn::module::AutodiffModule;
 use burn::optim::{AdamConfig, GradientsParams, Optimizer};
 use burn::tensor::activation::softplus;
-use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
-use dsma_core::generative::fit_loop::{real_batch, run_steps, to_volumes, FitSteps};
+use dsma_core::generative::fit_loop::{
+    fit_to_end, loss_value, real_batch, require_positive, require_range, sample_in_batches,
+    FitSteps,
+};
 use dsma_core::generative::{
     AdamOn, FitCheckpoint, GenerativeMethod, GeneratorFit, ProtocolParams, RealVolumes,
 };
@@ -232,21 +234,19 @@ impl Plugin for StyleGan3d {
     type Params = StyleGan3dParams;
     fn new(p: StyleGan3dParams) -> Result<Self> {
         let field = |f: &str| format!("synthesizer.params.{f} of stylegan3d");
-        let positive = [
-            ("latent", p.latent),
-            ("dlatent", p.dlatent),
-            ("mapping_width", p.mapping_width),
-            ("mapping_layers", p.mapping_layers),
-            ("fmaps", p.fmaps),
-            ("batch", p.batch),
-            ("steps", p.steps),
-            ("checkpoint_every", p.checkpoint_every),
-        ];
-        for (name, v) in positive {
-            if v == 0 {
-                return Err(CoreError::invalid(field(name), "0; expected ≥ 1"));
-            }
-        }
+        require_positive(
+            Self::NAME,
+            &[
+                ("latent", p.latent),
+                ("dlatent", p.dlatent),
+                ("mapping_width", p.mapping_width),
+                ("mapping_layers", p.mapping_layers),
+                ("fmaps", p.fmaps),
+                ("batch", p.batch),
+                ("steps", p.steps),
+                ("checkpoint_every", p.checkpoint_every),
+            ],
+        )?;
         if p.base.contains(&0) {
             return Err(CoreError::invalid(
                 field("base"),
@@ -268,33 +268,35 @@ impl Plugin for StyleGan3d {
                 ),
             ));
         }
-        for (name, v, lo, hi) in [
-            ("lr", p.lr, 0.0, 1.0),
-            ("mapping_lr_mul", p.mapping_lr_mul, 0.0, 1.0),
-            ("r1_epsilon", p.r1_epsilon, 0.0, 1.0),
-            ("ema_kimg", p.ema_kimg, 0.0, f64::MAX),
-        ] {
-            if !(v > lo && v <= hi) {
-                return Err(CoreError::invalid(
-                    field(name),
-                    format!("{v}; expected in ({lo}, {hi}]"),
-                ));
-            }
+        require_range(
+            Self::NAME,
+            &[
+                ("lr", p.lr),
+                ("mapping_lr_mul", p.mapping_lr_mul),
+                ("r1_epsilon", p.r1_epsilon),
+            ],
+            0.0,
+            1.0,
+            true,
+        )?;
+        require_range(Self::NAME, &[("ema_kimg", p.ema_kimg)], 0.0, f64::MAX, true)?;
+        if !(0.0..=1.0).contains(&p.style_mixing) {
+            return Err(CoreError::invalid(
+                "synthesizer.params.style_mixing of stylegan3d",
+                format!("{}; expected a probability in [0, 1]", p.style_mixing),
+            ));
         }
-        for (name, v) in [
-            ("style_mixing", p.style_mixing),
-            ("w_avg_beta", p.w_avg_beta),
-            ("betas[0]", p.betas[0]),
-            ("betas[1]", p.betas[1]),
-        ] {
-            let ok = (0.0..1.0).contains(&v) || (name == "style_mixing" && v == 1.0);
-            if !ok {
-                return Err(CoreError::invalid(
-                    field(name),
-                    format!("{v}; expected in [0, 1)"),
-                ));
-            }
-        }
+        require_range(
+            Self::NAME,
+            &[
+                ("w_avg_beta", p.w_avg_beta),
+                ("betas[0]", p.betas[0]),
+                ("betas[1]", p.betas[1]),
+            ],
+            0.0,
+            1.0,
+            false,
+        )?;
         if !(p.r1_gamma >= 0.0 && p.r1_gamma.is_finite()) {
             return Err(CoreError::invalid(
                 field("r1_gamma"),
@@ -421,7 +423,7 @@ impl<B: KernelBackend> Fit<'_, B> {
             let r1 = (d_probe - d_real).powi_scalar(2).mean() / (eps * eps);
             loss = loss + r1 * (p.r1_gamma / 2.0);
         }
-        let value = scalar(&loss)?;
+        let value = loss_value(&loss, StyleGan3d::NAME)?;
         let grads = GradientsParams::from_grads(loss.backward(), &d);
         self.d = Some(self.opt_d.step(p.lr, d, grads));
         Ok(value)
@@ -437,7 +439,7 @@ impl<B: KernelBackend> Fit<'_, B> {
             self.method
                 .generate(&g, p.batch, p.style_mixing, &|w| w, rng, &self.device);
         let loss = softplus(-d.forward(fake), 1.0).mean();
-        let value = scalar(&loss)?;
+        let value = loss_value(&loss, StyleGan3d::NAME)?;
         let grads = GradientsParams::from_grads(loss.backward(), &g);
         let g = self.opt_g.step(p.lr, g, grads);
         // w_avg ← lerp(mean w of the batch, w_avg, β) (G_main's dlatent_avg).
@@ -465,24 +467,6 @@ fn missing() -> CoreError {
     )
 }
 
-fn scalar<B: Backend>(t: &Tensor<B, 1>) -> Result<f64> {
-    let v: Vec<f32> = t
-        .clone()
-        .into_data()
-        .convert::<f32>()
-        .to_vec()
-        .map_err(|e| CoreError::runtime("loss", format!("{e:?}")))?;
-    let v = v.first().copied().unwrap_or(f32::NAN) as f64;
-    if v.is_finite() {
-        Ok(v)
-    } else {
-        Err(CoreError::invalid(
-            "stylegan3d fit",
-            format!("the loss became {v}; lower `lr` or raise `r1_gamma`"),
-        ))
-    }
-}
-
 impl<B: KernelBackend> FitSteps for Fit<'_, B> {
     fn step(&mut self, _k: usize, rng: &mut ChaCha8Rng) -> Result<f64> {
         let l = StepLosses {
@@ -503,6 +487,17 @@ impl<B: KernelBackend> FitSteps for Fit<'_, B> {
         ck.put_optimizer("g_optim", &self.opt_g, g)?;
         ck.put_optimizer("d_optim", &self.opt_d, d)?;
         ck.save(self.dir)
+    }
+    fn restore(&mut self, ck: &FitCheckpoint) -> Result<()> {
+        let g = require_grad(ck.module("g", self.g.take().ok_or_else(missing)?)?);
+        let d = require_grad(ck.module("d", self.d.take().ok_or_else(missing)?)?);
+        self.g_ema = ck.module("g_ema", self.g_ema.clone())?;
+        self.opt_g = ck.optimizer("g_optim", self.opt_g.clone(), &g, &self.device)?;
+        self.opt_d = ck.optimizer("d_optim", self.opt_d.clone(), &d, &self.device)?;
+        self.w_avg = w_avg_of(ck, self.method.p.dlatent)?;
+        self.g = Some(g);
+        self.d = Some(d);
+        Ok(())
     }
 }
 
@@ -557,28 +552,7 @@ impl GenerativeMethod for StyleGan3d {
             opt_d: adam().init(),
             w_avg: vec![0.0; p.dlatent],
         };
-        let mut start = 0;
-        if let Some(ck) = FitCheckpoint::latest(ctx.dir)? {
-            let g = require_grad(ck.module("g", fit.g.take().ok_or_else(missing)?)?);
-            let d = require_grad(ck.module("d", fit.d.take().ok_or_else(missing)?)?);
-            fit.g_ema = ck.module("g_ema", fit.g_ema)?;
-            fit.opt_g = ck.optimizer("g_optim", fit.opt_g, &g, device)?;
-            fit.opt_d = ck.optimizer("d_optim", fit.opt_d, &d, device)?;
-            fit.w_avg = w_avg_of(&ck, p.dlatent)?;
-            fit.g = Some(g);
-            fit.d = Some(d);
-            start = ck.step();
-        }
-        if start >= p.steps {
-            return Ok(());
-        }
-        if data.is_empty() {
-            return Err(CoreError::invalid(
-                format!("generator folder {}", ctx.dir.display()),
-                "no training volumes to continue the fit with",
-            ));
-        }
-        run_steps(ctx, start, p.steps, p.checkpoint_every, &mut fit)
+        fit_to_end(ctx, p.steps, p.checkpoint_every, !data.is_empty(), &mut fit)
     }
 
     fn sample<B: KernelBackend>(
@@ -590,27 +564,16 @@ impl GenerativeMethod for StyleGan3d {
         device: &B::Device,
     ) -> Result<Vec<Array3<f32>>> {
         let p = &self.p;
-        let ck = FitCheckpoint::latest(dir)?
-            .filter(|c| c.step() >= p.steps)
-            .ok_or_else(|| {
-                CoreError::invalid(
-                    format!("generator folder {}", dir.display()),
-                    "holds no finished stylegan3d fit",
-                )
-            })?;
+        let ck = FitCheckpoint::finished(dir, p.steps, Self::NAME)?;
         let g = ck.module("g_ema", self.generator::<B>(0, device))?;
         let w_avg = Tensor::<B, 1>::from_floats(w_avg_of(&ck, p.dlatent)?.as_slice(), device)
             .reshape([1, p.dlatent]);
         let psi = p.truncation_psi;
         let truncate = |w: Tensor<B, 2>| w_avg.clone() + (w - w_avg.clone()) * psi;
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let mut out = Vec::with_capacity(n);
-        while out.len() < n {
-            let b = (n - out.len()).min(p.batch);
-            let (x, _) = self.generate(&g, b, 0.0, &truncate, &mut rng, device);
-            out.extend(to_volumes(x)?);
-        }
-        Ok(out)
+        sample_in_batches(n, p.batch, |b, _| {
+            Ok(self.generate(&g, b, 0.0, &truncate, &mut rng, device).0)
+        })
     }
 }
 
