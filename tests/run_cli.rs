@@ -558,3 +558,53 @@ fn twenty_crash_points_then_resume_equal_the_uninterrupted_run() {
     assert_eq!(points.len(), 20);
     crash_and_resume(3, 6, &points);
 }
+
+#[test]
+fn a_resume_with_changed_settings_is_refused_naming_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let rows = "  - label: DTSS+MAS\n    synthesizer: {name: dtss}\n    weighter: {name: mas}\n";
+    let exp = experiment(tmp.path(), 2, 2, rows);
+    let exp = exp.to_str().unwrap();
+    let out = tmp.path().join("out");
+    let status = Command::new(env!("CARGO_BIN_EXE_dsma"))
+        .args(["run", exp, "--out", out.to_str().unwrap(), "--quiet"])
+        .env("DSMA_TEST_ABORT_AT", "epoch:3")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(!status.success(), "the run was to abort after epoch 3");
+    let (code, _, stderr) = dsma(&[
+        "run",
+        exp,
+        "--out",
+        out.to_str().unwrap(),
+        "--quiet",
+        "--resume",
+        "train.stage2.lr=0.001",
+        "rows.0.weighter.params.beta=0.3",
+    ]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("other settings"), "{stderr}");
+    assert!(
+        stderr.contains("train.stage2.lr: 0.0001 → 0.001"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(r#"rows.0.weighter.params: (unset) → {"beta":0.3}"#),
+        "{stderr}"
+    );
+    assert!(!out
+        .join("runs/phantom/dtss-mas/rep-0/results.json")
+        .exists());
+    // With the recorded settings the resume goes through.
+    let (code, _, stderr) = dsma(&[
+        "run",
+        exp,
+        "--out",
+        out.to_str().unwrap(),
+        "--quiet",
+        "--resume",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+}

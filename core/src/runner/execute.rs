@@ -191,6 +191,18 @@ pub fn execute(
                 "holds an unfinished run; pass --resume to continue it (or delete the folder)",
             ));
         }
+        if let Ok(record) = RunRecord::read(&dir) {
+            let changed = record.changed_settings(&loaded.resolved, run);
+            if !changed.is_empty() {
+                return Err(CoreError::invalid(
+                    dir.display().to_string(),
+                    format!(
+                        "was started with other settings; restore them or delete the folder:\n  {}",
+                        changed.join("\n  ")
+                    ),
+                ));
+            }
+        }
         obs.message(&format!(
             "[{}/{}] {} on {} (repeat {}, seed {})",
             n + 1,

@@ -47,6 +47,30 @@ impl RunRecord {
         crate::atomic_file::write_atomic(&dir.join("config.json"), &bytes)
     }
 
+    /// The settings of this run that differ in `now` (the experiment document `execute` is about to
+    /// run), as `path: recorded → now` lines: model, train, eval, seed, grid, the run's dataset
+    /// and row. A resume against any of them would mix two configurations in one run.
+    pub fn changed_settings(&self, now: &serde_json::Value, run: &PlannedRun) -> Vec<String> {
+        let old = &self.experiment;
+        let mut out = Vec::new();
+        for key in ["model", "train", "eval", "seed", "grid"] {
+            diff(&old[key], &now[key], key, &mut out);
+        }
+        diff(
+            &old["datasets"][self.run.dataset],
+            &now["datasets"][run.dataset],
+            &format!("datasets.{}", run.dataset),
+            &mut out,
+        );
+        diff(
+            &old["rows"][self.run.row],
+            &now["rows"][run.row],
+            &format!("rows.{}", run.row),
+            &mut out,
+        );
+        out
+    }
+
     /// The run's dataset: the recorded one, else (older records) the experiment's entry as written.
     pub fn dataset(&self) -> Result<DatasetConfig> {
         if let Some(d) = &self.dataset {
@@ -151,5 +175,35 @@ mod tests {
         assert!(abs.path.is_absolute(), "{:?}", abs.path);
         assert!(abs.path.ends_with("data/x"));
         assert_eq!(abs.name, "P");
+    }
+}
+
+/// Appends `path: a → b` for every leaf where `a` and `b` differ (objects compared key by key).
+fn diff(a: &serde_json::Value, b: &serde_json::Value, path: &str, out: &mut Vec<String>) {
+    use serde_json::Value;
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            let mut keys: Vec<&String> = x.keys().chain(y.keys()).collect();
+            keys.sort();
+            keys.dedup();
+            for k in keys {
+                let (va, vb) = (
+                    x.get(k).unwrap_or(&Value::Null),
+                    y.get(k).unwrap_or(&Value::Null),
+                );
+                diff(va, vb, &format!("{path}.{k}"), out);
+            }
+        }
+        _ if a != b => {
+            let show = |v: &Value| {
+                if v.is_null() {
+                    "(unset)".to_string()
+                } else {
+                    v.to_string()
+                }
+            };
+            out.push(format!("{path}: {} → {}", show(a), show(b)));
+        }
+        _ => {}
     }
 }
