@@ -161,23 +161,6 @@ pub fn run_folders(out: &Path) -> Result<Vec<PathBuf>> {
     Ok(found)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn absolute_dataset_paths_do_not_depend_on_the_working_directory() {
-        let d: DatasetConfig = serde_json::from_value(serde_json::json!({
-            "name": "P", "kind": "phantom", "path": "data/x"
-        }))
-        .unwrap();
-        let abs = absolute_dataset(&d);
-        assert!(abs.path.is_absolute(), "{:?}", abs.path);
-        assert!(abs.path.ends_with("data/x"));
-        assert_eq!(abs.name, "P");
-    }
-}
-
 /// Appends `path: a → b` for every leaf where `a` and `b` differ (objects compared key by key).
 fn diff(a: &serde_json::Value, b: &serde_json::Value, path: &str, out: &mut Vec<String>) {
     use serde_json::Value;
@@ -205,5 +188,22 @@ fn diff(a: &serde_json::Value, b: &serde_json::Value, path: &str, out: &mut Vec<
             out.push(format!("{path}: {} → {}", show(a), show(b)));
         }
         _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn absolute_dataset_paths_do_not_depend_on_the_working_directory() {
+        let d: DatasetConfig = serde_json::from_value(serde_json::json!({
+            "name": "P", "kind": "phantom", "path": "data/x"
+        }))
+        .unwrap();
+        let abs = absolute_dataset(&d);
+        assert!(abs.path.is_absolute(), "{:?}", abs.path);
+        assert!(abs.path.ends_with("data/x"));
+        assert_eq!(abs.name, "P");
     }
 }
