@@ -83,7 +83,7 @@ fn noisy_copies_differ_only_by_noise_of_the_documented_level() {
         let ch = cases[0].index_axis(Axis(0), c);
         let mean = ch.iter().map(|v| *v as f64).sum::<f64>() / n;
         let sd = (ch.iter().map(|v| (*v as f64 - mean).powi(2)).sum::<f64>() / n).sqrt();
-        let want = (*sigma * map.range()) as f64;
+        let want = *sigma * map.range() as f64;
         assert!(
             (sd - want).abs() < 0.03 * want,
             "channel {c}: σ {sd} vs {want}"
@@ -115,7 +115,7 @@ fn noisy_copies_differ_only_by_noise_of_the_documented_level() {
                 .sum::<f64>()
                 / n)
                 .sqrt();
-            let want = (p.noise[level] * map.range()) as f64;
+            let want = p.noise[level] * map.range() as f64;
             assert!(
                 (sd - want).abs() < 0.03 * want,
                 "level {level}: {sd} vs {want}"

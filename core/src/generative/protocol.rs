@@ -31,7 +31,7 @@ pub struct ProtocolParams {
     /// The modality the generator models.
     pub modality: Modality,
     /// Gaussian noise σ of each input channel, as a fraction of the intensity range `hi − lo`.
-    pub noise: Vec<f32>,
+    pub noise: Vec<f64>,
     /// Noisy copies as channels of one case, or as separate cases.
     pub layout: NoiseLayout,
     /// Quantiles of the training split's brain voxels (of `modality`, z-scored) that map to −1 and 1.
@@ -58,16 +58,12 @@ impl Default for ProtocolParams {
 }
 
 impl ProtocolParams {
-    /// Parameter docs, prefixed `protocol.`.
+    /// The parameter doc of `protocol` (its fields in one line).
     pub fn docs() -> Vec<ParamDoc> {
-        vec![
-            ParamDoc { name: "protocol.modality", doc: "modality the generator models (flair, t1, t1ce, t2)" },
-            ParamDoc { name: "protocol.noise", doc: "Gaussian σ per input channel, × the intensity range (4 values)" },
-            ParamDoc { name: "protocol.layout", doc: "channels: noisy copies stacked as channels; datasets: one case per noise level" },
-            ParamDoc { name: "protocol.range_quantiles", doc: "training-set quantiles mapped to −1 and 1" },
-            ParamDoc { name: "protocol.preview", doc: "samples in the grid PNG written after fitting" },
-            ParamDoc { name: "protocol.regenerate", doc: "a fresh synthetic set every stage-2 epoch (false: one set, relabelled by each epoch's teacher)" },
-        ]
+        vec![ParamDoc {
+            name: "protocol",
+            doc: "§4.1 protocol: modality (flair), noise (σ per input channel × intensity range), layout (channels | datasets), range_quantiles (mapped to ±1), preview (grid PNG samples), regenerate (false: one set per run)",
+        }]
     }
 
     /// Checks the values (called by the plugins' `new`).
@@ -183,7 +179,7 @@ pub fn noisy_copies(
     rng: &mut ChaCha8Rng,
 ) -> Vec<Array4<f32>> {
     let z = u.mapv(|x| map.to_zscore(x));
-    let sigma = |c: usize| p.noise[c % p.noise.len()] * map.range();
+    let sigma = |c: usize| p.noise[c % p.noise.len()] as f32 * map.range();
     let mut noisy = |s: f32| {
         z.mapv(|v| {
             let e: f32 = StandardNormal.sample(rng);
