@@ -129,9 +129,18 @@ pub fn load_module_bytes<B: Backend, M: Module<B>>(
     file: &Path,
 ) -> Result<M> {
     let mut store = SafetensorsStore::from_bytes(Some(bytes.to_vec()));
-    let applied = m
-        .load_from(&mut store)
-        .map_err(|e| CoreError::codec(format!("checkpoint {}", file.display()), e))?;
+    let applied = m.load_from(&mut store).map_err(|e| {
+        // burn lists every mismatched tensor; the first few say enough.
+        let text = e.to_string();
+        let short: String = text.chars().take(300).collect();
+        let more = if text.chars().count() > 300 { "…" } else { "" };
+        CoreError::invalid(
+            format!("checkpoint {}", file.display()),
+            format!(
+                "does not fit this network ({short}{more}); was the network or its parameters changed?"
+            ),
+        )
+    })?;
     if !applied.missing.is_empty() || !applied.errors.is_empty() {
         return Err(CoreError::invalid(
             format!("checkpoint {}", file.display()),
