@@ -222,6 +222,21 @@ fn shared_library_plugin_loads_runs_and_fails_safely() {
             && err.contains("asked to panic"),
         "{err}"
     );
+    // Non-finite output is refused, naming the plugin and the case (no NaN reaches training).
+    let nan = reg
+        .synthesizer("tumour-intensity", &json!({"emit_nan": true}))
+        .unwrap();
+    let err = nan
+        .synthesize(&case, &mut ChaCha8Rng::seed_from_u64(1))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("tumour-intensity")
+            && err.contains("non-finite")
+            && err.contains("Phantom_000"),
+        "{err}"
+    );
     // Loading twice is refused by name.
     let err = reg.load_library(&lib).err().unwrap().to_string();
     assert!(err.contains("already registered"), "{err}");

@@ -278,6 +278,16 @@ impl Synthesizer for DylibSynthesizer {
                 err,
             )
         })?;
+        let non_finite = out.image.iter().filter(|v| !v.is_finite()).count();
+        if non_finite > 0 {
+            return Err(CoreError::Plugin {
+                plugin: self.name.clone(),
+                problem: format!(
+                    "wrote {non_finite} non-finite (NaN or infinite) intensities into the synthetic copy of {}",
+                    case.id
+                ),
+            });
+        }
         if let Some(bad) = out.label.iter().find(|&&v| !case.convention.is_valid(v)) {
             return Err(CoreError::Plugin {
                 plugin: self.name.clone(),
@@ -322,6 +332,18 @@ impl SampleWeighter for DylibWeighter {
                 err,
             )
         })?;
+        if let Some((i, w)) = out
+            .iter()
+            .enumerate()
+            .find(|(_, w)| !(w.is_finite() && **w >= 0.0))
+        {
+            return Err(CoreError::Plugin {
+                plugin: self.name.clone(),
+                problem: format!(
+                    "returned weight {w} for synthetic case {i}; expected a finite weight ≥ 0"
+                ),
+            });
+        }
         Ok(out)
     }
 }

@@ -18,6 +18,8 @@ pub struct TumourIntensity {
     pub period_mm: f64,
     /// Panic inside the plugin (exists to demonstrate that the host survives a plugin panic).
     pub panic: bool,
+    /// Write NaN into the tumour (exists to demonstrate that the host refuses non-finite output).
+    pub emit_nan: bool,
 }
 
 impl Default for TumourIntensity {
@@ -26,6 +28,7 @@ impl Default for TumourIntensity {
             amplitude: 0.15,
             period_mm: 20.0,
             panic: false,
+            emit_nan: false,
         }
     }
 }
@@ -65,7 +68,11 @@ pub fn tumour_intensity(
         }
         let pos = [x as f64 * sp[0], y as f64 * sp[1], z as f64 * sp[2]];
         let g = (0..3).map(|a| (k * pos[a] + phase[a]).sin()).sum::<f64>() / 3.0;
-        let gain = 1.0 + p.amplitude * g as f32;
+        let gain = if p.emit_nan {
+            f32::NAN
+        } else {
+            1.0 + p.amplitude * g as f32
+        };
         for m in 0..input.image.dim().0 {
             output.image[[m, z, y, x]] = input.image[[m, z, y, x]] * gain;
         }
