@@ -160,6 +160,12 @@ fn two_experiments_share_one_fit_that_saw_only_training_cases() {
     // the evaluated (test) cases.
     let run_dir = tmp.path().join("a/runs/phantom/ha-gan/rep-0");
     let record = json(&run_dir.join("synthesizer.json"));
+    assert!(record["fit_seed"].is_u64(), "{record}");
+    assert_eq!(
+        record["sample_seeds"].as_array().map(Vec::len),
+        Some(1),
+        "one stage-2 epoch"
+    );
     let trained: Vec<String> = record["key"]["train"]
         .as_array()
         .unwrap()

@@ -866,14 +866,15 @@ fn fit_generator(
     };
     let [x, y, z] = job.experiment.train.patch.size;
     let train = TrainSplit(&job.data.train);
+    let fit_seed = derive_seed(
+        derive_seed(job.experiment.seed, job.run.repeat as u64),
+        SALT_FIT,
+    );
     g.fit(
         &train,
         &mut crate::plugin::FitContext {
             checkpoint_dir: &dir,
-            seed: derive_seed(
-                derive_seed(job.experiment.seed, job.run.repeat as u64),
-                SALT_FIT,
-            ),
+            seed: fit_seed,
             backend: job.experiment.train.backend,
             sample_shape: [z, y, x],
             progress: &mut progress,
@@ -882,7 +883,17 @@ fn fit_generator(
     run_dir::write_json(
         job.run_dir,
         "synthesizer.json",
-        &serde_json::json!({ "name": spec.name, "fit": dir, "key": key }),
+        &serde_json::json!({
+            "name": spec.name,
+            "fit": dir,
+            "key": key,
+            "fit_seed": fit_seed,
+            // Stage-2 epoch k draws its images (and the noise of their four copies) from
+            // ChaCha8(case_seed(run seed, k, usize::MAX)); only k = 0 when the set is drawn once.
+            "sample_seeds": (0..job.experiment.train.stage2.epochs)
+                .map(|k| crate::runner::synthesis::case_seed(job.run.seed, k, usize::MAX))
+                .collect::<Vec<u64>>(),
+        }),
     )?;
     let png = job.run_dir.join("synthesizer-samples.png");
     if !png.exists() {
