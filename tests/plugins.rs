@@ -207,15 +207,17 @@ fn shared_library_plugin_loads_runs_and_fails_safely() {
         err.contains("amplitude") && err.contains("invalid type"),
         "{err}"
     );
+    // The error of synthesizing `case` with `params` (which must fail).
+    let failure = |params: serde_json::Value| {
+        reg.synthesizer("tumour-intensity", &params)
+            .unwrap()
+            .synthesize(&case, &mut ChaCha8Rng::seed_from_u64(1))
+            .err()
+            .unwrap()
+            .to_string()
+    };
     // A panic inside the library is an error, not an abort.
-    let panicky = reg
-        .synthesizer("tumour-intensity", &json!({"panic": true}))
-        .unwrap();
-    let err = panicky
-        .synthesize(&case, &mut ChaCha8Rng::seed_from_u64(1))
-        .err()
-        .unwrap()
-        .to_string();
+    let err = failure(json!({"panic": true}));
     assert!(
         err.contains("tumour-intensity")
             && err.contains("panicked")
@@ -223,14 +225,7 @@ fn shared_library_plugin_loads_runs_and_fails_safely() {
         "{err}"
     );
     // Non-finite output is refused, naming the plugin and the case (no NaN reaches training).
-    let nan = reg
-        .synthesizer("tumour-intensity", &json!({"emit_nan": true}))
-        .unwrap();
-    let err = nan
-        .synthesize(&case, &mut ChaCha8Rng::seed_from_u64(1))
-        .err()
-        .unwrap()
-        .to_string();
+    let err = failure(json!({"emit_nan": true}));
     assert!(
         err.contains("tumour-intensity")
             && err.contains("non-finite")

@@ -42,6 +42,18 @@ const BOTH_ROWS: &str = "  - label: baseline
     weighter: {name: mas}
 ";
 
+/// Runs `exp` into `out` with the test-only hook `DSMA_TEST_ABORT_AT=point` (the process aborts
+/// there, as `kill -9` would, with no timing race); returns its exit status.
+fn run_aborted_at(exp: &str, out: &Path, point: &str) -> std::process::ExitStatus {
+    Command::new(env!("CARGO_BIN_EXE_dsma"))
+        .args(["run", exp, "--out", out.to_str().unwrap(), "--quiet"])
+        .env("DSMA_TEST_ABORT_AT", point)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap()
+}
+
 fn csv(path: &Path) -> Vec<Vec<String>> {
     std::fs::read_to_string(path)
         .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
@@ -248,13 +260,7 @@ fn killed_and_resumed_equals_uninterrupted_and_a_corrupt_checkpoint_is_reported(
     let cut = tmp.path().join("cut");
     let run = cut.join("runs/phantom/dtss-mas/rep-0");
     // The test-only hook aborts the process right after epoch 5 is checkpointed (no kill race).
-    let status = Command::new(env!("CARGO_BIN_EXE_dsma"))
-        .args(["run", exp, "--out", cut.to_str().unwrap(), "--quiet"])
-        .env("DSMA_TEST_ABORT_AT", "epoch:5")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status()
-        .unwrap();
+    let status = run_aborted_at(exp, &cut, "epoch:5");
     assert!(!status.success(), "the run was to abort after epoch 5");
     assert!(!run.join("results.json").exists(), "aborted before the end");
 
@@ -512,13 +518,7 @@ fn crash_and_resume(stage1: usize, stage2: usize, points: &[String]) {
     let want = std::fs::read_to_string(full.join(rel).join("results.json")).unwrap();
     for (k, point) in points.iter().enumerate() {
         let out = tmp.path().join(format!("cut-{k}"));
-        let status = Command::new(env!("CARGO_BIN_EXE_dsma"))
-            .args(["run", exp, "--out", out.to_str().unwrap(), "--quiet"])
-            .env("DSMA_TEST_ABORT_AT", point)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .status()
-            .unwrap();
+        let status = run_aborted_at(exp, &out, point);
         assert!(
             !status.success(),
             "{point}: the run did not reach its crash point"
@@ -570,13 +570,7 @@ fn a_resume_with_changed_settings_is_refused_naming_them() {
     let exp = experiment(tmp.path(), 2, 2, rows);
     let exp = exp.to_str().unwrap();
     let out = tmp.path().join("out");
-    let status = Command::new(env!("CARGO_BIN_EXE_dsma"))
-        .args(["run", exp, "--out", out.to_str().unwrap(), "--quiet"])
-        .env("DSMA_TEST_ABORT_AT", "epoch:3")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status()
-        .unwrap();
+    let status = run_aborted_at(exp, &out, "epoch:3");
     assert!(!status.success(), "the run was to abort after epoch 3");
     let (code, _, stderr) = dsma(&[
         "run",

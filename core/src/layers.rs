@@ -145,16 +145,12 @@ pub fn downsample_nearest<B: Backend>(x: Tensor<B, 5>, factor: usize) -> Tensor<
         let dims = x.dims();
         let n = dims[axis] / factor;
         let x = x.narrow(axis, 0, n * factor);
-        let mut split = [dims[0], dims[1], dims[2], dims[3], dims[4], 1];
-        // [.., n, factor, ..] in place of axis; collapse the trailing axes into the last slot.
-        let mut shape6 = [1usize; 6];
-        shape6[..axis].copy_from_slice(&split[..axis]);
-        shape6[axis] = n;
-        shape6[axis + 1] = factor;
-        for (k, d) in dims.iter().enumerate().skip(axis + 1) {
-            shape6[k + 1] = *d;
-        }
-        split = shape6;
+        // [.., n, factor, ..] in place of `axis`, then keep the first of every `factor`.
+        let mut split = [1usize; 6];
+        split[..axis].copy_from_slice(&dims[..axis]);
+        split[axis] = n;
+        split[axis + 1] = factor;
+        split[axis + 2..].copy_from_slice(&dims[axis + 1..]);
         let mut out = dims;
         out[axis] = n;
         x.reshape(split).narrow(axis + 1, 0, 1).reshape(out)

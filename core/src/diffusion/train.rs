@@ -145,8 +145,7 @@ impl<B: KernelBackend> DenoiserState<B> {
         let model = self.model.take().ok_or_else(missing)?;
         let grads = GradientsParams::from_grads(loss.backward(), &model);
         let model = self.optim.step(self.params.lr, model, grads);
-        let ema = std::mem::replace(&mut self.ema, model.valid());
-        self.ema = ema_update(ema, &model.valid(), self.params.ema_decay);
+        self.ema = ema_update(self.ema.clone(), &model.valid(), self.params.ema_decay);
         self.model = Some(model);
         Ok(())
     }

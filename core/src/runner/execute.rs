@@ -164,6 +164,7 @@ pub fn execute(
     let reg = registration::model(&exp.model.name)?;
     let trainer = reg.trainer(exp.train.backend)?;
     let runs = selected_runs(loaded, opts);
+    let cache = opts.cache.clone().unwrap_or_else(|| opts.out.join("cache"));
     // Prepared datasets, keyed by their settings (grid points may change them).
     let mut data: Vec<(crate::runner::config::DatasetConfig, PreparedData)> = Vec::new();
     let mut results = Vec::new();
@@ -185,24 +186,7 @@ pub fn execute(
             })?);
             continue;
         }
-        if dir.join("checkpoints").exists() && !opts.resume {
-            return Err(CoreError::invalid(
-                dir.display().to_string(),
-                "holds an unfinished run; pass --resume to continue it (or delete the folder)",
-            ));
-        }
-        if let Ok(record) = RunRecord::read(&dir) {
-            let changed = record.changed_settings(&loaded.resolved, run);
-            if !changed.is_empty() {
-                return Err(CoreError::invalid(
-                    dir.display().to_string(),
-                    format!(
-                        "was started with other settings; restore them or delete the folder:\n  {}",
-                        changed.join("\n  ")
-                    ),
-                ));
-            }
-        }
+        check_unfinished(&dir, loaded, run, opts.resume)?;
         obs.message(&format!(
             "[{}/{}] {} on {} (repeat {}, seed {})",
             n + 1,
@@ -213,19 +197,7 @@ pub fn execute(
             run.seed
         ));
         let exp = &loaded.variants[run.variant].experiment;
-        let prepared = match data
-            .iter()
-            .find(|(cfg, _)| cfg == &exp.datasets[run.dataset])
-        {
-            Some((_, d)) => d,
-            None => {
-                data.push((
-                    exp.datasets[run.dataset].clone(),
-                    prepare(&exp.datasets[run.dataset])?,
-                ));
-                &data[data.len() - 1].1
-            }
-        };
+        let prepared = prepared(&mut data, &exp.datasets[run.dataset])?;
         std::fs::create_dir_all(&dir).map_err(|e| CoreError::io(&dir, e))?;
         RunRecord {
             experiment: loaded.resolved.clone(),
@@ -236,7 +208,6 @@ pub fn execute(
         }
         .write(&dir)?;
         let stage1 = opts.out.join(run.stage1_dir());
-        let cache = opts.cache.clone().unwrap_or_else(|| opts.out.join("cache"));
         let job = RunJob {
             experiment: exp,
             run,
@@ -249,6 +220,50 @@ pub fn execute(
         results.push(trainer(&job, obs)?.results);
     }
     Ok(results)
+}
+
+/// Refuses to start in a folder that holds an unfinished run unless `resume` is set, and to resume a
+/// run that was started with other settings (each change named).
+fn check_unfinished(
+    dir: &Path,
+    loaded: &LoadedExperiment,
+    run: &PlannedRun,
+    resume: bool,
+) -> Result<()> {
+    if dir.join("checkpoints").exists() && !resume {
+        return Err(CoreError::invalid(
+            dir.display().to_string(),
+            "holds an unfinished run; pass --resume to continue it (or delete the folder)",
+        ));
+    }
+    if let Ok(record) = RunRecord::read(dir) {
+        let changed = record.changed_settings(&loaded.resolved, run);
+        if !changed.is_empty() {
+            return Err(CoreError::invalid(
+                dir.display().to_string(),
+                format!(
+                    "was started with other settings; restore them or delete the folder:\n  {}",
+                    changed.join("\n  ")
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The prepared dataset of `cfg`, prepared on first use and kept in `data` for later runs.
+fn prepared<'a>(
+    data: &'a mut Vec<(crate::runner::config::DatasetConfig, PreparedData)>,
+    cfg: &crate::runner::config::DatasetConfig,
+) -> Result<&'a PreparedData> {
+    let i = match data.iter().position(|(c, _)| c == cfg) {
+        Some(i) => i,
+        None => {
+            data.push((cfg.clone(), prepare(cfg)?));
+            data.len() - 1
+        }
+    };
+    Ok(&data[i].1)
 }
 
 /// Every finished run under an output folder, with the row and dataset order of its experiment.

@@ -453,8 +453,7 @@ impl<B: KernelBackend> Fit<'_, B> {
             *a = m + (*a - m) * p.w_avg_beta as f32;
         }
         let beta = 0.5f64.powf(p.batch as f64 / (p.ema_kimg * 1000.0));
-        let g_ema = std::mem::replace(&mut self.g_ema, self.method.generator::<B>(0, &self.device));
-        self.g_ema = ema_update(g_ema, &g.valid(), beta);
+        self.g_ema = ema_update(self.g_ema.clone(), &g.valid(), beta);
         self.g = Some(g);
         Ok(value)
     }
