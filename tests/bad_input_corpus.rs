@@ -456,3 +456,25 @@ fn command_line_values() {
     }
     assert!(!out.join("Phantom_000").exists(), "no partial output");
 }
+
+/// Directories, devices and oversized files where a file is expected.
+#[test]
+fn folders_devices_and_oversized_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("a-folder.nii.gz");
+    std::fs::create_dir_all(&dir).unwrap();
+    let d = dir.to_str().unwrap();
+    refused(&["inspect", d], &[d]);
+    refused(&["validate", d], &[d, "not a regular file"]);
+    let zero = yaml(tmp.path(), "zero.yaml", "extends: /dev/zero\nname: x\n");
+    refused(
+        &["validate", zero.to_str().unwrap()],
+        &["/dev/zero", "not a regular file"],
+    );
+    let big = tmp.path().join("big.yaml");
+    std::fs::write(&big, format!("name: x\n# {}\n", "y".repeat(2 << 20))).unwrap();
+    refused(
+        &["validate", big.to_str().unwrap()],
+        &["big.yaml", "at most 1048576"],
+    );
+}

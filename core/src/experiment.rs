@@ -50,6 +50,31 @@ fn yaml_error(path: &Path, e: yaml_serde::Error) -> CoreError {
     CoreError::codec(format!("{}{at}", path.display()), e)
 }
 
+/// The most bytes an experiment file may have (the paper's files are a few KiB).
+const MAX_EXPERIMENT_BYTES: u64 = 1 << 20;
+
+/// The text of an experiment file: a regular file of at most [`MAX_EXPERIMENT_BYTES`] (a device
+/// such as `/dev/zero` named in `extends` would never end), in UTF-8.
+fn read_text(path: &Path) -> Result<String> {
+    let meta = std::fs::metadata(path).map_err(|e| CoreError::io(path, e))?;
+    if !meta.is_file() {
+        return Err(CoreError::invalid(
+            path.display().to_string(),
+            "not a regular file; expected a YAML experiment file",
+        ));
+    }
+    if meta.len() > MAX_EXPERIMENT_BYTES {
+        return Err(CoreError::invalid(
+            path.display().to_string(),
+            format!(
+                "{} bytes; an experiment file may have at most {MAX_EXPERIMENT_BYTES}",
+                meta.len()
+            ),
+        ));
+    }
+    std::fs::read_to_string(path).map_err(|e| CoreError::io(path, e))
+}
+
 fn read_chain(path: &Path, chain: &mut Vec<Source>) -> Result<()> {
     let canonical = path.canonicalize().map_err(|e| CoreError::io(path, e))?;
     if chain.iter().any(|s| s.path == canonical) {
@@ -63,7 +88,7 @@ fn read_chain(path: &Path, chain: &mut Vec<Source>) -> Result<()> {
             format!("cycle: {}", cycle.join(" → ")),
         ));
     }
-    let text = std::fs::read_to_string(path).map_err(|e| CoreError::io(path, e))?;
+    let text = read_text(path)?;
     // YAML's own value type refuses duplicate keys (with their line); JSON's map would keep the last.
     yaml_serde::from_str::<yaml_serde::Value>(&text).map_err(|e| yaml_error(path, e))?;
     let doc: Value = yaml_serde::from_str(&text).map_err(|e| yaml_error(path, e))?;

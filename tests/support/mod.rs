@@ -175,3 +175,43 @@ pub fn phantom_dataset(tmp: &Path, cases: usize, size: [usize; 3], seed: u64) ->
     dsma_core::phantom::write_dataset(&out, &spec).expect("phantom");
     out
 }
+
+/// A tiny experiment (phantom 24×24×16, U-Net base 4 depth 2, 16³ patches).
+pub fn tiny_experiment(dir: &Path, stage1: usize, stage2: usize, rows: &str) -> PathBuf {
+    let phantom = dir.join("phantom");
+    let text = format!(
+        "name: tiny
+datasets:
+  - name: Phantom
+    kind: phantom
+    path: {}
+    phantom: {{cases: 6, size: [24, 24, 16], seed: 3}}
+model: {{name: unet3d, params: {{base_width: 4, depth: 2}}}}
+train:
+  stage1: {{epochs: {stage1}, lr: 3.0e-3}}
+  stage2: {{epochs: {stage2}, lr: 1.0e-4}}
+  batch: 2
+  patch: {{size: [16, 16, 16], tumour_share: 1.0}}
+  checkpoint_every: 1
+eval:
+  window: {{patch: [16, 16, 16], overlap: 0.25}}
+rows:
+{rows}",
+        phantom.display()
+    );
+    let path = dir.join("tiny.yaml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// Runs `exp` into `out` with the test-only hook `DSMA_TEST_ABORT_AT=point` (the process aborts
+/// there, as `kill -9` would, with no timing race); returns its exit status.
+pub fn run_aborted_at(exp: &str, out: &Path, point: &str) -> std::process::ExitStatus {
+    Command::new(env!("CARGO_BIN_EXE_dsma"))
+        .args(["run", exp, "--out", out.to_str().unwrap(), "--quiet"])
+        .env("DSMA_TEST_ABORT_AT", point)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap()
+}

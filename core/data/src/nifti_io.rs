@@ -305,6 +305,12 @@ const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 /// Reads the whole file at `path`, gunzipping it when it is gzip data (whatever its name).
 pub fn read_decompressed(path: &Path) -> Result<Vec<u8>> {
     let raw = std::fs::read(path).map_err(|e| CoreError::io(path, e))?;
+    decompress(path, raw)
+}
+
+/// Gunzips `raw` (the bytes of the file at `path`, named in errors) when it is gzip data, inflating
+/// no more than the NIfTI header inside says the image needs; other bytes come back unchanged.
+pub fn decompress(path: &Path, raw: Vec<u8>) -> Result<Vec<u8>> {
     if raw.len() < 2 || raw[..2] != GZIP_MAGIC {
         return Ok(raw);
     }
@@ -382,7 +388,11 @@ pub struct RawNifti {
 impl RawNifti {
     /// Reads, decompresses and validates `path` (header, dimensions, datatype, data length).
     pub fn read(path: &Path) -> Result<Self> {
-        let bytes = read_decompressed(path)?;
+        Self::from_bytes(path, read_decompressed(path)?)
+    }
+
+    /// Validates the decompressed bytes of the file at `path` (named in errors).
+    pub fn from_bytes(path: &Path, bytes: Vec<u8>) -> Result<Self> {
         let header = parse_header(&bytes).map_err(|p| CoreError::nifti(path, p))?;
         let grid = header.grid().map_err(|p| CoreError::nifti(path, p))?;
         let datatype =
@@ -438,8 +448,12 @@ pub struct NiftiVolumes {
 /// Reads every 3-D volume of a `.nii` / `.nii.gz` image of 1–7 dimensions (a 4-D multi-modal image
 /// such as the Decathlon's, a 3-D volume as one volume).
 pub fn read_volumes(path: &Path) -> Result<NiftiVolumes> {
-    let bytes = read_decompressed(path)?;
-    let header = parse_header(&bytes).map_err(|p| CoreError::nifti(path, p))?;
+    volumes_from_bytes(path, &read_decompressed(path)?)
+}
+
+/// [`read_volumes`] of the decompressed bytes of the file at `path` (named in errors).
+pub fn volumes_from_bytes(path: &Path, bytes: &[u8]) -> Result<NiftiVolumes> {
+    let header = parse_header(bytes).map_err(|p| CoreError::nifti(path, p))?;
     let grid = header
         .volume_grid()
         .map_err(|p| CoreError::nifti(path, p))?;
@@ -447,11 +461,11 @@ pub fn read_volumes(path: &Path) -> Result<NiftiVolumes> {
         .volume_count()
         .map_err(|p| CoreError::nifti(path, p))?;
     let datatype =
-        check_data(&bytes, &header, grid.dims, volumes).map_err(|p| CoreError::nifti(path, p))?;
+        check_data(bytes, &header, grid.dims, volumes).map_err(|p| CoreError::nifti(path, p))?;
     let [x, y, z] = grid.dims;
     let mut data = Array4::<f32>::zeros((volumes, z, y, x));
     if let Some(slice) = data.as_slice_mut() {
-        decode_data(&bytes, &header, datatype, slice);
+        decode_data(bytes, &header, datatype, slice);
     }
     Ok(NiftiVolumes { header, grid, data })
 }

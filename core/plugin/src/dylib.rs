@@ -57,6 +57,22 @@ fn open_manifest(path: &Path) -> Result<&'static abi::Manifest> {
         })?;
     // SAFETY: the ABI guarantees a pointer to a manifest whose first field is a u32 ABI version.
     let manifest_ptr = unsafe { manifest_fn() };
+    // SAFETY: the library is never unloaded (forgotten below), so what the pointer reaches stays.
+    let manifest = unsafe { checked_manifest(path, manifest_ptr) }?;
+    // Never unloaded: the manifest and the entries point into the library.
+    std::mem::forget(lib);
+    Ok(manifest)
+}
+
+/// The manifest at `manifest_ptr` once it is non-null and of our ABI version.
+///
+/// # Safety
+/// A non-null `manifest_ptr` must point at a `u32` ABI version, and, when that version is ours, at
+/// a whole [`abi::Manifest`] that lives for `'a`.
+pub unsafe fn checked_manifest<'a>(
+    path: &Path,
+    manifest_ptr: *const abi::Manifest,
+) -> Result<&'a abi::Manifest> {
     if manifest_ptr.is_null() {
         return Err(load_err(
             path,
@@ -75,18 +91,26 @@ fn open_manifest(path: &Path) -> Result<&'static abi::Manifest> {
             ),
         ));
     }
-    // SAFETY: same ABI version, so the layout is ours.
-    let manifest: &'static abi::Manifest = unsafe { &*manifest_ptr };
-    // Never unloaded: the manifest and the entries point into the library.
-    std::mem::forget(lib);
-    Ok(manifest)
+    // SAFETY: same ABI version, so the layout is ours, and the caller vouches for its lifetime.
+    Ok(unsafe { &*manifest_ptr })
 }
 
 /// Opens `path`, checks its ABI version and reads its manifest.
 pub fn load(path: &Path) -> Result<Loaded> {
     let manifest = open_manifest(path)?;
-    // SAFETY: (this and the three reads below) the manifest's `Str`s and entry arrays point into the library's
-    // statics with the lengths it declares, and the library is never unloaded.
+    // SAFETY: the manifest comes from the never-unloaded library, which exports it as the ABI says.
+    unsafe { from_manifest(path, manifest) }
+}
+
+/// The plugins a manifest exports (`path` names the library in errors): names must be non-empty
+/// and free of whitespace, descriptions and names UTF-8, defaults a JSON object.
+///
+/// # Safety
+/// The manifest's strings and entry arrays must point at the lengths it declares, and its
+/// function pointers must follow the ABI, for the rest of the process.
+pub unsafe fn from_manifest(path: &Path, manifest: &abi::Manifest) -> Result<Loaded> {
+    // SAFETY: (this and the three reads below) the manifest's `Str`s and entry arrays point at the
+    // lengths it declares for the rest of the process, as the caller guarantees.
     let plugin_name = unsafe { manifest.plugin_name.to_string_lossy() };
     // SAFETY: as above.
     let plugin_version = unsafe { manifest.plugin_version.to_string_lossy() };
@@ -96,26 +120,10 @@ pub fn load(path: &Path) -> Result<Loaded> {
     let weight_entries = unsafe { slice(manifest.weighters, manifest.n_weighters) };
 
     let path_buf = path.to_path_buf();
-    let info = |name: abi::Str,
-                description: abi::Str,
-                defaults: abi::Str,
-                kind: PluginKind|
-     -> PluginInfo {
-        // SAFETY: entry strings point into the never-unloaded library's statics.
-        let defaults_text = unsafe { defaults.to_string_lossy() };
-        PluginInfo {
-            // SAFETY: as above.
-            name: unsafe { name.to_string_lossy() },
-            kind,
-            version: plugin_version.clone(),
-            // SAFETY: as above.
-            description: format!("{} (library `{plugin_name}`)", unsafe {
-                description.to_string_lossy()
-            }),
-            source: PluginSource::Library(path_buf.clone()),
-            defaults: serde_json::from_str(&defaults_text).unwrap_or(serde_json::Value::Null),
-            params: vec![],
-        }
+    let info = |name: abi::Str, description: abi::Str, defaults: abi::Str, kind: PluginKind| {
+        // SAFETY: entry strings point at their declared lengths, as the caller guarantees.
+        let texts = unsafe { [name, description, defaults].map(|s| s.to_string_lossy()) };
+        entry_info(path, texts, kind, &plugin_name, &plugin_version)
     };
     let synthesizers = synth_entries
         .iter()
@@ -125,7 +133,7 @@ pub fn load(path: &Path) -> Result<Loaded> {
                 e.description,
                 e.defaults_json,
                 PluginKind::Synthesizer,
-            );
+            )?;
             let entry = *e;
             let (name, lib_path) = (i.name.clone(), path_buf.clone());
             let build: Builder<dyn Synthesizer> = Arc::new(move |params| {
@@ -136,13 +144,13 @@ pub fn load(path: &Path) -> Result<Loaded> {
                     name: name.clone(),
                 }) as Box<dyn Synthesizer>)
             });
-            (i, build)
+            Ok((i, build))
         })
-        .collect();
+        .collect::<Result<_>>()?;
     let weighters = weight_entries
         .iter()
         .map(|e| {
-            let i = info(e.name, e.description, e.defaults_json, PluginKind::Weighter);
+            let i = info(e.name, e.description, e.defaults_json, PluginKind::Weighter)?;
             let entry = *e;
             let (name, lib_path) = (i.name.clone(), path_buf.clone());
             let build: Builder<dyn SampleWeighter> = Arc::new(move |params| {
@@ -153,16 +161,59 @@ pub fn load(path: &Path) -> Result<Loaded> {
                     name: name.clone(),
                 }) as Box<dyn SampleWeighter>)
             });
-            (i, build)
+            Ok((i, build))
         })
-        .collect();
+        .collect::<Result<_>>()?;
     Ok(Loaded {
         synthesizers,
         weighters,
     })
 }
 
-unsafe fn slice<T>(ptr: *const T, n: usize) -> &'static [T] {
+/// The description of one exported entry from its `[name, description, defaults_json]` texts.
+fn entry_info(
+    path: &Path,
+    [name, description, defaults]: [String; 3],
+    kind: PluginKind,
+    plugin_name: &str,
+    plugin_version: &str,
+) -> Result<PluginInfo> {
+    if name.is_empty() || name.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(load_err(
+            path,
+            format!(
+                "exports a {} named {name:?}; expected a non-empty name without spaces or control characters",
+                kind.name()
+            ),
+        ));
+    }
+    let defaults: serde_json::Value = match defaults.trim() {
+        "" => serde_json::Value::Object(Default::default()),
+        text => serde_json::from_str(text).map_err(|e| {
+            load_err(
+                path,
+                format!("the defaults of `{name}` are not JSON ({e}): {text:.80}"),
+            )
+        })?,
+    };
+    if !defaults.is_object() {
+        return Err(load_err(
+            path,
+            format!("the defaults of `{name}` are {defaults:.80}; expected a JSON object"),
+        ));
+    }
+    Ok(PluginInfo {
+        name,
+        kind,
+        version: plugin_version.to_string(),
+        description: format!("{description} (library `{plugin_name}`)"),
+        source: PluginSource::Library(path.to_path_buf()),
+        defaults,
+        params: vec![],
+    })
+}
+
+unsafe fn slice<'a, T>(ptr: *const T, n: usize) -> &'a [T] {
     if ptr.is_null() || n == 0 {
         &[]
     } else {
@@ -179,18 +230,29 @@ fn call(plugin: &str, f: impl FnOnce(*mut abi::ErrorBuf) -> i32) -> Result<()> {
         len: 0,
     };
     let code = f(&mut buf);
-    let msg = String::from_utf8_lossy(&text[..buf.len.min(ERROR_CAPACITY)]).into_owned();
-    match code {
-        abi::OK => Ok(()),
-        abi::PARAMS_ERROR => Err(CoreError::PluginParams {
-            plugin: plugin.to_string(),
-            problem: msg,
-        }),
-        _ => Err(CoreError::Plugin {
-            plugin: plugin.to_string(),
-            problem: msg,
-        }),
-    }
+    call_outcome(plugin, code, &text, buf.len)
+}
+
+/// Decodes a plugin call's return code and the error text it wrote into `buffer` (`written` is
+/// the length the plugin reported, trusted only up to the buffer's size).
+pub fn call_outcome(plugin: &str, code: i32, buffer: &[u8], written: usize) -> Result<()> {
+    let msg = String::from_utf8_lossy(&buffer[..written.min(buffer.len())]);
+    let problem = match code {
+        abi::OK => return Ok(()),
+        abi::PARAMS_ERROR => {
+            return Err(CoreError::PluginParams {
+                plugin: plugin.to_string(),
+                problem: msg.into_owned(),
+            })
+        }
+        // The SDK's own panic text already says "plugin panicked".
+        abi::ERROR | abi::PANIC => msg.into_owned(),
+        other => format!("returned status {other}, which ABI version {} does not define (0 ok, 1 error, 2 panic, 3 bad parameters); its message: {msg}", abi::ABI_VERSION),
+    };
+    Err(CoreError::Plugin {
+        plugin: plugin.to_string(),
+        problem,
+    })
 }
 
 /// Owned plugin state pointer.
@@ -345,5 +407,61 @@ impl SampleWeighter for DylibWeighter {
             });
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(texts: [&str; 3]) -> Result<PluginInfo> {
+        entry_info(
+            Path::new("libx.so"),
+            texts.map(String::from),
+            PluginKind::Weighter,
+            "x",
+            "1.0",
+        )
+    }
+
+    #[test]
+    fn a_reported_error_length_past_the_buffer_is_clamped() {
+        let err = call_outcome("p", abi::ERROR, b"bad thing", usize::MAX).unwrap_err();
+        assert!(err.to_string().contains("bad thing"), "{err}");
+        let err = call_outcome("p", abi::ERROR, b"bad thing", 3).unwrap_err();
+        assert!(err.to_string().contains("bad") && !err.to_string().contains("thing"));
+    }
+
+    #[test]
+    fn status_codes_map_to_their_errors() {
+        assert!(call_outcome("p", abi::OK, b"ignored", 7).is_ok());
+        assert!(matches!(
+            call_outcome("p", abi::PARAMS_ERROR, b"beta < 0", 8),
+            Err(CoreError::PluginParams { .. })
+        ));
+        let err = call_outcome("p", 77, &[0xff, b'x'], 2).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("status 77") && msg.contains("x"), "{msg}");
+    }
+
+    #[test]
+    fn entry_names_and_defaults_are_checked() {
+        assert_eq!(
+            info(["w", "d", ""]).unwrap().defaults,
+            serde_json::json!({})
+        );
+        assert_eq!(
+            info(["w", "d", r#"{"a": 1}"#]).unwrap().defaults,
+            serde_json::json!({"a": 1})
+        );
+        for (texts, needle) in [
+            (["", "d", "{}"], "named \"\""),
+            (["two words", "d", "{}"], "two words"),
+            (["w", "d", "{"], "not JSON"),
+            (["w", "d", "[1]"], "expected a JSON object"),
+        ] {
+            let msg = info(texts).unwrap_err().to_string();
+            assert!(msg.contains(needle) && msg.contains("libx.so"), "{msg}");
+        }
     }
 }

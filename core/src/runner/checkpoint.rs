@@ -3,6 +3,7 @@
 //! (written under a temporary name, then renamed) and pointed to by a `latest` file.
 
 use std::collections::BTreeMap;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -57,21 +58,11 @@ pub fn save(dir: &Path, name: &str, ckpt: &Checkpoint, keep: &[&str]) -> Result<
     if tmp.exists() {
         std::fs::remove_dir_all(&tmp).map_err(|e| CoreError::io(&tmp, e))?;
     }
-    std::fs::create_dir_all(&tmp).map_err(|e| CoreError::io(&tmp, e))?;
-    let mut sums = BTreeMap::new();
-    for (file, bytes) in &ckpt.files {
-        let path = tmp.join(file);
-        std::fs::write(&path, bytes).map_err(|e| CoreError::io(&path, e))?;
-        sums.insert(file.clone(), sum(bytes));
+    if let Err(e) = write_folder(&tmp, ckpt) {
+        // A full disk or a failed write leaves no half-written folder taking the space.
+        let _ = std::fs::remove_dir_all(&tmp);
+        return Err(e);
     }
-    let envelope = Envelope {
-        format: FORMAT,
-        files: sums,
-        state: ckpt.state.clone(),
-    };
-    let json = serde_json::to_vec_pretty(&envelope)
-        .map_err(|e| CoreError::codec("checkpoint state", e))?;
-    write_atomic(&tmp.join("state.json"), &json)?;
     let number = name
         .trim_start_matches(|c: char| !c.is_ascii_digit())
         .parse()
@@ -93,6 +84,30 @@ pub fn save(dir: &Path, name: &str, ckpt: &Checkpoint, keep: &[&str]) -> Result<
         }
     }
     Ok(target)
+}
+
+/// Writes every file of `ckpt` and its `state.json` (sums included) into the new folder `tmp`,
+/// each synced to disk before the folder is renamed into place.
+fn write_folder(tmp: &Path, ckpt: &Checkpoint) -> Result<()> {
+    std::fs::create_dir_all(tmp).map_err(|e| CoreError::io(tmp, e))?;
+    let mut sums = BTreeMap::new();
+    for (file, bytes) in &ckpt.files {
+        let path = tmp.join(file);
+        let written = std::fs::File::create(&path).and_then(|mut f| {
+            f.write_all(bytes)?;
+            f.sync_all()
+        });
+        written.map_err(|e| CoreError::io(&path, e))?;
+        sums.insert(file.clone(), sum(bytes));
+    }
+    let envelope = Envelope {
+        format: FORMAT,
+        files: sums,
+        state: ckpt.state.clone(),
+    };
+    let json = serde_json::to_vec_pretty(&envelope)
+        .map_err(|e| CoreError::codec("checkpoint state", e))?;
+    write_atomic(&tmp.join("state.json"), &json)
 }
 
 /// The checkpoint `dir/latest` points to, if any.

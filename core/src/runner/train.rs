@@ -822,7 +822,10 @@ fn finish_epoch<F: ModelFactory, B: KernelBackend>(
 /// Writes `dir/best/` atomically without moving the `latest` pointer.
 fn save_best(dir: &Path, ckpt: &Checkpoint) -> Result<()> {
     let staging = dir.join(".best-staging");
-    checkpoint::save(&staging, "best", ckpt, &[])?;
+    if let Err(e) = checkpoint::save(&staging, "best", ckpt, &[]) {
+        let _ = std::fs::remove_dir_all(&staging);
+        return Err(e);
+    }
     let target = dir.join("best");
     if target.exists() {
         std::fs::remove_dir_all(&target).map_err(|e| CoreError::io(&target, e))?;
