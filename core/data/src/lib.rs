@@ -7,6 +7,7 @@
 
 pub mod atomic_file;
 pub mod brats;
+pub mod case_store;
 pub mod error;
 pub mod labels;
 pub mod metrics;

@@ -1,7 +1,7 @@
 //! BraTS preprocessing as in MONAI / nnU-Net practice: crop to the brain, per-modality z-score over
 //! brain voxels, tumour-aware random patch sampling and random flips.
 
-use ndarray::{s, Array3, Array4, ArrayView3, Axis, Zip};
+use ndarray::{s, Array3, Array4, ArrayView3, ArrayView4, Axis, Zip};
 use rand::{Rng, RngExt};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -164,7 +164,19 @@ pub fn sample_patch<R: Rng + ?Sized>(
     cfg: &PatchConfig,
     rng: &mut R,
 ) -> Patch {
-    let (_, nz, ny, nx) = case.image.dim();
+    sample_patch_from(case.image.view(), case.label.view(), foreground, cfg, rng)
+}
+
+/// [`sample_patch`] from views of a case's image `[modality, z, y, x]` and labels `[z, y, x]`
+/// (e.g. memory maps of a stored case).
+pub fn sample_patch_from<R: Rng + ?Sized>(
+    case_image: ArrayView4<f32>,
+    case_label: ArrayView3<u8>,
+    foreground: &[usize],
+    cfg: &PatchConfig,
+    rng: &mut R,
+) -> Patch {
+    let (_, nz, ny, nx) = case_image.dim();
     let [px, py, pz] = cfg.size;
     let centre = if !foreground.is_empty() && rng.random_bool(cfg.tumour_share) {
         let i = foreground[rng.random_range(0..foreground.len())];
@@ -181,7 +193,7 @@ pub fn sample_patch<R: Rng + ?Sized>(
         centre[1] as isize - (py / 2) as isize,
         centre[2] as isize - (px / 2) as isize,
     ];
-    let mut image = Array4::<f32>::zeros((case.image.dim().0, pz, py, px));
+    let mut image = Array4::<f32>::zeros((case_image.dim().0, pz, py, px));
     let mut label = Array3::<u8>::zeros((pz, py, px));
     let dims = [nz, ny, nx];
     let patch = [pz, py, px];
@@ -204,7 +216,7 @@ pub fn sample_patch<R: Rng + ?Sized>(
             dst[1].0..dst[1].1,
             dst[2].0..dst[2].1
         ])
-        .assign(&case.image.slice(s![
+        .assign(&case_image.slice(s![
             ..,
             src[0].0..src[0].1,
             src[1].0..src[1].1,
@@ -216,7 +228,7 @@ pub fn sample_patch<R: Rng + ?Sized>(
             dst[1].0..dst[1].1,
             dst[2].0..dst[2].1
         ])
-        .assign(&case.label.slice(s![
+        .assign(&case_label.slice(s![
             src[0].0..src[0].1,
             src[1].0..src[1].1,
             src[2].0..src[2].1

@@ -1,71 +1,82 @@
 //! Loading a dataset for training: phantom generation on first use, split, preprocessing, caching.
 
-use std::borrow::Cow;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use ndarray::{s, Array3};
+use ndarray::Array3;
 use rayon::prelude::*;
 
 use crate::brats::{discover, load_case, split_cases, DatasetOptions, Split};
+use crate::case_store::{CaseParts, StoredCase};
 use crate::error::{CoreError, Result};
 use crate::labels::LabelConvention;
-use crate::preprocess::{crop_to_brain, foreground_indices, zscore_brain};
+use crate::preprocess::{crop_to_brain, zscore_brain};
 use crate::runner::config::{DatasetConfig, DatasetKind};
-use crate::volume::{Case, Grid};
+use crate::runner::plan::stable_hash;
+use crate::volume::Case;
 
-/// A case ready for training and evaluation.
-#[derive(Debug, Clone)]
-pub struct PreparedCase {
-    /// Preprocessed case: cropped to the brain and z-scored.
-    pub case: Case,
-    /// Flat indices of its tumour voxels (patch sampler).
-    pub foreground: Vec<usize>,
-    /// Start (z, y, x) of the crop in the original volume.
-    pub crop_start: [usize; 3],
-    /// Grid of the original volume (predictions are written on it).
-    pub original_grid: Grid,
-    /// Labels on the original grid, kept only where they are not the uncropped `case.label`
-    /// (tumour labels outside the brain crop); see [`PreparedCase::original_label`].
-    original_label: Option<Array3<u8>>,
+/// Preprocessing version: part of every stored case's stamp, so a change rebuilds the store.
+const PREPROCESSING: &str = "crop-to-brain, z-score in brain, v1";
+
+/// Preprocesses one loaded case (crop to the brain, z-score) into the store folder `dir`.
+fn store_case(original: Case, dir: &Path, stamp: &str) -> Result<StoredCase> {
+    let (mut case, crop_start) = crop_to_brain(&original)?;
+    zscore_brain(&mut case);
+    // The original labels cost 9 MB per BraTS case; keep them only if the crop lost some
+    // (the crop is a sub-box, so equal tumour counts mean uncropping restores them exactly).
+    let tumour = |l: &Array3<u8>| l.iter().filter(|&&v| v != 0).count();
+    let lost = tumour(&original.label) != tumour(&case.label);
+    StoredCase::write(
+        dir,
+        &CaseParts {
+            case: &case,
+            crop_start,
+            original_grid: &original.grid,
+            original_label: lost.then_some(&original.label),
+            stamp,
+        },
+    )
 }
 
-impl PreparedCase {
-    /// Prepares one loaded case.
-    pub fn new(original: Case) -> Result<Self> {
-        let (mut case, crop_start) = crop_to_brain(&original)?;
-        zscore_brain(&mut case);
-        let foreground = foreground_indices(case.label.view());
-        // The original labels cost 9 MB per BraTS case; keep them only if the crop lost some
-        // (the crop is a sub-box, so equal tumour counts mean uncropping restores them exactly).
-        let tumour = |l: &Array3<u8>| l.iter().filter(|&&v| v != 0).count();
-        let original_label =
-            (tumour(&original.label) != tumour(&case.label)).then_some(original.label);
-        Ok(PreparedCase {
-            case,
-            foreground,
-            crop_start,
-            original_grid: original.grid,
-            original_label,
-        })
-    }
-
-    /// Places a label map of the cropped case back into the original volume.
-    pub fn uncrop(&self, cropped: &Array3<u8>) -> Array3<u8> {
-        let mut full = Array3::<u8>::zeros(self.original_grid.shape_zyx());
-        let (z, y, x) = cropped.dim();
-        let [a, b, c] = self.crop_start;
-        full.slice_mut(s![a..a + z, b..b + y, c..c + x])
-            .assign(cropped);
-        full
-    }
-
-    /// Labels on the original grid (metrics are computed there).
-    pub fn original_label(&self) -> Cow<'_, Array3<u8>> {
-        match &self.original_label {
-            Some(l) => Cow::Borrowed(l),
-            None => Cow::Owned(self.uncrop(&self.case.label)),
+/// The stamp of a case's sources: the preprocessing version and every source file's name, size
+/// and modification time (a changed or replaced file rebuilds the case; reading every byte of a
+/// 369-case dataset to hash it would cost more than the preprocessing).
+fn source_stamp(dir: &Path, convention: LabelConvention) -> Result<String> {
+    let mut files: Vec<PathBuf> = if dir.is_file() {
+        let mut v = vec![dir.to_path_buf()];
+        if let (Some(name), Some(root)) = (dir.file_name(), dir.parent().and_then(Path::parent)) {
+            v.push(root.join("labelsTr").join(name));
         }
+        v
+    } else {
+        std::fs::read_dir(dir)
+            .map_err(|e| CoreError::io(dir, e))?
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.is_file())
+            .collect()
+    };
+    files.sort();
+    let mut key = format!("{PREPROCESSING}|{}|", convention.name());
+    for f in files {
+        let meta = std::fs::metadata(&f).map_err(|e| CoreError::io(&f, e))?;
+        let mtime = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_nanos());
+        key.push_str(&format!("{}:{}:{mtime}|", f.display(), meta.len()));
     }
+    Ok(format!("{:016x}", stable_hash(key.as_bytes())))
+}
+
+/// The stored case of the source `dir`: opened when its stamp matches, else built now.
+fn stored(dir: &Path, folder: &Path, convention: LabelConvention) -> Result<StoredCase> {
+    let stamp = source_stamp(dir, convention)?;
+    let target = folder.join(dir_id(dir));
+    if let Some(c) = StoredCase::open(&target, &stamp) {
+        return Ok(c);
+    }
+    store_case(load_case(dir, convention)?, &target, &stamp)
 }
 
 /// A dataset split into prepared training and test cases.
@@ -78,9 +89,9 @@ pub struct PreparedData {
     /// The train/test partition.
     pub split: Split,
     /// Training cases, in `split.train` order.
-    pub train: Vec<PreparedCase>,
+    pub train: Vec<StoredCase>,
     /// Test cases, in `split.test` order.
-    pub test: Vec<PreparedCase>,
+    pub test: Vec<StoredCase>,
 }
 
 /// Generates the phantom into `cfg.path` unless every case is already there.
@@ -104,8 +115,35 @@ fn ensure_phantom(cfg: &DatasetConfig, convention: LabelConvention) -> Result<()
     Ok(())
 }
 
-/// Loads, splits and preprocesses a dataset (phantoms are generated on first use).
-pub fn prepare(cfg: &DatasetConfig) -> Result<PreparedData> {
+/// The store folder of a dataset under `root`: its name, and a hash of what decides its cases'
+/// content besides the case files themselves (kind, folder, label convention, store layout).
+pub fn store_folder(root: &Path, cfg: &DatasetConfig, convention: LabelConvention) -> PathBuf {
+    let path = cfg.path.canonicalize().unwrap_or_else(|_| cfg.path.clone());
+    let key = format!(
+        "{:?}|{}|{}|{}",
+        cfg.kind,
+        path.display(),
+        convention.name(),
+        crate::case_store::FORMAT
+    );
+    let slug: String = cfg
+        .name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    root.join("cases")
+        .join(format!("{slug}-{:016x}", stable_hash(key.as_bytes())))
+}
+
+/// Loads, splits and preprocesses a dataset into the case store under `store_root` (phantoms are
+/// generated on first use; cases already stored from the same sources are opened, not rebuilt).
+pub fn prepare(cfg: &DatasetConfig, store_root: &Path) -> Result<PreparedData> {
     let convention = cfg.convention()?;
     if cfg.kind == DatasetKind::Phantom {
         ensure_phantom(cfg, convention)?;
@@ -122,7 +160,8 @@ pub fn prepare(cfg: &DatasetConfig) -> Result<PreparedData> {
             e.to_string(),
         )
     })?;
-    let load = |wanted: &[String]| -> Result<Vec<PreparedCase>> {
+    let folder = store_folder(store_root, cfg, convention);
+    let load = |wanted: &[String]| -> Result<Vec<StoredCase>> {
         wanted
             .par_iter()
             .map(|id| {
@@ -130,7 +169,7 @@ pub fn prepare(cfg: &DatasetConfig) -> Result<PreparedData> {
                     .iter()
                     .find(|d| &dir_id(d) == id)
                     .ok_or_else(|| CoreError::invalid("split", format!("unknown case {id}")))?;
-                PreparedCase::new(load_case(dir, convention)?)
+                stored(dir, &folder, convention)
             })
             .collect()
     };
@@ -150,7 +189,8 @@ fn dir_id(dir: &Path) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ndarray::Array4;
+    use crate::volume::Grid;
+    use ndarray::{s, Array4};
 
     fn case(label_outside_brain: bool) -> Case {
         let mut image = Array4::<f32>::zeros((4, 10, 12, 14));
@@ -173,14 +213,26 @@ mod tests {
 
     #[test]
     fn original_labels_are_rebuilt_from_the_crop_or_kept_when_the_crop_lost_some() {
+        let tmp = tempfile::tempdir().unwrap();
         for outside in [false, true] {
             let original = case(outside);
             let expected = original.label.clone();
-            let prepared = PreparedCase::new(original).unwrap();
-            assert_eq!(prepared.case.label.dim(), (6, 6, 6));
-            assert_eq!(prepared.original_label.is_some(), outside);
-            assert_eq!(*prepared.original_label(), expected);
-            assert_eq!(prepared.uncrop(&prepared.case.label).dim(), (10, 12, 14));
+            let dir = tmp.path().join(format!("toy-{outside}"));
+            let stored = store_case(original, &dir, "s").unwrap();
+            let loaded = stored.load().unwrap();
+            // The brain box is voxels 2..8 × 3..9 × 4..10 (z, y, x).
+            assert_eq!(loaded.label.dim(), (6, 6, 6));
+            assert_eq!(
+                loaded.label[[2, 2, 2]],
+                4,
+                "voxel (4, 5, 6) of the original"
+            );
+            assert_eq!(stored.meta().crop_start, [2, 3, 4]);
+            assert_eq!(stored.meta().original_label, outside);
+            assert_eq!(stored.original_label().unwrap(), expected);
+            assert_eq!(stored.foreground().unwrap().len(), 2);
+            assert!(StoredCase::open(&dir, "s").is_some());
+            assert!(StoredCase::open(&dir, "other sources").is_none());
         }
     }
 }

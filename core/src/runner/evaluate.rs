@@ -6,6 +6,7 @@ use std::path::Path;
 use burn::tensor::backend::Backend;
 use ndarray::{Array3, Array4, Axis};
 
+use crate::case_store::StoredCase;
 use crate::error::Result;
 use crate::inference::sliding_window;
 use crate::labels::{labels_from_regions, region_mask, LabelConvention, Region};
@@ -15,7 +16,6 @@ use crate::nifti_io::write_volume;
 use crate::plugin::ScoreKind;
 use crate::runner::config::EvalConfig;
 use crate::runner::crash_point::{self, CrashPoint};
-use crate::runner::data::PreparedCase;
 use crate::runner::CaseResult;
 use crate::volume::Case;
 
@@ -47,32 +47,33 @@ pub fn predict<B: Backend, M: SegmentationModel<B>>(
 /// Metrics of every test case; predictions written to `predictions` as `<id>.nii.gz` when given.
 pub fn evaluate<B: Backend, M: SegmentationModel<B>>(
     model: &M,
-    test: &[PreparedCase],
+    test: &[StoredCase],
     cfg: &EvalConfig,
     device: &B::Device,
     predictions: Option<&Path>,
 ) -> Result<Vec<CaseResult>> {
     let mut out = Vec::with_capacity(test.len());
     for (i, c) in test.iter().enumerate() {
-        let pred = c.uncrop(&predict::<B, M>(model, &c.case, cfg, device)?);
+        let pred = c.uncrop(&predict::<B, M>(model, &c.load()?, cfg, device)?);
+        let meta = c.meta();
         let metrics = case_metrics(
             pred.view(),
-            c.original_label().view(),
-            c.case.convention,
-            c.original_grid.spacing_zyx(),
+            c.original_label()?.view(),
+            meta.convention,
+            meta.original_grid.spacing_zyx(),
             &cfg.metrics,
         );
         crash_point::hit(CrashPoint::Evaluate, i);
         if let Some(dir) = predictions {
             write_volume(
-                &dir.join(format!("{}.nii.gz", c.case.id)),
+                &dir.join(format!("{}.nii.gz", c.id())),
                 pred.view(),
-                &c.original_grid,
+                &meta.original_grid,
             )?;
             crash_point::hit(CrashPoint::Export, i);
         }
         out.push(CaseResult {
-            id: c.case.id.clone(),
+            id: c.id().to_string(),
             metrics,
         });
     }

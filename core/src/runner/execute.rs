@@ -197,7 +197,7 @@ pub fn execute(
             run.seed
         ));
         let exp = &loaded.variants[run.variant].experiment;
-        let prepared = prepared(&mut data, &exp.datasets[run.dataset])?;
+        let prepared = prepared(&mut data, &exp.datasets[run.dataset], &cache)?;
         std::fs::create_dir_all(&dir).map_err(|e| CoreError::io(&dir, e))?;
         RunRecord {
             experiment: loaded.resolved.clone(),
@@ -255,11 +255,12 @@ fn check_unfinished(
 fn prepared<'a>(
     data: &'a mut Vec<(crate::runner::config::DatasetConfig, PreparedData)>,
     cfg: &crate::runner::config::DatasetConfig,
+    cache: &Path,
 ) -> Result<&'a PreparedData> {
     let i = match data.iter().position(|(c, _)| c == cfg) {
         Some(i) => i,
         None => {
-            data.push((cfg.clone(), prepare(cfg)?));
+            data.push((cfg.clone(), prepare(cfg, cache)?));
             data.len() - 1
         }
     };

@@ -5,8 +5,8 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use crate::atomic_file::write_atomic;
+use crate::case_store::StoredCase;
 use crate::error::{CoreError, Result};
-use crate::runner::data::PreparedCase;
 use crate::runner::{EpochRecord, RunResults};
 use serde::{Deserialize, Serialize};
 
@@ -63,7 +63,7 @@ pub fn write_records(dir: &Path, records: &[EpochRecord]) -> Result<()> {
 }
 
 /// Writes `weights.csv`: one line per synthetic sample and stage-2 epoch.
-pub fn write_weights(dir: &Path, logs: &[WeightLog], real: &[PreparedCase]) -> Result<()> {
+pub fn write_weights(dir: &Path, logs: &[WeightLog], real: &[StoredCase]) -> Result<()> {
     let mut csv = String::from("epoch,sample,source,real_case,score,weight\n");
     for log in logs {
         for (j, ((src, score), w)) in log
@@ -73,7 +73,7 @@ pub fn write_weights(dir: &Path, logs: &[WeightLog], real: &[PreparedCase]) -> R
             .zip(&log.weights)
             .enumerate()
         {
-            let real_case = real.get(j).map(|c| c.case.id.as_str()).unwrap_or("");
+            let real_case = real.get(j).map(|c| c.id()).unwrap_or("");
             // An empty score: the row's weighter does not read scores, so none were computed.
             let score = if score.is_nan() {
                 String::new()

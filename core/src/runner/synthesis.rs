@@ -2,6 +2,7 @@
 //! real training case and epoch, seeded by (run, epoch, case), handed to the trainer through a
 //! bounded queue.
 
+use std::path::Path;
 use std::sync::mpsc::{sync_channel, Receiver};
 use std::thread::Scope;
 use std::time::Instant;
@@ -10,10 +11,10 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
+use crate::case_store::{CaseParts, StoredCase};
 use crate::error::{CoreError, Result};
 use crate::plugin::{SampledImage, Synthesizer, TrainableSynthesizer};
 use crate::runner::config::SynthesisConfig;
-use crate::runner::data::PreparedCase;
 use crate::seed::derive_seed;
 use crate::volume::Case;
 
@@ -28,20 +29,38 @@ pub fn case_seed(seed: u64, epoch: usize, case: usize) -> u64 {
     )
 }
 
-/// Synthesizes one epoch's set: case `j` from real case `j`.
+/// Synthesizes one epoch's set: case `j` from real case `j`, each written to the spill folder
+/// `spill/set-<epoch>/` as it is made, so memory holds one case per worker, not the set.
 pub fn synthesize_epoch(
     synth: &dyn Synthesizer,
-    real: &[PreparedCase],
+    real: &[StoredCase],
     seed: u64,
     epoch: usize,
-) -> Result<Vec<Case>> {
+    spill: &Path,
+) -> Result<Vec<StoredCase>> {
+    let set = spill.join(format!("set-{epoch:04}"));
     real.par_iter()
         .enumerate()
         .map(|(j, c)| {
             let mut rng = ChaCha8Rng::seed_from_u64(case_seed(seed, epoch, j));
-            synth.synthesize(&c.case, &mut rng).map(|s| s.case)
+            let case = synth.synthesize(&c.load()?, &mut rng)?.case;
+            spill_case(&case, &set.join(format!("{j:05}")))
         })
         .collect()
+}
+
+/// Writes a synthetic (already cropped and normalised) case to the spill folder `dir`.
+pub fn spill_case(case: &Case, dir: &Path) -> Result<StoredCase> {
+    StoredCase::write(
+        dir,
+        &CaseParts {
+            case,
+            crop_start: [0; 3],
+            original_grid: &case.grid,
+            original_label: None,
+            stamp: "synthetic",
+        },
+    )
 }
 
 /// The trainer's end of the queue: the set of each stage-2 epoch (synthetic cases, or generated

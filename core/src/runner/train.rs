@@ -25,6 +25,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+use crate::case_store::StoredCase;
 use crate::error::{CoreError, Result};
 use crate::labels::region_targets;
 use crate::loss::weighted_dice_loss;
@@ -33,7 +34,6 @@ use crate::plugin::AnySynthesizer;
 use crate::plugin::{
     parse_params, EpochScores, SampleWeighter, SampledImage, ScoreKind, TrainableSynthesizer,
 };
-use crate::preprocess::{foreground_indices, sample_patch};
 use crate::runner::checkpoint::{self, Checkpoint};
 use crate::runner::config::{Report, TrainConfig};
 use crate::runner::crash_point::{self, CrashPoint};
@@ -44,7 +44,7 @@ use crate::runner::module_state::{
 };
 use crate::runner::run_dir::{self, WeightLog};
 use crate::runner::stage_lock::StageLock;
-use crate::runner::synthesis::{sample_epoch, synthesize_epoch, SynthesisQueue};
+use crate::runner::synthesis::{sample_epoch, spill_case, synthesize_epoch, SynthesisQueue};
 use crate::runner::{EpochRecord, RunJob, RunObserver, RunOutcome, RunResults};
 use crate::seed::derive_seed;
 use crate::volume::Case;
@@ -349,9 +349,14 @@ fn stage2<F: ModelFactory, B: KernelBackend>(
     if s.state.epoch < e1 + e2 {
         obs.stage(2, s.state.epoch, e1 + e2);
     }
+    // Synthetic sets live on disk while they are used (bounded memory), rebuilt on a resume.
+    let spill = job.run_dir.join("spill");
+    if spill.exists() {
+        std::fs::remove_dir_all(&spill).map_err(|e| CoreError::io(&spill, e))?;
+    }
     std::thread::scope(|scope| -> Result<()> {
         let epochs = s.state.epoch.saturating_sub(e1)..e2;
-        let (real, seed) = (&job.data.train, job.run.seed);
+        let (real, seed, spill) = (&job.data.train, job.run.seed, spill.as_path());
         let regenerate = match &source {
             Source::Generative(g) => t.synthesis.regenerate && g.regenerate(),
             _ => t.synthesis.regenerate,
@@ -364,7 +369,7 @@ fn stage2<F: ModelFactory, B: KernelBackend>(
             _ if s.state.epoch >= e1 + e2 => Queue::None,
             Source::Derived(synth) => Queue::Derived(SynthesisQueue::start(
                 scope,
-                move |k| synthesize_epoch(synth.as_ref(), real, seed, k),
+                move |k| synthesize_epoch(synth.as_ref(), real, seed, k, spill),
                 epochs,
                 &t.synthesis,
             )?),
@@ -381,6 +386,7 @@ fn stage2<F: ModelFactory, B: KernelBackend>(
             fixed: None,
             fixed_images: None,
             regenerate,
+            spill,
         };
         while s.state.epoch < e1 + e2 {
             let e = s.state.epoch;
@@ -399,6 +405,7 @@ fn stage2<F: ModelFactory, B: KernelBackend>(
                 wait_s,
             };
             let rec = run_epoch(s, job, &plan, obs)?;
+            sets.release(&synthetic)?;
             s.state.weighter = weighter.history();
             finish_epoch(s, job, rec, obs, true)?;
             let done = s.state.epoch == e1 + e2;
@@ -413,6 +420,9 @@ fn stage2<F: ModelFactory, B: KernelBackend>(
         drop(sets);
         Ok(())
     })?;
+    if spill.exists() {
+        std::fs::remove_dir_all(&spill).map_err(|e| CoreError::io(&spill, e))?;
+    }
     // The run is complete: even without stage-2 epochs, leave a checkpoint that marks it.
     if checkpoint::latest(&dirs.run)?.is_none() {
         s.save(&dirs.run, &format!("epoch-{:05}", s.state.epoch), &["best"])?;
@@ -425,7 +435,7 @@ enum Queue {
     /// No synthesizer.
     None,
     /// Cases derived from real ones.
-    Derived(SynthesisQueue<Vec<Case>>),
+    Derived(SynthesisQueue<Vec<StoredCase>>),
     /// Images from a generative comparator, labelled by the teacher on arrival.
     Generative(SynthesisQueue<Vec<SampledImage>>),
 }
@@ -433,14 +443,31 @@ enum Queue {
 /// The synthetic sets of stage 2's epochs from the background queue (a fresh set per epoch, or
 /// the first set kept when `regenerate` is off; kept generated images are relabelled by each
 /// epoch's teacher).
-struct SyntheticSets {
+struct SyntheticSets<'a> {
     queue: Queue,
-    fixed: Option<Vec<Case>>,
+    fixed: Option<Vec<StoredCase>>,
     fixed_images: Option<Vec<SampledImage>>,
     regenerate: bool,
+    /// Where the sets are written.
+    spill: &'a Path,
 }
 
-impl SyntheticSets {
+impl SyntheticSets<'_> {
+    /// Deletes the spilled folder of a set once its epoch is trained, unless it is the kept set.
+    fn release(&self, set: &[StoredCase]) -> Result<()> {
+        let kept = self
+            .fixed
+            .as_ref()
+            .and_then(|f| f.first())
+            .map(StoredCase::dir);
+        match set.first().and_then(|c| c.dir().parent()) {
+            Some(folder) if kept.and_then(Path::parent) != Some(folder) => {
+                std::fs::remove_dir_all(folder).map_err(|e| CoreError::io(folder, e))
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// The set of global epoch `e` and the seconds the trainer waited for the queue.
     fn next<F: ModelFactory, B: KernelBackend>(
         &mut self,
@@ -448,7 +475,7 @@ impl SyntheticSets {
         job: &RunJob<'_>,
         e: usize,
         obs: &mut dyn RunObserver,
-    ) -> Result<(Vec<Case>, f64)> {
+    ) -> Result<(Vec<StoredCase>, f64)> {
         match &self.queue {
             Queue::None => Ok((Vec::new(), 0.0)),
             Queue::Derived(q) => {
@@ -473,7 +500,8 @@ impl SyntheticSets {
                     }
                 };
                 let start = Instant::now();
-                let set = label_generated(images, &s.ema, job, e, &s.device)?;
+                let folder = self.spill.join(format!("labelled-{e:04}"));
+                let set = label_generated(images, &s.ema, job, e, &s.device, &folder)?;
                 obs.message(&format!(
                     "epoch {}: {} generated images labelled by the EMA teacher after epoch {e} \
                      ({:.1} s; waited {wait:.1} s for the generator)",
@@ -586,7 +614,7 @@ fn weigh<F: ModelFactory, B: KernelBackend>(
     s: &mut Session<F, B>,
     job: &RunJob<'_>,
     weighter: &mut dyn SampleWeighter,
-    synthetic: &[Case],
+    synthetic: &[StoredCase],
     epoch: usize,
 ) -> Result<Vec<f64>> {
     let (real, scores) = if weighter.needs_scores() {
@@ -598,9 +626,12 @@ fn weigh<F: ModelFactory, B: KernelBackend>(
             job.data
                 .train
                 .iter()
-                .map(|c| score(&c.case))
+                .map(|c| score(&c.load()?))
                 .collect::<Result<Vec<_>>>()?,
-            synthetic.iter().map(score).collect::<Result<Vec<_>>>()?,
+            synthetic
+                .iter()
+                .map(|c| score(&c.load()?))
+                .collect::<Result<Vec<_>>>()?,
         )
     } else {
         // The weighter ignores scores (`uniform`, no weighter): no scoring pass.
@@ -625,7 +656,7 @@ fn weigh<F: ModelFactory, B: KernelBackend>(
     s.state.weights.push(WeightLog {
         epoch: epoch + 1,
         real_scores: real,
-        sources: synthetic.iter().map(|c| c.id.clone()).collect(),
+        sources: synthetic.iter().map(|c| c.id().to_string()).collect(),
         scores,
         weights: weights.clone(),
     });
@@ -641,7 +672,7 @@ struct EpochPlan<'a> {
     /// Learning rate.
     lr: f64,
     /// This epoch's synthetic cases (empty in stage 1).
-    synthetic: &'a [Case],
+    synthetic: &'a [StoredCase],
     /// One weight per synthetic case.
     weights: &'a [f64],
     /// Seconds the trainer waited for the synthetic set.
@@ -684,18 +715,14 @@ fn run_epoch<F: ModelFactory, B: KernelBackend>(
         derive_seed(job.run.seed, SALT_EPOCH),
         epoch as u64,
     ));
-    let synthetic_fg: Vec<Vec<usize>> = synthetic
-        .iter()
-        .map(|c| foreground_indices(c.label.view()))
-        .collect();
-    // (case, foreground, weight) per sample.
-    let mut samples: Vec<(&Case, &[usize], f64)> = Vec::new();
+    // (case, weight) per sample.
+    let mut samples: Vec<(&StoredCase, f64)> = Vec::new();
     for _ in 0..t.patches_per_case {
         for c in &job.data.train {
-            samples.push((&c.case, &c.foreground, 1.0));
+            samples.push((c, 1.0));
         }
-        for ((c, fg), &w) in synthetic.iter().zip(&synthetic_fg).zip(weights) {
-            samples.push((c, fg, w));
+        for (c, &w) in synthetic.iter().zip(weights) {
+            samples.push((c, w));
         }
     }
     samples.shuffle(&mut rng);
@@ -703,7 +730,7 @@ fn run_epoch<F: ModelFactory, B: KernelBackend>(
     obs.epoch_start(epoch, steps);
     let mut loss_sum = 0.0;
     for batch in samples.chunks(t.batch) {
-        let Batch { x, y, w } = batch_tensors::<B>(batch, &t.patch, &mut rng, &s.device);
+        let Batch { x, y, w } = batch_tensors::<B>(batch, &t.patch, &mut rng, &s.device)?;
         let student = s.student.take().expect("student present between steps");
         let loss = weighted_dice_loss(student.forward(x), y, w);
         let value: f64 = loss.clone().into_scalar().elem();
@@ -749,32 +776,32 @@ fn run_epoch<F: ModelFactory, B: KernelBackend>(
 /// One batch of (case, foreground, weight) samples as tensors: a random patch per sample
 /// (`sample_patch`), its WT/TC/ET targets and the samples' loss weights.
 fn batch_tensors<B: Backend>(
-    batch: &[(&Case, &[usize], f64)],
+    batch: &[(&StoredCase, f64)],
     cfg: &crate::preprocess::PatchConfig,
     rng: &mut ChaCha8Rng,
     device: &B::Device,
-) -> Batch<B> {
+) -> Result<Batch<B>> {
     let [px, py, pz] = cfg.size;
     let n = batch.len();
     let mut x = Vec::with_capacity(n * 4 * pz * py * px);
     let mut y = Vec::with_capacity(n * 3 * pz * py * px);
     let mut w = Vec::with_capacity(n);
-    for (case, fg, weight) in batch {
-        let patch = sample_patch(case, fg, cfg, rng);
+    for (case, weight) in batch {
+        let patch = case.sample_patch(cfg, rng)?;
         x.extend(patch.image.iter().copied());
         y.extend(
-            region_targets(patch.label.view(), case.convention)
+            region_targets(patch.label.view(), case.meta().convention)
                 .iter()
                 .copied(),
         );
         w.push(*weight as f32);
     }
     let channels = x.len() / (n * pz * py * px);
-    Batch {
+    Ok(Batch {
         x: Tensor::from_data(TensorData::new(x, [n, channels, pz, py, px]), device),
         y: Tensor::from_data(TensorData::new(y, [n, 3, pz, py, px]), device),
         w: Tensor::from_data(TensorData::new(w, [n]), device),
-    }
+    })
 }
 
 /// Images, WT/TC/ET targets and per-sample loss weights of one training batch.
@@ -933,14 +960,14 @@ fn generator_dir(
 }
 
 /// The training split as [`crate::plugin::TrainingCases`].
-struct TrainSplit<'a>(&'a [crate::runner::data::PreparedCase]);
+struct TrainSplit<'a>(&'a [crate::case_store::StoredCase]);
 
 impl crate::plugin::TrainingCases for TrainSplit<'_> {
     fn len(&self) -> usize {
         self.0.len()
     }
     fn case(&self, i: usize) -> Result<std::borrow::Cow<'_, Case>> {
-        Ok(std::borrow::Cow::Borrowed(&self.0[i].case))
+        Ok(std::borrow::Cow::Owned(self.0[i].load()?))
     }
 }
 
@@ -962,9 +989,10 @@ fn sample_grid(g: &dyn TrainableSynthesizer, job: &RunJob<'_>, png: &Path) -> Re
         });
     }
     for c in job.data.train.iter().take(n) {
-        let ch = c.case.image.index_axis(ndarray::Axis(0), 0);
+        let c = c.load()?;
+        let ch = c.image.index_axis(ndarray::Axis(0), 0);
         panels.push(Panel {
-            title: format!("real {}", c.case.id),
+            title: format!("real {}", c.id),
             slice: axial(ch, ch.dim().0 / 2),
             labels: None,
             overlay: Overlay::None,
@@ -982,7 +1010,8 @@ fn label_generated<B: Backend, M: SegmentationModel<B>>(
     job: &RunJob<'_>,
     epoch: usize,
     device: &B::Device,
-) -> Result<Vec<Case>> {
+    folder: &Path,
+) -> Result<Vec<StoredCase>> {
     let convention = job.data.convention;
     images
         .into_iter()
@@ -1000,13 +1029,14 @@ fn label_generated<B: Backend, M: SegmentationModel<B>>(
                     labels_from_probabilities(&probs, job.experiment.eval.threshold, convention)
                 }
             };
-            Ok(Case {
+            let case = Case {
                 id: format!("generated-{epoch}-{j}"),
                 image: img.image,
                 label,
                 grid: img.grid,
                 convention,
-            })
+            };
+            spill_case(&case, &folder.join(format!("{j:05}")))
         })
         .collect()
 }

@@ -1,0 +1,306 @@
+//! The on-disk case store: each preprocessed case (cropped to the brain, z-scored, labels in its
+//! convention) written once as raw arrays beside a `meta.json`, then read through memory maps.
+//!
+//! A case folder holds `image.f32` (`[modality, z, y, x]`, C order, native byte order), `label.u8`
+//! (`[z, y, x]`), `foreground.u32` (flat indices of its tumour voxels, for the patch sampler),
+//! `original_label.u8` only when the brain crop lost tumour voxels, and `meta.json` (id, grids, crop
+//! start, byte order, the stamp of its sources). Folders are written under a temporary name and
+//! renamed, so a killed build never leaves a half-written case that looks complete. Training reads
+//! patches through a map that lives only for that patch: the pages stay in the page cache, not in
+//! the process's heap or resident set.
+
+use std::path::{Path, PathBuf};
+
+use memmap2::Mmap;
+use ndarray::{s, Array3, ArrayView3, ArrayView4};
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::atomic_file::write_atomic;
+use crate::error::{CoreError, Result};
+use crate::labels::LabelConvention;
+use crate::preprocess::{sample_patch_from, Patch, PatchConfig};
+use crate::volume::{Case, Grid};
+
+/// Version of the folder layout; a store of another version is rebuilt.
+pub const FORMAT: u32 = 1;
+
+/// What `meta.json` records about a stored case.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CaseMeta {
+    /// Layout version ([`FORMAT`]).
+    pub format: u32,
+    /// Case identifier.
+    pub id: String,
+    /// Label convention of `label.u8`.
+    pub convention: LabelConvention,
+    /// Number of image channels.
+    pub modalities: usize,
+    /// Grid of the stored (cropped) volume.
+    pub grid: Grid,
+    /// Start (z, y, x) of the crop in the original volume.
+    pub crop_start: [usize; 3],
+    /// Grid of the original volume (predictions are written on it).
+    pub original_grid: Grid,
+    /// Whether `original_label.u8` is stored (the crop lost tumour voxels).
+    pub original_label: bool,
+    /// Number of tumour voxels (entries of `foreground.u32`).
+    pub foreground: usize,
+    /// `little` or `big`: the byte order the arrays were written in.
+    pub byte_order: String,
+    /// Fingerprint of the source files and preprocessing the case was built from.
+    pub stamp: String,
+}
+
+/// A preprocessed case to store, with what is needed to put predictions back on its input grid.
+pub struct CaseParts<'a> {
+    /// The cropped, z-scored case.
+    pub case: &'a Case,
+    /// Start (z, y, x) of the crop in the original volume.
+    pub crop_start: [usize; 3],
+    /// Grid of the original volume.
+    pub original_grid: &'a Grid,
+    /// The original labels, when the crop lost tumour voxels.
+    pub original_label: Option<&'a Array3<u8>>,
+    /// Fingerprint of the sources.
+    pub stamp: &'a str,
+}
+
+/// A case in the store: its folder and metadata; the arrays stay on disk until asked for.
+#[derive(Debug, Clone)]
+pub struct StoredCase {
+    dir: PathBuf,
+    meta: CaseMeta,
+}
+
+fn byte_order() -> &'static str {
+    if cfg!(target_endian = "little") {
+        "little"
+    } else {
+        "big"
+    }
+}
+
+fn corrupt(path: &Path, problem: impl std::fmt::Display) -> CoreError {
+    CoreError::invalid(
+        format!("case store {}", path.display()),
+        format!("{problem}; delete the folder to rebuild it"),
+    )
+}
+
+/// Maps `path` read-only.
+fn map(path: &Path) -> Result<Option<Mmap>> {
+    let file = std::fs::File::open(path).map_err(|e| CoreError::io(path, e))?;
+    let len = file.metadata().map_err(|e| CoreError::io(path, e))?.len();
+    if len == 0 {
+        return Ok(None);
+    }
+    // SAFETY: store files are written once under a temporary name and renamed into place, never
+    // modified afterwards, so the mapped bytes do not change while the map lives.
+    unsafe { Mmap::map(&file) }
+        .map(Some)
+        .map_err(|e| CoreError::io(path, e))
+}
+
+/// The values of a mapped file (empty when the file is).
+fn values<'a, T: bytemuck::Pod>(map: &'a Option<Mmap>, path: &Path) -> Result<&'a [T]> {
+    match map {
+        None => Ok(&[]),
+        Some(m) => bytemuck::try_cast_slice(m).map_err(|e| corrupt(path, format!("{e:?}"))),
+    }
+}
+
+impl StoredCase {
+    /// Writes `parts` as the case folder `dir` (replacing an older one) and returns its handle.
+    pub fn write(dir: &Path, parts: &CaseParts<'_>) -> Result<StoredCase> {
+        let c = parts.case;
+        let foreground: Vec<u32> = c
+            .label
+            .iter()
+            .enumerate()
+            .filter(|(_, &v)| v != 0)
+            .map(|(i, _)| u32::try_from(i))
+            .collect::<std::result::Result<_, _>>()
+            .map_err(|_| CoreError::invalid(&c.id, "more than 2³² voxels in one volume"))?;
+        let meta = CaseMeta {
+            format: FORMAT,
+            id: c.id.clone(),
+            convention: c.convention,
+            modalities: c.image.dim().0,
+            grid: c.grid.clone(),
+            crop_start: parts.crop_start,
+            original_grid: parts.original_grid.clone(),
+            original_label: parts.original_label.is_some(),
+            foreground: foreground.len(),
+            byte_order: byte_order().into(),
+            stamp: parts.stamp.to_string(),
+        };
+        let tmp = dir.with_file_name(format!(
+            ".{}.{}.tmp",
+            dir.file_name()
+                .map(|n| n.to_string_lossy())
+                .unwrap_or_default(),
+            std::process::id()
+        ));
+        let written = (|| {
+            let _ = std::fs::remove_dir_all(&tmp);
+            std::fs::create_dir_all(&tmp).map_err(|e| CoreError::io(&tmp, e))?;
+            let image = c.image.as_standard_layout();
+            let label = c.label.as_standard_layout();
+            let image_bytes: &[u8] = bytemuck::cast_slice(image.as_slice().unwrap_or(&[]));
+            write_atomic(&tmp.join("image.f32"), image_bytes)?;
+            write_atomic(&tmp.join("label.u8"), label.as_slice().unwrap_or(&[]))?;
+            write_atomic(
+                &tmp.join("foreground.u32"),
+                bytemuck::cast_slice(&foreground),
+            )?;
+            if let Some(l) = parts.original_label {
+                let l = l.as_standard_layout();
+                write_atomic(&tmp.join("original_label.u8"), l.as_slice().unwrap_or(&[]))?;
+            }
+            let json = serde_json::to_vec_pretty(&meta)
+                .map_err(|e| CoreError::codec("case store meta.json", e))?;
+            write_atomic(&tmp.join("meta.json"), &json)?;
+            if dir.exists() {
+                std::fs::remove_dir_all(dir).map_err(|e| CoreError::io(dir, e))?;
+            }
+            std::fs::rename(&tmp, dir).map_err(|e| CoreError::io(dir, e))
+        })();
+        if let Err(e) = written {
+            let _ = std::fs::remove_dir_all(&tmp);
+            return Err(e);
+        }
+        Ok(StoredCase {
+            dir: dir.to_path_buf(),
+            meta,
+        })
+    }
+
+    /// Opens the case folder `dir` when it is complete, of this layout and byte order, and built
+    /// from `stamp`; `None` when it must be (re)built.
+    pub fn open(dir: &Path, stamp: &str) -> Option<StoredCase> {
+        let meta_path = dir.join("meta.json");
+        let bytes = std::fs::read(meta_path).ok()?;
+        let meta = serde_json::from_slice::<CaseMeta>(&bytes).ok()?;
+        if meta.format != FORMAT || meta.stamp != stamp || meta.byte_order != byte_order() {
+            return None;
+        }
+        let case = StoredCase {
+            dir: dir.to_path_buf(),
+            meta,
+        };
+        let voxels = case.meta.grid.voxel_count();
+        let mut want = vec![
+            ("image.f32", voxels * case.meta.modalities * 4),
+            ("label.u8", voxels),
+            ("foreground.u32", case.meta.foreground * 4),
+        ];
+        if case.meta.original_label {
+            want.push(("original_label.u8", case.meta.original_grid.voxel_count()));
+        }
+        // A folder that does not match its own meta.json (changed by hand, a failing disk) is
+        // rebuilt, not read.
+        for (name, len) in want {
+            let got = std::fs::metadata(dir.join(name)).map(|m| m.len()).ok();
+            if got != Some(len as u64) {
+                return None;
+            }
+        }
+        Some(case)
+    }
+
+    /// The metadata.
+    pub fn meta(&self) -> &CaseMeta {
+        &self.meta
+    }
+
+    /// The case identifier.
+    pub fn id(&self) -> &str {
+        &self.meta.id
+    }
+
+    /// The case folder.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn shape(&self) -> (usize, usize, usize, usize) {
+        let (z, y, x) = self.meta.grid.shape_zyx();
+        (self.meta.modalities, z, y, x)
+    }
+
+    /// Runs `f` on views of the mapped image, labels and tumour indices; the maps end with it.
+    fn with_views<T>(
+        &self,
+        f: impl FnOnce(ArrayView4<f32>, ArrayView3<u8>, &[u32]) -> T,
+    ) -> Result<T> {
+        let paths = ["image.f32", "label.u8", "foreground.u32"].map(|n| self.dir.join(n));
+        let maps = [map(&paths[0])?, map(&paths[1])?, map(&paths[2])?];
+        let image = values::<f32>(&maps[0], &paths[0])?;
+        let label = values::<u8>(&maps[1], &paths[1])?;
+        let fg = values::<u32>(&maps[2], &paths[2])?;
+        let shape = self.shape();
+        let image = ArrayView4::from_shape(shape, image).map_err(|e| corrupt(&paths[0], e))?;
+        let label = ArrayView3::from_shape((shape.1, shape.2, shape.3), label)
+            .map_err(|e| corrupt(&paths[1], e))?;
+        Ok(f(image, label, fg))
+    }
+
+    /// Reads the whole case into memory.
+    pub fn load(&self) -> Result<Case> {
+        let (image, label) = self.with_views(|i, l, _| (i.to_owned(), l.to_owned()))?;
+        Ok(Case {
+            id: self.meta.id.clone(),
+            image,
+            label,
+            grid: self.meta.grid.clone(),
+            convention: self.meta.convention,
+        })
+    }
+
+    /// Flat indices of the tumour voxels.
+    pub fn foreground(&self) -> Result<Vec<usize>> {
+        self.with_views(|_, _, fg| fg.iter().map(|&i| i as usize).collect())
+    }
+
+    /// One training patch, read through maps that end with the call (see
+    /// [`crate::preprocess::sample_patch`] for the sampling rule).
+    pub fn sample_patch<R: Rng + ?Sized>(&self, cfg: &PatchConfig, rng: &mut R) -> Result<Patch> {
+        self.with_views(|image, label, fg| {
+            let fg: Vec<usize> = fg.iter().map(|&i| i as usize).collect();
+            sample_patch_from(image, label, &fg, cfg, rng)
+        })
+    }
+
+    /// Places a label map of the cropped case back into the original volume.
+    pub fn uncrop(&self, cropped: &Array3<u8>) -> Array3<u8> {
+        let mut full = Array3::<u8>::zeros(self.meta.original_grid.shape_zyx());
+        let (z, y, x) = cropped.dim();
+        let [a, b, c] = self.meta.crop_start;
+        full.slice_mut(s![a..a + z, b..b + y, c..c + x])
+            .assign(cropped);
+        full
+    }
+
+    /// Labels on the original grid (metrics are computed there).
+    pub fn original_label(&self) -> Result<Array3<u8>> {
+        if !self.meta.original_label {
+            return self.with_views(|_, l, _| self.uncrop(&l.to_owned()));
+        }
+        let path = self.dir.join("original_label.u8");
+        let bytes = std::fs::read(&path).map_err(|e| CoreError::io(&path, e))?;
+        Array3::from_shape_vec(self.meta.original_grid.shape_zyx(), bytes)
+            .map_err(|e| corrupt(&path, e))
+    }
+
+    /// Bytes the case takes on disk.
+    pub fn disk_bytes(&self) -> u64 {
+        std::fs::read_dir(&self.dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| e.metadata().ok())
+            .map(|m| m.len())
+            .sum()
+    }
+}
