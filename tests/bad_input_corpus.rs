@@ -359,6 +359,7 @@ fn experiment_files_and_overrides() {
         ("datasets.0.labels=kits", &["kits"]),
         ("train.patch.size=[0,32,32]", &["train.patch"]),
         ("nonsense", &["KEY=VALUE"]),
+        ("train.scoring=box", &["train.scoring", "box", "tumour"]),
     ] {
         refused(&["validate", q, set], needles);
     }

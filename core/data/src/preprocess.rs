@@ -147,6 +147,52 @@ pub fn foreground_indices(label: ArrayView3<u8>) -> Vec<usize> {
         .collect()
 }
 
+/// The box `[lo, hi)` grown symmetrically to at least `min` voxels per axis (never past `dims`),
+/// shifted back inside `[0, dims)` where it would cross an edge.
+pub fn grow_box(
+    lo: [usize; 3],
+    hi: [usize; 3],
+    min: [usize; 3],
+    dims: [usize; 3],
+) -> ([usize; 3], [usize; 3]) {
+    let mut out = (lo, hi);
+    for a in 0..3 {
+        let want = min[a].min(dims[a]).max(hi[a] - lo[a]);
+        let extra = want - (hi[a] - lo[a]);
+        let start = lo[a].saturating_sub(extra / 2).min(dims[a] - want);
+        out.0[a] = start;
+        out.1[a] = start + want;
+    }
+    out
+}
+
+/// The part of `case` around its tumour, at least `min_xyz` voxels (x, y, z) per axis: the
+/// tumour's bounding box grown by [`grow_box`] (the volume's centre when there is no tumour).
+pub fn crop_to_tumour(case: &Case, min_xyz: [usize; 3]) -> Case {
+    let (_, nz, ny, nx) = case.image.dim();
+    let dims = [nz, ny, nx];
+    let centre = [nz / 2, ny / 2, nx / 2];
+    let (lo, hi) =
+        bounding_box(case.label.view(), |&v| v != 0).unwrap_or((centre, centre.map(|c| c + 1)));
+    let (lo, hi) = grow_box(lo, hi, [min_xyz[2], min_xyz[1], min_xyz[0]], dims);
+    Case {
+        id: case.id.clone(),
+        image: case
+            .image
+            .slice(s![.., lo[0]..hi[0], lo[1]..hi[1], lo[2]..hi[2]])
+            .to_owned(),
+        label: case
+            .label
+            .slice(s![lo[0]..hi[0], lo[1]..hi[1], lo[2]..hi[2]])
+            .to_owned(),
+        grid: case.grid.crop(
+            [lo[2], lo[1], lo[0]],
+            [hi[2] - lo[2], hi[1] - lo[1], hi[0] - lo[0]],
+        ),
+        convention: case.convention,
+    }
+}
+
 /// A training patch: image (modality, z, y, x) and labels (z, y, x).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Patch {
@@ -248,6 +294,49 @@ pub fn sample_patch_from<R: Rng + ?Sized>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_tumour_crop_keeps_every_tumour_voxel_in_a_box_of_the_minimum_size() {
+        let mut label = Array3::<u8>::zeros((20, 20, 20));
+        label[[5, 5, 5]] = 2;
+        label[[7, 9, 6]] = 4;
+        let mut image = Array4::<f32>::zeros((4, 20, 20, 20));
+        image[[1, 7, 9, 6]] = 3.0;
+        let case = Case {
+            id: "t".into(),
+            image,
+            label,
+            grid: Grid::axis_aligned([20, 20, 20], [1.0, 1.0, 1.0]),
+            convention: LabelConvention::Brats2019,
+        };
+        let c = crop_to_tumour(&case, [4, 4, 4]);
+        // Tumour box z 5..8, y 5..10, x 5..7 grown to ≥ 4: z 5..9, y 5..10, x 4..8.
+        assert_eq!(c.label.dim(), (4, 5, 4));
+        assert_eq!(c.label[[0, 0, 1]], 2);
+        assert_eq!(c.label[[2, 4, 2]], 4);
+        assert_eq!(c.image[[1, 2, 4, 2]], 3.0);
+        assert_eq!(c.grid.affine[0][3] - case.grid.affine[0][3], 4.0, "x shift");
+        assert_eq!(c.grid.affine[2][3] - case.grid.affine[2][3], 5.0, "z shift");
+    }
+
+    #[test]
+    fn boxes_grow_symmetrically_and_stay_inside_the_volume() {
+        // Axis 0: 4..6 grown to 6 → 2..8; axis 1: already 10 wide; axis 2: at the edge, shifted.
+        assert_eq!(
+            grow_box([4, 0, 0], [6, 10, 2], [6, 4, 6], [20, 20, 20]),
+            ([2, 0, 0], [8, 10, 6])
+        );
+        // Wider than the volume: the whole axis.
+        assert_eq!(
+            grow_box([1, 1, 1], [2, 2, 2], [9, 9, 9], [5, 5, 5]),
+            ([0, 0, 0], [5, 5, 5])
+        );
+        // Near the far edge: shifted back inside.
+        assert_eq!(
+            grow_box([18, 18, 18], [19, 19, 19], [4, 4, 4], [20, 20, 20]),
+            ([16, 16, 16], [20, 20, 20])
+        );
+    }
     use crate::labels::LabelConvention;
     use crate::volume::Grid;
     use rand::SeedableRng;

@@ -211,6 +211,28 @@ pub struct TrainConfig {
     /// Background synthesis.
     #[serde(default)]
     pub synthesis: SynthesisConfig,
+    /// What the per-epoch scoring pass of a score-reading weighter (MAS) predicts on.
+    #[serde(default, skip_serializing_if = "ScoringRegion::is_full")]
+    pub scoring: ScoringRegion,
+}
+
+/// The region a case is scored on for the weighter after every stage-2 epoch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ScoringRegion {
+    /// The whole (brain-cropped) case, by sliding window, as the paper scores (default).
+    #[default]
+    Full,
+    /// The tumour's bounding box grown to at least the training patch and the inference window:
+    /// one or a few windows per case instead of dozens; false positives outside the box are not
+    /// seen.
+    Tumour,
+}
+
+impl ScoringRegion {
+    fn is_full(&self) -> bool {
+        *self == ScoringRegion::Full
+    }
 }
 
 fn default_ema() -> f64 {

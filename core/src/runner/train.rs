@@ -34,7 +34,9 @@ use crate::plugin::AnySynthesizer;
 use crate::plugin::{
     parse_params, EpochScores, SampleWeighter, SampledImage, ScoreKind, TrainableSynthesizer,
 };
+use crate::preprocess::crop_to_tumour;
 use crate::runner::checkpoint::{self, Checkpoint};
+use crate::runner::config::ScoringRegion;
 use crate::runner::config::{Report, TrainConfig};
 use crate::runner::crash_point::{self, CrashPoint};
 use crate::runner::evaluate::{evaluate, labels_from_probabilities, mean_metrics, score_case};
@@ -621,7 +623,17 @@ fn weigh<F: ModelFactory, B: KernelBackend>(
         let model = s.student().valid();
         let kind: ScoreKind = weighter.score_kind();
         let cfg = &job.experiment.eval;
-        let score = |c: &Case| score_case::<B, F::Model<B>>(&model, c, kind, cfg, &s.device);
+        let region = job.experiment.train.scoring;
+        // At least one training patch and one inference window around the tumour.
+        let (tp, wp) = (job.experiment.train.patch.size, cfg.window.patch);
+        let patch = [0, 1, 2].map(|a| tp[a].max(wp[a]));
+        let score = |c: &Case| match region {
+            ScoringRegion::Full => score_case::<B, F::Model<B>>(&model, c, kind, cfg, &s.device),
+            ScoringRegion::Tumour => {
+                let crop = crop_to_tumour(c, patch);
+                score_case::<B, F::Model<B>>(&model, &crop, kind, cfg, &s.device)
+            }
+        };
         (
             job.data
                 .train
