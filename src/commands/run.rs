@@ -24,8 +24,9 @@ pub struct RunArgs {
     /// Output folder (default: runs/<experiment name>).
     #[arg(long)]
     out: Option<PathBuf>,
-    /// Folder of fits shared between experiments, e.g. the generators of Tables 1 and 2
-    /// (default: runs/cache).
+    /// Folder shared between experiments: the case store (preprocessed cases) and the fitted
+    /// generators of Tables 1 and 2 (default: `cache/` beside the output folder, i.e. runs/cache
+    /// for the default runs/<name>).
     #[arg(long)]
     cache: Option<PathBuf>,
     /// Continue runs that stopped.
@@ -244,11 +245,10 @@ pub fn run(a: RunArgs, mut registry: Registry) -> anyhow::Result<ExitCode> {
     });
     let opts = ExecuteOptions {
         out: out.clone(),
-        cache: Some(
-            a.cache
-                .clone()
-                .unwrap_or_else(|| PathBuf::from("runs/cache")),
-        ),
+        cache: Some(a.cache.clone().unwrap_or_else(|| {
+            out.parent()
+                .map_or_else(|| out.join("cache"), |p| p.join("cache"))
+        })),
         resume: a.resume,
         only: a.only.clone(),
         shard: a.shard,

@@ -110,6 +110,27 @@ fn values<'a, T: bytemuck::Pod>(map: &'a Option<Mmap>, path: &Path) -> Result<&'
     }
 }
 
+/// Renames the finished folder `tmp` to `dir`. Another process (a shard of the same table) may
+/// have published the same case meanwhile: its folder is then used (`Some`) and `tmp` dropped; a
+/// stale folder (other sources) is replaced.
+fn publish(tmp: &Path, dir: &Path, stamp: &str) -> Result<Option<StoredCase>> {
+    for _ in 0..3 {
+        if std::fs::rename(tmp, dir).is_ok() {
+            return Ok(None);
+        }
+        if let Some(theirs) = StoredCase::open(dir, stamp) {
+            return Ok(Some(theirs));
+        }
+        if dir.exists() {
+            // Stale or half-deleted: remove and try again (a concurrent remover is harmless).
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+    std::fs::rename(tmp, dir)
+        .map(|()| None)
+        .map_err(|e| CoreError::io(dir, e))
+}
+
 impl StoredCase {
     /// Writes `parts` as the case folder `dir` (replacing an older one) and returns its handle.
     pub fn write(dir: &Path, parts: &CaseParts<'_>) -> Result<StoredCase> {
@@ -161,18 +182,14 @@ impl StoredCase {
             let json = serde_json::to_vec_pretty(&meta)
                 .map_err(|e| CoreError::codec("case store meta.json", e))?;
             write_atomic(&tmp.join("meta.json"), &json)?;
-            if dir.exists() {
-                std::fs::remove_dir_all(dir).map_err(|e| CoreError::io(dir, e))?;
-            }
-            std::fs::rename(&tmp, dir).map_err(|e| CoreError::io(dir, e))
+            publish(&tmp, dir, parts.stamp)
         })();
-        if let Err(e) = written {
-            let _ = std::fs::remove_dir_all(&tmp);
-            return Err(e);
-        }
-        Ok(StoredCase {
-            dir: dir.to_path_buf(),
-            meta,
+        let _ = std::fs::remove_dir_all(&tmp);
+        written.map(|built| {
+            built.unwrap_or(StoredCase {
+                dir: dir.to_path_buf(),
+                meta,
+            })
         })
     }
 

@@ -12,6 +12,8 @@ use crate::labels::LabelConvention;
 use crate::preprocess::{crop_to_brain, zscore_brain};
 use crate::runner::config::{DatasetConfig, DatasetKind};
 use crate::runner::plan::stable_hash;
+use crate::runner::stage_lock::StageLock;
+use crate::runner::Silent;
 use crate::volume::Case;
 
 /// Preprocessing version: part of every stored case's stamp, so a change rebuilds the store.
@@ -110,7 +112,19 @@ fn ensure_phantom(cfg: &DatasetConfig, convention: LabelConvention) -> Result<()
         0
     };
     if present < spec.cases {
-        crate::phantom::write_dataset(&cfg.path, spec)?;
+        // Shards of one table may start together: one generates, the others wait, then find it.
+        let name = cfg
+            .path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned());
+        let lock_dir = cfg
+            .path
+            .with_file_name(format!(".{}.phantom-lock", name.unwrap_or_default()));
+        let _lock = StageLock::acquire(&lock_dir, &mut Silent)?;
+        let present = discover(&cfg.path, &DatasetOptions::new(convention)).map_or(0, |d| d.len());
+        if present < spec.cases {
+            crate::phantom::write_dataset(&cfg.path, spec)?;
+        }
     }
     Ok(())
 }
