@@ -566,3 +566,44 @@ fn a_resume_with_changed_settings_is_refused_naming_them() {
     ]);
     assert_eq!(code, 0, "{stderr}");
 }
+
+#[test]
+fn data_prepare_builds_the_case_store_once_and_run_reuses_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let exp = experiment(tmp.path(), 1, 0, "  - label: baseline\n");
+    let (exp, cache) = (exp.to_str().unwrap(), tmp.path().join("cache"));
+    let cache = cache.to_str().unwrap();
+    let (code, first, err) = dsma(&["data", "prepare", exp, "--cache", cache]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        first.contains("6 cases") && first.contains("6 built, 0 reused"),
+        "{first}"
+    );
+    let (code, second, err) = dsma(&["data", "prepare", exp, "--cache", cache]);
+    assert_eq!(code, 0, "{err}");
+    assert!(second.contains("0 built, 6 reused"), "{second}");
+    // `dsma run` with the same cache reads the stored cases: nothing is rewritten.
+    let store = std::fs::read_dir(tmp.path().join("cache/cases"))
+        .unwrap()
+        .flatten()
+        .next()
+        .unwrap()
+        .path();
+    let meta = store.join("Phantom_000/meta.json");
+    let before = std::fs::metadata(&meta).unwrap().modified().unwrap();
+    let out = tmp.path().join("out");
+    let (code, _, err) = dsma(&[
+        "run",
+        exp,
+        "--out",
+        out.to_str().unwrap(),
+        "--cache",
+        cache,
+        "--quiet",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        std::fs::metadata(&meta).unwrap().modified().unwrap(),
+        before
+    );
+}

@@ -1,6 +1,8 @@
-//! `dsma data check DIR`.
+//! `dsma data check DIR` and `dsma data prepare EXPERIMENT`.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use dsma_core::brats::{check_dataset, DatasetOptions};
 use dsma_core::LabelConvention;
@@ -44,4 +46,61 @@ pub fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
         );
         Ok(ExitCode::from(1))
     }
+}
+
+#[derive(Debug, clap::Args)]
+pub struct PrepareArgs {
+    /// Experiment file (YAML) whose datasets to preprocess.
+    experiment: PathArg,
+    /// Overrides, e.g. `datasets.0.path=/data/BraTS2020`.
+    overrides: Vec<String>,
+    /// The case store's folder (default: runs/cache, where `dsma run` looks by default).
+    #[arg(long)]
+    cache: Option<PathBuf>,
+}
+
+/// Builds (or checks) the case store of every dataset of an experiment, with a progress bar.
+pub fn prepare(args: PrepareArgs) -> anyhow::Result<ExitCode> {
+    let exp = dsma_core::experiment::load(&args.experiment, &args.overrides)?;
+    let cache = args.cache.unwrap_or_else(|| PathBuf::from("runs/cache"));
+    let mut seen = Vec::new();
+    for cfg in exp.variants.iter().flat_map(|v| &v.experiment.datasets) {
+        if seen.contains(cfg) {
+            continue;
+        }
+        seen.push(cfg.clone());
+        let style =
+            indicatif::ProgressStyle::with_template("{msg}: {pos} cases prepared ({elapsed})")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner());
+        let bar = indicatif::ProgressBar::no_length()
+            .with_style(style)
+            .with_message(cfg.name.clone());
+        let built = AtomicUsize::new(0);
+        let started = std::time::Instant::now();
+        let data = dsma_core::runner::data::prepare_with(cfg, &cache, &|new| {
+            bar.inc(1);
+            if new {
+                built.fetch_add(1, Ordering::Relaxed);
+            }
+        })?;
+        bar.finish_and_clear();
+        let cases: Vec<_> = data.train.iter().chain(&data.test).collect();
+        let bytes: u64 = cases.iter().map(|c| c.disk_bytes()).sum();
+        let folder = cases
+            .first()
+            .and_then(|c| c.dir().parent())
+            .map(|p| p.display().to_string())
+            .unwrap_or_default();
+        println!(
+            "{}: {} cases in {folder}: {} built, {} reused, {:.1} s, {:.2} GB on disk ({:.1} MB per case)",
+            cfg.name,
+            cases.len(),
+            built.load(Ordering::Relaxed),
+            cases.len() - built.load(Ordering::Relaxed),
+            started.elapsed().as_secs_f64(),
+            bytes as f64 / 1e9,
+            bytes as f64 / 1e6 / cases.len().max(1) as f64,
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }

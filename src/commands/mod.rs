@@ -63,6 +63,9 @@ enum Command {
 enum DataCommand {
     /// Validate every case of a BraTS dataset folder, reporting all problems in one pass.
     Check(data::CheckArgs),
+    /// Preprocess an experiment's datasets into the case store (what `dsma run` does first),
+    /// reporting cases built and reused, time and disk footprint.
+    Prepare(data::PrepareArgs),
 }
 
 /// Runs a parsed command line.
@@ -86,6 +89,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Data {
             command: DataCommand::Check(a),
         } => data::check(a),
+        Command::Data {
+            command: DataCommand::Prepare(a),
+        } => data::prepare(a),
     }
 }
 

@@ -71,14 +71,23 @@ fn source_stamp(dir: &Path, convention: LabelConvention) -> Result<String> {
     Ok(format!("{:016x}", stable_hash(key.as_bytes())))
 }
 
-/// The stored case of the source `dir`: opened when its stamp matches, else built now.
-fn stored(dir: &Path, folder: &Path, convention: LabelConvention) -> Result<StoredCase> {
+/// The stored case of the source `dir`: opened when its stamp matches, else built now; `built`
+/// hears which.
+fn stored(
+    dir: &Path,
+    folder: &Path,
+    convention: LabelConvention,
+    built: &(dyn Fn(bool) + Sync),
+) -> Result<StoredCase> {
     let stamp = source_stamp(dir, convention)?;
     let target = folder.join(dir_id(dir));
     if let Some(c) = StoredCase::open(&target, &stamp) {
+        built(false);
         return Ok(c);
     }
-    store_case(load_case(dir, convention)?, &target, &stamp)
+    let c = store_case(load_case(dir, convention)?, &target, &stamp)?;
+    built(true);
+    Ok(c)
 }
 
 /// A dataset split into prepared training and test cases.
@@ -158,6 +167,15 @@ pub fn store_folder(root: &Path, cfg: &DatasetConfig, convention: LabelConventio
 /// Loads, splits and preprocesses a dataset into the case store under `store_root` (phantoms are
 /// generated on first use; cases already stored from the same sources are opened, not rebuilt).
 pub fn prepare(cfg: &DatasetConfig, store_root: &Path) -> Result<PreparedData> {
+    prepare_with(cfg, store_root, &|_| {})
+}
+
+/// [`prepare`], telling `progress` after each case whether it was built (`true`) or reused.
+pub fn prepare_with(
+    cfg: &DatasetConfig,
+    store_root: &Path,
+    progress: &(dyn Fn(bool) + Sync),
+) -> Result<PreparedData> {
     let convention = cfg.convention()?;
     if cfg.kind == DatasetKind::Phantom {
         ensure_phantom(cfg, convention)?;
@@ -183,7 +201,7 @@ pub fn prepare(cfg: &DatasetConfig, store_root: &Path) -> Result<PreparedData> {
                     .iter()
                     .find(|d| &dir_id(d) == id)
                     .ok_or_else(|| CoreError::invalid("split", format!("unknown case {id}")))?;
-                stored(dir, &folder, convention)
+                stored(dir, &folder, convention, progress)
             })
             .collect()
     };
