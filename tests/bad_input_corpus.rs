@@ -360,6 +360,18 @@ fn experiment_files_and_overrides() {
         ("train.patch.size=[0,32,32]", &["train.patch"]),
         ("nonsense", &["KEY=VALUE"]),
         ("train.scoring=box", &["train.scoring", "box", "tumour"]),
+        (
+            "reference={source: x, dsc: {Nowhere: {baseline: [1, 2, 3, 4]}}}",
+            &["reference.dsc.Nowhere", "no dataset"],
+        ),
+        (
+            "reference={source: x, dsc: {Phantom: {nobody: [1, 2, 3, 4]}}}",
+            &["reference.dsc.Phantom.nobody", "no row"],
+        ),
+        (
+            "reference={source: x, dsc: {Phantom: {baseline: [1, 2, 3, 400]}}}",
+            &["400", "percent"],
+        ),
     ] {
         refused(&["validate", q, set], needles);
     }

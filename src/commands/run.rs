@@ -234,7 +234,8 @@ fn table_of(exp: &LoadedExperiment, results: &[RunResults], format: TableFormat)
         .iter()
         .map(|d| d.name.clone())
         .collect();
-    render(&build(&rows, &datasets, results), format)
+    let table = build(&rows, &datasets, results).with_reference(exp.experiment.reference.as_ref());
+    render(&table, format)
 }
 
 pub fn run(a: RunArgs, mut registry: Registry) -> anyhow::Result<ExitCode> {
@@ -331,6 +332,8 @@ pub fn table(a: TableArgs) -> anyhow::Result<ExitCode> {
         _ => TableFormat::Markdown,
     };
     let (rows, datasets, results) = dsma_core::runner::execute::collect_results(&a.runs)?;
-    print!("{}", render(&build(&rows, &datasets, &results), format));
+    let reference = dsma_core::runner::execute::collect_reference(&a.runs)?;
+    let table = build(&rows, &datasets, &results).with_reference(reference.as_ref());
+    print!("{}", render(&table, format));
     Ok(ExitCode::SUCCESS)
 }

@@ -1,5 +1,6 @@
 //! The typed experiment: what a YAML file resolves to (the YAML layer itself is the `experiment` module).
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
@@ -37,6 +38,53 @@ pub struct Experiment {
     pub eval: EvalConfig,
     /// Methods compared (rows of the table).
     pub rows: Vec<RowConfig>,
+    /// Published numbers printed beside ours by `dsma table` (the paper files carry the paper's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<Reference>,
+}
+
+/// Published DSC (%) of a table, per dataset name and row label: `[WT, TC, ET, AVE]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Reference {
+    /// Where the numbers come from, e.g. `the paper's Table 1`.
+    pub source: String,
+    /// Dataset name → row label → `[WT, TC, ET, AVE]` in percent.
+    pub dsc: BTreeMap<String, BTreeMap<String, [f64; 4]>>,
+}
+
+impl Reference {
+    /// The published `[WT, TC, ET, AVE]` of `row` on `dataset`, if given.
+    pub fn of(&self, dataset: &str, row: &str) -> Option<[f64; 4]> {
+        self.dsc.get(dataset).and_then(|d| d.get(row)).copied()
+    }
+
+    /// Every dataset and row it names must be the experiment's; every value a percentage.
+    fn check(&self, exp: &Experiment) -> Result<()> {
+        for (ds, rows) in &self.dsc {
+            if !exp.datasets.iter().any(|d| &d.name == ds) {
+                return Err(CoreError::invalid(
+                    format!("reference.dsc.{ds}"),
+                    "names no dataset of this experiment",
+                ));
+            }
+            for (row, values) in rows {
+                if !exp.rows.iter().any(|r| &r.label == row) {
+                    return Err(CoreError::invalid(
+                        format!("reference.dsc.{ds}.{row}"),
+                        "names no row of this experiment",
+                    ));
+                }
+                if let Some(v) = values.iter().find(|v| !(0.0..=100.0).contains(*v)) {
+                    return Err(CoreError::invalid(
+                        format!("reference.dsc.{ds}.{row}"),
+                        format!("{v}; expected DSC in percent, 0 to 100"),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 fn one() -> usize {
@@ -327,6 +375,9 @@ impl RowConfig {
 impl Experiment {
     /// Checks ranges that deserialization cannot (names the field).
     pub fn validate(&self) -> Result<()> {
+        if let Some(r) = &self.reference {
+            r.check(self)?;
+        }
         let t = &self.train;
         let positive = [
             ("train.batch", t.batch),

@@ -267,6 +267,17 @@ fn prepared<'a>(
     Ok(&data[i].1)
 }
 
+/// The published numbers (`reference:`) of the experiment whose runs are under `out`, if any.
+pub fn collect_reference(out: &Path) -> Result<Option<crate::runner::config::Reference>> {
+    for dir in run_folders(out)? {
+        if let Ok(record) = RunRecord::read(&dir) {
+            let value = record.experiment.get("reference").cloned();
+            return Ok(value.and_then(|v| serde_json::from_value(v).ok()));
+        }
+    }
+    Ok(None)
+}
+
 /// Every finished run under an output folder, with the row and dataset order of its experiment.
 pub fn collect_results(out: &Path) -> Result<(Vec<String>, Vec<String>, Vec<RunResults>)> {
     let mut results = Vec::new();

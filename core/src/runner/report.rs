@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
+use crate::runner::config::Reference;
 use crate::runner::RunResults;
 
 /// Output format of a table.
@@ -42,6 +43,27 @@ pub struct Table {
     pub cells: Vec<Vec<Option<[Cell; 4]>>>,
     /// Two-sided p-value of the paired Wilcoxon test against the first row on per-case AVE Dice.
     pub p_values: Vec<Vec<Option<f64>>>,
+    /// Published numbers: their source and `[row][dataset]` = WT, TC, ET, AVE (%), if any.
+    pub reference: Option<(String, Vec<Vec<Option<[f64; 4]>>>)>,
+}
+
+impl Table {
+    /// The table with the published numbers of `reference` (if any, and if it names a cell).
+    pub fn with_reference(mut self, reference: Option<&Reference>) -> Table {
+        self.reference = reference.and_then(|r| {
+            let cells: Vec<Vec<Option<[f64; 4]>>> = self
+                .rows
+                .iter()
+                .map(|row| self.datasets.iter().map(|ds| r.of(ds, row)).collect())
+                .collect();
+            cells
+                .iter()
+                .flatten()
+                .any(Option::is_some)
+                .then(|| (r.source.clone(), cells))
+        });
+        self
+    }
 }
 
 fn cell(values: &[f64]) -> Cell {
@@ -123,6 +145,7 @@ pub fn build(rows: &[String], datasets: &[String], results: &[RunResults]) -> Ta
         datasets: datasets.to_vec(),
         cells,
         p_values,
+        reference: None,
     }
 }
 
@@ -232,8 +255,48 @@ pub fn render(t: &Table, format: TableFormat) -> String {
         TableFormat::Csv => render_csv(t),
         TableFormat::Latex => render_latex(t),
     };
+    if format == TableFormat::Markdown {
+        out.push_str(&reference_section(t));
+    }
     if format != TableFormat::Csv {
         out.push_str(&wilcoxon_footnote(t));
+    }
+    out
+}
+
+/// The published numbers beside ours: `published (ours − published)` per cell.
+fn reference_section(t: &Table) -> String {
+    let mut out = String::new();
+    let Some((source, cells)) = &t.reference else {
+        return out;
+    };
+    let _ = writeln!(
+        out,
+        "\nPublished DSC (%) from {source}, with ours − published in parentheses:\n"
+    );
+    let mut head = String::from("| Method |");
+    let mut rule = String::from("|---|");
+    for d in &t.datasets {
+        for r in REGIONS {
+            let _ = write!(head, " {d} {r} |");
+            rule.push_str("---:|");
+        }
+    }
+    let _ = writeln!(out, "{head}\n{rule}");
+    for (i, row) in t.rows.iter().enumerate() {
+        let _ = write!(out, "| {row} |");
+        for (j, published) in cells[i].iter().enumerate() {
+            for k in 0..4 {
+                let ours = t.cells[i][j].map(|c| c[k].mean);
+                let text = match (published, ours) {
+                    (Some(p), Some(o)) => format!("{:.2} ({:+.2})", p[k], o - p[k]),
+                    (Some(p), None) => format!("{:.2}", p[k]),
+                    (None, _) => "–".into(),
+                };
+                let _ = write!(out, " {text} |");
+            }
+        }
+        out.push('\n');
     }
     out
 }
@@ -364,6 +427,54 @@ mod tests {
         let mixed = [(1.0, 0.0), (0.0, 2.0), (3.0, 0.0), (4.0, 0.0), (5.0, 0.0)];
         assert!((wilcoxon_signed_rank(&mixed).unwrap() - 0.1875).abs() < 1e-12);
         assert_eq!(wilcoxon_signed_rank(&[(1.0, 1.0)]), None);
+    }
+
+    #[test]
+    fn published_numbers_print_beside_ours_with_the_difference() {
+        let c = |mean| Cell {
+            mean,
+            std: 0.0,
+            n: 1,
+        };
+        let table = Table {
+            rows: vec!["baseline".into(), "DSMA".into()],
+            datasets: vec!["BraTS2020".into()],
+            cells: vec![
+                vec![Some([c(89.94), c(80.0), c(78.0), c(82.0)])],
+                vec![None],
+            ],
+            p_values: vec![vec![None], vec![None]],
+            reference: None,
+        };
+        let reference: Reference = serde_json::from_value(serde_json::json!({
+            "source": "Table 3",
+            "dsc": {"BraTS2020": {
+                "baseline": [88.94, 80.75, 78.21, 82.63],
+                "DSMA": [89.43, 82.62, 78.73, 83.59]
+            }}
+        }))
+        .unwrap();
+        let md = render(
+            &table.clone().with_reference(Some(&reference)),
+            TableFormat::Markdown,
+        );
+        // 89.94 − 88.94 = +1.00; 80.00 − 80.75 = −0.75; a missing run shows the number alone.
+        assert!(md.contains("from Table 3"), "{md}");
+        assert!(
+            md.contains("| baseline | 88.94 (+1.00) | 80.75 (-0.75) |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| DSMA | 89.43 | 82.62 | 78.73 | 83.59 |"),
+            "{md}"
+        );
+        // No reference (a phantom file), or one naming other datasets: no section.
+        assert!(!render(&table.clone(), TableFormat::Markdown).contains("Published"));
+        let other: Reference = serde_json::from_value(serde_json::json!({
+            "source": "x", "dsc": {"BraTS2019": {"baseline": [1.0, 1.0, 1.0, 1.0]}}
+        }))
+        .unwrap();
+        assert!(table.with_reference(Some(&other)).reference.is_none());
     }
 
     #[test]
