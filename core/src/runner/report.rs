@@ -44,14 +44,17 @@ pub struct Table {
     /// Two-sided p-value of the paired Wilcoxon test against the first row on per-case AVE Dice.
     pub p_values: Vec<Vec<Option<f64>>>,
     /// Published numbers: their source and `[row][dataset]` = WT, TC, ET, AVE (%), if any.
-    pub reference: Option<(String, Vec<Vec<Option<[f64; 4]>>>)>,
+    pub reference: Option<(String, PublishedCells)>,
 }
+
+/// Published `[row][dataset]` = WT, TC, ET, AVE (%), `None` where the source has no number.
+pub type PublishedCells = Vec<Vec<Option<[f64; 4]>>>;
 
 impl Table {
     /// The table with the published numbers of `reference` (if any, and if it names a cell).
     pub fn with_reference(mut self, reference: Option<&Reference>) -> Table {
         self.reference = reference.and_then(|r| {
-            let cells: Vec<Vec<Option<[f64; 4]>>> = self
+            let cells: PublishedCells = self
                 .rows
                 .iter()
                 .map(|row| self.datasets.iter().map(|ds| r.of(ds, row)).collect())
