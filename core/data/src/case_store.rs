@@ -283,10 +283,7 @@ impl StoredCase {
     /// One training patch, read through maps that end with the call (see
     /// [`crate::preprocess::sample_patch`] for the sampling rule).
     pub fn sample_patch<R: Rng + ?Sized>(&self, cfg: &PatchConfig, rng: &mut R) -> Result<Patch> {
-        self.with_views(|image, label, fg| {
-            let fg: Vec<usize> = fg.iter().map(|&i| i as usize).collect();
-            sample_patch_from(image, label, &fg, cfg, rng)
-        })
+        self.with_views(|image, label, fg| sample_patch_from(image, label, fg, cfg, rng))
     }
 
     /// Places a label map of the cropped case back into the original volume.

@@ -213,19 +213,38 @@ pub fn sample_patch<R: Rng + ?Sized>(
     sample_patch_from(case.image.view(), case.label.view(), foreground, cfg, rng)
 }
 
+/// Flat voxel indices of a case's tumour, as its owner keeps them (`usize` in memory, `u32` in the
+/// case store).
+pub trait VoxelIndex: Copy {
+    /// The index.
+    fn index(self) -> usize;
+}
+
+impl VoxelIndex for usize {
+    fn index(self) -> usize {
+        self
+    }
+}
+
+impl VoxelIndex for u32 {
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
 /// [`sample_patch`] from views of a case's image `[modality, z, y, x]` and labels `[z, y, x]`
 /// (e.g. memory maps of a stored case).
-pub fn sample_patch_from<R: Rng + ?Sized>(
+pub fn sample_patch_from<R: Rng + ?Sized, I: VoxelIndex>(
     case_image: ArrayView4<f32>,
     case_label: ArrayView3<u8>,
-    foreground: &[usize],
+    foreground: &[I],
     cfg: &PatchConfig,
     rng: &mut R,
 ) -> Patch {
     let (_, nz, ny, nx) = case_image.dim();
     let [px, py, pz] = cfg.size;
     let centre = if !foreground.is_empty() && rng.random_bool(cfg.tumour_share) {
-        let i = foreground[rng.random_range(0..foreground.len())];
+        let i = foreground[rng.random_range(0..foreground.len())].index();
         [i / (ny * nx), (i / nx) % ny, i % nx]
     } else {
         [
