@@ -277,15 +277,7 @@ fn reference_section(t: &Table) -> String {
         out,
         "\nPublished DSC (%) from {source}, with ours − published in parentheses:\n"
     );
-    let mut head = String::from("| Method |");
-    let mut rule = String::from("|---|");
-    for d in &t.datasets {
-        for r in REGIONS {
-            let _ = write!(head, " {d} {r} |");
-            rule.push_str("---:|");
-        }
-    }
-    let _ = writeln!(out, "{head}\n{rule}");
+    out.push_str(&markdown_header(t));
     for (i, row) in t.rows.iter().enumerate() {
         let _ = write!(out, "| {row} |");
         for (j, published) in cells[i].iter().enumerate() {
@@ -304,8 +296,8 @@ fn reference_section(t: &Table) -> String {
     out
 }
 
-fn render_markdown(t: &Table) -> String {
-    let mut out = String::new();
+/// The header and rule lines of a markdown table: one column per dataset and region.
+fn markdown_header(t: &Table) -> String {
     let mut head = String::from("| Method |");
     let mut rule = String::from("|---|");
     for d in &t.datasets {
@@ -314,7 +306,12 @@ fn render_markdown(t: &Table) -> String {
             rule.push_str("---:|");
         }
     }
-    let _ = writeln!(out, "{head}\n{rule}");
+    format!("{head}\n{rule}\n")
+}
+
+fn render_markdown(t: &Table) -> String {
+    let mut out = String::new();
+    out.push_str(&markdown_header(t));
     for (i, row) in t.rows.iter().enumerate() {
         let _ = write!(out, "| {row} |");
         for (j, c) in t.cells[i].iter().enumerate() {
