@@ -48,7 +48,7 @@ fn two_stages_switch_at_the_configured_epoch_and_lr_and_write_the_run_folder() {
         "the row's log holds the shared stage 1 and its own stage 2"
     );
     let rows = &all[3..];
-    let stage1 = std::fs::read_dir(out.join("stage1"))
+    let stage1 = std::fs::read_dir(tmp.path().join("cache/stage1"))
         .unwrap()
         .next()
         .unwrap()
@@ -70,7 +70,12 @@ fn two_stages_switch_at_the_configured_epoch_and_lr_and_write_the_run_folder() {
         );
     }
     // One shared stage 1 for both rows.
-    assert_eq!(std::fs::read_dir(out.join("stage1")).unwrap().count(), 1);
+    assert_eq!(
+        std::fs::read_dir(tmp.path().join("cache/stage1"))
+            .unwrap()
+            .count(),
+        1
+    );
     // Per-sample weights of every stage-2 epoch.
     let w = csv(&run.join("weights.csv"));
     assert_eq!(w.len(), 2 * 5);
@@ -114,7 +119,17 @@ fn concurrent_shards_train_the_shared_stage_1_once_and_match_a_single_process() 
     let exp = experiment(tmp.path(), 3, 2, BOTH_ROWS);
     let exp = exp.to_str().unwrap();
     let single = tmp.path().join("single");
-    let (code, _, stderr) = dsma(&["run", exp, "--out", single.to_str().unwrap(), "--quiet"]);
+    // A shared root of its own, or the shards would find its runs finished.
+    let single_cache = tmp.path().join("single-cache");
+    let (code, _, stderr) = dsma(&[
+        "run",
+        exp,
+        "--out",
+        single.to_str().unwrap(),
+        "--cache",
+        single_cache.to_str().unwrap(),
+        "--quiet",
+    ]);
     assert_eq!(code, 0, "{stderr}");
 
     // Two shards of one table into one folder at the same time, as a Slurm job array would.
@@ -152,8 +167,8 @@ fn concurrent_shards_train_the_shared_stage_1_once_and_match_a_single_process() 
         "stage 1 (3 epochs) trained once in all: {logs:?}"
     );
     assert!(
-        !shared
-            .join("stage1")
+        !tmp.path()
+            .join("cache/stage1")
             .read_dir()
             .unwrap()
             .flatten()
@@ -192,7 +207,7 @@ fn a_few_epochs_reduce_the_training_loss() {
         "--quiet",
     ]);
     assert_eq!(code, 0, "{stderr}");
-    let stage1 = std::fs::read_dir(out.join("stage1"))
+    let stage1 = std::fs::read_dir(tmp.path().join("cache/stage1"))
         .unwrap()
         .next()
         .unwrap()
@@ -225,7 +240,16 @@ fn killed_and_resumed_equals_uninterrupted_and_a_corrupt_checkpoint_is_reported(
     assert!(!run.join("results.json").exists(), "aborted before the end");
 
     // Without --resume the unfinished run is not silently restarted.
-    let (code, _, stderr) = dsma(&["run", exp, "--out", cut.to_str().unwrap(), "--quiet"]);
+    let cut_cache = cut.join("cache");
+    let (code, _, stderr) = dsma(&[
+        "run",
+        exp,
+        "--out",
+        cut.to_str().unwrap(),
+        "--cache",
+        cut_cache.to_str().unwrap(),
+        "--quiet",
+    ]);
     assert_ne!(code, 0);
     assert!(stderr.contains("--resume"), "{stderr}");
 
@@ -245,6 +269,8 @@ fn killed_and_resumed_equals_uninterrupted_and_a_corrupt_checkpoint_is_reported(
         exp,
         "--out",
         cut.to_str().unwrap(),
+        "--cache",
+        cut.join("cache").to_str().unwrap(),
         "--resume",
         "--quiet",
     ]);
@@ -260,6 +286,8 @@ fn killed_and_resumed_equals_uninterrupted_and_a_corrupt_checkpoint_is_reported(
         exp,
         "--out",
         cut.to_str().unwrap(),
+        "--cache",
+        cut.join("cache").to_str().unwrap(),
         "--resume",
         "--quiet",
     ]);
@@ -492,6 +520,8 @@ fn crash_and_resume(stage1: usize, stage2: usize, points: &[String]) {
             exp,
             "--out",
             out.to_str().unwrap(),
+            "--cache",
+            out.join("cache").to_str().unwrap(),
             "--resume",
             "--quiet",
         ]);
@@ -606,4 +636,63 @@ fn data_prepare_builds_the_case_store_once_and_run_reuses_it() {
         std::fs::metadata(&meta).unwrap().modified().unwrap(),
         before
     );
+}
+
+/// Two experiment files whose rows are the same runs under other labels (Table 1's baseline and
+/// DSMA rows are Table 3's first and last rows; `weighter: uniform` is no weighter): the second
+/// trains nothing and prints the same numbers under its own labels.
+#[test]
+fn identical_runs_of_two_experiment_files_are_trained_once_and_reported_alike() {
+    let tmp = tempfile::tempdir().unwrap();
+    let first = "  - label: baseline\n    synthesizer: {name: augment}\n  - label: DTSS\n    synthesizer: {name: dtss}\n  - label: DSMA\n    synthesizer: {name: dtss}\n    weighter: {name: mas}\n";
+    let second = "  - label: simple augmentation\n    synthesizer: {name: augment}\n  - label: DTSS\n    synthesizer: {name: dtss}\n    weighter: {name: uniform}\n  - label: DTSS+MAS\n    synthesizer: {name: dtss}\n    weighter: {name: mas}\n  - label: MAS beta 0.3\n    synthesizer: {name: dtss}\n    weighter: {name: mas, params: {beta: 0.3}}\n";
+    let a_dir = tmp.path().join("a");
+    let b_dir = tmp.path().join("b");
+    std::fs::create_dir_all(&a_dir).unwrap();
+    std::fs::create_dir_all(&b_dir).unwrap();
+    let a = experiment(&a_dir, 2, 1, first);
+    let b = experiment(&b_dir, 2, 1, second);
+    // One phantom folder for both files, as the paper files share their dataset.
+    let text = std::fs::read_to_string(&b)
+        .unwrap()
+        .replace(b_dir.to_str().unwrap(), a_dir.to_str().unwrap());
+    std::fs::write(&b, text).unwrap();
+    let root = tmp.path().join("runs");
+    let run = |exp: &Path, name: &str| {
+        let out = root.join(name);
+        let (code, stdout, stderr) =
+            dsma(&["run", exp.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+        assert_eq!(code, 0, "{stderr}");
+        (stdout, stderr)
+    };
+    let (table_a, _) = run(&a, "table_a");
+    let (table_b, log_b) = run(&b, "table_b");
+    assert_eq!(
+        log_b.matches("finished earlier, skipped").count(),
+        3,
+        "{log_b}"
+    );
+    assert!(!log_b.contains("(stage 1)"), "stage 1 retrained: {log_b}");
+    assert!(
+        log_b.contains("MAS beta 0.3 on Phantom (repeat 0"),
+        "{log_b}"
+    );
+    let numbers = |table: &str, label: &str| -> String {
+        let line = table
+            .lines()
+            .find(|l| l.starts_with(&format!("| {label} |")))
+            .unwrap_or_else(|| panic!("{label} missing: {table}"));
+        line[label.len() + 4..].to_string()
+    };
+    for (x, y) in [
+        ("baseline", "simple augmentation"),
+        ("DTSS", "DTSS"),
+        ("DSMA", "DTSS+MAS"),
+    ] {
+        assert_eq!(numbers(&table_a, x), numbers(&table_b, y), "{x} / {y}");
+    }
+    // `dsma table` of the second folder shows its own labels, the first file's numbers.
+    let (code, again, err) = dsma(&["table", root.join("table_b").to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(numbers(&again, "DTSS+MAS"), numbers(&table_a, "DSMA"));
 }

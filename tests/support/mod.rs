@@ -209,6 +209,8 @@ rows:
 pub fn run_aborted_at(exp: &str, out: &Path, point: &str) -> std::process::ExitStatus {
     Command::new(env!("CARGO_BIN_EXE_dsma"))
         .args(["run", exp, "--out", out.to_str().unwrap(), "--quiet"])
+        // A shared root inside `out`, so an uninterrupted run beside it is not found finished.
+        .args(["--cache", out.join("cache").to_str().unwrap()])
         .env("DSMA_TEST_ABORT_AT", point)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())

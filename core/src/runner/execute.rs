@@ -3,6 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
+use serde::{Deserialize, Serialize};
+
 use crate::error::{CoreError, Result};
 use crate::experiment::LoadedExperiment;
 use crate::plugin::Registry;
@@ -11,6 +13,7 @@ use crate::runner::data::{prepare, PreparedData};
 use crate::runner::plan::{plan_all, PlannedRun};
 use crate::runner::registration;
 use crate::runner::run_record::{absolute_dataset, run_folders, RunRecord};
+use crate::runner::stage_lock::StageLock;
 use crate::runner::{run_dir, RunJob, RunObserver, RunResults};
 
 /// Options of `dsma run`.
@@ -165,11 +168,18 @@ pub fn execute(
     let trainer = reg.trainer(exp.train.backend)?;
     let runs = selected_runs(loaded, opts);
     let cache = opts.cache.clone().unwrap_or_else(|| opts.out.join("cache"));
+    write_index(&opts.out, loaded)?;
     // Prepared datasets, keyed by their settings (grid points may change them).
     let mut data: Vec<(crate::runner::config::DatasetConfig, PreparedData)> = Vec::new();
     let mut results = Vec::new();
     for (n, run) in runs.iter().enumerate() {
-        let dir = opts.out.join(run.dir());
+        let dir = run_folder(&opts.out, &cache, run)?;
+        // Another process (a shard, or another experiment file sharing this run) may train it.
+        let lock = if dir.join("results.json").exists() {
+            None
+        } else {
+            Some(StageLock::acquire(&dir, obs)?)
+        };
         if let Some(done) = run_dir::read_results(&dir)? {
             obs.message(&format!(
                 "[{}/{}] {} on {}: finished earlier, skipped",
@@ -178,12 +188,15 @@ pub fn execute(
                 run.label,
                 run.dataset_name
             ));
-            results.push(serde_json::from_value(done).map_err(|e| {
+            let mut r: RunResults = serde_json::from_value(done).map_err(|e| {
                 CoreError::invalid(
                     dir.join("results.json").display().to_string(),
                     e.to_string(),
                 )
-            })?);
+            })?;
+            // A run shared with another experiment file carries that file's labels.
+            (r.row, r.dataset) = (run.label.clone(), run.dataset_name.clone());
+            results.push(r);
             continue;
         }
         check_unfinished(&dir, loaded, run, opts.resume)?;
@@ -207,7 +220,7 @@ pub fn execute(
             dataset: Some(absolute_dataset(&exp.datasets[run.dataset])),
         }
         .write(&dir)?;
-        let stage1 = opts.out.join(run.stage1_dir());
+        let stage1 = cache.join(run.stage1_dir());
         let job = RunJob {
             experiment: exp,
             run,
@@ -218,8 +231,89 @@ pub fn execute(
             cache_dir: &cache,
         };
         results.push(trainer(&job, obs)?.results);
+        drop(lock);
     }
     Ok(results)
+}
+
+/// The experiment's view of its output folder (`experiment.json`): rows and datasets in table
+/// order, where each run's folder is, the published numbers. `dsma table` reads it, so runs
+/// shared with other experiment files are shown under this file's labels.
+#[derive(Debug, Serialize, Deserialize)]
+struct Index {
+    rows: Vec<String>,
+    datasets: Vec<String>,
+    runs: Vec<IndexedRun>,
+    #[serde(default)]
+    reference: Option<crate::runner::config::Reference>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct IndexedRun {
+    dir: PathBuf,
+    row: String,
+    dataset: String,
+}
+
+fn write_index(out: &Path, loaded: &LoadedExperiment) -> Result<()> {
+    let index = Index {
+        rows: crate::runner::plan::row_labels(loaded),
+        datasets: loaded
+            .experiment
+            .datasets
+            .iter()
+            .map(|d| d.name.clone())
+            .collect(),
+        runs: plan_all(loaded)
+            .into_iter()
+            .map(|r| IndexedRun {
+                dir: r.dir(),
+                row: r.label,
+                dataset: r.dataset_name,
+            })
+            .collect(),
+        reference: loaded.experiment.reference.clone(),
+    };
+    let json =
+        serde_json::to_vec_pretty(&index).map_err(|e| CoreError::codec("experiment.json", e))?;
+    crate::atomic_file::write_atomic(&out.join("experiment.json"), &json)
+}
+
+fn read_index(out: &Path) -> Option<Index> {
+    let bytes = std::fs::read(out.join("experiment.json")).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// The run's folder under `out`: a link to its content-addressed folder under the shared root
+/// `cache` (made on first use), so identical runs of different experiment files are one run. An
+/// existing plain folder (runs made before links) is used as it is; where links are unavailable
+/// the folder is plain.
+fn run_folder(out: &Path, cache: &Path, run: &PlannedRun) -> Result<PathBuf> {
+    let link = out.join(run.dir());
+    if link.is_dir() {
+        return Ok(link);
+    }
+    if link.symlink_metadata().is_ok() {
+        // A link whose target is gone (the shared root was deleted): make it again.
+        std::fs::remove_file(&link).map_err(|e| CoreError::io(&link, e))?;
+    }
+    let parent = link.parent().unwrap_or(out);
+    std::fs::create_dir_all(parent).map_err(|e| CoreError::io(parent, e))?;
+    #[cfg(unix)]
+    {
+        let target = std::path::absolute(cache.join(run.shared_dir()))
+            .map_err(|e| CoreError::io(cache, e))?;
+        std::fs::create_dir_all(&target).map_err(|e| CoreError::io(&target, e))?;
+        if let Err(e) = std::os::unix::fs::symlink(&target, &link) {
+            // A concurrent shard may have made the same link.
+            if !link.is_dir() {
+                return Err(CoreError::io(&link, e));
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = cache;
+    Ok(link)
 }
 
 /// Refuses to start in a folder that holds an unfinished run unless `resume` is set, and to resume a
@@ -269,6 +363,9 @@ fn prepared<'a>(
 
 /// The published numbers (`reference:`) of the experiment whose runs are under `out`, if any.
 pub fn collect_reference(out: &Path) -> Result<Option<crate::runner::config::Reference>> {
+    if let Some(index) = read_index(out) {
+        return Ok(index.reference);
+    }
     for dir in run_folders(out)? {
         if let Ok(record) = RunRecord::read(&dir) {
             let value = record.experiment.get("reference").cloned();
@@ -280,6 +377,25 @@ pub fn collect_reference(out: &Path) -> Result<Option<crate::runner::config::Ref
 
 /// Every finished run under an output folder, with the row and dataset order of its experiment.
 pub fn collect_results(out: &Path) -> Result<(Vec<String>, Vec<String>, Vec<RunResults>)> {
+    if let Some(index) = read_index(out) {
+        let mut results = Vec::new();
+        for run in &index.runs {
+            let dir = out.join(&run.dir);
+            if let Some(v) = run_dir::read_results(&dir)? {
+                let mut r: RunResults = serde_json::from_value(v).map_err(|e| {
+                    CoreError::invalid(
+                        dir.join("results.json").display().to_string(),
+                        e.to_string(),
+                    )
+                })?;
+                (r.row, r.dataset) = (run.row.clone(), run.dataset.clone());
+                results.push(r);
+            }
+        }
+        if !results.is_empty() {
+            return Ok((index.rows, index.datasets, results));
+        }
+    }
     let mut results = Vec::new();
     let mut rows: Vec<String> = Vec::new();
     let mut datasets: Vec<String> = Vec::new();

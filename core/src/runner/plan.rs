@@ -26,6 +26,10 @@ pub struct PlannedRun {
     pub dataset_name: String,
     /// Hash of the stage-1 settings; runs with equal hashes share one stage-1 run.
     pub stage1_hash: String,
+    /// Hash of everything the run's results depend on (not its row label, nor settings such as
+    /// worker threads that change no number); experiment files whose runs hash equal share them.
+    #[serde(default)]
+    pub run_hash: String,
 }
 
 impl PlannedRun {
@@ -37,9 +41,15 @@ impl PlannedRun {
             .join(format!("rep-{}", self.repeat))
     }
 
-    /// Folder of its shared stage-1 run, relative to the output folder.
+    /// Folder of its shared stage-1 run, relative to the shared root (`--cache`).
     pub fn stage1_dir(&self) -> PathBuf {
         PathBuf::from("stage1").join(&self.stage1_hash)
+    }
+
+    /// Folder of the run's content, relative to the shared root (`--cache`); the experiment's
+    /// [`PlannedRun::dir`] links to it.
+    pub fn shared_dir(&self) -> PathBuf {
+        PathBuf::from("runs").join(&self.run_hash)
     }
 }
 
@@ -92,6 +102,17 @@ pub fn plan(exp: &Experiment) -> Vec<PlannedRun> {
             });
             let hash = stable_hash(key.to_string().as_bytes());
             for (r, row) in exp.rows.iter().enumerate() {
+                let run_key = serde_json::json!({
+                    "stage1": key,
+                    "stage2": exp.train.stage2,
+                    "regenerate": exp.train.synthesis.regenerate,
+                    "scoring": exp.train.scoring,
+                    "eval": exp.eval,
+                    "synthesizer": row.synthesizer,
+                    // `uniform` gives every synthetic case weight 1, as no weighter does.
+                    "weighter": row.weighter.as_ref().filter(|w| w.name != "uniform"),
+                });
+                let run_hash = stable_hash(run_key.to_string().as_bytes());
                 runs.push(PlannedRun {
                     variant: 0,
                     row: r,
@@ -101,6 +122,7 @@ pub fn plan(exp: &Experiment) -> Vec<PlannedRun> {
                     label: row.label.clone(),
                     dataset_name: dataset.name.clone(),
                     stage1_hash: format!("{hash:016x}"),
+                    run_hash: format!("{run_hash:016x}"),
                 });
             }
         }

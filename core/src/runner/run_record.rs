@@ -62,9 +62,17 @@ impl RunRecord {
             &format!("datasets.{}", run.dataset),
             &mut out,
         );
+        // The label is not a setting: a run shared by two experiment files has one per file.
+        let unlabelled = |v: &serde_json::Value| {
+            let mut v = v.clone();
+            if let Some(m) = v.as_object_mut() {
+                m.remove("label");
+            }
+            v
+        };
         diff(
-            &old["rows"][self.run.row],
-            &now["rows"][run.row],
+            &unlabelled(&old["rows"][self.run.row]),
+            &unlabelled(&now["rows"][run.row]),
             &format!("rows.{}", run.row),
             &mut out,
         );

@@ -124,7 +124,7 @@ impl StageLock {
             }
             if !told {
                 obs.message(&format!(
-                    "waiting for {holder} to finish stage 1 in {} (delete {} if that process is gone)",
+                    "waiting for {holder}, which is working in {} (delete {} if that process is gone)",
                     dir.display(),
                     path.display()
                 ));
