@@ -9,7 +9,7 @@ use crate::error::{CoreError, Result};
 use crate::experiment::LoadedExperiment;
 use crate::plugin::Registry;
 use crate::runner::config::Experiment;
-use crate::runner::data::{prepare, PreparedData};
+use crate::runner::data::{prepare_with, PreparedData};
 use crate::runner::plan::{plan_all, PlannedRun};
 use crate::runner::registration;
 use crate::runner::run_record::{absolute_dataset, run_folders, RunRecord};
@@ -210,7 +210,7 @@ pub fn execute(
             run.seed
         ));
         let exp = &loaded.variants[run.variant].experiment;
-        let prepared = prepared(&mut data, &exp.datasets[run.dataset], &cache)?;
+        let prepared = prepared(&mut data, &exp.datasets[run.dataset], &cache, obs)?;
         std::fs::create_dir_all(&dir).map_err(|e| CoreError::io(&dir, e))?;
         RunRecord {
             experiment: loaded.resolved.clone(),
@@ -350,11 +350,28 @@ fn prepared<'a>(
     data: &'a mut Vec<(crate::runner::config::DatasetConfig, PreparedData)>,
     cfg: &crate::runner::config::DatasetConfig,
     cache: &Path,
+    obs: &mut dyn RunObserver,
 ) -> Result<&'a PreparedData> {
     let i = match data.iter().position(|(c, _)| c == cfg) {
         Some(i) => i,
         None => {
-            data.push((cfg.clone(), prepare(cfg, cache)?));
+            let built = std::sync::atomic::AtomicUsize::new(0);
+            let started = std::time::Instant::now();
+            let prepared = prepare_with(cfg, cache, &|new| {
+                if new {
+                    built.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+            })?;
+            let built = built.into_inner();
+            if built > 0 {
+                obs.message(&format!(
+                    "{}: {built} of {} cases preprocessed into the case store ({:.1} s)",
+                    cfg.name,
+                    prepared.train.len() + prepared.test.len(),
+                    started.elapsed().as_secs_f64()
+                ));
+            }
+            data.push((cfg.clone(), prepared));
             data.len() - 1
         }
     };
