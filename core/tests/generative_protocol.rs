@@ -175,3 +175,30 @@ fn pooling_and_nearest_resampling_match_brute_force() {
         assert_eq!(*g, at(2 * z, 2 * y, 2 * x));
     }
 }
+
+/// A chunk of a larger draw conditions its sample `j` on case `first + j`, wrapping around.
+#[test]
+fn an_offset_draw_is_conditioned_on_the_cases_after_its_first() {
+    use dsma_core::generative::{IntensityMap, RealVolumes};
+    use dsma_core::{Case, Grid, LabelConvention};
+    // Three 1×1×2 cases whose FLAIR is the constant 10·i; the map sends [0, 40] to [-1, 1].
+    let cases: Vec<Case> = (0..3)
+        .map(|i| Case {
+            id: format!("c{i}"),
+            image: ndarray::Array4::from_elem((4, 1, 1, 2), 10.0 * i as f32),
+            label: Array3::zeros((1, 1, 2)),
+            grid: Grid::axis_aligned([2, 1, 1], [1.0; 3]),
+            convention: LabelConvention::Brats2019,
+        })
+        .collect();
+    let map = IntensityMap { lo: 0.0, hi: 40.0 };
+    let real = RealVolumes::new(&cases, dsma_core::Modality::Flair, map, [1, 1, 2]).offset(2);
+    let got: Vec<f32> = real
+        .batch::<B>(0, 3, "test", &Default::default())
+        .unwrap()
+        .into_data()
+        .to_vec()
+        .unwrap();
+    // Samples 0, 1, 2 of the chunk ← cases 2, 0, 1: 10·i ↦ 10·i/20 − 1.
+    assert_eq!(got, vec![0.0, 0.0, -1.0, -1.0, -0.5, -0.5]);
+}

@@ -106,6 +106,22 @@ pub trait TrainableSynthesizer: Send + Sync {
         rng: &mut ChaCha8Rng,
         real: &dyn TrainingCases,
     ) -> Result<Vec<SampledImage>>;
+
+    /// [`TrainableSynthesizer::sample`], handing each image to `sink` as it is made (the runner
+    /// writes them to disk), so an implementation that draws in chunks never holds the set. The
+    /// default draws all `n`, then hands them over.
+    fn sample_into(
+        &self,
+        n: usize,
+        rng: &mut ChaCha8Rng,
+        real: &dyn TrainingCases,
+        sink: &mut dyn FnMut(SampledImage) -> Result<()>,
+    ) -> Result<()> {
+        for image in self.sample(n, rng, real)? {
+            sink(image)?;
+        }
+        Ok(())
+    }
 }
 
 /// The model's scores after a stage-2 epoch: what a weighter needs (paper eqs. 6–8).

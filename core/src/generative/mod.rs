@@ -86,6 +86,8 @@ pub struct RealVolumes<'a> {
     modality: Modality,
     map: IntensityMap,
     shape: [usize; 3],
+    /// Sample `j` is conditioned on case `first + j` (a chunk of a larger draw).
+    first: usize,
 }
 
 /// No training cases (for unconditional samplers).
@@ -104,6 +106,7 @@ impl<'a> RealVolumes<'a> {
             modality,
             map,
             shape,
+            first: 0,
         }
     }
     /// No real volumes (what unconditional samplers are given outside the runner).
@@ -113,7 +116,14 @@ impl<'a> RealVolumes<'a> {
             modality: Modality::Flair,
             map: IntensityMap { lo: -1.0, hi: 1.0 },
             shape: [0; 3],
+            first: 0,
         }
+    }
+    /// The same volumes for a chunk of a larger draw: sample `j` of the chunk is conditioned on
+    /// case `first + j` (modulo the number of cases).
+    pub fn offset(mut self, first: usize) -> Self {
+        self.first = first;
+        self
     }
     /// Number of training cases.
     pub fn len(&self) -> usize {
@@ -142,7 +152,7 @@ impl<'a> RealVolumes<'a> {
         let [d, h, w] = self.shape;
         let mut flat = Vec::with_capacity(count * d * h * w);
         for j in first..first + count {
-            flat.extend(self.volume(j % self.len())?.iter().copied());
+            flat.extend(self.volume((self.first + j) % self.len())?.iter().copied());
         }
         Ok(
             burn::tensor::Tensor::<B, 1>::from_floats(flat.as_slice(), device)
@@ -256,12 +266,7 @@ fn generator_data(
     f: &Fitted,
     shape: [usize; 3],
 ) -> Result<Vec<Array3<f32>>> {
-    let real = RealVolumes {
-        train,
-        modality: f.modality,
-        map: f.map,
-        shape,
-    };
+    let real = RealVolumes::new(train, f.modality, f.map, shape);
     (0..train.len()).map(|i| real.volume(i)).collect()
 }
 
@@ -365,6 +370,23 @@ impl<T: GenerativeMethod> TrainableSynthesizer for Comparator<T> {
         rng: &mut ChaCha8Rng,
         real: &dyn TrainingCases,
     ) -> Result<Vec<SampledImage>> {
+        let mut out = Vec::with_capacity(n);
+        self.sample_into(n, rng, real, &mut |image| {
+            out.push(image);
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// Draws the generator's volumes [`SAMPLE_CHUNK`] at a time (sample `j` still conditioned on
+    /// real case `j`), so a draw of hundreds holds a chunk in memory, not the set.
+    fn sample_into(
+        &self,
+        n: usize,
+        rng: &mut ChaCha8Rng,
+        real: &dyn TrainingCases,
+        sink: &mut dyn FnMut(SampledImage) -> Result<()>,
+    ) -> Result<()> {
         let f = self
             .fitted
             .as_ref()
@@ -374,18 +396,6 @@ impl<T: GenerativeMethod> TrainableSynthesizer for Comparator<T> {
             NoiseLayout::Channels => 1,
             NoiseLayout::Datasets => p.noise.len(),
         };
-        let volumes = f.backend.dispatch(SampleOn {
-            method: &self.method,
-            dir: &f.dir,
-            n: n.div_ceil(per),
-            seed: rng.random(),
-            real: RealVolumes {
-                train: real,
-                modality: f.modality,
-                map: f.map,
-                shape: self.method.output_shape(),
-            },
-        })??;
         let [d, h, w] = f.sample_shape;
         let spacing = [
             f.extent_mm[2] / w as f64,
@@ -393,21 +403,38 @@ impl<T: GenerativeMethod> TrainableSynthesizer for Comparator<T> {
             f.extent_mm[0] / d as f64,
         ];
         let grid = Grid::axis_aligned([w, h, d], spacing);
-        let mut out = Vec::with_capacity(n);
-        for v in volumes {
-            let v = protocol::resample(v.view(), f.sample_shape);
-            for image in protocol::noisy_copies(v.view(), &f.map, p, f.channels, rng) {
-                out.push(SampledImage {
-                    image,
-                    label: None,
-                    grid: grid.clone(),
-                });
+        let total = n.div_ceil(per);
+        let mut emitted = 0;
+        for first in (0..total).step_by(SAMPLE_CHUNK) {
+            let volumes = f.backend.dispatch(SampleOn {
+                method: &self.method,
+                dir: &f.dir,
+                n: SAMPLE_CHUNK.min(total - first),
+                seed: rng.random(),
+                real: RealVolumes::new(real, f.modality, f.map, self.method.output_shape())
+                    .offset(first),
+            })??;
+            for v in volumes {
+                let v = protocol::resample(v.view(), f.sample_shape);
+                for image in protocol::noisy_copies(v.view(), &f.map, p, f.channels, rng) {
+                    if emitted < n {
+                        emitted += 1;
+                        sink(SampledImage {
+                            image,
+                            label: None,
+                            grid: grid.clone(),
+                        })?;
+                    }
+                }
             }
         }
-        out.truncate(n);
-        Ok(out)
+        Ok(())
     }
 }
+
+/// Generator volumes drawn per call of [`GenerativeMethod::sample`] when a comparator fills a
+/// stage-2 set (a draw of up to this many gives the same images as one call).
+pub const SAMPLE_CHUNK: usize = 8;
 
 /// Registers a [`GenerativeMethod`] as a trainable synthesizer (wrapped in [`Comparator`]).
 #[macro_export]

@@ -13,10 +13,12 @@ use rayon::prelude::*;
 
 use crate::case_store::{CaseParts, StoredCase};
 use crate::error::{CoreError, Result};
+use crate::labels::LabelConvention;
 use crate::plugin::{SampledImage, Synthesizer, TrainableSynthesizer};
 use crate::runner::config::SynthesisConfig;
 use crate::seed::derive_seed;
 use crate::volume::Case;
+use ndarray::Array3;
 
 /// Salt of the synthesis seeds.
 const SALT: u64 = 0x5359_4e54; // "SYNT"
@@ -123,13 +125,43 @@ impl<T: Send> SynthesisQueue<T> {
     }
 }
 
-/// The images a generative comparator draws for stage-2 epoch `epoch` (one per real training case).
+/// A generated image in the spill folder, waiting for the teacher's labels unless the generator
+/// made its own (`labelled`).
+#[derive(Debug, Clone)]
+pub struct SpilledImage {
+    /// The image (labels all background unless `labelled`).
+    pub case: StoredCase,
+    /// Whether the generator gave labels.
+    pub labelled: bool,
+}
+
+/// The images a generative comparator draws for stage-2 epoch `epoch` (one per real training
+/// case), each written to `spill/images-<epoch>/` as the generator hands it over.
 pub fn sample_epoch(
     g: &dyn TrainableSynthesizer,
     real: &dyn crate::plugin::TrainingCases,
     seed: u64,
     epoch: usize,
-) -> Result<Vec<SampledImage>> {
+    spill: &Path,
+    convention: LabelConvention,
+) -> Result<Vec<SpilledImage>> {
     let mut rng = ChaCha8Rng::seed_from_u64(case_seed(seed, epoch, usize::MAX));
-    g.sample(real.len(), &mut rng, real)
+    let folder = spill.join(format!("images-{epoch:04}"));
+    let mut out = Vec::with_capacity(real.len());
+    g.sample_into(real.len(), &mut rng, real, &mut |img: SampledImage| {
+        let j = out.len();
+        let labelled = img.label.is_some();
+        let (_, z, y, x) = img.image.dim();
+        let case = Case {
+            id: format!("image-{j}"),
+            label: img.label.unwrap_or_else(|| Array3::zeros((z, y, x))),
+            image: img.image,
+            grid: img.grid,
+            convention,
+        };
+        let case = spill_case(&case, &folder.join(format!("{j:05}")))?;
+        out.push(SpilledImage { case, labelled });
+        Ok(())
+    })?;
+    Ok(out)
 }

@@ -31,9 +31,7 @@ use crate::labels::region_targets;
 use crate::loss::weighted_dice_loss;
 use crate::model::{KernelBackend, ModelFactory, SegmentationModel};
 use crate::plugin::AnySynthesizer;
-use crate::plugin::{
-    parse_params, EpochScores, SampleWeighter, SampledImage, ScoreKind, TrainableSynthesizer,
-};
+use crate::plugin::{parse_params, EpochScores, SampleWeighter, ScoreKind, TrainableSynthesizer};
 use crate::preprocess::crop_to_tumour;
 use crate::runner::checkpoint::{self, Checkpoint};
 use crate::runner::config::ScoringRegion;
@@ -46,7 +44,9 @@ use crate::runner::module_state::{
 };
 use crate::runner::run_dir::{self, WeightLog};
 use crate::runner::stage_lock::StageLock;
-use crate::runner::synthesis::{sample_epoch, spill_case, synthesize_epoch, SynthesisQueue};
+use crate::runner::synthesis::{
+    sample_epoch, spill_case, synthesize_epoch, SpilledImage, SynthesisQueue,
+};
 use crate::runner::{EpochRecord, RunJob, RunObserver, RunOutcome, RunResults};
 use crate::seed::derive_seed;
 use crate::volume::Case;
@@ -359,6 +359,7 @@ fn stage2<F: ModelFactory, B: KernelBackend>(
     std::thread::scope(|scope| -> Result<()> {
         let epochs = s.state.epoch.saturating_sub(e1)..e2;
         let (real, seed, spill) = (&job.data.train, job.run.seed, spill.as_path());
+        let convention = job.data.convention;
         let regenerate = match &source {
             Source::Generative(g) => t.synthesis.regenerate && g.regenerate(),
             _ => t.synthesis.regenerate,
@@ -377,7 +378,7 @@ fn stage2<F: ModelFactory, B: KernelBackend>(
             )?),
             Source::Generative(g) => Queue::Generative(SynthesisQueue::start(
                 scope,
-                move |k| sample_epoch(g.as_ref(), &TrainSplit(real), seed, k),
+                move |k| sample_epoch(g.as_ref(), &TrainSplit(real), seed, k, spill, convention),
                 epochs,
                 &synthesis,
             )?),
@@ -439,7 +440,7 @@ enum Queue {
     /// Cases derived from real ones.
     Derived(SynthesisQueue<Vec<StoredCase>>),
     /// Images from a generative comparator, labelled by the teacher on arrival.
-    Generative(SynthesisQueue<Vec<SampledImage>>),
+    Generative(SynthesisQueue<Vec<SpilledImage>>),
 }
 
 /// The synthetic sets of stage 2's epochs from the background queue (a fresh set per epoch, or
@@ -448,7 +449,7 @@ enum Queue {
 struct SyntheticSets<'a> {
     queue: Queue,
     fixed: Option<Vec<StoredCase>>,
-    fixed_images: Option<Vec<SampledImage>>,
+    fixed_images: Option<Vec<SpilledImage>>,
     regenerate: bool,
     /// Where the sets are written.
     spill: &'a Path,
@@ -503,7 +504,13 @@ impl SyntheticSets<'_> {
                 };
                 let start = Instant::now();
                 let folder = self.spill.join(format!("labelled-{e:04}"));
-                let set = label_generated(images, &s.ema, job, e, &s.device, &folder)?;
+                let set = label_generated(&images, &s.ema, job, e, &s.device, &folder)?;
+                // Images drawn for this epoch only are not needed once labelled.
+                if self.fixed_images.is_none() {
+                    if let Some(dir) = images.first().and_then(|i| i.case.dir().parent()) {
+                        std::fs::remove_dir_all(dir).map_err(|err| CoreError::io(dir, err))?;
+                    }
+                }
                 obs.message(&format!(
                     "epoch {}: {} generated images labelled by the EMA teacher after epoch {e} \
                      ({:.1} s; waited {wait:.1} s for the generator)",
@@ -1017,7 +1024,7 @@ fn sample_grid(g: &dyn TrainableSynthesizer, job: &RunJob<'_>, png: &Path) -> Re
 /// at the evaluation threshold (§4.1). The teacher is the EMA after global epoch `epoch`, which
 /// the checkpoint of that epoch holds, so a resumed run labels the same images identically.
 fn label_generated<B: Backend, M: SegmentationModel<B>>(
-    images: Vec<SampledImage>,
+    images: &[SpilledImage],
     teacher: &M,
     job: &RunJob<'_>,
     epoch: usize,
@@ -1026,28 +1033,22 @@ fn label_generated<B: Backend, M: SegmentationModel<B>>(
 ) -> Result<Vec<StoredCase>> {
     let convention = job.data.convention;
     images
-        .into_iter()
+        .iter()
         .enumerate()
         .map(|(j, img)| {
-            let label = match img.label {
-                Some(l) => l,
-                None => {
-                    let probs = crate::inference::sliding_window::<B, M>(
-                        teacher,
-                        img.image.view(),
-                        &job.experiment.eval.window,
-                        device,
-                    )?;
-                    labels_from_probabilities(&probs, job.experiment.eval.threshold, convention)
-                }
-            };
-            let case = Case {
-                id: format!("generated-{epoch}-{j}"),
-                image: img.image,
-                label,
-                grid: img.grid,
-                convention,
-            };
+            let mut case = img.case.load()?;
+            if !img.labelled {
+                let probs = crate::inference::sliding_window::<B, M>(
+                    teacher,
+                    case.image.view(),
+                    &job.experiment.eval.window,
+                    device,
+                )?;
+                case.label =
+                    labels_from_probabilities(&probs, job.experiment.eval.threshold, convention);
+            }
+            case.id = format!("generated-{epoch}-{j}");
+            case.convention = convention;
             spill_case(&case, &folder.join(format!("{j:05}")))
         })
         .collect()
