@@ -1,10 +1,11 @@
 //! `dsma data check DIR` and `dsma data prepare EXPERIMENT`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use dsma_core::brats::{check_dataset, DatasetOptions};
+use dsma_core::runner::config::DatasetConfig;
 use dsma_core::LabelConvention;
 
 use super::PathArg;
@@ -63,27 +64,50 @@ pub struct PrepareArgs {
 pub fn prepare(args: PrepareArgs) -> anyhow::Result<ExitCode> {
     let exp = dsma_core::experiment::load(&args.experiment, &args.overrides)?;
     let cache = args.cache.unwrap_or_else(|| PathBuf::from("runs/cache"));
-    let mut seen = Vec::new();
-    for cfg in exp.variants.iter().flat_map(|v| &v.experiment.datasets) {
-        if seen.contains(cfg) {
+    let datasets: Vec<&DatasetConfig> = exp
+        .variants
+        .iter()
+        .flat_map(|v| &v.experiment.datasets)
+        .collect();
+    for line in store_datasets(&datasets, &cache, true)? {
+        println!("{line}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Preprocesses `datasets` into the case store under `cache` (each distinct one once), with a
+/// progress line per dataset when `bar`; returns one summary line per dataset.
+pub fn store_datasets(
+    datasets: &[&DatasetConfig],
+    cache: &Path,
+    bar: bool,
+) -> anyhow::Result<Vec<Summary>> {
+    let mut seen: Vec<&DatasetConfig> = Vec::new();
+    let mut lines = Vec::new();
+    for &cfg in datasets {
+        if seen.contains(&cfg) {
             continue;
         }
-        seen.push(cfg.clone());
+        seen.push(cfg);
         let style =
             indicatif::ProgressStyle::with_template("{msg}: {pos} cases prepared ({elapsed})")
                 .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner());
-        let bar = indicatif::ProgressBar::no_length()
-            .with_style(style)
-            .with_message(cfg.name.clone());
+        let progress = if bar {
+            indicatif::ProgressBar::no_length()
+        } else {
+            indicatif::ProgressBar::hidden()
+        }
+        .with_style(style)
+        .with_message(cfg.name.clone());
         let built = AtomicUsize::new(0);
         let started = std::time::Instant::now();
-        let data = dsma_core::runner::data::prepare_with(cfg, &cache, &|new| {
-            bar.inc(1);
+        let data = dsma_core::runner::data::prepare_with(cfg, cache, &|new| {
+            progress.inc(1);
             if new {
                 built.fetch_add(1, Ordering::Relaxed);
             }
         })?;
-        bar.finish_and_clear();
+        progress.finish_and_clear();
         let cases: Vec<_> = data.train.iter().chain(&data.test).collect();
         let bytes: u64 = cases.iter().map(|c| c.disk_bytes()).sum();
         let folder = cases
@@ -91,16 +115,33 @@ pub fn prepare(args: PrepareArgs) -> anyhow::Result<ExitCode> {
             .and_then(|c| c.dir().parent())
             .map(|p| p.display().to_string())
             .unwrap_or_default();
-        println!(
-            "{}: {} cases in {folder}: {} built, {} reused, {:.1} s, {:.2} GB on disk ({:.1} MB per case)",
-            cfg.name,
-            cases.len(),
-            built.load(Ordering::Relaxed),
-            cases.len() - built.load(Ordering::Relaxed),
-            started.elapsed().as_secs_f64(),
-            bytes as f64 / 1e9,
-            bytes as f64 / 1e6 / cases.len().max(1) as f64,
-        );
+        let built = built.load(Ordering::Relaxed);
+        lines.push(Summary {
+            built,
+            text: format!(
+                "{}: {} cases in {folder}: {built} built, {} reused, {:.1} s, {:.2} GB on disk ({:.1} MB per case)",
+                cfg.name,
+                cases.len(),
+                cases.len() - built,
+                started.elapsed().as_secs_f64(),
+                bytes as f64 / 1e9,
+                bytes as f64 / 1e6 / cases.len().max(1) as f64,
+            ),
+        });
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(lines)
+}
+
+/// What [`store_datasets`] did for one dataset.
+pub struct Summary {
+    /// Cases preprocessed now (the rest were in the store).
+    pub built: usize,
+    /// The line printed for it.
+    pub text: String,
+}
+
+impl std::fmt::Display for Summary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
+    }
 }

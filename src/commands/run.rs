@@ -254,6 +254,20 @@ pub fn run(a: RunArgs, mut registry: Registry) -> anyhow::Result<ExitCode> {
         only: a.only.clone(),
         shard: a.shard,
     };
+    // The case store first, with a progress line per dataset (what `dsma data prepare` does),
+    // for the datasets of the runs this process will train.
+    let runs = dsma_core::runner::execute::selected_runs(&exp, &opts);
+    let datasets: Vec<_> = runs
+        .iter()
+        .filter(|r| !dsma_core::runner::execute::is_finished(&out, r))
+        .map(|r| &exp.variants[r.variant].experiment.datasets[r.dataset])
+        .collect();
+    let cache = opts.cache.clone().unwrap_or_else(|| out.join("cache"));
+    for summary in super::data::store_datasets(&datasets, &cache, !a.quiet)? {
+        if summary.built > 0 {
+            eprintln!("{summary}");
+        }
+    }
     let mut bars = Bars::new(a.quiet);
     let started = std::time::Instant::now();
     let results = execute(&exp, &registry, &opts, &mut bars)?;
