@@ -1,0 +1,47 @@
+//! One training patch from a BraTS-sized case (240×240×155, four modalities, cropped to the brain):
+//! copied from a case held in memory (before the case store) vs read through the store's per-patch
+//! memory maps (issue 16), at the quickstart's 32³ and the paper's 128³ patch size.
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use dsma_core::case_store::{CaseParts, StoredCase};
+use dsma_core::phantom::generate_case;
+use dsma_core::preprocess::{
+    crop_to_brain, foreground_indices, sample_patch, zscore_brain, PatchConfig,
+};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+fn patch(c: &mut Criterion) {
+    let original = generate_case("Phantom_000", [240, 240, 155], [1.0; 3], 0).expect("phantom");
+    let (mut case, start) = crop_to_brain(&original).expect("crop");
+    zscore_brain(&mut case);
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let parts = CaseParts {
+        case: &case,
+        crop_start: start,
+        original_grid: &original.grid,
+        original_label: None,
+        stamp: "bench",
+    };
+    let stored = StoredCase::write(&tmp.path().join("case"), &parts).expect("store");
+    let fg = foreground_indices(case.label.view());
+    let mut g = c.benchmark_group("training_patch_240x240x155");
+    for size in [32, 128] {
+        let cfg = PatchConfig {
+            size: [size; 3],
+            tumour_share: 0.5,
+            flip_probability: 0.5,
+        };
+        let mut rng = ChaCha8Rng::seed_from_u64(0);
+        g.bench_function(format!("{size}³ from memory"), |b| {
+            b.iter(|| sample_patch(&case, &fg, &cfg, &mut rng))
+        });
+        g.bench_function(format!("{size}³ from the case store"), |b| {
+            b.iter(|| stored.sample_patch(&cfg, &mut rng).expect("patch"))
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, patch);
+criterion_main!(benches);
