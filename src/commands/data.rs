@@ -2,7 +2,6 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use dsma_core::brats::{check_dataset, DatasetOptions};
 use dsma_core::runner::config::DatasetConfig;
@@ -99,14 +98,8 @@ pub fn store_datasets(
         }
         .with_style(style)
         .with_message(cfg.name.clone());
-        let built = AtomicUsize::new(0);
         let started = std::time::Instant::now();
-        let data = dsma_core::runner::data::prepare_with(cfg, cache, &|new| {
-            progress.inc(1);
-            if new {
-                built.fetch_add(1, Ordering::Relaxed);
-            }
-        })?;
+        let data = dsma_core::runner::data::prepare_with(cfg, cache, &|_| progress.inc(1))?;
         progress.finish_and_clear();
         let cases: Vec<_> = data.train.iter().chain(&data.test).collect();
         let bytes: u64 = cases.iter().map(|c| c.disk_bytes()).sum();
@@ -115,7 +108,7 @@ pub fn store_datasets(
             .and_then(|c| c.dir().parent())
             .map(|p| p.display().to_string())
             .unwrap_or_default();
-        let built = built.load(Ordering::Relaxed);
+        let built = data.built;
         lines.push(Summary {
             built,
             text: format!(

@@ -244,12 +244,13 @@ pub fn run(a: RunArgs, mut registry: Registry) -> anyhow::Result<ExitCode> {
     let out = a.out.clone().unwrap_or_else(|| {
         PathBuf::from("runs").join(dsma_core::runner::plan::slug(&exp.experiment.name))
     });
+    let cache = a.cache.clone().unwrap_or_else(|| {
+        out.parent()
+            .map_or_else(|| out.join("cache"), |p| p.join("cache"))
+    });
     let opts = ExecuteOptions {
         out: out.clone(),
-        cache: Some(a.cache.clone().unwrap_or_else(|| {
-            out.parent()
-                .map_or_else(|| out.join("cache"), |p| p.join("cache"))
-        })),
+        cache: Some(cache.clone()),
         resume: a.resume,
         only: a.only.clone(),
         shard: a.shard,
@@ -262,7 +263,6 @@ pub fn run(a: RunArgs, mut registry: Registry) -> anyhow::Result<ExitCode> {
         .filter(|r| !dsma_core::runner::execute::is_finished(&out, r))
         .map(|r| &exp.variants[r.variant].experiment.datasets[r.dataset])
         .collect();
-    let cache = opts.cache.clone().unwrap_or_else(|| out.join("cache"));
     for summary in super::data::store_datasets(&datasets, &cache, !a.quiet)? {
         if summary.built > 0 {
             eprintln!("{summary}");

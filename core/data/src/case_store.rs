@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use crate::atomic_file::write_atomic;
 use crate::error::{CoreError, Result};
 use crate::labels::LabelConvention;
-use crate::preprocess::{sample_patch_from, Patch, PatchConfig};
+use crate::preprocess::{foreground_indices, sample_patch_from, Patch, PatchConfig};
 use crate::volume::{Case, Grid};
 
 /// Version of the folder layout; a store of another version is rebuilt.
@@ -135,12 +135,9 @@ impl StoredCase {
     /// Writes `parts` as the case folder `dir` (replacing an older one) and returns its handle.
     pub fn write(dir: &Path, parts: &CaseParts<'_>) -> Result<StoredCase> {
         let c = parts.case;
-        let foreground: Vec<u32> = c
-            .label
-            .iter()
-            .enumerate()
-            .filter(|(_, &v)| v != 0)
-            .map(|(i, _)| u32::try_from(i))
+        let foreground: Vec<u32> = foreground_indices(c.label.view())
+            .into_iter()
+            .map(u32::try_from)
             .collect::<std::result::Result<_, _>>()
             .map_err(|_| CoreError::invalid(&c.id, "more than 2³² voxels in one volume"))?;
         let meta = CaseMeta {

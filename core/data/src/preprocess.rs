@@ -30,28 +30,27 @@ pub fn crop_to_brain(case: &Case) -> Result<(Case, [usize; 3])> {
             format!("{}: every voxel is zero in every modality", case.id),
         )
     })?;
-    let image = case
-        .image
-        .slice(s![.., lo[0]..hi[0], lo[1]..hi[1], lo[2]..hi[2]])
-        .to_owned();
-    let label = case
-        .label
-        .slice(s![lo[0]..hi[0], lo[1]..hi[1], lo[2]..hi[2]])
-        .to_owned();
-    let grid = case.grid.crop(
-        [lo[2], lo[1], lo[0]],
-        [hi[2] - lo[2], hi[1] - lo[1], hi[0] - lo[0]],
-    );
-    Ok((
-        Case {
-            id: case.id.clone(),
-            image,
-            label,
-            grid,
-            convention: case.convention,
-        },
-        lo,
-    ))
+    Ok((crop_box(case, lo, hi), lo))
+}
+
+/// The part `[lo, hi)` (z, y, x) of `case`: image, labels and the grid shifted to its start.
+fn crop_box(case: &Case, lo: [usize; 3], hi: [usize; 3]) -> Case {
+    Case {
+        id: case.id.clone(),
+        image: case
+            .image
+            .slice(s![.., lo[0]..hi[0], lo[1]..hi[1], lo[2]..hi[2]])
+            .to_owned(),
+        label: case
+            .label
+            .slice(s![lo[0]..hi[0], lo[1]..hi[1], lo[2]..hi[2]])
+            .to_owned(),
+        grid: case.grid.crop(
+            [lo[2], lo[1], lo[0]],
+            [hi[2] - lo[2], hi[1] - lo[1], hi[0] - lo[0]],
+        ),
+        convention: case.convention,
+    }
 }
 
 /// Z-scores each modality over brain voxels (non-zero in any modality); background stays 0.
@@ -175,22 +174,7 @@ pub fn crop_to_tumour(case: &Case, min_xyz: [usize; 3]) -> Case {
     let (lo, hi) =
         bounding_box(case.label.view(), |&v| v != 0).unwrap_or((centre, centre.map(|c| c + 1)));
     let (lo, hi) = grow_box(lo, hi, [min_xyz[2], min_xyz[1], min_xyz[0]], dims);
-    Case {
-        id: case.id.clone(),
-        image: case
-            .image
-            .slice(s![.., lo[0]..hi[0], lo[1]..hi[1], lo[2]..hi[2]])
-            .to_owned(),
-        label: case
-            .label
-            .slice(s![lo[0]..hi[0], lo[1]..hi[1], lo[2]..hi[2]])
-            .to_owned(),
-        grid: case.grid.crop(
-            [lo[2], lo[1], lo[0]],
-            [hi[2] - lo[2], hi[1] - lo[1], hi[0] - lo[0]],
-        ),
-        convention: case.convention,
-    }
+    crop_box(case, lo, hi)
 }
 
 /// A training patch: image (modality, z, y, x) and labels (z, y, x).

@@ -12,7 +12,7 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
 use super::registry::{Builder, PluginInfo, PluginKind, PluginSource};
-use super::traits::{EpochScores, SampleWeighter, Synthesized, Synthesizer};
+use super::traits::{check_weights, EpochScores, SampleWeighter, Synthesized, Synthesizer};
 use dsma_data::error::{CoreError, Result};
 use dsma_data::volume::Case;
 
@@ -394,18 +394,7 @@ impl SampleWeighter for DylibWeighter {
                 err,
             )
         })?;
-        if let Some((i, w)) = out
-            .iter()
-            .enumerate()
-            .find(|(_, w)| !(w.is_finite() && **w >= 0.0))
-        {
-            return Err(CoreError::Plugin {
-                plugin: self.name.clone(),
-                problem: format!(
-                    "returned weight {w} for synthetic case {i}; expected a finite weight ≥ 0"
-                ),
-            });
-        }
+        check_weights(&self.name, &out, s.synthetic.len())?;
         Ok(out)
     }
 }

@@ -17,6 +17,6 @@ pub use registry::{
     SynthesizerPlugin, SynthesizerRegistration, WeighterPlugin, WeighterRegistration,
 };
 pub use traits::{
-    EpochScores, FitContext, FitProgress, SampleWeighter, SampledImage, ScoreKind, Synthesized,
-    Synthesizer, TrainableSynthesizer, TrainingCases, UnitWeights,
+    check_weights, EpochScores, FitContext, FitProgress, SampleWeighter, SampledImage, ScoreKind,
+    Synthesized, Synthesizer, TrainableSynthesizer, TrainingCases, UnitWeights,
 };

@@ -150,6 +150,29 @@ pub enum ScoreKind {
     ET,
 }
 
+/// Checks a weighter's answer: `expected` weights, each finite and ≥ 0; the error names `plugin`
+/// and the first weight that is not.
+pub fn check_weights(plugin: &str, weights: &[f64], expected: usize) -> Result<()> {
+    let problem = if weights.len() != expected {
+        format!(
+            "returned {} weights for {expected} synthetic cases",
+            weights.len()
+        )
+    } else if let Some((i, w)) = weights
+        .iter()
+        .enumerate()
+        .find(|(_, w)| !(w.is_finite() && **w >= 0.0))
+    {
+        format!("returned weight {w} for synthetic case {i}; expected a finite weight ≥ 0")
+    } else {
+        return Ok(());
+    };
+    Err(dsma_data::error::CoreError::Plugin {
+        plugin: plugin.to_string(),
+        problem,
+    })
+}
+
 /// Gives each synthetic case a loss weight every stage-2 epoch, from the model's live scores.
 pub trait SampleWeighter: Send {
     /// The per-case score this weighter is given.

@@ -103,6 +103,8 @@ pub struct PreparedData {
     pub train: Vec<StoredCase>,
     /// Test cases, in `split.test` order.
     pub test: Vec<StoredCase>,
+    /// How many of them this call preprocessed (the others were in the store already).
+    pub built: usize,
 }
 
 /// Generates the phantom into `cfg.path` unless every case is already there.
@@ -149,19 +151,11 @@ pub fn store_folder(root: &Path, cfg: &DatasetConfig, convention: LabelConventio
         convention.name(),
         crate::case_store::FORMAT
     );
-    let slug: String = cfg
-        .name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_lowercase()
-            } else {
-                '-'
-            }
-        })
-        .collect();
-    root.join("cases")
-        .join(format!("{slug}-{:016x}", stable_hash(key.as_bytes())))
+    root.join("cases").join(format!(
+        "{}-{:016x}",
+        crate::runner::plan::slug(&cfg.name),
+        stable_hash(key.as_bytes())
+    ))
 }
 
 /// Loads, splits and preprocesses a dataset into the case store under `store_root` (phantoms are
@@ -193,6 +187,13 @@ pub fn prepare_with(
         )
     })?;
     let folder = store_folder(store_root, cfg, convention);
+    let built = std::sync::atomic::AtomicUsize::new(0);
+    let counted = |new: bool| {
+        if new {
+            built.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        progress(new);
+    };
     let load = |wanted: &[String]| -> Result<Vec<StoredCase>> {
         wanted
             .par_iter()
@@ -201,16 +202,18 @@ pub fn prepare_with(
                     .iter()
                     .find(|d| &dir_id(d) == id)
                     .ok_or_else(|| CoreError::invalid("split", format!("unknown case {id}")))?;
-                stored(dir, &folder, convention, progress)
+                stored(dir, &folder, convention, &counted)
             })
             .collect()
     };
+    let (train, test) = (load(&split.train)?, load(&split.test)?);
     Ok(PreparedData {
         name: cfg.name.clone(),
         convention,
-        train: load(&split.train)?,
-        test: load(&split.test)?,
+        train,
+        test,
         split,
+        built: built.into_inner(),
     })
 }
 

@@ -9,7 +9,7 @@ use crate::error::{CoreError, Result};
 use crate::experiment::LoadedExperiment;
 use crate::plugin::Registry;
 use crate::runner::config::Experiment;
-use crate::runner::data::{prepare_with, PreparedData};
+use crate::runner::data::{prepare, PreparedData};
 use crate::runner::plan::{plan_all, PlannedRun};
 use crate::runner::registration;
 use crate::runner::run_record::{absolute_dataset, run_folders, RunRecord};
@@ -188,15 +188,8 @@ pub fn execute(
                 run.label,
                 run.dataset_name
             ));
-            let mut r: RunResults = serde_json::from_value(done).map_err(|e| {
-                CoreError::invalid(
-                    dir.join("results.json").display().to_string(),
-                    e.to_string(),
-                )
-            })?;
             // A run shared with another experiment file carries that file's labels.
-            (r.row, r.dataset) = (run.label.clone(), run.dataset_name.clone());
-            results.push(r);
+            results.push(labelled(&dir, done, &run.label, &run.dataset_name)?);
             continue;
         }
         check_unfinished(&dir, loaded, run, opts.resume)?;
@@ -355,18 +348,13 @@ fn prepared<'a>(
     let i = match data.iter().position(|(c, _)| c == cfg) {
         Some(i) => i,
         None => {
-            let built = std::sync::atomic::AtomicUsize::new(0);
             let started = std::time::Instant::now();
-            let prepared = prepare_with(cfg, cache, &|new| {
-                if new {
-                    built.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                }
-            })?;
-            let built = built.into_inner();
-            if built > 0 {
+            let prepared = prepare(cfg, cache)?;
+            if prepared.built > 0 {
                 obs.message(&format!(
-                    "{}: {built} of {} cases preprocessed into the case store ({:.1} s)",
+                    "{}: {} of {} cases preprocessed into the case store ({:.1} s)",
                     cfg.name,
+                    prepared.built,
                     prepared.train.len() + prepared.test.len(),
                     started.elapsed().as_secs_f64()
                 ));
@@ -376,6 +364,19 @@ fn prepared<'a>(
         }
     };
     Ok(&data[i].1)
+}
+
+/// The results (`results.json`, read as `value`) of the run in `dir`, shown as row `row` on
+/// `dataset` (a run shared by several experiment files carries the first one's labels).
+fn labelled(dir: &Path, value: serde_json::Value, row: &str, dataset: &str) -> Result<RunResults> {
+    let mut r: RunResults = serde_json::from_value(value).map_err(|e| {
+        CoreError::invalid(
+            dir.join("results.json").display().to_string(),
+            e.to_string(),
+        )
+    })?;
+    (r.row, r.dataset) = (row.to_string(), dataset.to_string());
+    Ok(r)
 }
 
 /// The published numbers (`reference:`) of the experiment whose runs are under `out`, if any.
@@ -399,14 +400,7 @@ pub fn collect_results(out: &Path) -> Result<(Vec<String>, Vec<String>, Vec<RunR
         for run in &index.runs {
             let dir = out.join(&run.dir);
             if let Some(v) = run_dir::read_results(&dir)? {
-                let mut r: RunResults = serde_json::from_value(v).map_err(|e| {
-                    CoreError::invalid(
-                        dir.join("results.json").display().to_string(),
-                        e.to_string(),
-                    )
-                })?;
-                (r.row, r.dataset) = (run.row.clone(), run.dataset.clone());
-                results.push(r);
+                results.push(labelled(&dir, v, &run.row, &run.dataset)?);
             }
         }
         if !results.is_empty() {

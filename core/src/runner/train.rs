@@ -353,9 +353,7 @@ fn stage2<F: ModelFactory, B: KernelBackend>(
     }
     // Synthetic sets live on disk while they are used (bounded memory), rebuilt on a resume.
     let spill = job.run_dir.join("spill");
-    if spill.exists() {
-        std::fs::remove_dir_all(&spill).map_err(|e| CoreError::io(&spill, e))?;
-    }
+    remove_spilled(Some(&spill))?;
     std::thread::scope(|scope| -> Result<()> {
         let epochs = s.state.epoch.saturating_sub(e1)..e2;
         let (real, seed, spill) = (&job.data.train, job.run.seed, spill.as_path());
@@ -423,14 +421,20 @@ fn stage2<F: ModelFactory, B: KernelBackend>(
         drop(sets);
         Ok(())
     })?;
-    if spill.exists() {
-        std::fs::remove_dir_all(&spill).map_err(|e| CoreError::io(&spill, e))?;
-    }
+    remove_spilled(Some(&spill))?;
     // The run is complete: even without stage-2 epochs, leave a checkpoint that marks it.
     if checkpoint::latest(&dirs.run)?.is_none() {
         s.save(&dirs.run, &format!("epoch-{:05}", s.state.epoch), &["best"])?;
     }
     Ok(())
+}
+
+/// Deletes a spill folder (a set's, or the run's whole spill area) if it is there.
+fn remove_spilled(folder: Option<&Path>) -> Result<()> {
+    match folder.filter(|f| f.exists()) {
+        Some(f) => std::fs::remove_dir_all(f).map_err(|e| CoreError::io(f, e)),
+        None => Ok(()),
+    }
 }
 
 /// The background producer of a row's synthetic sets.
@@ -463,12 +467,11 @@ impl SyntheticSets<'_> {
             .as_ref()
             .and_then(|f| f.first())
             .map(StoredCase::dir);
-        match set.first().and_then(|c| c.dir().parent()) {
-            Some(folder) if kept.and_then(Path::parent) != Some(folder) => {
-                std::fs::remove_dir_all(folder).map_err(|e| CoreError::io(folder, e))
-            }
-            _ => Ok(()),
+        let folder = set.first().and_then(|c| c.dir().parent());
+        if folder == kept.and_then(Path::parent) {
+            return Ok(());
         }
+        remove_spilled(folder)
     }
 
     /// The set of global epoch `e` and the seconds the trainer waited for the queue.
@@ -507,9 +510,7 @@ impl SyntheticSets<'_> {
                 let set = label_generated(&images, &s.ema, job, e, &s.device, &folder)?;
                 // Images drawn for this epoch only are not needed once labelled.
                 if self.fixed_images.is_none() {
-                    if let Some(dir) = images.first().and_then(|i| i.case.dir().parent()) {
-                        std::fs::remove_dir_all(dir).map_err(|err| CoreError::io(dir, err))?;
-                    }
+                    remove_spilled(images.first().and_then(|i| i.case.dir().parent()))?;
                 }
                 obs.message(&format!(
                     "epoch {}: {} generated images labelled by the EMA teacher after epoch {e} \
@@ -662,16 +663,8 @@ fn weigh<F: ModelFactory, B: KernelBackend>(
         real: &real,
         synthetic: &scores,
     })?;
-    if weights.len() != scores.len() || weights.iter().any(|w| !w.is_finite() || *w < 0.0) {
-        return Err(CoreError::Plugin {
-            plugin: job.experiment.rows[job.run.row].weighter_name().to_string(),
-            problem: format!(
-                "returned {} weights for {} samples (all must be finite and ≥ 0)",
-                weights.len(),
-                scores.len()
-            ),
-        });
-    }
+    let weighter_name = job.experiment.rows[job.run.row].weighter_name();
+    crate::plugin::check_weights(weighter_name, &weights, scores.len())?;
     s.state.weights.push(WeightLog {
         epoch: epoch + 1,
         real_scores: real,
