@@ -6,7 +6,7 @@ mod support;
 use std::path::Path;
 use std::process::Command;
 
-use support::{dsma, run_aborted_at, tiny_experiment as experiment};
+use support::{dsma, run_aborted_at, run_own_root, tiny_experiment as experiment};
 
 const BOTH_ROWS: &str = "  - label: baseline
   - label: DTSS+MAS
@@ -120,16 +120,7 @@ fn concurrent_shards_train_the_shared_stage_1_once_and_match_a_single_process() 
     let exp = exp.to_str().unwrap();
     let single = tmp.path().join("single");
     // A shared root of its own, or the shards would find its runs finished.
-    let single_cache = tmp.path().join("single-cache");
-    let (code, _, stderr) = dsma(&[
-        "run",
-        exp,
-        "--out",
-        single.to_str().unwrap(),
-        "--cache",
-        single_cache.to_str().unwrap(),
-        "--quiet",
-    ]);
+    let (code, _, stderr) = run_own_root(exp, &single, &["--quiet"]);
     assert_eq!(code, 0, "{stderr}");
 
     // Two shards of one table into one folder at the same time, as a Slurm job array would.
@@ -240,16 +231,7 @@ fn killed_and_resumed_equals_uninterrupted_and_a_corrupt_checkpoint_is_reported(
     assert!(!run.join("results.json").exists(), "aborted before the end");
 
     // Without --resume the unfinished run is not silently restarted.
-    let cut_cache = cut.join("cache");
-    let (code, _, stderr) = dsma(&[
-        "run",
-        exp,
-        "--out",
-        cut.to_str().unwrap(),
-        "--cache",
-        cut_cache.to_str().unwrap(),
-        "--quiet",
-    ]);
+    let (code, _, stderr) = run_own_root(exp, &cut, &["--quiet"]);
     assert_ne!(code, 0);
     assert!(stderr.contains("--resume"), "{stderr}");
 
@@ -264,16 +246,7 @@ fn killed_and_resumed_equals_uninterrupted_and_a_corrupt_checkpoint_is_reported(
     let mid = bad.len() / 2;
     bad[mid] ^= 0xff;
     std::fs::write(&model, &bad).unwrap();
-    let (code, _, stderr) = dsma(&[
-        "run",
-        exp,
-        "--out",
-        cut.to_str().unwrap(),
-        "--cache",
-        cut.join("cache").to_str().unwrap(),
-        "--resume",
-        "--quiet",
-    ]);
+    let (code, _, stderr) = run_own_root(exp, &cut, &["--resume", "--quiet"]);
     assert_ne!(code, 0);
     assert!(
         stderr.contains("model.safetensors") && stderr.contains("corrupt"),
@@ -281,16 +254,7 @@ fn killed_and_resumed_equals_uninterrupted_and_a_corrupt_checkpoint_is_reported(
     );
     std::fs::write(&model, &original).unwrap();
 
-    let (code, _, stderr) = dsma(&[
-        "run",
-        exp,
-        "--out",
-        cut.to_str().unwrap(),
-        "--cache",
-        cut.join("cache").to_str().unwrap(),
-        "--resume",
-        "--quiet",
-    ]);
+    let (code, _, stderr) = run_own_root(exp, &cut, &["--resume", "--quiet"]);
     assert_eq!(code, 0, "{stderr}");
     let a = std::fs::read(full.join("runs/phantom/dtss-mas/rep-0/results.json")).unwrap();
     let b = std::fs::read(run.join("results.json")).unwrap();
@@ -515,16 +479,7 @@ fn crash_and_resume(stage1: usize, stage2: usize, points: &[String]) {
             !out.join(rel).join("results.json").exists(),
             "{point}: finished anyway"
         );
-        let (code, _, stderr) = dsma(&[
-            "run",
-            exp,
-            "--out",
-            out.to_str().unwrap(),
-            "--cache",
-            out.join("cache").to_str().unwrap(),
-            "--resume",
-            "--quiet",
-        ]);
+        let (code, _, stderr) = run_own_root(exp, &out, &["--resume", "--quiet"]);
         assert_eq!(code, 0, "{point}: resume failed: {stderr}");
         let got = std::fs::read_to_string(out.join(rel).join("results.json")).unwrap();
         assert_eq!(got, want, "{point}: resumed results differ");

@@ -217,3 +217,13 @@ pub fn run_aborted_at(exp: &str, out: &Path, point: &str) -> std::process::ExitS
         .status()
         .unwrap()
 }
+
+/// `dsma run exp --out out --cache out/cache ARGS`: a shared root of its own inside `out`, so an
+/// identical run beside it (an uninterrupted reference) is not found finished.
+pub fn run_own_root(exp: &str, out: &Path, args: &[&str]) -> (i32, String, String) {
+    let cache = out.join("cache");
+    let mut all = vec!["run", exp, "--out", out.to_str().unwrap()];
+    all.extend(["--cache", cache.to_str().unwrap()]);
+    all.extend_from_slice(args);
+    dsma(&all)
+}
