@@ -458,16 +458,24 @@ fn rows_that_ignore_scores_are_not_scored() {
 /// Runs the DTSS+MAS experiment uninterrupted, then once per crash point: aborted there through
 /// the test-only `DSMA_TEST_ABORT_AT` hook (no timing), resumed with `--resume`; every resumed
 /// results.json must equal the uninterrupted one.
+const DSMA_ROW: &str =
+    "  - label: DTSS+MAS\n    synthesizer: {name: dtss}\n    weighter: {name: mas}\n";
+
 fn crash_and_resume(stage1: usize, stage2: usize, points: &[String]) {
+    crash_and_resume_row(DSMA_ROW, "dtss-mas", stage1, stage2, points);
+}
+
+/// Cuts the one-row experiment `rows` (row folder `slug`) at each of `points`, resumes, and
+/// compares with the uninterrupted run.
+fn crash_and_resume_row(rows: &str, slug: &str, stage1: usize, stage2: usize, points: &[String]) {
     let tmp = tempfile::tempdir().unwrap();
-    let rows = "  - label: DTSS+MAS\n    synthesizer: {name: dtss}\n    weighter: {name: mas}\n";
     let exp = experiment(tmp.path(), stage1, stage2, rows);
     let exp = exp.to_str().unwrap();
     let full = tmp.path().join("full");
     let (code, _, stderr) = dsma(&["run", exp, "--out", full.to_str().unwrap(), "--quiet"]);
     assert_eq!(code, 0, "{stderr}");
-    let rel = "runs/phantom/dtss-mas/rep-0";
-    let want = std::fs::read_to_string(full.join(rel).join("results.json")).unwrap();
+    let rel = format!("runs/phantom/{slug}/rep-0");
+    let want = std::fs::read_to_string(full.join(&rel).join("results.json")).unwrap();
     for (k, point) in points.iter().enumerate() {
         let out = tmp.path().join(format!("cut-{k}"));
         let status = run_aborted_at(exp, &out, point);
@@ -476,12 +484,12 @@ fn crash_and_resume(stage1: usize, stage2: usize, points: &[String]) {
             "{point}: the run did not reach its crash point"
         );
         assert!(
-            !out.join(rel).join("results.json").exists(),
+            !out.join(&rel).join("results.json").exists(),
             "{point}: finished anyway"
         );
         let (code, _, stderr) = run_own_root(exp, &out, &["--resume", "--quiet"]);
         assert_eq!(code, 0, "{point}: resume failed: {stderr}");
-        let got = std::fs::read_to_string(out.join(rel).join("results.json")).unwrap();
+        let got = std::fs::read_to_string(out.join(&rel).join("results.json")).unwrap();
         assert_eq!(got, want, "{point}: resumed results differ");
         std::fs::remove_dir_all(&out).unwrap();
     }
@@ -493,6 +501,14 @@ fn crash_and_resume(stage1: usize, stage2: usize, points: &[String]) {
 fn a_crash_in_each_phase_then_resume_equals_the_uninterrupted_run() {
     let points = ["checkpoint:2", "epoch:4", "evaluate:0", "export:0"].map(String::from);
     crash_and_resume(2, 3, &points);
+}
+
+/// A row without a weighter logs no scores (NaN, `null` in the checkpoint's JSON): cut in stage
+/// 2, it resumes all the same.
+#[test]
+fn a_row_without_a_weighter_cut_in_stage_two_resumes_to_the_same_results() {
+    let rows = "  - label: baseline\n    synthesizer: {name: augment}\n";
+    crash_and_resume_row(rows, "baseline", 1, 2, &["epoch:2".to_string()]);
 }
 
 /// Twenty crash points: after each of 9 epochs (3 in stage 1, 6 in stage 2), inside each of the 9

@@ -16,8 +16,8 @@ pub mod model;
 pub mod runner;
 
 pub use dsma_data::{
-    atomic_file, brats, case_store, error, labels, metrics, nifti_io, phantom, preprocess, seed,
-    slice_figure, volume,
+    atomic_file, brats, case_store, error, json_nan, labels, metrics, nifti_io, phantom,
+    preprocess, seed, slice_figure, volume,
 };
 pub use dsma_data::{Case, CoreError, Grid, LabelConvention, Modality, Region, Result};
 pub use dsma_kernels as kernels;

@@ -73,16 +73,11 @@ pub struct MetricOptions {
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct RegionMetrics {
     /// Dice in [0, 1] (NaN when undefined; `null` in JSON).
-    #[serde(deserialize_with = "nan_if_null")]
+    #[serde(deserialize_with = "crate::json_nan::nan_if_null")]
     pub dice: f64,
     /// HD95 in mm (NaN when undefined; `null` in JSON).
-    #[serde(deserialize_with = "nan_if_null")]
+    #[serde(deserialize_with = "crate::json_nan::nan_if_null")]
     pub hd95: f64,
-}
-
-/// JSON has no NaN: serde_json writes it as `null`; read `null` back as NaN.
-fn nan_if_null<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<f64, D::Error> {
-    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
 }
 
 /// Metrics of one case: WT, TC, ET and their mean.

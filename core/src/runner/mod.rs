@@ -59,6 +59,7 @@ pub struct EpochRecord {
     /// Learning rate used.
     pub lr: f64,
     /// Mean weighted training loss over the epoch's steps.
+    #[serde(deserialize_with = "crate::json_nan::nan_if_null")]
     pub loss: f64,
     /// Optimizer steps.
     pub steps: usize,
@@ -69,6 +70,7 @@ pub struct EpochRecord {
     /// Mean score of the real training cases that the weighter saw.
     pub real_score: Option<f64>,
     /// Mean test Dice (WT, TC, ET, AVE) when the test set was evaluated after this epoch.
+    #[serde(default, deserialize_with = "crate::json_nan::nan4_if_null")]
     pub test_dice: Option<[f64; 4]>,
     /// Seconds the trainer waited for synthetic data.
     pub wait_s: f64,

@@ -16,10 +16,12 @@ pub struct WeightLog {
     /// Global epoch (1-based) the weights were used in.
     pub epoch: usize,
     /// Score of every real training case.
+    #[serde(deserialize_with = "crate::json_nan::nans_if_null")]
     pub real_scores: Vec<f64>,
     /// Real case each synthetic sample derives from (or the generator sample id).
     pub sources: Vec<String>,
-    /// Score of every synthetic sample.
+    /// Score of every synthetic sample (NaN when the row's weighter reads no scores).
+    #[serde(deserialize_with = "crate::json_nan::nans_if_null")]
     pub scores: Vec<f64>,
     /// Weight of every synthetic sample.
     pub weights: Vec<f64>,
