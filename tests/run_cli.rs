@@ -542,6 +542,7 @@ fn a_resume_with_changed_settings_is_refused_naming_them() {
         "--resume",
         "train.stage2.lr=0.001",
         "rows.0.weighter.params.beta=0.3",
+        "train.synthesis.regenerate=false",
     ]);
     assert_eq!(code, 1, "{stderr}");
     assert!(stderr.contains("other settings"), "{stderr}");
@@ -553,10 +554,15 @@ fn a_resume_with_changed_settings_is_refused_naming_them() {
         stderr.contains(r#"rows.0.weighter.params: (unset) → {"beta":0.3}"#),
         "{stderr}"
     );
+    assert!(
+        stderr.contains("train.synthesis: (unset) → {\"regenerate\":false}"),
+        "{stderr}"
+    );
     assert!(!out
         .join("runs/phantom/dtss-mas/rep-0/results.json")
         .exists());
-    // With the recorded settings the resume goes through.
+    // With the recorded settings the resume goes through; how synthesis is scheduled (threads,
+    // the generator lane) is not a setting the results depend on.
     let (code, _, stderr) = dsma(&[
         "run",
         exp,
@@ -564,6 +570,8 @@ fn a_resume_with_changed_settings_is_refused_naming_them() {
         out.to_str().unwrap(),
         "--quiet",
         "--resume",
+        "train.synthesis.workers=1",
+        "train.synthesis.ahead_runs=0",
     ]);
     assert_eq!(code, 0, "{stderr}");
 }

@@ -216,6 +216,9 @@ pub struct SynthesisConfig {
     pub prefetch_epochs: usize,
     /// Derive a fresh synthetic case from every real case each epoch (true), or once for the stage (false).
     pub regenerate: bool,
+    /// Generative rows: how many upcoming runs may have their first stage-2 set drawn (and
+    /// waiting on disk) before the trainer reaches them; 0 draws each set when its stage 2 begins.
+    pub ahead_runs: usize,
 }
 
 impl Default for SynthesisConfig {
@@ -224,6 +227,7 @@ impl Default for SynthesisConfig {
             workers: 2,
             prefetch_epochs: 1,
             regenerate: true,
+            ahead_runs: 1,
         }
     }
 }

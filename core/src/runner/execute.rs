@@ -8,8 +8,10 @@ use serde::{Deserialize, Serialize};
 use crate::error::{CoreError, Result};
 use crate::experiment::LoadedExperiment;
 use crate::plugin::Registry;
+use crate::runner::config::DatasetConfig;
 use crate::runner::config::Experiment;
 use crate::runner::data::{prepare, PreparedData};
+use crate::runner::generator_lane::{self, AheadSet, Claim, Inbox, LaneRun, Relay};
 use crate::runner::plan::{plan_all, PlannedRun};
 use crate::runner::registration;
 use crate::runner::run_record::{absolute_dataset, run_folders, RunRecord};
@@ -149,7 +151,9 @@ pub fn is_finished(out: &Path, run: &PlannedRun) -> bool {
     out.join(run.dir()).join("results.json").exists()
 }
 
-/// Runs every selected run of `loaded` that is not finished; returns the results of all selected runs.
+/// Runs every selected run of `loaded` that is not finished; returns the results of all selected
+/// runs. The generator lane ([`generator_lane`]) fits and samples the generative rows ahead of
+/// the trainer.
 pub fn execute(
     loaded: &LoadedExperiment,
     registry: &Registry,
@@ -169,64 +173,156 @@ pub fn execute(
     let runs = selected_runs(loaded, opts);
     let cache = opts.cache.clone().unwrap_or_else(|| opts.out.join("cache"));
     write_index(&opts.out, loaded)?;
-    // Prepared datasets, keyed by their settings (grid points may change them).
-    let mut data: Vec<(crate::runner::config::DatasetConfig, PreparedData)> = Vec::new();
-    let mut results = Vec::new();
-    for (n, run) in runs.iter().enumerate() {
-        let dir = run_folder(&opts.out, &cache, run)?;
-        // Another process (a shard, or another experiment file sharing this run) may train it.
-        let lock = if dir.join("results.json").exists() {
-            None
-        } else {
-            Some(StageLock::acquire(&dir, obs)?)
+    let dirs = runs
+        .iter()
+        .map(|r| run_folder(&opts.out, &cache, r))
+        .collect::<Result<Vec<_>>>()?;
+    let data = prepare_unfinished(loaded, &runs, &dirs, &cache, obs)?;
+    let ctx = Runs {
+        loaded,
+        registry,
+        opts,
+        runs: &runs,
+        dirs: &dirs,
+        data: &data,
+        cache: &cache,
+        trainer,
+    };
+    std::thread::scope(|scope| {
+        let lane_runs = ctx.lane_runs();
+        let inbox = generator_lane::start(scope, lane_runs, registry, &cache);
+        let mut relay = Relay {
+            inner: obs,
+            inbox: inbox.as_ref(),
         };
-        if let Some(done) = run_dir::read_results(&dir)? {
+        // Returning drops the inbox, which stops the lane.
+        ctx.train_all(inbox.as_ref(), &mut relay)
+    })
+}
+
+/// The selected runs of an experiment with their folders and prepared datasets.
+struct Runs<'a> {
+    loaded: &'a LoadedExperiment,
+    registry: &'a Registry,
+    opts: &'a ExecuteOptions,
+    runs: &'a [PlannedRun],
+    dirs: &'a [PathBuf],
+    data: &'a [(DatasetConfig, PreparedData)],
+    cache: &'a Path,
+    trainer: registration::TrainFn,
+}
+
+impl<'a> Runs<'a> {
+    /// The resolved experiment of run `n`'s grid point.
+    fn experiment(&self, n: usize) -> &'a crate::runner::config::Experiment {
+        &self.loaded.variants[self.runs[n].variant].experiment
+    }
+
+    /// The prepared dataset of run `n` (prepared by [`prepare_unfinished`] unless finished).
+    fn data(&self, n: usize) -> Result<&'a PreparedData> {
+        let cfg = &self.experiment(n).datasets[self.runs[n].dataset];
+        self.data
+            .iter()
+            .find(|(c, _)| c == cfg)
+            .map(|(_, d)| d)
+            .ok_or_else(|| CoreError::invalid(&cfg.name, "dataset was not prepared"))
+    }
+
+    /// The unfinished generative runs the lane works on, in the trainer's order.
+    fn lane_runs(&self) -> Vec<LaneRun<'a>> {
+        (0..self.runs.len())
+            .filter(|&n| !self.dirs[n].join("results.json").exists())
+            .filter(|&n| generator_lane::wants(self.experiment(n), &self.runs[n], self.registry))
+            .filter_map(|n| {
+                Some(LaneRun {
+                    index: n,
+                    experiment: self.experiment(n),
+                    run: &self.runs[n],
+                    data: self.data(n).ok()?,
+                    stage1_dir: self.cache.join(self.runs[n].stage1_dir()),
+                    run_dir: self.dirs[n].clone(),
+                })
+            })
+            .collect()
+    }
+
+    /// Trains the runs in order (skipping finished ones) and returns every run's results.
+    fn train_all(
+        &self,
+        inbox: Option<&'a Inbox>,
+        obs: &mut dyn RunObserver,
+    ) -> Result<Vec<RunResults>> {
+        let mut results = Vec::new();
+        for (n, run) in self.runs.iter().enumerate() {
+            let dir = &self.dirs[n];
+            // Another process (a shard, or another experiment file sharing this run) may train
+            // it; the lane takes the lock of its runs itself.
+            let (lock, ahead) = match inbox.filter(|l| l.has(n)) {
+                Some(lane) => match lane.claim(n, obs)? {
+                    Claim::Finished => (None, None),
+                    Claim::Resume(l) => (Some(l), None),
+                    Claim::Fresh(l) => (
+                        Some(l),
+                        Some(AheadSet {
+                            inbox: lane,
+                            index: n,
+                        }),
+                    ),
+                },
+                None if dir.join("results.json").exists() => (None, None),
+                None => (Some(StageLock::acquire(dir, obs)?), None),
+            };
+            let count = format!("[{}/{}]", n + 1, self.runs.len());
+            if let Some(done) = run_dir::read_results(dir)? {
+                obs.message(&format!(
+                    "{count} {} on {}: finished earlier, skipped",
+                    run.label, run.dataset_name
+                ));
+                // A run shared with another experiment file carries that file's labels.
+                results.push(labelled(dir, done, &run.label, &run.dataset_name)?);
+                continue;
+            }
+            check_unfinished(dir, self.loaded, run, self.opts.resume)?;
             obs.message(&format!(
-                "[{}/{}] {} on {}: finished earlier, skipped",
-                n + 1,
-                runs.len(),
-                run.label,
-                run.dataset_name
+                "{count} {} on {} (repeat {}, seed {})",
+                run.label, run.dataset_name, run.repeat, run.seed
             ));
-            // A run shared with another experiment file carries that file's labels.
-            results.push(labelled(&dir, done, &run.label, &run.dataset_name)?);
-            continue;
+            results.push(self.train_one(n, ahead, obs)?);
+            drop(lock);
         }
-        check_unfinished(&dir, loaded, run, opts.resume)?;
-        obs.message(&format!(
-            "[{}/{}] {} on {} (repeat {}, seed {})",
-            n + 1,
-            runs.len(),
-            run.label,
-            run.dataset_name,
-            run.repeat,
-            run.seed
-        ));
-        let exp = &loaded.variants[run.variant].experiment;
-        let prepared = prepared(&mut data, &exp.datasets[run.dataset], &cache, obs)?;
-        std::fs::create_dir_all(&dir).map_err(|e| CoreError::io(&dir, e))?;
+        Ok(results)
+    }
+
+    /// Writes run `n`'s record and trains it.
+    fn train_one(
+        &self,
+        n: usize,
+        ahead: Option<AheadSet<'a>>,
+        obs: &mut dyn RunObserver,
+    ) -> Result<RunResults> {
+        let (run, dir, exp) = (&self.runs[n], &self.dirs[n], self.experiment(n));
+        std::fs::create_dir_all(dir).map_err(|e| CoreError::io(dir, e))?;
         RunRecord {
-            experiment: loaded.resolved.clone(),
-            files: loaded.files.clone(),
-            overrides: loaded.overrides.clone(),
+            experiment: self.loaded.resolved.clone(),
+            files: self.loaded.files.clone(),
+            overrides: self.loaded.overrides.clone(),
             run: run.clone(),
             dataset: Some(absolute_dataset(&exp.datasets[run.dataset])),
         }
-        .write(&dir)?;
-        let stage1 = cache.join(run.stage1_dir());
+        .write(dir)?;
+        let stage1 = self.cache.join(run.stage1_dir());
         let job = RunJob {
             experiment: exp,
             run,
-            data: prepared,
-            registry,
+            data: self.data(n)?,
+            registry: self.registry,
             stage1_dir: &stage1,
-            run_dir: &dir,
-            cache_dir: &cache,
+            run_dir: dir,
+            cache_dir: self.cache,
+            ahead,
         };
-        results.push(trainer(&job, obs)?.results);
-        drop(lock);
+        Ok((self.trainer)(&job, obs)?.results)
     }
-    Ok(results)
 }
 
 /// The experiment's view of its output folder (`experiment.json`): rows and datasets in table
@@ -338,32 +434,35 @@ fn check_unfinished(
     Ok(())
 }
 
-/// The prepared dataset of `cfg`, prepared on first use and kept in `data` for later runs.
-fn prepared<'a>(
-    data: &'a mut Vec<(crate::runner::config::DatasetConfig, PreparedData)>,
-    cfg: &crate::runner::config::DatasetConfig,
+/// The datasets of the runs not finished yet, each prepared once (in the order of the runs),
+/// before training starts: the trainer and the generator lane read them.
+fn prepare_unfinished(
+    loaded: &LoadedExperiment,
+    runs: &[PlannedRun],
+    dirs: &[PathBuf],
     cache: &Path,
     obs: &mut dyn RunObserver,
-) -> Result<&'a PreparedData> {
-    let i = match data.iter().position(|(c, _)| c == cfg) {
-        Some(i) => i,
-        None => {
-            let started = std::time::Instant::now();
-            let prepared = prepare(cfg, cache)?;
-            if prepared.built > 0 {
-                obs.message(&format!(
-                    "{}: {} of {} cases preprocessed into the case store ({:.1} s)",
-                    cfg.name,
-                    prepared.built,
-                    prepared.train.len() + prepared.test.len(),
-                    started.elapsed().as_secs_f64()
-                ));
-            }
-            data.push((cfg.clone(), prepared));
-            data.len() - 1
+) -> Result<Vec<(DatasetConfig, PreparedData)>> {
+    let mut data: Vec<(DatasetConfig, PreparedData)> = Vec::new();
+    for (run, dir) in runs.iter().zip(dirs) {
+        let cfg = &loaded.variants[run.variant].experiment.datasets[run.dataset];
+        if dir.join("results.json").exists() || data.iter().any(|(c, _)| c == cfg) {
+            continue;
         }
-    };
-    Ok(&data[i].1)
+        let started = std::time::Instant::now();
+        let prepared = prepare(cfg, cache)?;
+        if prepared.built > 0 {
+            obs.message(&format!(
+                "{}: {} of {} cases preprocessed into the case store ({:.1} s)",
+                cfg.name,
+                prepared.built,
+                prepared.train.len() + prepared.test.len(),
+                started.elapsed().as_secs_f64()
+            ));
+        }
+        data.push((cfg.clone(), prepared));
+    }
+    Ok(data)
 }
 
 /// The results (`results.json`, read as `value`) of the run in `dir`, shown as row `row` on

@@ -11,6 +11,8 @@ pub mod curves;
 pub mod data;
 pub mod evaluate;
 pub mod execute;
+pub mod generator_fit;
+pub mod generator_lane;
 pub mod module_state;
 pub mod plan;
 pub mod registration;
@@ -47,6 +49,8 @@ pub struct RunJob<'a> {
     pub run_dir: &'a Path,
     /// Folder of fits shared between runs and experiments (generators).
     pub cache_dir: &'a Path,
+    /// The first stage-2 set the generator lane draws for this run, if it does.
+    pub ahead: Option<generator_lane::AheadSet<'a>>,
 }
 
 /// One epoch's figures (a line of `epochs.csv` / `epochs.jsonl`).

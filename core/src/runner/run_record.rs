@@ -53,9 +53,31 @@ impl RunRecord {
     pub fn changed_settings(&self, now: &serde_json::Value, run: &PlannedRun) -> Vec<String> {
         let old = &self.experiment;
         let mut out = Vec::new();
-        for key in ["model", "train", "eval", "seed", "grid"] {
+        for key in ["model", "eval", "seed", "grid"] {
             diff(&old[key], &now[key], key, &mut out);
         }
+        // How synthesis is scheduled (threads, queue depth, the generator lane) does not change
+        // what a run computes; `regenerate` does.
+        let scheduled = |v: &serde_json::Value| {
+            let mut v = v.clone();
+            if let Some(t) = v.as_object_mut() {
+                if let Some(s) = t.get_mut("synthesis").and_then(|s| s.as_object_mut()) {
+                    for k in ["workers", "prefetch_epochs", "ahead_runs"] {
+                        s.remove(k);
+                    }
+                    if s.is_empty() {
+                        t.remove("synthesis");
+                    }
+                }
+            }
+            v
+        };
+        diff(
+            &scheduled(&old["train"]),
+            &scheduled(&now["train"]),
+            "train",
+            &mut out,
+        );
         diff(
             &old["datasets"][self.run.dataset],
             &now["datasets"][run.dataset],

@@ -90,6 +90,18 @@ impl StageLock {
 
     /// Takes the lock of `dir`, waiting while a live process holds it.
     pub fn acquire_with(dir: &Path, t: LockTimings, obs: &mut dyn RunObserver) -> Result<Self> {
+        let lock = Self::acquire_unless(dir, t, obs, &|| false)?;
+        lock.ok_or_else(|| CoreError::invalid(dir.display().to_string(), "lock not taken"))
+    }
+
+    /// Takes the lock of `dir`, waiting while a live process holds it unless `stop()` turns true
+    /// meanwhile (then `None`).
+    pub fn acquire_unless(
+        dir: &Path,
+        t: LockTimings,
+        obs: &mut dyn RunObserver,
+        stop: &dyn Fn() -> bool,
+    ) -> Result<Option<Self>> {
         std::fs::create_dir_all(dir).map_err(|e| CoreError::io(dir, e))?;
         let path = dir.join(".lock");
         let me = holder_id();
@@ -100,7 +112,7 @@ impl StageLock {
                     file.write_all(me.as_bytes())
                         .and_then(|_| file.sync_all())
                         .map_err(|e| CoreError::io(&path, e))?;
-                    return Ok(Self::hold(path, me, t.heartbeat));
+                    return Ok(Some(Self::hold(path, me, t.heartbeat)));
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
                 Err(e) => return Err(CoreError::io(&path, e)),
@@ -129,6 +141,9 @@ impl StageLock {
                     path.display()
                 ));
                 told = true;
+            }
+            if stop() {
+                return Ok(None);
             }
             std::thread::sleep(t.poll);
         }

@@ -89,6 +89,7 @@ impl<T: Send> SynthesisQueue<T> {
             workers,
             prefetch_epochs: prefetch,
             regenerate,
+            ..
         } = *cfg;
         let (first, last) = (epochs.start, epochs.end);
         let (tx, rx) = sync_channel(prefetch.max(1));

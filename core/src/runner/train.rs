@@ -10,7 +10,7 @@
 //! eqs. 6–7), and the weighter turns the scores into weights. Every random choice of an epoch comes
 //! from a ChaCha8 stream seeded by (run seed, epoch), so the RNG state of a checkpoint is its epoch.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
 use burn::backend::Autodiff;
@@ -38,6 +38,8 @@ use crate::runner::config::ScoringRegion;
 use crate::runner::config::{Report, TrainConfig};
 use crate::runner::crash_point::{self, CrashPoint};
 use crate::runner::evaluate::{evaluate, labels_from_probabilities, mean_metrics, score_case};
+use crate::runner::generator_fit::{fit_generator, TrainSplit};
+use crate::runner::generator_lane::AHEAD_DIR;
 use crate::runner::module_state::{
     ema_update, load_module_bytes, materialize, module_bytes, parameter_paths, remap_ids,
     require_grad,
@@ -62,7 +64,6 @@ type OptimRecord<F, B> = <Optim<F, B> as Optimizer<TrainModel<F, B>, Autodiff<B>
 
 const SALT_INIT: u64 = 0x494e_4954; // "INIT"
 const SALT_EPOCH: u64 = 0x4550_4f43; // "EPOC"
-const SALT_FIT: u64 = 0x4749_5446; // "GITF"
 
 /// Resumable training state (the JSON part of a checkpoint).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -317,7 +318,24 @@ enum Source {
     Generative(Box<dyn TrainableSynthesizer>),
 }
 
+/// Stage 2's first set of generated images as the generator lane drew it, and the seconds the
+/// trainer waited for it.
+type AheadImages = (Vec<SpilledImage>, f64);
+
 impl Source {
+    /// The run's synthesizer: from the generator lane (fitted, with the first set drawn ahead of
+    /// the trainer) when it works on this run, else built (and fitted) here.
+    fn of_job(job: &RunJob<'_>, obs: &mut dyn RunObserver) -> Result<(Self, Option<AheadImages>)> {
+        Ok(match job.ahead {
+            Some(a) => {
+                let d = a.take(obs)?;
+                let images = Some((d.images, d.waited_s));
+                (Source::Generative(d.generator), images)
+            }
+            None => (Source::of_row(job, obs)?, None),
+        })
+    }
+
     /// The row's synthesizer, built (and fitted, for a generative one).
     fn of_row(job: &RunJob<'_>, obs: &mut dyn RunObserver) -> Result<Self> {
         let Some(p) = &job.experiment.rows[job.run.row].synthesizer else {
@@ -347,7 +365,7 @@ fn stage2<F: ModelFactory, B: KernelBackend>(
     if !s.state.weighter.is_null() {
         weighter.restore(s.state.weighter.clone())?;
     }
-    let source = Source::of_row(job, obs)?;
+    let (source, ahead) = Source::of_job(job, obs)?;
     if s.state.epoch < e1 + e2 {
         obs.stage(2, s.state.epoch, e1 + e2);
     }
@@ -355,13 +373,18 @@ fn stage2<F: ModelFactory, B: KernelBackend>(
     let spill = job.run_dir.join("spill");
     remove_spilled(Some(&spill))?;
     std::thread::scope(|scope| -> Result<()> {
-        let epochs = s.state.epoch.saturating_sub(e1)..e2;
         let (real, seed, spill) = (&job.data.train, job.run.seed, spill.as_path());
         let convention = job.data.convention;
         let regenerate = match &source {
             Source::Generative(g) => t.synthesis.regenerate && g.regenerate(),
             _ => t.synthesis.regenerate,
         };
+        // The lane's set is stage 2's first; a run resumed after it draws its own sets.
+        let first = ahead.filter(|_| s.state.epoch == e1);
+        let mut epochs = s.state.epoch.saturating_sub(e1)..e2;
+        if first.is_some() {
+            epochs.start += 1;
+        }
         let synthesis = crate::runner::config::SynthesisConfig {
             regenerate,
             ..t.synthesis
@@ -374,16 +397,20 @@ fn stage2<F: ModelFactory, B: KernelBackend>(
                 epochs,
                 &t.synthesis,
             )?),
-            Source::Generative(g) => Queue::Generative(SynthesisQueue::start(
+            Source::Generative(_) if first.is_some() && (!regenerate || epochs.is_empty()) => {
+                Queue::Generative(None)
+            }
+            Source::Generative(g) => Queue::Generative(Some(SynthesisQueue::start(
                 scope,
                 move |k| sample_epoch(g.as_ref(), &TrainSplit(real), seed, k, spill, convention),
                 epochs,
                 &synthesis,
-            )?),
+            )?)),
             Source::None => Queue::None,
         };
         let mut sets = SyntheticSets {
             queue,
+            first,
             fixed: None,
             fixed_images: None,
             regenerate,
@@ -422,6 +449,7 @@ fn stage2<F: ModelFactory, B: KernelBackend>(
         Ok(())
     })?;
     remove_spilled(Some(&spill))?;
+    remove_spilled(Some(&job.run_dir.join(AHEAD_DIR)))?;
     // The run is complete: even without stage-2 epochs, leave a checkpoint that marks it.
     if checkpoint::latest(&dirs.run)?.is_none() {
         s.save(&dirs.run, &format!("epoch-{:05}", s.state.epoch), &["best"])?;
@@ -443,8 +471,9 @@ enum Queue {
     None,
     /// Cases derived from real ones.
     Derived(SynthesisQueue<Vec<StoredCase>>),
-    /// Images from a generative comparator, labelled by the teacher on arrival.
-    Generative(SynthesisQueue<Vec<SpilledImage>>),
+    /// Images from a generative comparator, labelled by the teacher on arrival (no queue when the
+    /// generator lane drew the only set).
+    Generative(Option<SynthesisQueue<Vec<SpilledImage>>>),
 }
 
 /// The synthetic sets of stage 2's epochs from the background queue (a fresh set per epoch, or
@@ -452,6 +481,8 @@ enum Queue {
 /// epoch's teacher).
 struct SyntheticSets<'a> {
     queue: Queue,
+    /// The first set and the seconds waited for it, when the generator lane drew it.
+    first: Option<AheadImages>,
     fixed: Option<Vec<StoredCase>>,
     fixed_images: Option<Vec<SpilledImage>>,
     regenerate: bool,
@@ -498,7 +529,16 @@ impl SyntheticSets<'_> {
                 let (images, wait) = match self.fixed_images.as_ref().filter(|_| !self.regenerate) {
                     Some(images) => (images.clone(), 0.0),
                     None => {
-                        let (_, images, wait) = q.next()?;
+                        let (images, wait) = match (self.first.take(), q) {
+                            (Some(set), _) => set,
+                            (None, Some(q)) => q.next().map(|(_, images, w)| (images, w))?,
+                            (None, None) => {
+                                return Err(CoreError::invalid(
+                                    "synthesis",
+                                    "no generator queue for this epoch",
+                                ))
+                            }
+                        };
                         if !self.regenerate {
                             self.fixed_images = Some(images.clone());
                         }
@@ -873,144 +913,6 @@ fn save_best(dir: &Path, ckpt: &Checkpoint) -> Result<()> {
     std::fs::rename(staging.join("best"), &target).map_err(|e| CoreError::io(&target, e))?;
     let _ = std::fs::remove_dir_all(&staging);
     Ok(())
-}
-
-/// Trains a generative comparator on the real training split, once per (generator, parameters,
-/// dataset split, seed): the fit lives in `cache/generators/<name>-<hash>/` under a stage lock, so
-/// other rows, tables (U-Net and NestedFormer) and resumed runs reuse it. The run folder records
-/// which fit it used (`synthesizer.json`) and gets the sample grid (`synthesizer-samples.png`).
-fn fit_generator(
-    g: &mut dyn TrainableSynthesizer,
-    job: &RunJob<'_>,
-    obs: &mut dyn RunObserver,
-) -> Result<()> {
-    let row = &job.experiment.rows[job.run.row];
-    let Some(spec) = &row.synthesizer else {
-        return Ok(());
-    };
-    let (key, dir) = generator_dir(job, &spec.name, &spec.params)?;
-    let _lock = StageLock::acquire(&dir, obs)?;
-    obs.message(&format!("generator {}: {}", spec.name, dir.display()));
-    let mut last = 0usize;
-    let started = Instant::now();
-    let mut progress = |p: crate::plugin::FitProgress| {
-        if p.step == p.total || p.step >= last + (p.total / 20).max(1) {
-            last = p.step;
-            obs.message(&format!(
-                "generator {}: step {}/{}{} ({:.0} s)",
-                spec.name,
-                p.step,
-                p.total,
-                p.loss.map(|l| format!(", loss {l:.4}")).unwrap_or_default(),
-                started.elapsed().as_secs_f64()
-            ));
-        }
-    };
-    let [x, y, z] = job.experiment.train.patch.size;
-    let train = TrainSplit(&job.data.train);
-    let fit_seed = derive_seed(
-        derive_seed(job.experiment.seed, job.run.repeat as u64),
-        SALT_FIT,
-    );
-    g.fit(
-        &train,
-        &mut crate::plugin::FitContext {
-            checkpoint_dir: &dir,
-            seed: fit_seed,
-            backend: job.experiment.train.backend,
-            sample_shape: [z, y, x],
-            progress: &mut progress,
-        },
-    )?;
-    run_dir::write_json(
-        job.run_dir,
-        "synthesizer.json",
-        &serde_json::json!({
-            "name": spec.name,
-            "fit": dir,
-            "key": key,
-            "fit_seed": fit_seed,
-            // Stage-2 epoch k draws its images (and the noise of their four copies) from
-            // ChaCha8(case_seed(run seed, k, usize::MAX)); only k = 0 when the set is drawn once.
-            "sample_seeds": (0..job.experiment.train.stage2.epochs)
-                .map(|k| crate::runner::synthesis::case_seed(job.run.seed, k, usize::MAX))
-                .collect::<Vec<u64>>(),
-        }),
-    )?;
-    let png = job.run_dir.join("synthesizer-samples.png");
-    if !png.exists() {
-        sample_grid(g, job, &png)?;
-    }
-    Ok(())
-}
-
-/// The cache key (JSON) and folder of a generator fit.
-fn generator_dir(
-    job: &RunJob<'_>,
-    name: &str,
-    params: &serde_json::Value,
-) -> Result<(serde_json::Value, PathBuf)> {
-    let info = job.registry.describe(name)?;
-    let ds = &job.experiment.datasets[job.run.dataset];
-    let path = std::fs::canonicalize(&ds.path).unwrap_or_else(|_| ds.path.clone());
-    let key = serde_json::json!({
-        "generator": name,
-        "version": info.version,
-        // Defaults filled in, so `{steps: 200}` and the same values spelled out share a fit.
-        "params": crate::experiment::merge(info.defaults.clone(), params.clone()),
-        "dataset": { "kind": ds.kind, "path": path, "phantom": ds.phantom, "labels": ds.labels },
-        "train": job.data.split.train,
-        "seed": job.experiment.seed,
-        "repeat": job.run.repeat,
-    });
-    let hash = crate::runner::plan::stable_hash(key.to_string().as_bytes());
-    let dir = job
-        .cache_dir
-        .join("generators")
-        .join(format!("{}-{hash:016x}", crate::runner::plan::slug(name)));
-    Ok((key, dir))
-}
-
-/// The training split as [`crate::plugin::TrainingCases`].
-struct TrainSplit<'a>(&'a [crate::case_store::StoredCase]);
-
-impl crate::plugin::TrainingCases for TrainSplit<'_> {
-    fn len(&self) -> usize {
-        self.0.len()
-    }
-    fn case(&self, i: usize) -> Result<std::borrow::Cow<'_, Case>> {
-        Ok(std::borrow::Cow::Owned(self.0[i].load()?))
-    }
-}
-
-/// Axial mid-slices of generated images (channel 0, before the teacher) beside real training
-/// cases, so a user sees what the generator learned.
-fn sample_grid(g: &dyn TrainableSynthesizer, job: &RunJob<'_>, png: &Path) -> Result<()> {
-    use crate::slice_figure::{axial, render, Overlay, Panel};
-    let n = 4.min(job.data.train.len()).max(1);
-    let mut rng = ChaCha8Rng::seed_from_u64(derive_seed(job.run.seed, SALT_FIT));
-    let images = g.sample(n, &mut rng, &TrainSplit(&job.data.train))?;
-    let mut panels = Vec::new();
-    for (i, img) in images.iter().enumerate() {
-        let ch = img.image.index_axis(ndarray::Axis(0), 0);
-        panels.push(Panel {
-            title: format!("generated {}", i + 1),
-            slice: axial(ch, ch.dim().0 / 2),
-            labels: None,
-            overlay: Overlay::None,
-        });
-    }
-    for c in job.data.train.iter().take(n) {
-        let c = c.load()?;
-        let ch = c.image.index_axis(ndarray::Axis(0), 0);
-        panels.push(Panel {
-            title: format!("real {}", c.id),
-            slice: axial(ch, ch.dim().0 / 2),
-            labels: None,
-            overlay: Overlay::None,
-        });
-    }
-    render(png, &panels, n, 3, job.data.convention)
 }
 
 /// Turns generated images into cases: images without labels get the EMA teacher's hard labels
