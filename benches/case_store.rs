@@ -1,6 +1,8 @@
 //! One training patch from a BraTS-sized case (240×240×155, four modalities, cropped to the brain):
 //! copied from a case held in memory (before the case store) vs read through the store's per-patch
-//! memory maps (issue 16), at the quickstart's 32³ and the paper's 128³ patch size.
+//! memory maps (issue 16), at the quickstart's 32³ and the paper's 128³ patch size; and a
+//! generated image labelled by the teacher for a stage-2 epoch, written out whole vs with its
+//! image linked (`StoredCase::relabelled`).
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use dsma_core::case_store::{CaseParts, StoredCase};
@@ -43,5 +45,32 @@ fn patch(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, patch);
+fn relabel(c: &mut Criterion) {
+    let original = generate_case("Phantom_000", [240, 240, 155], [1.0; 3], 0).expect("phantom");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let parts = CaseParts {
+        case: &original,
+        crop_start: [0; 3],
+        original_grid: &original.grid,
+        original_label: None,
+        stamp: "synthetic",
+    };
+    let image = StoredCase::write(&tmp.path().join("image"), &parts).expect("store");
+    let mut g = c.benchmark_group("labelled_generated_image_240x240x155");
+    g.sample_size(10);
+    g.bench_function("written whole", |b| {
+        b.iter(|| StoredCase::write(&tmp.path().join("whole"), &parts).expect("write"))
+    });
+    g.bench_function("image linked", |b| {
+        b.iter(|| {
+            let dir = tmp.path().join("linked");
+            image
+                .relabelled(&dir, "generated", &original.label)
+                .expect("relabel")
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, patch, relabel);
 criterion_main!(benches);

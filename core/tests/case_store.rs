@@ -119,3 +119,55 @@ fn cases_are_stored_once_rebuilt_when_their_files_change_and_read_back_exactly()
     }
     assert!(folder.join(&id).join("meta.json").exists());
 }
+
+#[test]
+fn a_relabelled_case_links_the_image_and_holds_only_the_new_labels() {
+    use dsma_core::case_store::{CaseParts, StoredCase};
+    use dsma_core::{Case, Grid};
+    use ndarray::{Array3, Array4};
+    use std::os::unix::fs::MetadataExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let (z, y, x) = (3, 4, 5);
+    let image = Array4::from_shape_fn((2, z, y, x), |(c, k, j, i)| {
+        (c * 1000 + k * 100 + j * 10 + i) as f32
+    });
+    let case = Case {
+        id: "image-0".into(),
+        image: image.clone(),
+        label: Array3::zeros((z, y, x)),
+        grid: Grid::axis_aligned([x, y, z], [1.0; 3]),
+        convention: LabelConvention::Brats2019,
+    };
+    let source = StoredCase::write(
+        &tmp.path().join("images/00000"),
+        &CaseParts {
+            case: &case,
+            crop_start: [0; 3],
+            original_grid: &case.grid,
+            original_label: None,
+            stamp: "synthetic",
+        },
+    )
+    .unwrap();
+    // Two tumour voxels, at flat indices 0·20 + 1·5 + 2 = 7 and 2·20 + 3·5 + 4 = 59.
+    let mut label = Array3::<u8>::zeros((z, y, x));
+    label[[0, 1, 2]] = 1;
+    label[[2, 3, 4]] = 4;
+    let dir = tmp.path().join("labelled/00000");
+    let relabelled = source.relabelled(&dir, "generated-3-0", &label).unwrap();
+    assert_eq!(relabelled.id(), "generated-3-0");
+    let back = relabelled.load().unwrap();
+    assert_eq!(back.image, image);
+    assert_eq!(back.label, label);
+    assert_eq!(back.convention, LabelConvention::Brats2019);
+    assert_eq!(relabelled.foreground().unwrap(), vec![7, 59]);
+    // One file on disk for both images: linked, not written again.
+    let inode = |p: &Path| std::fs::metadata(p.join("image.f32")).unwrap().ino();
+    assert_eq!(inode(source.dir()), inode(&dir));
+    // The source keeps its own labels; wrong-shaped labels are refused.
+    assert_eq!(source.load().unwrap().label, Array3::<u8>::zeros((z, y, x)));
+    let err = source
+        .relabelled(&tmp.path().join("bad"), "bad", &Array3::zeros((1, 1, 1)))
+        .unwrap_err();
+    assert!(err.to_string().contains("shape"), "{err}");
+}

@@ -131,15 +131,61 @@ fn publish(tmp: &Path, dir: &Path, stamp: &str) -> Result<Option<StoredCase>> {
         .map_err(|e| CoreError::io(dir, e))
 }
 
+/// Flat indices of the tumour voxels of `label` (case `id`), as stored.
+fn tumour_indices(label: &Array3<u8>, id: &str) -> Result<Vec<u32>> {
+    foreground_indices(label.view())
+        .into_iter()
+        .map(u32::try_from)
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|_| CoreError::invalid(id, "more than 2³² voxels in one volume"))
+}
+
+/// Writes `label.u8` and `foreground.u32` into the folder `tmp`.
+fn write_labels(tmp: &Path, label: &Array3<u8>, foreground: &[u32]) -> Result<()> {
+    let label = label.as_standard_layout();
+    write_atomic(&tmp.join("label.u8"), label.as_slice().unwrap_or(&[]))?;
+    write_atomic(
+        &tmp.join("foreground.u32"),
+        bytemuck::cast_slice(foreground),
+    )
+}
+
+/// Fills a temporary folder beside `dir` with `fill`, adds `meta.json` and publishes it as `dir`.
+fn write_folder(
+    dir: &Path,
+    meta: CaseMeta,
+    fill: impl FnOnce(&Path) -> Result<()>,
+) -> Result<StoredCase> {
+    let tmp = dir.with_file_name(format!(
+        ".{}.{}.tmp",
+        dir.file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default(),
+        std::process::id()
+    ));
+    let written = (|| {
+        let _ = std::fs::remove_dir_all(&tmp);
+        std::fs::create_dir_all(&tmp).map_err(|e| CoreError::io(&tmp, e))?;
+        fill(&tmp)?;
+        let json = serde_json::to_vec_pretty(&meta)
+            .map_err(|e| CoreError::codec("case store meta.json", e))?;
+        write_atomic(&tmp.join("meta.json"), &json)?;
+        publish(&tmp, dir, &meta.stamp)
+    })();
+    let _ = std::fs::remove_dir_all(&tmp);
+    written.map(|built| {
+        built.unwrap_or(StoredCase {
+            dir: dir.to_path_buf(),
+            meta,
+        })
+    })
+}
+
 impl StoredCase {
     /// Writes `parts` as the case folder `dir` (replacing an older one) and returns its handle.
     pub fn write(dir: &Path, parts: &CaseParts<'_>) -> Result<StoredCase> {
         let c = parts.case;
-        let foreground: Vec<u32> = foreground_indices(c.label.view())
-            .into_iter()
-            .map(u32::try_from)
-            .collect::<std::result::Result<_, _>>()
-            .map_err(|_| CoreError::invalid(&c.id, "more than 2³² voxels in one volume"))?;
+        let foreground = tumour_indices(&c.label, &c.id)?;
         let meta = CaseMeta {
             format: FORMAT,
             id: c.id.clone(),
@@ -153,40 +199,48 @@ impl StoredCase {
             byte_order: byte_order().into(),
             stamp: parts.stamp.to_string(),
         };
-        let tmp = dir.with_file_name(format!(
-            ".{}.{}.tmp",
-            dir.file_name()
-                .map(|n| n.to_string_lossy())
-                .unwrap_or_default(),
-            std::process::id()
-        ));
-        let written = (|| {
-            let _ = std::fs::remove_dir_all(&tmp);
-            std::fs::create_dir_all(&tmp).map_err(|e| CoreError::io(&tmp, e))?;
+        write_folder(dir, meta, |tmp| {
             let image = c.image.as_standard_layout();
-            let label = c.label.as_standard_layout();
             let image_bytes: &[u8] = bytemuck::cast_slice(image.as_slice().unwrap_or(&[]));
             write_atomic(&tmp.join("image.f32"), image_bytes)?;
-            write_atomic(&tmp.join("label.u8"), label.as_slice().unwrap_or(&[]))?;
-            write_atomic(
-                &tmp.join("foreground.u32"),
-                bytemuck::cast_slice(&foreground),
-            )?;
+            write_labels(tmp, &c.label, &foreground)?;
             if let Some(l) = parts.original_label {
                 let l = l.as_standard_layout();
                 write_atomic(&tmp.join("original_label.u8"), l.as_slice().unwrap_or(&[]))?;
             }
-            let json = serde_json::to_vec_pretty(&meta)
-                .map_err(|e| CoreError::codec("case store meta.json", e))?;
-            write_atomic(&tmp.join("meta.json"), &json)?;
-            publish(&tmp, dir, parts.stamp)
-        })();
-        let _ = std::fs::remove_dir_all(&tmp);
-        written.map(|built| {
-            built.unwrap_or(StoredCase {
-                dir: dir.to_path_buf(),
-                meta,
-            })
+            Ok(())
+        })
+    }
+
+    /// This case with other labels, as the folder `dir` under the id `id`: the image file is
+    /// linked, not rewritten (copied where the file system cannot link), so relabelling a
+    /// generated image every epoch writes its labels only.
+    pub fn relabelled(&self, dir: &Path, id: &str, label: &Array3<u8>) -> Result<StoredCase> {
+        let (_, z, y, x) = self.shape();
+        if label.dim() != (z, y, x) {
+            return Err(CoreError::invalid(
+                id,
+                format!(
+                    "labels of shape {:?}; the image is {:?}",
+                    label.dim(),
+                    (z, y, x)
+                ),
+            ));
+        }
+        let foreground = tumour_indices(label, id)?;
+        let meta = CaseMeta {
+            id: id.to_string(),
+            original_label: false,
+            foreground: foreground.len(),
+            ..self.meta.clone()
+        };
+        let source = self.dir.join("image.f32");
+        write_folder(dir, meta, |tmp| {
+            let target = tmp.join("image.f32");
+            if std::fs::hard_link(&source, &target).is_err() {
+                std::fs::copy(&source, &target).map_err(|e| CoreError::io(&source, e))?;
+            }
+            write_labels(tmp, label, &foreground)
         })
     }
 

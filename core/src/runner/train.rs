@@ -46,9 +46,7 @@ use crate::runner::module_state::{
 };
 use crate::runner::run_dir::{self, WeightLog};
 use crate::runner::stage_lock::StageLock;
-use crate::runner::synthesis::{
-    sample_epoch, spill_case, synthesize_epoch, SpilledImage, SynthesisQueue,
-};
+use crate::runner::synthesis::{sample_epoch, synthesize_epoch, SpilledImage, SynthesisQueue};
 use crate::runner::{EpochRecord, RunJob, RunObserver, RunOutcome, RunResults};
 use crate::seed::derive_seed;
 use crate::volume::Case;
@@ -931,20 +929,22 @@ fn label_generated<B: Backend, M: SegmentationModel<B>>(
         .iter()
         .enumerate()
         .map(|(j, img)| {
-            let mut case = img.case.load()?;
-            if !img.labelled {
+            let case = img.case.load()?;
+            let label = if img.labelled {
+                case.label
+            } else {
                 let probs = crate::inference::sliding_window::<B, M>(
                     teacher,
                     case.image.view(),
                     &job.experiment.eval.window,
                     device,
                 )?;
-                case.label =
-                    labels_from_probabilities(&probs, job.experiment.eval.threshold, convention);
-            }
-            case.id = format!("generated-{epoch}-{j}");
-            case.convention = convention;
-            spill_case(&case, &folder.join(format!("{j:05}")))
+                labels_from_probabilities(&probs, job.experiment.eval.threshold, convention)
+            };
+            // The image is linked into the labelled set, not written again.
+            let id = format!("generated-{epoch}-{j}");
+            img.case
+                .relabelled(&folder.join(format!("{j:05}")), &id, &label)
         })
         .collect()
 }
