@@ -27,7 +27,7 @@ use crate::runner::config::Experiment;
 use crate::runner::data::PreparedData;
 use crate::runner::generator_fit::{fit_generator, TrainSplit};
 use crate::runner::stage_lock::StageLock;
-use crate::runner::synthesis::{sample_epoch, SpilledImage};
+use crate::runner::synthesis::{sample_epoch, worker_pool, SpilledImage};
 use crate::runner::{EpochRecord, PlannedRun, RunJob, RunObserver};
 
 /// The folder of a run that holds the set the lane drew for it.
@@ -210,11 +210,7 @@ fn draw(
         std::fs::remove_dir_all(&folder).map_err(|e| CoreError::io(&folder, e))?;
     }
     let started = Instant::now();
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(exp.train.synthesis.workers.max(1))
-        .thread_name(|i| format!("dsma-ahead-{i}"))
-        .build()
-        .map_err(|e| CoreError::runtime("train.synthesis.workers", e))?;
+    let pool = worker_pool(exp.train.synthesis.workers, "dsma-ahead")?;
     let set = pool.install(|| {
         sample_epoch(
             g.as_ref(),

@@ -65,6 +65,16 @@ pub fn spill_case(case: &Case, dir: &Path) -> Result<StoredCase> {
     )
 }
 
+/// The pool of `train.synthesis.workers` threads (named `<name>-<i>`) that synthetic sets are
+/// made in; the trainer's queue and the generator lane use the same size, so they draw alike.
+pub fn worker_pool(workers: usize, name: &'static str) -> Result<rayon::ThreadPool> {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(workers.max(1))
+        .thread_name(move |i| format!("{name}-{i}"))
+        .build()
+        .map_err(|e| CoreError::runtime("train.synthesis.workers", e))
+}
+
 /// The trainer's end of the queue: the set of each stage-2 epoch (synthetic cases, or generated
 /// images awaiting the teacher's labels), made ahead on a background thread.
 pub struct SynthesisQueue<T> {
@@ -93,11 +103,7 @@ impl<T: Send> SynthesisQueue<T> {
         } = *cfg;
         let (first, last) = (epochs.start, epochs.end);
         let (tx, rx) = sync_channel(prefetch.max(1));
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(workers.max(1))
-            .thread_name(|i| format!("dsma-synth-{i}"))
-            .build()
-            .map_err(|e| CoreError::runtime("train.synthesis.workers", e))?;
+        let pool = worker_pool(workers, "dsma-synth")?;
         scope.spawn(move || {
             let epochs: Vec<usize> = if regenerate {
                 (first..last).collect()

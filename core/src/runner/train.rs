@@ -434,14 +434,7 @@ fn stage2<F: ModelFactory, B: KernelBackend>(
             sets.release(&synthetic)?;
             s.state.weighter = weighter.history();
             finish_epoch(s, job, rec, obs, true)?;
-            let done = s.state.epoch == e1 + e2;
-            if done || (s.state.epoch - e1) % t.checkpoint_every == 0 {
-                s.save(&dirs.run, &format!("epoch-{:05}", s.state.epoch), &["best"])?;
-            }
-            run_dir::write_records(job.run_dir, &s.state.records)?;
-            run_dir::write_weights(job.run_dir, &s.state.weights, &job.data.train)?;
-            run_dir::write_json(job.run_dir, "weighter.json", &s.state.weighter)?;
-            crash_point::hit(CrashPoint::Epoch, s.state.epoch);
+            save_stage2_epoch(s, job, dirs)?;
         }
         drop(sets);
         Ok(())
@@ -452,6 +445,26 @@ fn stage2<F: ModelFactory, B: KernelBackend>(
     if checkpoint::latest(&dirs.run)?.is_none() {
         s.save(&dirs.run, &format!("epoch-{:05}", s.state.epoch), &["best"])?;
     }
+    Ok(())
+}
+
+/// After a stage-2 epoch: the run's checkpoint (every `checkpoint_every` epochs and at the end),
+/// its logs (epochs, weights, the weighter's record), then the crash point the resume tests use.
+fn save_stage2_epoch<F: ModelFactory, B: KernelBackend>(
+    s: &mut Session<F, B>,
+    job: &RunJob<'_>,
+    dirs: &RunDirs,
+) -> Result<()> {
+    let t = &job.experiment.train;
+    let (e1, e2) = (t.stage1.epochs, t.stage2.epochs);
+    let done = s.state.epoch == e1 + e2;
+    if done || (s.state.epoch - e1) % t.checkpoint_every == 0 {
+        s.save(&dirs.run, &format!("epoch-{:05}", s.state.epoch), &["best"])?;
+    }
+    run_dir::write_records(job.run_dir, &s.state.records)?;
+    run_dir::write_weights(job.run_dir, &s.state.weights, &job.data.train)?;
+    run_dir::write_json(job.run_dir, "weighter.json", &s.state.weighter)?;
+    crash_point::hit(CrashPoint::Epoch, s.state.epoch);
     Ok(())
 }
 
