@@ -6,7 +6,7 @@
 //! parameters, checks; backend-free, listed by the plugin registry) and
 //! `runner::registration::ModelRegistration::of`, a `const fn` *in core* that instantiates the
 //! probe and the trainer once per backend this build contains — `Flex` (CPU) always, `Cuda` when
-//! core's `cuda` feature is on. The plugin never names a backend and cannot forget one; this module
+//! core's `cuda` feature is on, `LibTorch` when its `tch` feature is. The plugin never names a backend and cannot forget one; this module
 //! knows neither the runner nor the registry's lookups.
 
 use burn::backend::Autodiff;
@@ -25,8 +25,11 @@ pub type CpuBackend = burn::backend::Flex;
 /// The CUDA backend (burn-cuda), when built with the `cuda` feature.
 #[cfg(feature = "cuda")]
 pub type CudaBackend = burn::backend::Cuda;
+/// The libtorch backend (burn-tch; CPU or CUDA by device), when built with the `tch` feature.
+#[cfg(feature = "tch")]
+pub type TchBackend = burn_tch::LibTorch<f32>;
 
-pub use dsma_plugin::backend::{no_cuda, BackendKind};
+pub use dsma_plugin::backend::{not_built, BackendKind, ALL_BACKENDS};
 
 /// Runs backend-generic code on the backend a [`BackendKind`] names (the enum lives in the plugin
 /// layer, which has no burn; this is where its backends become types).
@@ -37,12 +40,17 @@ pub trait BackendDispatch {
 
 impl BackendDispatch for BackendKind {
     fn dispatch<V: BackendVisitor>(self, visitor: V) -> Result<V::Output> {
+        let gpu = self.is_gpu();
         match self {
-            BackendKind::Cpu => Ok(visitor.visit::<CpuBackend>(Default::default())),
+            BackendKind::Cpu => Ok(visitor.visit::<CpuBackend>(CpuBackend::run_device(gpu))),
             #[cfg(feature = "cuda")]
-            BackendKind::Cuda => Ok(visitor.visit::<CudaBackend>(Default::default())),
-            #[cfg(not(feature = "cuda"))]
-            BackendKind::Cuda => Err(no_cuda()),
+            BackendKind::Cuda => Ok(visitor.visit::<CudaBackend>(CudaBackend::run_device(gpu))),
+            #[cfg(feature = "tch")]
+            BackendKind::Tch | BackendKind::TchCuda => {
+                Ok(visitor.visit::<TchBackend>(TchBackend::run_device(gpu)))
+            }
+            #[allow(unreachable_patterns)]
+            other => Err(not_built(other)),
         }
     }
 }
@@ -106,14 +114,16 @@ pub struct ModelProbe {
     pub output_shape: [usize; 5],
 }
 
-/// Builds `F`'s model on `B` and runs one forward pass on zeros of `input_shape`.
+/// Builds `F`'s model on `B` (its GPU device when `gpu`) and runs one forward pass on zeros of
+/// `input_shape`.
 pub fn probe<F: ModelFactory, B: KernelBackend>(
     params: &serde_json::Value,
     input_shape: [usize; 5],
+    gpu: bool,
 ) -> Result<ModelProbe> {
     let p: F::Params = parse_params(F::NAME, params)?;
     F::validate(&p)?;
-    let device = B::Device::default();
+    let device = B::run_device(gpu);
     let model = F::build::<B>(&p, &device)?;
     let out = model.forward(Tensor::<B, 5>::zeros(input_shape, &device));
     Ok(ModelProbe {

@@ -156,6 +156,10 @@ fn tracked<B: KernelBackend, C: CheckpointStrategy>(
 }
 
 impl<B: KernelBackend, C: CheckpointStrategy> KernelBackend for Autodiff<B, C> {
+    fn run_device(gpu: bool) -> Self::Device {
+        B::run_device(gpu)
+    }
+
     fn conv3d_forward(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,

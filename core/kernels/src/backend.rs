@@ -21,6 +21,12 @@ use crate::norm_kernels::{self, NormShape};
 /// own kernels overrides them
 /// (`x: [N, C, D, H, W]`; conv weight `[O, C, k…]`; transposed weight `[C, O, k…]`).
 pub trait KernelBackend: Backend {
+    /// This backend's device for a run on a GPU (`gpu`) or on the host: the default device,
+    /// unless the backend serves both (burn-tch: CUDA device 0 or the CPU).
+    fn run_device(gpu: bool) -> Self::Device {
+        let _ = gpu;
+        Self::Device::default()
+    }
     /// `conv3d(x, w) + b`.
     fn conv3d_forward(
         x: FloatTensor<Self>,

@@ -19,3 +19,5 @@ pub use backend::{cpu_kernels, with_cpu_kernels, CpuKernels, KernelBackend};
 pub use nn::ConvForward;
 pub use norm::NormForward;
 pub mod norm_kernels;
+#[cfg(feature = "tch")]
+pub mod tch_ops;

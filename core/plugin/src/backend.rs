@@ -8,22 +8,74 @@ use dsma_data::error::{CoreError, Result};
 
 /// Which backend a run uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
 pub enum BackendKind {
-    /// burn-flex on the CPU.
+    /// burn-flex on the CPU, with dsma's convolution and norm kernels.
     #[default]
+    #[serde(rename = "cpu")]
     Cpu,
     /// burn-cuda on an NVIDIA GPU (needs the `cuda` feature).
+    #[serde(rename = "cuda")]
     Cuda,
+    /// burn-tch on the CPU: libtorch's own kernels (oneDNN; needs the `tch` feature).
+    #[serde(rename = "tch")]
+    Tch,
+    /// burn-tch on CUDA device 0: libtorch's cuDNN kernels (needs the `tch` feature and a
+    /// CUDA build of libtorch).
+    #[serde(rename = "tch-cuda")]
+    TchCuda,
+}
+
+/// Every backend kind, in the order `dsma doctor` lists them.
+pub const ALL_BACKENDS: [BackendKind; 4] = [
+    BackendKind::Cpu,
+    BackendKind::Cuda,
+    BackendKind::Tch,
+    BackendKind::TchCuda,
+];
+
+/// The cargo feature a backend kind needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackendFeature {
+    /// Always built.
+    Always,
+    /// `--features cuda`.
+    Cuda,
+    /// `--features tch`.
+    Tch,
 }
 
 impl BackendKind {
-    /// Whether this binary was built with the backend (`dsma-core/cuda` turns on this crate's
-    /// `cuda` feature).
-    pub fn available(self) -> bool {
+    /// The name used in YAML, overrides and environment variables.
+    pub fn name(self) -> &'static str {
         match self {
-            BackendKind::Cpu => true,
-            BackendKind::Cuda => cfg!(feature = "cuda"),
+            BackendKind::Cpu => "cpu",
+            BackendKind::Cuda => "cuda",
+            BackendKind::Tch => "tch",
+            BackendKind::TchCuda => "tch-cuda",
+        }
+    }
+
+    /// The cargo feature this backend needs.
+    pub fn feature(self) -> BackendFeature {
+        match self {
+            BackendKind::Cpu => BackendFeature::Always,
+            BackendKind::Cuda => BackendFeature::Cuda,
+            BackendKind::Tch | BackendKind::TchCuda => BackendFeature::Tch,
+        }
+    }
+
+    /// Whether the backend runs on a GPU.
+    pub fn is_gpu(self) -> bool {
+        matches!(self, BackendKind::Cuda | BackendKind::TchCuda)
+    }
+
+    /// Whether this binary was built with the backend (`dsma-core/cuda` and `dsma-core/tch` turn
+    /// on this crate's features of the same names).
+    pub fn available(self) -> bool {
+        match self.feature() {
+            BackendFeature::Always => true,
+            BackendFeature::Cuda => cfg!(feature = "cuda"),
+            BackendFeature::Tch => cfg!(feature = "tch"),
         }
     }
 
@@ -32,38 +84,90 @@ impl BackendKind {
         if self.available() {
             Ok(())
         } else {
-            Err(no_cuda())
+            Err(not_built(self))
         }
+    }
+
+    /// The backend called `name` (`cpu`, `cuda`, `tch`, `tch-cuda`).
+    pub fn parse(name: &str) -> Option<Self> {
+        ALL_BACKENDS.into_iter().find(|k| k.name() == name)
     }
 
     /// The backend named by environment variable `var` (`cpu` when unset or empty); tests read
     /// `DSMA_TEST_BACKEND` and benches `DSMA_BENCH_BACKEND` through this.
     pub fn from_env(var: &str) -> Result<Self> {
         let value = std::env::var(var).unwrap_or_default();
-        let kind = match value.trim() {
-            "" | "cpu" => BackendKind::Cpu,
-            "cuda" => BackendKind::Cuda,
-            other => {
-                return Err(CoreError::invalid(
+        let value = value.trim();
+        let kind = if value.is_empty() {
+            BackendKind::Cpu
+        } else {
+            Self::parse(value).ok_or_else(|| {
+                CoreError::invalid(
                     var,
-                    format!("`{other}`; expected cpu or cuda"),
-                ))
-            }
+                    format!("`{value}`; expected one of cpu, cuda, tch, tch-cuda"),
+                )
+            })?
         };
         if !kind.available() {
-            return Err(CoreError::invalid(
-                var,
-                format!("{value}: this binary was built without the `{value}` feature"),
-            ));
+            return Err(CoreError::invalid(var, not_built_message(kind)));
         }
         Ok(kind)
     }
 }
 
-/// The error of asking for `cuda` in a build without it.
-pub fn no_cuda() -> CoreError {
-    CoreError::invalid(
-        "train.backend",
-        "cuda: this dsma was built without the `cuda` feature (rebuild with --features cuda)",
-    )
+impl std::fmt::Display for BackendKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+fn not_built_message(kind: BackendKind) -> String {
+    match kind.feature() {
+        BackendFeature::Always => format!("{kind}: always built"),
+        BackendFeature::Cuda => format!(
+            "{kind}: this dsma was built without the `cuda` feature (rebuild with --features cuda)"
+        ),
+        BackendFeature::Tch => format!(
+            "{kind}: this dsma was built without the `tch` feature (rebuild with --features tch \
+             and LIBTORCH_USE_PYTORCH=1 in an environment where `import torch` works; see the \
+             README's GPU section)"
+        ),
+    }
+}
+
+/// The error of asking for a backend this build does not contain.
+pub fn not_built(kind: BackendKind) -> CoreError {
+    CoreError::invalid("train.backend", not_built_message(kind))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_through_serde_and_parse() {
+        for kind in ALL_BACKENDS {
+            let json = serde_json::to_string(&kind).expect("serialise");
+            assert_eq!(json, format!("\"{}\"", kind.name()));
+            let back: BackendKind = serde_json::from_str(&json).expect("deserialise");
+            assert_eq!(back, kind);
+            assert_eq!(BackendKind::parse(kind.name()), Some(kind));
+        }
+        assert_eq!(BackendKind::parse("tchcuda"), None);
+    }
+
+    #[test]
+    fn missing_backends_name_their_feature() {
+        for kind in [BackendKind::Cuda, BackendKind::Tch, BackendKind::TchCuda] {
+            if kind.available() {
+                continue;
+            }
+            let message = not_built(kind).to_string();
+            let flag = match kind.feature() {
+                BackendFeature::Cuda => "--features cuda",
+                _ => "--features tch",
+            };
+            assert!(message.contains(flag), "{message}");
+        }
+    }
 }

@@ -3,14 +3,16 @@
 //! (it instantiates its own trainer); [`crate::model`] knows nothing of it.
 
 use crate::error::Result;
-#[cfg(not(feature = "cuda"))]
-use crate::model::no_cuda;
 #[cfg(feature = "cuda")]
 use crate::model::CudaBackend;
-use crate::model::{probe, BackendKind, CpuBackend, ModelFactory, ModelProbe};
+#[cfg(feature = "tch")]
+use crate::model::TchBackend;
+use crate::model::{
+    not_built, probe, BackendKind, CpuBackend, KernelBackend, ModelFactory, ModelProbe,
+};
 
-/// Entry points of a model, instantiated for every backend in this build.
-pub type ProbeFn = fn(&serde_json::Value, [usize; 5]) -> Result<ModelProbe>;
+/// Builds a model and runs one forward pass of zeros (parameters, input shape, on the GPU?).
+pub type ProbeFn = fn(&serde_json::Value, [usize; 5], bool) -> Result<ModelProbe>;
 /// Trains and evaluates one run of an experiment (see [`crate::runner`]).
 pub type TrainFn = fn(
     &crate::runner::RunJob<'_>,
@@ -26,26 +28,40 @@ pub type LabelFn = fn(
     crate::labels::LabelConvention,
 ) -> Result<Vec<ndarray::Array3<u8>>>;
 
+/// A model's entry points on one backend type.
+pub struct BackendEntry {
+    /// Probe.
+    pub probe: ProbeFn,
+    /// Training and evaluation of one run.
+    pub train: TrainFn,
+    /// Teacher labelling.
+    pub label: LabelFn,
+}
+
+impl BackendEntry {
+    /// The entry points of model `F` on backend `B`.
+    pub const fn of<F: ModelFactory, B: KernelBackend>() -> Self {
+        BackendEntry {
+            probe: probe::<F, B>,
+            train: crate::runner::train::train::<F, B>,
+            label: crate::runner::train::teacher_labels::<F, B>,
+        }
+    }
+}
+
 /// The training-side registration of one model plugin (its name, parameters and checks are in
 /// [`crate::plugin::registry::ModelInfoRegistration`]).
 pub struct ModelRegistration {
     /// Registered name.
     pub name: &'static str,
-    /// Probe on the CPU backend.
-    pub probe_cpu: ProbeFn,
-    /// Probe on the CUDA backend.
+    /// On the CPU backend (burn-flex).
+    pub cpu: BackendEntry,
+    /// On burn-cuda.
     #[cfg(feature = "cuda")]
-    pub probe_cuda: ProbeFn,
-    /// Training on the CPU backend.
-    pub train_cpu: TrainFn,
-    /// Training on the CUDA backend.
-    #[cfg(feature = "cuda")]
-    pub train_cuda: TrainFn,
-    /// [`LabelFn`] on the CPU.
-    pub label_cpu: LabelFn,
-    /// [`LabelFn`] on the GPU.
-    #[cfg(feature = "cuda")]
-    pub label_cuda: LabelFn,
+    pub cuda: BackendEntry,
+    /// On burn-tch (both `tch` and `tch-cuda`; the device comes from the run's backend).
+    #[cfg(feature = "tch")]
+    pub tch: BackendEntry,
 }
 
 impl ModelRegistration {
@@ -53,15 +69,24 @@ impl ModelRegistration {
     pub const fn of<F: ModelFactory>() -> Self {
         ModelRegistration {
             name: F::NAME,
-            probe_cpu: probe::<F, CpuBackend>,
+            cpu: BackendEntry::of::<F, CpuBackend>(),
             #[cfg(feature = "cuda")]
-            probe_cuda: probe::<F, CudaBackend>,
-            train_cpu: crate::runner::train::train::<F, CpuBackend>,
+            cuda: BackendEntry::of::<F, CudaBackend>(),
+            #[cfg(feature = "tch")]
+            tch: BackendEntry::of::<F, TchBackend>(),
+        }
+    }
+
+    /// The entry points on `backend`, or the error saying how to build them in.
+    pub fn entry(&self, backend: BackendKind) -> Result<&BackendEntry> {
+        match backend {
+            BackendKind::Cpu => Ok(&self.cpu),
             #[cfg(feature = "cuda")]
-            train_cuda: crate::runner::train::train::<F, CudaBackend>,
-            label_cpu: crate::runner::train::teacher_labels::<F, CpuBackend>,
-            #[cfg(feature = "cuda")]
-            label_cuda: crate::runner::train::teacher_labels::<F, CudaBackend>,
+            BackendKind::Cuda => Ok(&self.cuda),
+            #[cfg(feature = "tch")]
+            BackendKind::Tch | BackendKind::TchCuda => Ok(&self.tch),
+            #[allow(unreachable_patterns)]
+            other => Err(not_built(other)),
         }
     }
 
@@ -72,37 +97,17 @@ impl ModelRegistration {
         params: &serde_json::Value,
         input_shape: [usize; 5],
     ) -> Result<ModelProbe> {
-        match backend {
-            BackendKind::Cpu => (self.probe_cpu)(params, input_shape),
-            #[cfg(feature = "cuda")]
-            BackendKind::Cuda => (self.probe_cuda)(params, input_shape),
-            #[cfg(not(feature = "cuda"))]
-            BackendKind::Cuda => Err(no_cuda()),
-        }
+        (self.entry(backend)?.probe)(params, input_shape, backend.is_gpu())
     }
 
     /// The training entry point for `backend`.
     pub fn trainer(&self, backend: BackendKind) -> Result<TrainFn> {
-        match backend {
-            BackendKind::Cpu => Ok(self.train_cpu),
-            #[cfg(feature = "cuda")]
-            BackendKind::Cuda => Ok(self.train_cuda),
-            #[cfg(not(feature = "cuda"))]
-            BackendKind::Cuda => Err(no_cuda()),
-        }
+        Ok(self.entry(backend)?.train)
     }
-}
 
-impl ModelRegistration {
     /// The teacher-labelling function for `backend`.
     pub fn labeller(&self, backend: BackendKind) -> Result<LabelFn> {
-        match backend {
-            BackendKind::Cpu => Ok(self.label_cpu),
-            #[cfg(feature = "cuda")]
-            BackendKind::Cuda => Ok(self.label_cuda),
-            #[cfg(not(feature = "cuda"))]
-            BackendKind::Cuda => Err(no_cuda()),
-        }
+        Ok(self.entry(backend)?.label)
     }
 }
 

@@ -226,7 +226,7 @@ impl<F: ModelFactory, B: KernelBackend> Session<F, B> {
     fn new(job: &RunJob<'_>) -> Result<Self> {
         let exp = job.experiment;
         let t = &exp.train;
-        let device = B::Device::default();
+        let device = B::run_device(t.backend.is_gpu());
         let params: F::Params = parse_params(F::NAME, &exp.model.params)?;
         F::validate(&params)?;
         B::seed(&device, derive_seed(job.run.seed, SALT_INIT));
@@ -986,7 +986,7 @@ pub fn teacher_labels<F: ModelFactory, B: KernelBackend>(
             "ema.safetensors is missing",
         )
     })?;
-    let device = B::Device::default();
+    let device = B::run_device(exp.train.backend.is_gpu());
     let teacher = load_model::<F, B>(&params, bytes, &file, &device)?;
     images
         .iter()

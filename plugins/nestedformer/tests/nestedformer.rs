@@ -17,7 +17,8 @@ use dsma_nestedformer::{relative_indices, NestedFormer, NestedFormerFactory, Nes
 /// lock, so a seeded test gets the same numbers whatever runs beside it.
 static RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-/// The backend of these tests: `DSMA_TEST_BACKEND` (`cpu` when unset; `cuda` needs `--features cuda`).
+/// The backend of these tests: `DSMA_TEST_BACKEND` (`cpu` when unset; `cuda` needs `--features cuda`,
+/// `tch` and `tch-cuda` need `--features tch`).
 fn backend() -> BackendKind {
     BackendKind::from_env("DSMA_TEST_BACKEND").expect("DSMA_TEST_BACKEND")
 }

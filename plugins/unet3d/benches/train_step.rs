@@ -78,10 +78,7 @@ impl BackendVisitor for Steps<'_> {
 
 fn bench(c: &mut Criterion) {
     let kind = BackendKind::from_env("DSMA_BENCH_BACKEND").expect("DSMA_BENCH_BACKEND");
-    let label = match kind {
-        BackendKind::Cpu => "cpu",
-        BackendKind::Cuda => "cuda",
-    };
+    let label = kind.name();
     kind.dispatch(Steps { c, label }).expect("backend");
 }
 

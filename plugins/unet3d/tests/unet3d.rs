@@ -1,7 +1,8 @@
 //! unet3d: shapes, parameter count against a hand count, training reduces the loss, validation,
 //! trilinear up-sampling against PyTorch's definition.
 //!
-//! The backend is `DSMA_TEST_BACKEND` (`cpu` when unset; `cuda` needs `--features cuda`), so
+//! The backend is `DSMA_TEST_BACKEND` (`cpu` when unset; `cuda` needs `--features cuda`, `tch` and
+//! `tch-cuda` need `--features tch`), so
 //! `scripts/gpu-check` runs these same tests on the GPU.
 
 use burn::backend::{Autodiff, Flex};
