@@ -1,5 +1,5 @@
 //! `dsma doctor` and the CPU-only path of `scripts/gpu-check run` (the test binary is built without
-//! the cuda feature, so every GPU step must be reported as skipped, whatever the machine has).
+//! the cuda and tch features, so every GPU step must be reported as skipped, whatever the machine has).
 
 mod support;
 
@@ -11,12 +11,19 @@ use support::dsma;
 fn doctor_reports_the_cpu_backend_and_why_cuda_is_not_usable() {
     let (code, out, err) = dsma(&["doctor"]);
     assert_eq!(code, 0, "{err}");
-    assert!(out.contains("[ok  ] cpu   conv3d self-check"), "{out}");
-    assert!(out.contains("[skip] cuda  backend"), "{out}");
-    assert!(
-        out.contains("--features cuda"),
-        "the fix names the rebuild flag: {out}"
-    );
+    assert!(out.contains("[ok  ] cpu      conv3d self-check"), "{out}");
+    assert!(out.contains("[skip] cuda     backend"), "{out}");
+    assert!(out.contains("[skip] tch      backend"), "{out}");
+    for flag in [
+        "--features cuda",
+        "--features tch",
+        "LIBTORCH_USE_PYTORCH=1",
+    ] {
+        assert!(
+            out.contains(flag),
+            "the fixes name the rebuild flags: {out}"
+        );
+    }
     assert!(out.lines().any(|l| l == "usable backends: cpu"), "{out}");
     let (code, _, err) = dsma(&["doctor", "--require", "cuda"]);
     assert_eq!(code, 1);
@@ -46,6 +53,10 @@ fn gpu_check_without_a_gpu_backend_skips_every_gpu_step_and_exits_3() {
     );
     assert!(
         stdout.contains("| cuda: tests, quickstart, step | skip |"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("| tch-cuda: tests, quickstart, step | skip | no tch build"),
         "{stdout}"
     );
     assert!(tmp.path().join("doctor.log").exists());

@@ -13,7 +13,7 @@ pub struct Args {
     /// locate a slow kernel compile or autotune.
     #[arg(long, conflicts_with = "json")]
     ops: bool,
-    /// Exit with status 1 unless this backend (cpu, cuda) passed every check (repeatable).
+    /// Exit with status 1 unless this backend (cpu, cuda, tch, tch-cuda) passed every check (repeatable).
     #[arg(long, value_name = "BACKEND")]
     require: Vec<String>,
 }
@@ -34,14 +34,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     } else {
         for c in &report.checks {
             println!(
-                "[{}] {:<5} {:<20} {}",
+                "[{}] {:<8} {:<20} {}",
                 mark(c.status),
                 c.backend,
                 c.item,
                 c.detail
             );
             if let Some(fix) = &c.fix {
-                println!("{:>34}fix: {fix}", "");
+                println!("{:>37}fix: {fix}", "");
             }
         }
         println!("usable backends: {}", report.usable.join(", "));
@@ -51,7 +51,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         println!("operation timings (first call / second call):");
         dsma_core::doctor::time_ops_on(&report.usable, &mut |t| {
             println!(
-                "  {:<5} {:<40} {:>9.4} s {:>9.4} s",
+                "  {:<8} {:<40} {:>9.4} s {:>9.4} s",
                 t.backend, t.op, t.first_s, t.second_s
             );
             let _ = std::io::stdout().flush();

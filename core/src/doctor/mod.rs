@@ -14,10 +14,14 @@ use std::path::{Path, PathBuf};
 
 use burn::backend::Autodiff;
 use burn::tensor::backend::Backend;
-use burn::tensor::module::{conv3d, conv_transpose3d};
 use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
-use burn::tensor::{ElementConversion, Tensor, TensorData};
+use burn::tensor::{ElementConversion, Tensor, TensorData, TensorPrimitive};
 use serde::Serialize;
+
+use crate::model::KernelBackend;
+
+mod torch;
+pub use torch::{LIBTORCH_SOURCE, TORCH_VERSION};
 
 /// The outcome of one check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -264,16 +268,47 @@ fn probe_tensor<B: Backend, const D: usize>(
     Tensor::from_data(TensorData::new((0..n).map(f).collect(), shape), device)
 }
 
-/// Runs a tiny conv3d forward + backward and a conv_transpose3d forward on `B` (deterministic
-/// inputs, no RNG).
-pub fn conv_probe<B: Backend>(device: &B::Device) -> ConvProbe {
+/// `conv3d` through [`KernelBackend`] (the path the models take).
+fn kernel_conv3d<B: KernelBackend>(
+    x: Tensor<B, 5>,
+    w: Tensor<B, 5>,
+    b: Option<Tensor<B, 1>>,
+    options: ConvOptions<3>,
+) -> Tensor<B, 5> {
+    let y = B::conv3d_forward(
+        x.into_primitive().tensor(),
+        w.into_primitive().tensor(),
+        b.map(|b| b.into_primitive().tensor()),
+        options,
+    );
+    Tensor::from_primitive(TensorPrimitive::Float(y))
+}
+
+/// `conv_transpose3d` through [`KernelBackend`].
+fn kernel_conv_transpose3d<B: KernelBackend>(
+    x: Tensor<B, 5>,
+    w: Tensor<B, 5>,
+    options: ConvTransposeOptions<3>,
+) -> Tensor<B, 5> {
+    let y = B::conv_transpose3d_forward(
+        x.into_primitive().tensor(),
+        w.into_primitive().tensor(),
+        None,
+        options,
+    );
+    Tensor::from_primitive(TensorPrimitive::Float(y))
+}
+
+/// Runs a tiny conv3d forward + backward and a conv_transpose3d forward on `B` through
+/// [`KernelBackend`], the path the models take (deterministic inputs, no RNG).
+pub fn conv_probe<B: KernelBackend>(device: &B::Device) -> ConvProbe {
     type A<B> = Autodiff<B>;
     let x = probe_tensor::<A<B>, 5>([1, 2, 8, 8, 8], |i| (i as f32 * 0.37).sin(), device)
         .require_grad();
     let w = probe_tensor::<A<B>, 5>([3, 2, 3, 3, 3], |i| (i as f32 * 0.11).cos() * 0.2, device)
         .require_grad();
     let b = probe_tensor::<A<B>, 1>([3], |i| i as f32 * 0.1 - 0.1, device);
-    let y = conv3d(
+    let y = kernel_conv3d(
         x.clone(),
         w.clone(),
         Some(b),
@@ -283,10 +318,9 @@ pub fn conv_probe<B: Backend>(device: &B::Device) -> ConvProbe {
     let grads = (y.clone() * r).sum().backward();
     let wt = probe_tensor::<B, 5>([2, 3, 2, 2, 2], |i| (i as f32 * 0.5).sin(), device);
     let xt = probe_tensor::<B, 5>([1, 2, 3, 3, 3], |i| (i as f32 * 0.23).cos(), device);
-    let t = conv_transpose3d(
+    let t = kernel_conv_transpose3d(
         xt,
         wt,
-        None,
         ConvTransposeOptions::new([2; 3], [0; 3], [0; 3], [1; 3], 1),
     );
     let mut values = Vec::new();
@@ -331,11 +365,11 @@ pub struct OpTiming {
     pub second_s: f64,
 }
 
-/// Times the U-Net's building blocks one by one on `B` at `[1, 8, 16, 16, 16]`: each is run twice
+/// Times the U-Net's building blocks one by one on `B` (convolutions through [`KernelBackend`]) at `[1, 8, 16, 16, 16]`: each is run twice
 /// and the device synced after each call, so a slow kernel compile or autotune shows in `first_s`.
 /// `on_op` sees every timing as soon as it exists, so a stall is located even if the caller is
 /// killed.
-pub fn time_ops<B: Backend>(
+pub fn time_ops<B: KernelBackend>(
     backend: &'static str,
     device: &B::Device,
     on_op: &mut dyn FnMut(&OpTiming),
@@ -354,19 +388,18 @@ pub fn time_ops<B: Backend>(
     let ops: Vec<Op<'_, B>> = vec![
         (
             "conv3d 3³ stride 1, 8→8 ch, 16³",
-            Box::new(|| conv3d(x.clone(), w3.clone(), None, same.clone())),
+            Box::new(|| kernel_conv3d(x.clone(), w3.clone(), None, same.clone())),
         ),
         (
             "conv3d 3³ stride 2, 8→8 ch, 16³",
-            Box::new(|| conv3d(x.clone(), w3.clone(), None, down.clone())),
+            Box::new(|| kernel_conv3d(x.clone(), w3.clone(), None, down.clone())),
         ),
         (
             "conv_transpose3d 2³ stride 2, 8³→16³",
             Box::new(|| {
-                conv_transpose3d(
+                kernel_conv_transpose3d(
                     x.clone().narrow(2, 0, 8).narrow(3, 0, 8).narrow(4, 0, 8),
                     wt.clone(),
-                    None,
                     up.clone(),
                 )
             }),
@@ -388,7 +421,7 @@ pub fn time_ops<B: Backend>(
         (
             "conv3d forward + backward",
             Box::new(|| {
-                let y = conv3d(x.clone(), w3.clone(), None, same.clone());
+                let y = kernel_conv3d(x.clone(), w3.clone(), None, same.clone());
                 let g = y.clone().sum().backward();
                 let gw = w3
                     .grad(&g)
@@ -436,6 +469,18 @@ pub fn time_ops_on(backends: &[&str], on_op: &mut dyn FnMut(&OpTiming)) -> Vec<O
                 &burn::backend::cuda::CudaDevice::default(),
                 on_op,
             )),
+            #[cfg(feature = "tch")]
+            "tch" => out.extend(time_ops::<crate::model::TchBackend>(
+                "tch",
+                &burn_tch::LibTorchDevice::Cpu,
+                on_op,
+            )),
+            #[cfg(feature = "tch")]
+            "tch-cuda" => out.extend(time_ops::<crate::model::TchBackend>(
+                "tch-cuda",
+                &burn_tch::LibTorchDevice::Cuda(0),
+                on_op,
+            )),
             _ => {}
         }
     }
@@ -481,7 +526,7 @@ pub fn diagnose() -> Report {
     if cuda_ok {
         usable.push("cuda");
     }
-    checks.extend(torch_checks());
+    torch::torch_checks(&mut checks, reference.as_ref().ok(), &mut usable);
     Report { checks, usable }
 }
 
@@ -665,16 +710,11 @@ fn gpu_self_check(checks: &mut Vec<Check>, reference: Option<&ConvProbe>) -> boo
             ok
         }
         Err(e) => {
-            let msg = e
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_else(|| "panic".into());
             checks.push(Check::new(
                 "cuda",
                 "conv3d self-check",
                 Status::Fail,
-                format!("burn-cuda panicked: {}", msg.trim()),
+                format!("burn-cuda panicked: {}", panic_text(&*e)),
             ));
             false
         }
@@ -686,45 +726,15 @@ fn gpu_self_check(_checks: &mut Vec<Check>, _reference: Option<&ConvProbe>) -> b
     false
 }
 
-/// PyTorch as the planned libtorch backend would find it (`python3 -c "import torch"`).
-fn torch_checks() -> Vec<Check> {
-    let out = std::process::Command::new("python3")
-        .args([
-            "-c",
-            "import torch; print(torch.__version__, torch.cuda.is_available(), \
-             torch.version.cuda or '-')",
-        ])
-        .output();
-    let c = match out {
-        Ok(o) if o.status.success() => {
-            let s = String::from_utf8_lossy(&o.stdout).trim().to_string();
-            let parts: Vec<&str> = s.split_whitespace().collect();
-            match parts.as_slice() {
-                [v, cuda, cv] => Check::new(
-                    "tch",
-                    "python torch",
-                    Status::Ok,
-                    format!("torch {v}, CUDA available: {cuda} (torch's CUDA {cv})"),
-                ),
-                _ => Check::new("tch", "python torch", Status::Warn, s),
-            }
-        }
-        _ => Check::new(
-            "tch",
-            "python torch",
-            Status::Skip,
-            "python3 cannot import torch".into(),
-        ),
-    };
-    vec![
-        c,
-        Check::new(
-            "tch",
-            "backend",
-            Status::Skip,
-            "the libtorch backend is not part of dsma yet (issue: GPU runs)".into(),
-        ),
-    ]
+/// The message of a caught panic.
+#[cfg(any(feature = "cuda", feature = "tch"))]
+fn panic_text(e: &(dyn std::any::Any + Send)) -> String {
+    e.downcast_ref::<String>()
+        .cloned()
+        .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "panic".into())
+        .trim()
+        .to_string()
 }
 
 #[cfg(test)]
