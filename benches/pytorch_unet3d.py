@@ -8,6 +8,7 @@ transposed-conv or 1x1x1-conv + trilinear up) in PyTorch, timed the same way as
 
 Install torch in a virtual environment outside the repository, e.g.
     python3 -m venv ~/torch-venv && ~/torch-venv/bin/pip install torch --index-url https://download.pytorch.org/whl/cpu
+(or `pip install torch==2.9.0` from PyPI: the version dsma's libtorch backend, `--features tch`, links)
     ~/torch-venv/bin/python benches/pytorch_unet3d.py --threads 2
 """
 
