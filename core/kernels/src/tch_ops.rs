@@ -49,6 +49,7 @@ pub enum TchConvBackward {
 /// device, else `aten` on CUDA and `burn` on the CPU (measured on a 2-core EPYC with torch 2.9.0:
 /// PyTorch's CPU weight gradient of a 16→16, 3³, 64³ convolution takes 0.17 s, the decomposition's
 /// oneDNN forward 0.06 s; see the README's GPU section).
+///
 /// The innermost [`with_tch_conv_backward`] on this thread wins over both.
 pub fn tch_conv_backward(device: tch::Device) -> TchConvBackward {
     static CHOICE: OnceLock<Option<TchConvBackward>> = OnceLock::new();

@@ -688,42 +688,64 @@ fn headers_check(checks: &mut Vec<Check>) -> bool {
 
 #[cfg(feature = "cuda")]
 fn gpu_self_check(checks: &mut Vec<Check>, reference: Option<&ConvProbe>) -> bool {
-    let Some(reference) = reference else {
+    if reference.is_none() {
         return false;
-    };
-    let got = std::panic::catch_unwind(|| {
-        conv_probe::<crate::model::CudaBackend>(&burn::backend::cuda::CudaDevice::default())
-    });
-    match got {
-        Ok(p) => {
-            let d = relative_difference(reference, &p);
-            let ok = d <= GPU_TOLERANCE;
-            checks.push(Check::new(
-                "cuda",
-                "conv3d self-check",
-                if ok { Status::Ok } else { Status::Fail },
-                format!(
-                    "conv3d forward + input/weight gradients and conv_transpose3d on device 0 vs CPU: \
-                     max relative difference {d:.2e} (tolerance {GPU_TOLERANCE:.0e})"
-                ),
-            ));
-            ok
-        }
-        Err(e) => {
-            checks.push(Check::new(
-                "cuda",
-                "conv3d self-check",
-                Status::Fail,
-                format!("burn-cuda panicked: {}", panic_text(&*e)),
-            ));
-            false
-        }
     }
+    let check = self_check::<crate::model::CudaBackend>(
+        "cuda",
+        &burn::backend::cuda::CudaDevice::default(),
+        reference,
+        GPU_TOLERANCE,
+    );
+    let ok = check.status == Status::Ok;
+    checks.push(check);
+    ok
 }
 
 #[cfg(not(feature = "cuda"))]
 fn gpu_self_check(_checks: &mut Vec<Check>, _reference: Option<&ConvProbe>) -> bool {
     false
+}
+
+/// The conv3d probe on `B`'s `device` against the CPU `reference`, within `tolerance`; a panic of
+/// the backend is reported, not propagated.
+#[cfg(any(feature = "cuda", feature = "tch"))]
+fn self_check<B: KernelBackend>(
+    backend: &'static str,
+    device: &B::Device,
+    reference: Option<&ConvProbe>,
+    tolerance: f32,
+) -> Check {
+    let Some(reference) = reference else {
+        return Check::new(
+            backend,
+            "conv3d self-check",
+            Status::Skip,
+            "no CPU reference".into(),
+        );
+    };
+    let probe = std::panic::AssertUnwindSafe(|| conv_probe::<B>(device));
+    match std::panic::catch_unwind(probe) {
+        Ok(p) => {
+            let d = relative_difference(reference, &p);
+            let ok = d <= tolerance;
+            Check::new(
+                backend,
+                "conv3d self-check",
+                if ok { Status::Ok } else { Status::Fail },
+                format!(
+                    "conv3d forward + input/weight gradients and conv_transpose3d on {device:?} \
+                     vs the cpu backend: max relative difference {d:.2e} (tolerance {tolerance:.0e})"
+                ),
+            )
+        }
+        Err(e) => Check::new(
+            backend,
+            "conv3d self-check",
+            Status::Fail,
+            format!("{} panicked: {}", B::name(device), panic_text(&*e)),
+        ),
+    }
 }
 
 /// The message of a caught panic.

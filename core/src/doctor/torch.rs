@@ -8,8 +8,10 @@
 //! offline.
 
 #[cfg(feature = "tch")]
-use super::{conv_probe, relative_difference, ConvProbe, GPU_TOLERANCE};
+use super::{self_check, ConvProbe, GPU_TOLERANCE};
 use super::{Check, Status};
+#[cfg(feature = "tch")]
+use crate::model::TchBackend;
 
 /// The torch version torch-sys 0.22 builds against.
 pub const TORCH_VERSION: &str = "2.9.0";
@@ -103,20 +105,19 @@ pub(super) fn torch_checks(
         Status::Ok,
         format!("burn-tch built in; libtorch from {LIBTORCH_SOURCE}"),
     ));
-    let cpu = self_check("tch", LibTorchDevice::Cpu, reference, 1e-4);
-    let cpu_ok = cpu.status == Status::Ok;
     checks.push(loaded_libtorch());
-    checks.push(cpu);
-    if cpu_ok {
+    let cpu = self_check::<TchBackend>("tch", &LibTorchDevice::Cpu, reference, 1e-4);
+    if cpu.status == Status::Ok {
         usable.push("tch");
     }
+    checks.push(cpu);
     let (cuda, devices) = cuda_visible();
     let visible = cuda.status == Status::Ok;
     checks.push(cuda);
     if visible && devices > 0 {
-        let gpu = self_check(
+        let gpu = self_check::<TchBackend>(
             "tch-cuda",
-            LibTorchDevice::Cuda(0),
+            &LibTorchDevice::Cuda(0),
             reference,
             GPU_TOLERANCE,
         );
@@ -206,45 +207,6 @@ fn cuda_visible() -> (Check, usize) {
                 format!("libtorch panicked: {}", super::panic_text(&*e)),
             ),
             0,
-        ),
-    }
-}
-
-/// The conv3d probe on libtorch `device` against the CPU reference.
-#[cfg(feature = "tch")]
-fn self_check(
-    backend: &'static str,
-    device: burn_tch::LibTorchDevice,
-    reference: Option<&ConvProbe>,
-    tolerance: f32,
-) -> Check {
-    let Some(reference) = reference else {
-        return Check::new(
-            backend,
-            "conv3d self-check",
-            Status::Skip,
-            "no CPU reference".into(),
-        );
-    };
-    match std::panic::catch_unwind(|| conv_probe::<crate::model::TchBackend>(&device)) {
-        Ok(p) => {
-            let d = relative_difference(reference, &p);
-            let ok = d <= tolerance;
-            Check::new(
-                backend,
-                "conv3d self-check",
-                if ok { Status::Ok } else { Status::Fail },
-                format!(
-                    "conv3d forward + input/weight gradients and conv_transpose3d on {device:?} \
-                     vs the cpu backend: max relative difference {d:.2e} (tolerance {tolerance:.0e})"
-                ),
-            )
-        }
-        Err(e) => Check::new(
-            backend,
-            "conv3d self-check",
-            Status::Fail,
-            format!("burn-tch panicked: {}", super::panic_text(&*e)),
         ),
     }
 }
