@@ -5,9 +5,9 @@
 //! image linked (`StoredCase::relabelled`).
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use dsma_core::case_store::{CaseParts, StoredCase};
-use dsma_core::phantom::generate_case;
-use dsma_core::preprocess::{
+use dsma_data::case_store::{CaseParts, StoredCase};
+use dsma_data::phantom::generate_case;
+use dsma_data::preprocess::{
     crop_to_brain, foreground_indices, sample_patch, zscore_brain, PatchConfig,
 };
 use rand::SeedableRng;

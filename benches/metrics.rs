@@ -1,9 +1,9 @@
 //! Dice + HD95 for WT/TC/ET of one 240×240×155 case (prediction = truth shifted by two voxels).
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use dsma_core::metrics::{case_metrics, MetricOptions};
-use dsma_core::phantom::generate_case;
-use dsma_core::LabelConvention;
+use dsma_data::metrics::{case_metrics, MetricOptions};
+use dsma_data::phantom::generate_case;
+use dsma_data::LabelConvention;
 use ndarray::{s, Array3};
 
 fn bench(c: &mut Criterion) {

@@ -6,10 +6,10 @@
 use std::path::PathBuf;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use dsma_core::brats::{case_files, load_case};
-use dsma_core::nifti_io::read_decompressed;
-use dsma_core::phantom::{generate_case, write_case};
-use dsma_core::LabelConvention;
+use dsma_data::brats::{case_files, load_case};
+use dsma_data::nifti_io::read_decompressed;
+use dsma_data::phantom::{generate_case, write_case};
+use dsma_data::LabelConvention;
 
 fn bench_case() -> (Option<tempfile::TempDir>, PathBuf) {
     if let Ok(p) = std::env::var("DSMA_BENCH_CASE") {

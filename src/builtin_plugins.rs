@@ -4,7 +4,7 @@
 //! so every built-in plugin crate is referenced here; `tests/plugins.rs` checks that each folder under
 //! `plugins/` (except the example shared library) shows up in `dsma plugins`.
 
-use dsma_core::plugin::Registry;
+use dsma_plugin::Registry;
 
 /// References every built-in plugin crate, then returns the registry of built-ins.
 pub fn registry() -> Registry {

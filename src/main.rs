@@ -55,7 +55,7 @@ mod tests {
     #[test]
     fn chain_text_shows_each_message_once() {
         let io = std::io::Error::new(std::io::ErrorKind::NotFound, "gone");
-        let core = dsma_core::CoreError::io("/x.yaml", io);
+        let core = dsma_data::CoreError::io("/x.yaml", io);
         let e = anyhow::Error::new(core).context("loading the experiment");
         assert_eq!(chain_text(&e), "loading the experiment: /x.yaml: gone");
         let plain = anyhow::anyhow!("inner").context("outer");

@@ -171,7 +171,7 @@ fn nifti1_headers_in_both_byte_orders() {
             b.extend_from_slice(&[0; 16]);
         }),
     );
-    let e = dsma_core::nifti_io::read_volume(&four)
+    let e = dsma_data::nifti_io::read_volume(&four)
         .unwrap_err()
         .to_string();
     assert!(e.contains("four.nii") && e.contains("dim[4] = 2"), "{e}");

@@ -4,10 +4,10 @@ mod support;
 
 use std::path::Path;
 
-use dsma_core::brats::{check_dataset, discover, load_case, split_cases, DatasetOptions, Split};
-use dsma_core::nifti_io::{read_volume, write_volume};
-use dsma_core::volume::Grid;
-use dsma_core::LabelConvention;
+use dsma_data::brats::{check_dataset, discover, load_case, split_cases, DatasetOptions, Split};
+use dsma_data::nifti_io::{read_volume, write_volume};
+use dsma_data::volume::Grid;
+use dsma_data::LabelConvention;
 use ndarray::Array3;
 use support::{dsma, phantom_dataset, write};
 
@@ -51,7 +51,7 @@ fn brats2019_layout_uses_hgg_only_unless_lgg_is_asked_for_and_plain_nii_is_accep
     let case = root.join("HGG/Phantom_001");
     for s in ["flair", "t1", "t1ce", "t2", "seg"] {
         let gz = case.join(format!("Phantom_001_{s}.nii.gz"));
-        let bytes = dsma_core::nifti_io::read_decompressed(&gz).unwrap();
+        let bytes = dsma_data::nifti_io::read_decompressed(&gz).unwrap();
         std::fs::remove_file(&gz).unwrap();
         write(&case.join(format!("Phantom_001_{s}.nii")), &bytes);
     }
@@ -86,7 +86,7 @@ fn every_validation_problem_is_reported_in_one_pass_naming_case_and_file() {
     write_volume(&file(&root, "Phantom_002", "t1"), t1.data.view(), &shifted).unwrap();
     // 3: label outside the convention (3 is BraTS 2021's ET, not 2019's).
     let (grid, mut seg) =
-        dsma_core::nifti_io::read_labels(&file(&root, "Phantom_003", "seg")).unwrap();
+        dsma_data::nifti_io::read_labels(&file(&root, "Phantom_003", "seg")).unwrap();
     seg[[0, 0, 0]] = 3;
     write_volume(&file(&root, "Phantom_003", "seg"), seg.view(), &grid).unwrap();
     // 4: NaN intensities.
@@ -233,8 +233,8 @@ fn brats2023_naming_and_labels_are_read_when_declared() {
         case.image, original.image,
         "t2f/t1n/t1c/t2w map to FLAIR/T1/T1ce/T2"
     );
-    let et = |c: &dsma_core::volume::Case| {
-        dsma_core::labels::region_mask(c.label.view(), dsma_core::labels::Region::Et, c.convention)
+    let et = |c: &dsma_data::volume::Case| {
+        dsma_data::labels::region_mask(c.label.view(), dsma_data::labels::Region::Et, c.convention)
     };
     assert!(et(&original).iter().any(|&v| v));
     assert_eq!(et(&case), et(&original));

@@ -105,12 +105,12 @@ fn inspect_and_read_volumes_handle_4d_images() {
         "{text}"
     );
 
-    let vols = dsma_core::nifti_io::read_volumes(&p).unwrap();
+    let vols = dsma_data::nifti_io::read_volumes(&p).unwrap();
     assert_eq!(vols.data.shape(), [3, 1, 1, 2]);
     assert_eq!(vols.data[[1, 0, 0, 1]], 20.0);
     assert_eq!(vols.grid.dims, [2, 1, 1]);
     // The 3-D reader still refuses it, saying why.
-    let e = dsma_core::nifti_io::read_volume(&p)
+    let e = dsma_data::nifti_io::read_volume(&p)
         .unwrap_err()
         .to_string();
     assert!(e.contains("multi.nii") && e.contains("dim[4] = 3"), "{e}");

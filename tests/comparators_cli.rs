@@ -117,7 +117,7 @@ fn check_synth(out: &Path, fit: &Path, run_dir: &Path) {
     );
     assert_eq!(code, 0, "{o}{e}");
     assert!(o.contains("EMA teacher"), "{o}");
-    let img = dsma_core::nifti_io::read_volume(&out.join("labelled/hagan_0/hagan_0_flair.nii.gz"))
+    let img = dsma_data::nifti_io::read_volume(&out.join("labelled/hagan_0/hagan_0_flair.nii.gz"))
         .unwrap();
     assert_eq!(img.data.dim(), (16, 16, 16), "the teacher's patch size");
     assert!(out.join("labelled/hagan_0/hagan_0_seg.nii.gz").exists());

@@ -4,14 +4,12 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use dsma_core::experiment::load;
-use dsma_core::plugin::registry::Plugin;
-use dsma_core::plugin::{
-    FitContext, PluginParams, SampledImage, TrainableSynthesizer, TrainingCases,
-};
-use dsma_core::runner::execute::{execute, ExecuteOptions};
-use dsma_core::runner::Silent;
-use dsma_core::{Case, Result};
+use dsma_data::{Case, Result};
+use dsma_plugin::registry::Plugin;
+use dsma_plugin::{FitContext, PluginParams, SampledImage, TrainableSynthesizer, TrainingCases};
+use dsma_train::experiment::load;
+use dsma_train::runner::execute::{execute, ExecuteOptions};
+use dsma_train::runner::progress::Silent;
 use ndarray::Array4;
 use rand::RngExt;
 use rand_chacha::ChaCha8Rng;
@@ -73,7 +71,7 @@ impl TrainableSynthesizer for NoiseGenerator {
     }
 }
 
-dsma_core::register_trainable_synthesizer!(NoiseGenerator);
+dsma_plugin::register_trainable_synthesizer!(NoiseGenerator);
 
 #[test]
 fn generated_samples_are_pseudo_labelled_by_the_ema_teacher_and_weighted() {
@@ -108,12 +106,9 @@ rows:
     )
     .unwrap();
     let loaded = load(&exp, &[]).unwrap();
-    let registry = dsma_core::plugin::Registry::builtin();
+    let registry = dsma_plugin::Registry::builtin();
     let out = tmp.path().join("out");
-    let opts = ExecuteOptions {
-        out: out.clone(),
-        ..ExecuteOptions::default()
-    };
+    let opts = ExecuteOptions::new(out.clone());
     let results = execute(&loaded, &registry, &opts, &mut Silent).unwrap();
     assert_eq!(results.len(), 1);
     assert_eq!(FITS.load(Ordering::SeqCst), 1, "fitted once");
@@ -127,7 +122,7 @@ rows:
         serde_json::from_slice(&std::fs::read(run.join("synthesizer.json")).unwrap()).unwrap();
     let fit_dir = std::path::PathBuf::from(record["fit"].as_str().unwrap());
     assert!(
-        fit_dir.starts_with(out.join("cache/generators")),
+        fit_dir.starts_with(tmp.path().join("cache/generators")),
         "{fit_dir:?}"
     );
     assert!(fit_dir.join("fitted").exists());

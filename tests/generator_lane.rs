@@ -8,14 +8,13 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use dsma_core::experiment::load;
-use dsma_core::plugin::registry::Plugin;
-use dsma_core::plugin::{
-    FitContext, PluginParams, SampledImage, TrainableSynthesizer, TrainingCases,
-};
-use dsma_core::runner::execute::{execute, ExecuteOptions};
-use dsma_core::runner::{EpochRecord, RunObserver};
-use dsma_core::{CoreError, Result};
+use dsma_data::{CoreError, Result};
+use dsma_plugin::registry::Plugin;
+use dsma_plugin::{FitContext, PluginParams, SampledImage, TrainableSynthesizer, TrainingCases};
+use dsma_train::experiment::load;
+use dsma_train::runner::execute::{execute, ExecuteOptions};
+use dsma_train::runner::progress::RunObserver;
+use dsma_train::runner::records::EpochRecord;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use support::{run_aborted_at, run_own_root, tiny_experiment};
@@ -188,13 +187,12 @@ fn at_most_ahead_runs_drawn_sets_wait_beside_the_one_in_training() {
     support::phantom_dataset(tmp.path(), 6, [24, 24, 16], 3);
     let exp = tiny_experiment(tmp.path(), 3, 2, &rows());
     let loaded = load(&exp, &[]).unwrap();
-    let registry = dsma_core::plugin::Registry::builtin();
+    let registry = dsma_plugin::Registry::builtin();
     let out = tmp.path().join("out");
     let cache = tmp.path().join("cache");
     let opts = ExecuteOptions {
-        out,
-        cache: Some(cache.clone()),
-        ..ExecuteOptions::default()
+        cache: cache.clone(),
+        ..ExecuteOptions::new(out)
     };
     let mut obs = CountingObserver {
         runs: cache.join("runs"),
@@ -254,7 +252,7 @@ impl TrainableSynthesizer for BrokenGenerator {
     }
 }
 
-dsma_core::register_trainable_synthesizer!(BrokenGenerator);
+dsma_plugin::register_trainable_synthesizer!(BrokenGenerator);
 
 #[test]
 fn a_fit_that_fails_in_the_lane_fails_its_run_after_the_runs_before_it() {
@@ -265,13 +263,16 @@ fn a_fit_that_fails_in_the_lane_fails_its_run_after_the_runs_before_it() {
                 \x20 - label: broken\n    synthesizer: {name: test-broken-generator}\n";
     let exp = tiny_experiment(tmp.path(), 1, 1, rows);
     let loaded = load(&exp, &[]).unwrap();
-    let registry = dsma_core::plugin::Registry::builtin();
+    let registry = dsma_plugin::Registry::builtin();
     let out = tmp.path().join("out");
-    let opts = ExecuteOptions {
-        out: out.clone(),
-        ..ExecuteOptions::default()
-    };
-    let err = execute(&loaded, &registry, &opts, &mut dsma_core::runner::Silent).unwrap_err();
+    let opts = ExecuteOptions::new(out.clone());
+    let err = execute(
+        &loaded,
+        &registry,
+        &opts,
+        &mut dsma_train::runner::progress::Silent,
+    )
+    .unwrap_err();
     assert!(err.to_string().contains("fit failed on purpose"), "{err}");
     assert_eq!(BROKEN_FITS.load(Ordering::SeqCst), 1);
     assert!(out

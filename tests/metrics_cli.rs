@@ -2,8 +2,8 @@
 
 mod support;
 
-use dsma_core::nifti_io::write_volume;
-use dsma_core::volume::Grid;
+use dsma_data::nifti_io::write_volume;
+use dsma_data::volume::Grid;
 use ndarray::{s, Array3};
 use support::dsma;
 

@@ -5,9 +5,9 @@ mod support;
 
 use std::path::{Path, PathBuf};
 
-use dsma_core::brats::{check_dataset, discover, load_case, DatasetOptions};
-use dsma_core::labels::{region_mask, Region};
-use dsma_core::LabelConvention;
+use dsma_data::brats::{check_dataset, discover, load_case, DatasetOptions};
+use dsma_data::labels::{region_mask, Region};
+use dsma_data::LabelConvention;
 use support::{dsma, write, Nifti1};
 
 /// A 3×2×1 task with one case whose four channels are constant 10, 20, 30, 40 in the order

@@ -3,10 +3,10 @@
 
 mod support;
 
-use dsma_core::nifti_io::{
+use dsma_data::nifti_io::{
     read_header, read_labels, read_volume, write_nifti2_f32, write_volume, ByteOrder,
 };
-use dsma_core::volume::{Grid, Qform};
+use dsma_data::volume::{Grid, Qform};
 use ndarray::{Array3, Array4};
 use support::{comment_extension, gzip, write, Nifti1, Order};
 
@@ -165,7 +165,7 @@ fn written_files_keep_affine_spacing_and_qform() {
     }
     // The qform written must describe the same space as the sform, so viewers agree.
     let q = vol.grid.qform.expect("qform written");
-    let m = dsma_core::volume::qform_affine(&q, vol.grid.spacing);
+    let m = dsma_data::volume::qform_affine(&q, vol.grid.spacing);
     for r in 0..3 {
         for c in 0..4 {
             assert!(

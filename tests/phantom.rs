@@ -2,10 +2,10 @@
 
 mod support;
 
-use dsma_core::brats::load_case;
-use dsma_core::phantom::generate_case;
-use dsma_core::volume::Modality;
-use dsma_core::{Case, LabelConvention};
+use dsma_data::brats::load_case;
+use dsma_data::phantom::generate_case;
+use dsma_data::volume::Modality;
+use dsma_data::{Case, LabelConvention};
 use support::{dsma, phantom_dataset};
 
 fn mean_where(case: &Case, m: Modality, keep: impl Fn(u8) -> bool) -> f64 {

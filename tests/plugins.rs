@@ -5,9 +5,9 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use dsma_core::brats::load_case;
-use dsma_core::plugin::{EpochScores, Registry};
-use dsma_core::LabelConvention;
+use dsma_data::brats::load_case;
+use dsma_data::LabelConvention;
+use dsma_plugin::{EpochScores, Registry};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde_json::json;
@@ -190,7 +190,7 @@ fn shared_library_plugin_loads_runs_and_fails_safely() {
         .err()
         .unwrap();
     assert!(
-        matches!(err, dsma_core::CoreError::PluginParams { .. }),
+        matches!(err, dsma_data::CoreError::PluginParams { .. }),
         "{err:?}"
     );
     let err = err.to_string();

@@ -90,7 +90,7 @@ fn two_stages_switch_at_the_configured_epoch_and_lr_and_write_the_run_folder() {
     for c in cases {
         let id = c["id"].as_str().unwrap();
         let pred = run.join("predictions").join(format!("{id}.nii.gz"));
-        let (grid, labels) = dsma_core::nifti_io::read_labels(&pred).unwrap();
+        let (grid, labels) = dsma_data::nifti_io::read_labels(&pred).unwrap();
         assert_eq!(grid.dims, [24, 24, 16]);
         assert!(labels.iter().all(|&v| [0, 1, 2, 4].contains(&v)));
     }
@@ -385,7 +385,7 @@ fn the_run_record_keeps_an_absolute_dataset_path_so_figures_work_from_any_folder
         "{}",
         String::from_utf8_lossy(&run.stderr)
     );
-    let record = dsma_core::runner::run_record::RunRecord::read(
+    let record = dsma_train::runner::report::record::RunRecord::read(
         &tmp.path().join("out/runs/phantom/baseline/rep-0"),
     )
     .unwrap();

@@ -2,8 +2,8 @@
 
 mod support;
 
-use dsma_core::brats::load_case;
-use dsma_core::LabelConvention;
+use dsma_data::brats::load_case;
+use dsma_data::LabelConvention;
 use support::{dsma, phantom_dataset};
 
 #[test]

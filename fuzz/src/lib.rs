@@ -62,7 +62,7 @@ pub fn scratch() -> &'static Path {
 pub fn load_experiment(name: &str, text: &[u8], overrides: &[String]) {
     let path = scratch().join(name);
     std::fs::write(&path, text).expect("write the experiment file");
-    if let Err(e) = dsma_core::experiment::load(&path, overrides) {
+    if let Err(e) = dsma_train::experiment::load(&path, overrides) {
         let msg = e.to_string();
         let names_input = msg.contains(name)
             || msg.contains("override")

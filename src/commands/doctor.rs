@@ -2,7 +2,8 @@
 
 use std::process::ExitCode;
 
-use dsma_core::doctor::{diagnose, Status};
+use dsma_kernels::doctor::diagnose;
+use dsma_kernels::doctor::report::Status;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -49,7 +50,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if args.ops {
         use std::io::Write;
         println!("operation timings (first call / second call):");
-        dsma_core::doctor::time_ops_on(&report.usable, &mut |t| {
+        dsma_kernels::doctor::ops::time_ops_on(&report.usable, &mut |t| {
             println!(
                 "  {:<8} {:<40} {:>9.4} s {:>9.4} s",
                 t.backend, t.op, t.first_s, t.second_s

@@ -4,13 +4,13 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
-use dsma_core::atomic_file::write_atomic;
-use dsma_core::brats::{self, discover, DatasetOptions};
-use dsma_core::metrics::{
+use dsma_data::atomic_file::write_atomic;
+use dsma_data::brats::{self, discover, DatasetOptions};
+use dsma_data::metrics::{
     case_metrics, mean_over_cases, CaseMetrics, EmptyDice, EmptyHd, HdMode, MetricOptions,
 };
-use dsma_core::nifti_io::read_labels;
-use dsma_core::LabelConvention;
+use dsma_data::nifti_io::read_labels;
+use dsma_data::LabelConvention;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -110,7 +110,7 @@ fn json_of(m: &CaseMetrics) -> serde_json::Value {
             serde_json::Value::Null
         }
     };
-    let r = |x: dsma_core::metrics::RegionMetrics| serde_json::json!({ "dice": num(x.dice), "hd95": num(x.hd95) });
+    let r = |x: dsma_data::metrics::RegionMetrics| serde_json::json!({ "dice": num(x.dice), "hd95": num(x.hd95) });
     serde_json::json!({ "WT": r(m.WT), "TC": r(m.TC), "ET": r(m.ET), "AVE": r(m.AVE) })
 }
 

@@ -5,12 +5,12 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
-use dsma_core::brats::{discover, load_case, DatasetOptions};
-use dsma_core::nifti_io::read_labels;
-use dsma_core::plugin::Registry;
-use dsma_core::runner::run_record::{run_folders, RunRecord};
-use dsma_core::slice_figure::{axial, render, slice_with_most_tumour, Overlay, Panel};
-use dsma_core::{LabelConvention, Modality};
+use dsma_data::brats::{discover, load_case, DatasetOptions};
+use dsma_data::nifti_io::read_labels;
+use dsma_data::slice_figure::{axial, render, slice_with_most_tumour, Overlay, Panel};
+use dsma_data::{LabelConvention, Modality};
+use dsma_plugin::Registry;
+use dsma_train::runner::report::record::{run_folders, RunRecord};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -91,7 +91,7 @@ fn segmentation(a: &Args) -> anyhow::Result<()> {
     for id in test.iter().take(a.cases.max(1)) {
         let dir = dirs
             .iter()
-            .find(|d| dsma_core::brats::case_id(d) == id.as_str())
+            .find(|d| dsma_data::brats::case_id(d) == id.as_str())
             .with_context(|| {
                 format!(
                     "test case {id} not found under {}",

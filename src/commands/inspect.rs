@@ -2,11 +2,11 @@
 
 use std::process::ExitCode;
 
-use dsma_core::nifti_io::{datatype_name, read_volumes, NiftiHeader, NiftiVolumes};
+use dsma_data::nifti_io::{datatype_name, read_volumes, NiftiHeader, NiftiVolumes};
 use serde_json::json;
 use voxel_stats::Stats;
 
-use super::PathArg;
+use super::args::PathArg;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {

@@ -3,12 +3,12 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use dsma_core::brats::load_case;
-use dsma_core::phantom::{write_dataset, PhantomSpec};
-use dsma_core::slice_figure::{axial, render, slice_with_most_tumour, Overlay, Panel};
-use dsma_core::{LabelConvention, Modality};
+use dsma_data::brats::load_case;
+use dsma_data::phantom::{write_dataset, PhantomSpec};
+use dsma_data::slice_figure::{axial, render, slice_with_most_tumour, Overlay, Panel};
+use dsma_data::{LabelConvention, Modality};
 
-use super::parse_triple;
+use super::args::parse_triple;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {

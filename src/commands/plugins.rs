@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use dsma_core::plugin::{PluginInfo, PluginSource, Registry};
+use dsma_plugin::{PluginInfo, PluginSource, Registry};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -36,7 +36,7 @@ pub fn run(args: Args, registry: &Registry) -> anyhow::Result<ExitCode> {
             source(&info)
         );
         println!("  {}", info.description);
-        if info.kind == dsma_core::plugin::PluginKind::Model {
+        if info.kind == dsma_plugin::PluginKind::Model {
             let count = (registry.model(&info.name)?.parameter_count)(&serde_json::Value::Null)?;
             println!(
                 "  trainable parameters at the defaults: {count} ({:.2} M)",

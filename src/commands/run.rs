@@ -1,18 +1,16 @@
 //! `dsma run`, `dsma validate` and `dsma table`: experiments from YAML to the paper's table.
 
 use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::Context;
-use dsma_core::experiment::{load, LoadedExperiment};
-use dsma_core::plugin::Registry;
-use dsma_core::runner::execute::{
-    check_all_plugins, execute, is_finished, selected_runs, ExecuteOptions,
-};
-use dsma_core::runner::report::{build, render, TableFormat};
-use dsma_core::runner::{EpochRecord, RunObserver, RunResults};
+use dsma_plugin::Registry;
+use dsma_train::pipeline::{folder_table, run_experiment, validate_experiment, RunRequest};
+use dsma_train::runner::progress::PrepareSummary;
+use dsma_train::runner::progress::RunObserver;
+use dsma_train::runner::records::EpochRecord;
+use dsma_train::runner::report::{render, TableFormat};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
 #[derive(Debug, clap::Args)]
@@ -90,6 +88,8 @@ struct Bars {
     multi: MultiProgress,
     epochs: Option<ProgressBar>,
     steps: Option<ProgressBar>,
+    /// The case-store bar of the dataset being prepared.
+    preparing: Option<ProgressBar>,
 }
 
 impl Bars {
@@ -100,11 +100,47 @@ impl Bars {
             multi: MultiProgress::new(),
             epochs: None,
             steps: None,
+            preparing: None,
+        }
+    }
+}
+
+impl Bars {
+    /// Clears the bars still shown.
+    fn clear(&mut self) {
+        if let Some(b) = self.steps.take() {
+            b.finish_and_clear();
+        }
+        if let Some(b) = self.epochs.take() {
+            b.finish_and_clear();
         }
     }
 }
 
 impl RunObserver for Bars {
+    fn preparing(&mut self, name: &str) -> Box<dyn Fn(bool) + Sync> {
+        let bar = if self.quiet {
+            ProgressBar::hidden()
+        } else {
+            let style = ProgressStyle::with_template("{msg}: {pos} cases prepared ({elapsed})")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner());
+            self.multi
+                .add(ProgressBar::no_length())
+                .with_style(style)
+                .with_message(name.to_string())
+        };
+        self.preparing = Some(bar.clone());
+        Box::new(move |_| bar.inc(1))
+    }
+    fn prepared(&mut self, summary: &PrepareSummary) {
+        if let Some(bar) = self.preparing.take() {
+            bar.finish_and_clear();
+        }
+        // On stderr even with --quiet, which keeps stdout to the table.
+        if summary.built > 0 {
+            eprintln!("{summary}");
+        }
+    }
     fn stage(&mut self, stage: u8, first: usize, total: usize) {
         if self.quiet {
             return;
@@ -199,140 +235,63 @@ impl RunObserver for Bars {
     }
 }
 
-fn loaded(path: &Path, overrides: &[String]) -> anyhow::Result<LoadedExperiment> {
-    Ok(load(path, overrides)?)
-}
-
-fn load_plugins(exp: &LoadedExperiment, registry: &mut Registry) -> anyhow::Result<()> {
-    let base = exp.files[0]
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_default();
-    for p in &exp.experiment.plugins {
-        let path = if p.is_absolute() {
-            p.clone()
-        } else {
-            base.join(p)
-        };
-        registry
-            .load_library(&path)
-            .with_context(|| format!("{}: plugins", exp.files[0].display()))?;
-    }
-    Ok(())
-}
-
-fn table_of(exp: &LoadedExperiment, results: &[RunResults], format: TableFormat) -> String {
-    let rows: Vec<String> = exp
-        .experiment
-        .rows
-        .iter()
-        .map(|r| r.label.clone())
-        .collect();
-    let datasets: Vec<String> = exp
-        .experiment
-        .datasets
-        .iter()
-        .map(|d| d.name.clone())
-        .collect();
-    let table = build(&rows, &datasets, results).with_reference(exp.experiment.reference.as_ref());
-    render(&table, format)
-}
-
 pub fn run(a: RunArgs, mut registry: Registry) -> anyhow::Result<ExitCode> {
-    let exp = loaded(&a.experiment, &a.overrides)?;
-    load_plugins(&exp, &mut registry)?;
-    let out = a.out.clone().unwrap_or_else(|| {
-        PathBuf::from("runs").join(dsma_core::runner::plan::slug(&exp.experiment.name))
-    });
-    let cache = a.cache.clone().unwrap_or_else(|| {
-        out.parent()
-            .map_or_else(|| out.join("cache"), |p| p.join("cache"))
-    });
-    let opts = ExecuteOptions {
-        out: out.clone(),
-        cache: Some(cache.clone()),
+    let request = RunRequest {
+        experiment: a.experiment,
+        overrides: a.overrides,
+        out: a.out,
+        cache: a.cache,
         resume: a.resume,
-        only: a.only.clone(),
+        only: a.only,
         shard: a.shard,
     };
-    // The case store first, with a progress line per dataset (what `dsma data prepare` does),
-    // for the datasets of the runs this process will train.
-    let runs = dsma_core::runner::execute::selected_runs(&exp, &opts);
-    let datasets: Vec<_> = runs
-        .iter()
-        .filter(|r| !dsma_core::runner::execute::is_finished(&out, r))
-        .map(|r| &exp.variants[r.variant].experiment.datasets[r.dataset])
-        .collect();
-    for summary in super::data::store_datasets(&datasets, &cache, !a.quiet)? {
-        if summary.built > 0 {
-            eprintln!("{summary}");
-        }
-    }
     let mut bars = Bars::new(a.quiet);
-    let started = std::time::Instant::now();
-    let results = execute(&exp, &registry, &opts, &mut bars)?;
-    if let Some(b) = bars.steps.take() {
-        b.finish_and_clear();
-    }
-    if let Some(b) = bars.epochs.take() {
-        b.finish_and_clear();
-    }
-    let table = table_of(&exp, &results, TableFormat::Markdown);
-    dsma_core::atomic_file::write_atomic(&out.join("table.md"), table.as_bytes())?;
+    let outcome = run_experiment(&request, &mut registry, &mut bars);
+    bars.clear();
+    let outcome = outcome?;
     if !a.quiet {
         println!(
             "\n{} — DSC (%) on the test split ({} run(s), {:.0} s); runs in {}\n",
-            exp.experiment.name,
-            results.len(),
-            started.elapsed().as_secs_f64(),
-            out.display()
+            outcome.name,
+            outcome.results.len(),
+            outcome.seconds,
+            outcome.out.display()
         );
     }
-    print!("{table}");
+    print!("{}", render(&outcome.table, TableFormat::Markdown));
     Ok(ExitCode::SUCCESS)
 }
 
 pub fn validate(a: ValidateArgs, mut registry: Registry) -> anyhow::Result<ExitCode> {
-    let exp = loaded(&a.experiment, &a.overrides)?;
-    load_plugins(&exp, &mut registry)?;
+    let v = validate_experiment(&a.experiment, &a.overrides, &a.only, &mut registry)?;
     println!(
         "# resolved from {}",
-        exp.files
+        v.loaded
+            .files
             .iter()
             .map(|f| f.display().to_string())
             .collect::<Vec<_>>()
             .join(" ← ")
     );
-    print!("{}", yaml_serde::to_string(&exp.resolved)?);
-    let opts = ExecuteOptions {
-        only: a.only.clone(),
-        ..ExecuteOptions::default()
-    };
-    let runs = selected_runs(&exp, &opts);
-    println!("\n# {} run(s)", runs.len());
-    let out = PathBuf::from("runs").join(dsma_core::runner::plan::slug(&exp.experiment.name));
-    for r in &runs {
-        let state = if is_finished(&out, r) {
-            " (finished)"
-        } else {
-            ""
-        };
+    print!("{}", yaml_serde::to_string(&v.loaded.resolved)?);
+    println!("\n# {} run(s)", v.runs.len());
+    for (r, finished) in &v.runs {
+        let state = if *finished { " (finished)" } else { "" };
         println!(
             "- {} | {} | repeat {} | seed {} | stage 1 {}{state}",
             r.label, r.dataset_name, r.repeat, r.seed, r.stage1_hash
         );
     }
-    let problems = check_all_plugins(&exp, &registry, &a.only);
-    if problems.is_empty() {
+    if v.problems.is_empty() {
         println!("\nok: every plugin exists and accepts its parameters");
         Ok(ExitCode::SUCCESS)
     } else {
         eprintln!(
             "\n{}: {} problem(s):",
             a.experiment.display(),
-            problems.len()
+            v.problems.len()
         );
-        for p in &problems {
+        for p in &v.problems {
             eprintln!("  {p}");
         }
         Ok(ExitCode::FAILURE)
@@ -345,9 +304,6 @@ pub fn table(a: TableArgs) -> anyhow::Result<ExitCode> {
         "latex" => TableFormat::Latex,
         _ => TableFormat::Markdown,
     };
-    let (rows, datasets, results) = dsma_core::runner::execute::collect_results(&a.runs)?;
-    let reference = dsma_core::runner::execute::collect_reference(&a.runs)?;
-    let table = build(&rows, &datasets, &results).with_reference(reference.as_ref());
-    print!("{}", render(&table, format));
+    print!("{}", render(&folder_table(&a.runs)?, format));
     Ok(ExitCode::SUCCESS)
 }

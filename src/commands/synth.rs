@@ -6,21 +6,21 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use dsma_core::brats::{discover, load_case, DatasetOptions};
-use dsma_core::model::BackendKind;
-use dsma_core::nifti_io::write_volume;
-use dsma_core::phantom::write_case;
-use dsma_core::plugin::Registry;
-use dsma_core::plugin::{FitContext, FitProgress, PluginKind};
-use dsma_core::preprocess::preprocess;
-use dsma_core::runner::run_record::RunRecord;
-use dsma_core::seed::derive_seed;
-use dsma_core::slice_figure::{axial, render, Overlay, Panel};
-use dsma_core::{Case, LabelConvention, Modality};
+use dsma_data::brats::{discover, load_case, DatasetOptions};
+use dsma_data::nifti_io::write_volume;
+use dsma_data::phantom::write_case;
+use dsma_data::preprocess::preprocess;
+use dsma_data::seed::derive_seed;
+use dsma_data::slice_figure::{axial, render, Overlay, Panel};
+use dsma_data::{Case, LabelConvention, Modality};
+use dsma_plugin::backend::BackendKind;
+use dsma_plugin::Registry;
+use dsma_plugin::{FitContext, FitProgress, PluginKind};
+use dsma_train::runner::report::record::RunRecord;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use super::set_values;
+use super::args::set_values;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -41,7 +41,7 @@ pub struct Args {
     #[arg(long, value_name = "RUN_DIR")]
     teacher: Option<PathBuf>,
     /// Trainable synthesizers: size x,y,z of the samples (default: the teacher's patch, else 128³).
-    #[arg(long, value_parser = super::parse_triple::<usize>)]
+    #[arg(long, value_parser = super::args::parse_triple::<usize>)]
     size: Option<[usize; 3]>,
     /// Output folder; derived case `i` goes to `<out>/<case>_synth<i>/`.
     #[arg(long)]
@@ -155,9 +155,9 @@ pub fn run(args: Args, registry: &Registry) -> anyhow::Result<ExitCode> {
 
 /// The EMA teacher of a run folder: its experiment and labelling function.
 struct Teacher {
-    experiment: dsma_core::runner::config::Experiment,
+    experiment: dsma_train::experiment::config::Experiment,
     checkpoints: PathBuf,
-    label: dsma_core::runner::registration::LabelFn,
+    label: dsma_train::runner::registration::LabelFn,
     convention: LabelConvention,
 }
 
@@ -168,10 +168,10 @@ impl Teacher {
         if let Some(m) = doc.as_object_mut() {
             m.remove("grid");
         }
-        let experiment: dsma_core::runner::config::Experiment = serde_json::from_value(doc)
+        let experiment: dsma_train::experiment::config::Experiment = serde_json::from_value(doc)
             .map_err(|e| anyhow::anyhow!("{}: config.json: {e}", run.display()))?;
         let convention = record.dataset()?.convention()?;
-        let label = dsma_core::runner::registration::model(&experiment.model.name)?
+        let label = dsma_train::runner::registration::model(&experiment.model.name)?
             .labeller(experiment.train.backend)?;
         Ok(Teacher {
             checkpoints: run.join("checkpoints"),

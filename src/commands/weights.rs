@@ -3,11 +3,11 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use dsma_core::plugin::registry::Plugin;
-use dsma_core::plugin::{parse_params, EpochScores, SampleWeighter};
 use dsma_mas::{plot_weight_function, Mas, MasParams, WeightFunction};
+use dsma_plugin::registry::Plugin;
+use dsma_plugin::{parse_params, EpochScores, SampleWeighter};
 
-use super::set_values;
+use super::args::set_values;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {

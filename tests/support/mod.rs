@@ -166,13 +166,13 @@ pub fn dsma(args: &[&str]) -> (i32, String, String) {
 /// Writes a small phantom dataset and returns its folder (inside `tmp`).
 pub fn phantom_dataset(tmp: &Path, cases: usize, size: [usize; 3], seed: u64) -> PathBuf {
     let out = tmp.join("phantom");
-    let spec = dsma_core::phantom::PhantomSpec {
+    let spec = dsma_data::phantom::PhantomSpec {
         cases,
         size,
         spacing: [1.0, 1.0, 1.0],
         seed,
     };
-    dsma_core::phantom::write_dataset(&out, &spec).expect("phantom");
+    dsma_data::phantom::write_dataset(&out, &spec).expect("phantom");
     out
 }
 

@@ -137,15 +137,10 @@ pub fn case_id(dir: &Path) -> String {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| dir.display().to_string());
     if dir.is_file() {
-        nifti_stem(&name).to_string()
+        crate::nifti_io::nifti_stem(&name).to_string()
     } else {
         name
     }
-}
-
-/// A NIfTI file name without `.nii` / `.nii.gz` (`BRATS_001.nii.gz` → `BRATS_001`).
-pub(crate) fn nifti_stem(name: &str) -> &str {
-    name.trim_end_matches(".gz").trim_end_matches(".nii")
 }
 
 /// The Decathlon dataset and case of an image path from [`discover`] (`<root>/imagesTr/<id>.nii.gz`).
@@ -305,36 +300,6 @@ fn check_grids(id: &str, grids: &[(&Path, Grid)], problems: &mut Vec<CoreError>)
     }
 }
 
-/// The error for a label map holding values outside `convention` (naming the file, the values
-/// and the convention that would fit), if it does.
-pub(crate) fn label_problem(
-    id: &str,
-    seg: &Path,
-    label: &ndarray::Array3<u8>,
-    convention: LabelConvention,
-) -> Option<CoreError> {
-    let mut seen = [false; 256];
-    label.iter().for_each(|&v| seen[v as usize] = true);
-    let invalid: Vec<u8> = (0..=255u8)
-        .filter(|&v| seen[v as usize] && !convention.is_valid(v))
-        .collect();
-    (!invalid.is_empty()).then(|| {
-        let hint = convention
-            .hint_for(&invalid)
-            .map(|h| format!("; {h}"))
-            .unwrap_or_default();
-        dataset_err(
-            id,
-            seg,
-            format!(
-                "label values {invalid:?} are outside the {} convention {:?}{hint}",
-                convention.name(),
-                convention.valid_labels()
-            ),
-        )
-    })
-}
-
 /// Reads and validates a case, collecting every problem; returns the case only when there are none.
 pub fn read_case_checked(
     files: &CaseFiles,
@@ -370,7 +335,9 @@ pub fn read_case_checked(
     }
     let label = match seg {
         Ok((grid, label)) => {
-            problems.extend(label_problem(id, &files.seg, &label, convention));
+            problems.extend(crate::labels::label_problem(
+                id, &files.seg, &label, convention,
+            ));
             grids.push((&files.seg, grid));
             Some(label)
         }

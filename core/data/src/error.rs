@@ -1,11 +1,11 @@
-//! The one error type of `dsma-core`.
+//! The one error type of `dsma-train`.
 
 use std::path::PathBuf;
 
 /// A library error kept as the source of a [`CoreError`].
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
-/// Everything that can go wrong inside `dsma-core`; each variant names the file, field or value involved.
+/// Everything that can go wrong inside `dsma-train`; each variant names the file, field or value involved.
 #[derive(Debug, thiserror::Error)]
 pub enum CoreError {
     /// A file could not be opened, read or written.
@@ -71,6 +71,15 @@ pub enum CoreError {
         problem: String,
         /// The loader's error, when the library could not be opened.
         source: Option<BoxError>,
+    },
+    /// An error met while working on something the error itself does not name (the experiment
+    /// file that names a plugin library); keeps the error as the source.
+    #[error("{what}: {source}")]
+    Within {
+        /// What was being worked on.
+        what: String,
+        /// The error.
+        source: Box<CoreError>,
     },
     /// A plugin failed (returned an error or panicked).
     #[error("plugin `{plugin}` failed: {problem}")]
@@ -158,5 +167,5 @@ impl CoreError {
     }
 }
 
-/// Result alias of `dsma-core`.
+/// Result alias of `dsma-train`.
 pub type Result<T, E = CoreError> = std::result::Result<T, E>;

@@ -211,6 +211,36 @@ pub fn labels_from_regions(
     out
 }
 
+/// The error for a label map holding values outside `convention` (naming the file, the values
+/// and the convention that would fit), if it does.
+pub(crate) fn label_problem(
+    id: &str,
+    seg: &std::path::Path,
+    label: &ndarray::Array3<u8>,
+    convention: LabelConvention,
+) -> Option<CoreError> {
+    let mut seen = [false; 256];
+    label.iter().for_each(|&v| seen[v as usize] = true);
+    let invalid: Vec<u8> = (0..=255u8)
+        .filter(|&v| seen[v as usize] && !convention.is_valid(v))
+        .collect();
+    (!invalid.is_empty()).then(|| {
+        let hint = convention
+            .hint_for(&invalid)
+            .map(|h| format!("; {h}"))
+            .unwrap_or_default();
+        CoreError::Dataset {
+            case: id.to_string(),
+            file: seg.to_path_buf(),
+            problem: format!(
+                "label values {invalid:?} are outside the {} convention {:?}{hint}",
+                convention.name(),
+                convention.valid_labels()
+            ),
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -72,7 +72,7 @@ fn file_id(path: &Path) -> String {
         .file_name()
         .map(|n| n.to_string_lossy())
         .unwrap_or_default();
-    crate::brats::nifti_stem(&name).to_string()
+    crate::nifti_io::nifti_stem(&name).to_string()
 }
 
 /// Reads `root/dataset.json`: the training cases and the channel of each modality.
@@ -161,7 +161,7 @@ impl MsdDataset {
                 ),
             ));
         }
-        if let Some(e) = crate::brats::label_problem(&case.id, &case.label, &label, convention) {
+        if let Some(e) = crate::labels::label_problem(&case.id, &case.label, &label, convention) {
             return Err(e);
         }
         Ok(Case {

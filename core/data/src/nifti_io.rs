@@ -16,6 +16,11 @@ use crate::atomic_file::write_atomic_with;
 use crate::error::{CoreError, Result};
 use crate::volume::{qform_affine, Grid, Qform};
 
+/// A NIfTI file name without `.nii` / `.nii.gz` (`BRATS_001.nii.gz` → `BRATS_001`).
+pub fn nifti_stem(name: &str) -> &str {
+    name.trim_end_matches(".gz").trim_end_matches(".nii")
+}
+
 /// Byte order of a NIfTI file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]

@@ -184,7 +184,7 @@ impl<B: KernelBackend, C: CheckpointStrategy> KernelBackend for Autodiff<B, C> {
         beta: Option<FloatTensor<Self>>,
         groups: usize,
         epsilon: f64,
-    ) -> crate::norm::NormOutput<Self> {
+    ) -> crate::norm_generic::NormOutput<Self> {
         crate::norm::tracked::<B, C>(x, gamma, beta, groups, epsilon)
     }
 }

@@ -1,6 +1,7 @@
 //! dsma's CPU kernels for the models' hot ops — 3-D convolution (`conv_kernels`: implicit GEMM
 //! over row tiles, deterministic) and group/instance normalisation (`norm_kernels`) — and the
-//! [`KernelBackend`] trait through which the models reach them.
+//! [`KernelBackend`] trait through which the models reach them; the backend types of the build
+//! ([`CpuBackend`], `CudaBackend`, `TchBackend`) and `dsma doctor`'s checks of them ([`doctor`]).
 //!
 //! burn's `Backend` trait cannot be re-implemented for a foreign backend and Rust has no
 //! specialisation, so the models call these ops through [`KernelBackend`], implemented explicitly
@@ -12,12 +13,19 @@
 pub mod autodiff;
 pub mod backend;
 pub mod conv_kernels;
+pub mod doctor;
+pub mod flex;
 pub mod nn;
 pub mod norm;
-
-pub use backend::{cpu_kernels, with_cpu_kernels, CpuKernels, KernelBackend};
-pub use nn::ConvForward;
-pub use norm::NormForward;
+pub mod norm_generic;
 pub mod norm_kernels;
 #[cfg(feature = "tch")]
 pub mod tch_ops;
+
+#[cfg(feature = "cuda")]
+pub use backend::CudaBackend;
+#[cfg(feature = "tch")]
+pub use backend::TchBackend;
+pub use backend::{cpu_kernels, with_cpu_kernels, CpuBackend, CpuKernels, KernelBackend};
+pub use nn::ConvForward;
+pub use norm::NormForward;

@@ -1,5 +1,5 @@
 //! Which compute backend a run uses. Plain data here (the plugin layer has no burn); core turns it
-//! into backend types (`dsma_core::model::BackendDispatch`). It lives in this layer so a
+//! into backend types (`dsma_train::model::BackendDispatch`). It lives in this layer so a
 //! [`crate::TrainableSynthesizer`] can be told where to fit and sample.
 
 use serde::{Deserialize, Serialize};
@@ -69,7 +69,7 @@ impl BackendKind {
         matches!(self, BackendKind::Cuda | BackendKind::TchCuda)
     }
 
-    /// Whether this binary was built with the backend (`dsma-core/cuda` and `dsma-core/tch` turn
+    /// Whether this binary was built with the backend (`dsma-train/cuda` and `dsma-train/tch` turn
     /// on this crate's features of the same names).
     pub fn available(self) -> bool {
         match self.feature() {

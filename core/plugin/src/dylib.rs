@@ -11,7 +11,7 @@ use dsma_plugin_sdk as abi;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
-use super::registry::{Builder, PluginInfo, PluginKind, PluginSource};
+use super::info::{Builder, PluginInfo, PluginKind, PluginSource};
 use super::traits::{check_weights, EpochScores, SampleWeighter, Synthesized, Synthesizer};
 use dsma_data::error::{CoreError, Result};
 use dsma_data::volume::Case;

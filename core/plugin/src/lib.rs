@@ -6,15 +6,17 @@ pub use inventory;
 
 pub mod backend;
 pub mod dylib;
+pub mod info;
 pub mod params;
 pub mod registry;
 pub mod traits;
 
 pub use backend::BackendKind;
+pub use info::{PluginInfo, PluginKind, PluginSource};
 pub use params::{parse_params, ParamDoc, PluginParams};
 pub use registry::{
-    AnySynthesizer, ModelInfoRegistration, PluginInfo, PluginKind, PluginSource, Registry,
-    SynthesizerPlugin, SynthesizerRegistration, WeighterPlugin, WeighterRegistration,
+    AnySynthesizer, ModelInfoRegistration, Registry, SynthesizerPlugin, SynthesizerRegistration,
+    WeighterPlugin, WeighterRegistration,
 };
 pub use traits::{
     check_weights, EpochScores, FitContext, FitProgress, SampleWeighter, SampledImage, ScoreKind,

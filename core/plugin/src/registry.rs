@@ -3,74 +3,10 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use serde::Serialize;
-
+use super::info::{Builder, PluginInfo, PluginKind, PluginSource};
 use super::params::{defaults_of, parse_params, ParamDoc, PluginParams};
 use super::traits::{SampleWeighter, Synthesizer, TrainableSynthesizer};
 use dsma_data::error::{CoreError, Result};
-
-/// What a plugin provides.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PluginKind {
-    /// Derives synthetic cases from real ones ([`Synthesizer`]).
-    Synthesizer,
-    /// A generative model trained then sampled ([`TrainableSynthesizer`]).
-    TrainableSynthesizer,
-    /// Per-sample loss weights ([`SampleWeighter`]).
-    Weighter,
-    /// A segmentation network.
-    Model,
-}
-
-impl PluginKind {
-    /// Human-readable name.
-    pub fn name(self) -> &'static str {
-        match self {
-            PluginKind::Synthesizer => "synthesizer",
-            PluginKind::TrainableSynthesizer => "trainable synthesizer",
-            PluginKind::Weighter => "weighter",
-            PluginKind::Model => "model",
-        }
-    }
-}
-
-/// Where a plugin came from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PluginSource {
-    /// Linked into the binary.
-    Builtin,
-    /// Loaded from a shared library.
-    Library(PathBuf),
-}
-
-impl Serialize for PluginSource {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        match self {
-            PluginSource::Builtin => s.serialize_str("builtin"),
-            PluginSource::Library(p) => s.serialize_str(&p.display().to_string()),
-        }
-    }
-}
-
-/// Everything `dsma plugins` shows about a plugin.
-#[derive(Debug, Clone, Serialize)]
-pub struct PluginInfo {
-    /// Registered name (what YAML names).
-    pub name: String,
-    /// What it provides.
-    pub kind: PluginKind,
-    /// Plugin version.
-    pub version: String,
-    /// One-line description.
-    pub description: String,
-    /// `builtin` or the library path.
-    pub source: PluginSource,
-    /// Default parameters.
-    pub defaults: serde_json::Value,
-    /// Parameter documentation.
-    pub params: Vec<ParamDoc>,
-}
 
 /// A plugin type with its metadata and typed parameters.
 pub trait Plugin: Sized + Send + 'static {
@@ -203,9 +139,6 @@ macro_rules! register_trainable_synthesizer {
         $crate::inventory::submit! { $crate::registry::TrainableRegistration::of::<$t>() }
     };
 }
-
-/// Builds an instance of a plugin from JSON parameters.
-pub type Builder<D> = Arc<dyn Fn(&serde_json::Value) -> Result<Box<D>> + Send + Sync>;
 
 struct Entry<D: ?Sized> {
     info: PluginInfo,
@@ -445,6 +378,12 @@ impl Registry {
         params: &serde_json::Value,
     ) -> Result<Box<dyn SampleWeighter>> {
         find(&self.weighters, PluginKind::Weighter, name).and_then(|e| (e.build)(params))
+    }
+
+    /// Whether weighter `name` with `params` gives every synthetic case weight 1
+    /// ([`SampleWeighter::unit`]); `false` for a name or parameters it cannot build.
+    pub fn is_unit_weighter(&self, name: &str, params: &serde_json::Value) -> bool {
+        self.weighter(name, params).is_ok_and(|w| w.unit())
     }
 }
 

@@ -185,6 +185,11 @@ pub trait SampleWeighter: Send {
     fn needs_scores(&self) -> bool {
         true
     }
+    /// Whether every weight is 1 whatever the scores (MAS off): a row with this weighter trains
+    /// exactly as a row without one, so the planner hashes both as the same run.
+    fn unit(&self) -> bool {
+        false
+    }
     /// One weight per synthetic score, in the order of `scores.synthetic`.
     fn weights(&mut self, scores: &EpochScores<'_>) -> Result<Vec<f64>>;
     /// Everything the weighter recorded so far (per-epoch statistics, weights), for logs and figures.
@@ -218,6 +223,9 @@ pub struct UnitWeights {
 impl SampleWeighter for UnitWeights {
     fn needs_scores(&self) -> bool {
         false
+    }
+    fn unit(&self) -> bool {
+        true
     }
     fn weights(&mut self, scores: &EpochScores<'_>) -> Result<Vec<f64>> {
         self.epochs += 1;

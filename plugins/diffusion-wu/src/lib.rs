@@ -14,19 +14,19 @@ use std::path::Path;
 use burn::backend::Autodiff;
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
-use dsma_core::diffusion::train::{load_ema, loss_value, sample_with, DenoiserState};
-use dsma_core::diffusion::DiffusionParams;
-use dsma_core::generative::fit_loop::{
+use dsma_data::{CoreError, Result};
+use dsma_kernels::KernelBackend;
+use dsma_plugin::registry::Plugin;
+use dsma_plugin::{ParamDoc, PluginParams};
+use dsma_train::diffusion::train::{load_ema, loss_value, sample_with, DenoiserState};
+use dsma_train::diffusion::DiffusionParams;
+use dsma_train::generative::fit_loop::{
     fit_to_end, real_batch, require_positive, sample_in_batches, FitSteps,
 };
-use dsma_core::generative::{
+use dsma_train::generative::{
     FitCheckpoint, GenerativeMethod, GeneratorFit, ProtocolParams, RealVolumes,
 };
-use dsma_core::layers::{avg_pool2, normal_tensor, upsample2_trilinear};
-use dsma_core::model::KernelBackend;
-use dsma_core::plugin::registry::Plugin;
-use dsma_core::plugin::{ParamDoc, PluginParams};
-use dsma_core::{CoreError, Result};
+use dsma_train::layers::{avg_pool2, normal_tensor, upsample2_trilinear};
 use ndarray::Array3;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -244,7 +244,7 @@ impl GenerativeMethod for DiffusionWu {
     }
 }
 
-dsma_core::register_comparator!(DiffusionWu);
+dsma_train::register_comparator!(DiffusionWu);
 
 /// Referenced by the `dsma` binary so the linker keeps this crate.
 pub fn link() {}

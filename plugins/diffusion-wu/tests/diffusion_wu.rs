@@ -3,12 +3,12 @@
 
 use burn::backend::Flex;
 use burn::tensor::{Tensor, TensorData};
-use dsma_core::diffusion::{DenoiserConfig, DiffusionParams};
-use dsma_core::generative::{GenerativeMethod, GeneratorFit, IntensityMap, RealVolumes};
-use dsma_core::plugin::registry::Plugin;
-use dsma_core::plugin::FitProgress;
-use dsma_core::{Case, Grid, LabelConvention, Modality};
+use dsma_data::{Case, Grid, LabelConvention, Modality};
 use dsma_diffusion_wu::{degrade, DiffusionWu, DiffusionWuParams};
+use dsma_plugin::registry::Plugin;
+use dsma_plugin::FitProgress;
+use dsma_train::diffusion::{DenoiserConfig, DiffusionParams};
+use dsma_train::generative::{GenerativeMethod, GeneratorFit, IntensityMap, RealVolumes};
 use ndarray::{Array3, Array4};
 
 type B = Flex;

@@ -7,9 +7,9 @@ use burn::module::Module;
 use burn::tensor::activation::leaky_relu;
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
-use dsma_core::diffusion::unet::timestep_embedding;
-use dsma_core::layers::{SnConv3d, SnLinear};
-use dsma_core::model::KernelBackend;
+use dsma_kernels::KernelBackend;
+use dsma_train::diffusion::unet::timestep_embedding;
+use dsma_train::layers::{SnConv3d, SnLinear};
 use rand_chacha::ChaCha8Rng;
 
 /// `D(x, t)`.

@@ -19,19 +19,19 @@ use burn::backend::Autodiff;
 use burn::optim::{AdamConfig, GradientsParams, Optimizer};
 use burn::tensor::activation::softplus;
 use burn::tensor::Tensor;
-use dsma_core::diffusion::train::{load_ema, loss_value, sample_with, DenoiserState, EpsTerms};
-use dsma_core::diffusion::{q_sample, DiffusionParams, Schedule, Variance};
-use dsma_core::generative::fit_loop::{fit_to_end, real_batch, sample_in_batches, FitSteps};
-use dsma_core::generative::{
+use dsma_data::seed::derive_seed;
+use dsma_data::{CoreError, Result};
+use dsma_kernels::KernelBackend;
+use dsma_plugin::registry::Plugin;
+use dsma_plugin::{ParamDoc, PluginParams};
+use dsma_train::checkpoint::module_state::require_grad;
+use dsma_train::diffusion::train::{load_ema, loss_value, sample_with, DenoiserState, EpsTerms};
+use dsma_train::diffusion::{q_sample, DiffusionParams, Schedule, Variance};
+use dsma_train::generative::fit_loop::{fit_to_end, real_batch, sample_in_batches, FitSteps};
+use dsma_train::generative::{
     AdamOn, FitCheckpoint, GenerativeMethod, GeneratorFit, ProtocolParams, RealVolumes,
 };
-use dsma_core::layers::normal_tensor;
-use dsma_core::model::KernelBackend;
-use dsma_core::plugin::registry::Plugin;
-use dsma_core::plugin::{ParamDoc, PluginParams};
-use dsma_core::runner::module_state::require_grad;
-use dsma_core::seed::derive_seed;
-use dsma_core::{CoreError, Result};
+use dsma_train::layers::normal_tensor;
 use ndarray::Array3;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -424,7 +424,7 @@ impl GenerativeMethod for DiffusionYu {
     }
 }
 
-dsma_core::register_comparator!(DiffusionYu);
+dsma_train::register_comparator!(DiffusionYu);
 
 /// Referenced by the `dsma` binary so the linker keeps this crate.
 pub fn link() {}

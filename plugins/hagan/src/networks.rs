@@ -9,9 +9,9 @@ use burn::nn::{GroupNorm, GroupNormConfig, Linear};
 use burn::tensor::activation::{leaky_relu, relu, tanh};
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
-use dsma_core::kernels::{ConvForward, NormForward};
-use dsma_core::layers::{conv3d_init, linear_init, upsample2_nearest, SnConv3d, SnLinear};
-use dsma_core::model::KernelBackend;
+use dsma_kernels::KernelBackend;
+use dsma_kernels::{ConvForward, NormForward};
+use dsma_train::layers::{conv3d_init, linear_init, upsample2_nearest, SnConv3d, SnLinear};
 use rand_chacha::ChaCha8Rng;
 
 /// 3³ convolution (padding 1, bias), GroupNorm, ReLU.

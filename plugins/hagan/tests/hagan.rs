@@ -5,10 +5,10 @@
 use burn::backend::Flex;
 use burn::module::Module;
 use burn::tensor::Tensor;
-use dsma_core::generative::fit_loop::to_volumes;
-use dsma_core::generative::{FitCheckpoint, GenerativeMethod, GeneratorFit, RealVolumes};
-use dsma_core::plugin::registry::Plugin;
 use dsma_hagan::{HaGan, HaGanParams};
+use dsma_plugin::registry::Plugin;
+use dsma_train::generative::fit_loop::to_volumes;
+use dsma_train::generative::{FitCheckpoint, GenerativeMethod, GeneratorFit, RealVolumes};
 use ndarray::Array3;
 
 type B = Flex;
@@ -220,7 +220,7 @@ fn a_short_fit_moves_samples_towards_the_data() {
 /// D's separation of real from generated data: mean σ(D(real)) − mean σ(D(fake)) over 8 draws.
 fn separation(dir: &std::path::Path, steps: usize, data: &[Array3<f32>]) -> f64 {
     use burn::tensor::activation::sigmoid;
-    use dsma_core::layers::{downsample_nearest, normal_tensor};
+    use dsma_train::layers::{downsample_nearest, normal_tensor};
     use rand::SeedableRng;
     let dev = Default::default();
     let m = HaGan::new(HaGanParams {
@@ -232,7 +232,7 @@ fn separation(dir: &std::path::Path, steps: usize, data: &[Array3<f32>]) -> f64 
     let g = ck.module("g", m.generator::<B>(0, &dev)).unwrap();
     let d = ck.module("d", m.discriminator::<B>(0, &dev)).unwrap();
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(77);
-    let real = dsma_core::generative::fit_loop::real_batch::<B>(data, 8, &mut rng, &dev);
+    let real = dsma_train::generative::fit_loop::real_batch::<B>(data, 8, &mut rng, &dev);
     let position = Tensor::<B, 2>::zeros([8, 1], &dev);
     let h = g.trunk(normal_tensor([8, 8], &mut rng, &dev));
     let fake_crop = g.high_res(h.clone().narrow(2, 0, 1));

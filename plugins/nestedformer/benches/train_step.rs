@@ -5,9 +5,9 @@ use burn::backend::{Autodiff, Flex};
 use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
 use burn::tensor::{Distribution, Tensor};
 use criterion::{criterion_group, criterion_main, Criterion};
-use dsma_core::loss::weighted_dice_loss;
-use dsma_core::model::{ModelFactory, SegmentationModel};
 use dsma_nestedformer::{NestedFormer, NestedFormerFactory, NestedFormerParams};
+use dsma_train::loss::weighted_dice_loss;
+use dsma_train::model::{ModelFactory, SegmentationModel};
 
 type B = Autodiff<Flex>;
 

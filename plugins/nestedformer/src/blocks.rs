@@ -10,8 +10,8 @@ use burn::nn::{
 use burn::tensor::activation::{gelu, relu, softmax};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Distribution, Int, Tensor, TensorData};
-use dsma_core::kernels::{ConvForward, NormForward};
-use dsma_core::model::KernelBackend;
+use dsma_kernels::KernelBackend;
+use dsma_kernels::{ConvForward, NormForward};
 
 /// Conv3d → InstanceNorm (no affine) → ReLU (the official `Convolution`).
 #[derive(Module, Debug)]

@@ -38,10 +38,11 @@ use burn::nn::{LayerNorm, LayerNormConfig};
 use burn::tensor::activation::sigmoid;
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
-use dsma_core::kernels::ConvForward;
-use dsma_core::model::{KernelBackend, ModelFactory, SegmentationModel};
-use dsma_core::plugin::{ParamDoc, PluginParams};
-use dsma_core::{CoreError, Result};
+use dsma_data::{CoreError, Result};
+use dsma_kernels::ConvForward;
+use dsma_kernels::KernelBackend;
+use dsma_plugin::{ParamDoc, PluginParams};
+use dsma_train::model::{ModelFactory, SegmentationModel};
 use serde::{Deserialize, Serialize};
 
 pub use blocks::relative_indices;
@@ -406,7 +407,7 @@ impl ModelFactory for NestedFormerFactory {
     }
 }
 
-dsma_core::register_model!(NestedFormerFactory);
+dsma_train::register_model!(NestedFormerFactory);
 
 /// Referenced by the `dsma` binary so the linker keeps this crate and its registration.
 pub fn link() {}

@@ -5,13 +5,12 @@ use burn::backend::{Autodiff, Flex};
 use burn::module::Module;
 use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
 use burn::tensor::{Distribution, ElementConversion, Tensor};
-use dsma_core::inference::{sliding_window, Blend, SlidingWindow};
-use dsma_core::loss::weighted_dice_loss;
-use dsma_core::model::{
-    BackendDispatch, BackendKind, BackendVisitor, ModelFactory, SegmentationModel,
-};
-use dsma_core::runner::registration::model;
 use dsma_nestedformer::{relative_indices, NestedFormer, NestedFormerFactory, NestedFormerParams};
+use dsma_plugin::backend::BackendKind;
+use dsma_train::inference::{sliding_window, Blend, SlidingWindow};
+use dsma_train::loss::weighted_dice_loss;
+use dsma_train::model::{BackendDispatch, BackendVisitor, ModelFactory, SegmentationModel};
+use dsma_train::runner::registration::model;
 
 /// burn's backend RNG is global: tests that draw from it (weight init, random inputs) hold this
 /// lock, so a seeded test gets the same numbers whatever runs beside it.
@@ -119,7 +118,7 @@ struct AdamwLosses;
 
 impl BackendVisitor for AdamwLosses {
     type Output = Vec<(bool, Vec<f32>)>;
-    fn visit<I: dsma_core::model::KernelBackend>(self, dev: I::Device) -> Self::Output {
+    fn visit<I: dsma_kernels::KernelBackend>(self, dev: I::Device) -> Self::Output {
         type B<I> = Autodiff<I>;
         let mut out = Vec::new();
         for msg in [true, false] {

@@ -16,20 +16,20 @@ use burn::module::AutodiffModule;
 use burn::optim::{AdamConfig, GradientsParams, Optimizer};
 use burn::tensor::activation::softplus;
 use burn::tensor::Tensor;
-use dsma_core::generative::fit_loop::{
+use dsma_data::seed::derive_seed;
+use dsma_data::{CoreError, Result};
+use dsma_kernels::KernelBackend;
+use dsma_plugin::registry::Plugin;
+use dsma_plugin::{ParamDoc, PluginParams};
+use dsma_train::checkpoint::module_state::{ema_update, require_grad};
+use dsma_train::generative::fit_loop::{
     fit_to_end, loss_value, real_batch, require_positive, require_range, sample_in_batches,
     FitSteps,
 };
-use dsma_core::generative::{
+use dsma_train::generative::{
     AdamOn, FitCheckpoint, GenerativeMethod, GeneratorFit, ProtocolParams, RealVolumes,
 };
-use dsma_core::layers::normal_tensor;
-use dsma_core::model::KernelBackend;
-use dsma_core::plugin::registry::Plugin;
-use dsma_core::plugin::{ParamDoc, PluginParams};
-use dsma_core::runner::module_state::{ema_update, require_grad};
-use dsma_core::seed::derive_seed;
-use dsma_core::{CoreError, Result};
+use dsma_train::layers::normal_tensor;
 use ndarray::Array3;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -576,7 +576,7 @@ impl GenerativeMethod for StyleGan3d {
     }
 }
 
-dsma_core::register_comparator!(StyleGan3d);
+dsma_train::register_comparator!(StyleGan3d);
 
 /// Referenced by the `dsma` binary so the linker keeps this crate.
 pub fn link() {}

@@ -7,8 +7,8 @@ use burn::module::{Module, Param};
 use burn::tensor::activation::leaky_relu;
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
-use dsma_core::layers::{avg_pool2, conv3d, normal_tensor, upsample2_trilinear};
-use dsma_core::model::KernelBackend;
+use dsma_kernels::KernelBackend;
+use dsma_train::layers::{avg_pool2, conv3d, normal_tensor, upsample2_trilinear};
 use rand_chacha::ChaCha8Rng;
 
 /// `lrelu(x, 0.2) · √2` (StyleGAN's activation with its default gain).

@@ -5,11 +5,11 @@
 use burn::backend::Flex;
 use burn::module::{Module, Param};
 use burn::tensor::{Tensor, TensorData};
-use dsma_core::generative::fit_loop::to_volumes;
-use dsma_core::generative::{GenerativeMethod, GeneratorFit, RealVolumes};
-use dsma_core::plugin::registry::Plugin;
+use dsma_plugin::registry::Plugin;
 use dsma_stylegan3d::networks::{minibatch_stddev, EqDense, ModConv};
 use dsma_stylegan3d::{StyleGan3d, StyleGan3dParams};
+use dsma_train::generative::fit_loop::to_volumes;
+use dsma_train::generative::{GenerativeMethod, GeneratorFit, RealVolumes};
 use ndarray::Array3;
 
 type B = Flex;
@@ -144,7 +144,7 @@ fn a_resumed_fit_equals_an_uninterrupted_one() {
     // tensors are compared).
     let dev = Default::default();
     let weights = |dir: &std::path::Path, name: &str| -> Vec<f32> {
-        let ck = dsma_core::generative::FitCheckpoint::latest(dir)
+        let ck = dsma_train::generative::FitCheckpoint::latest(dir)
             .unwrap()
             .unwrap();
         let m = tiny(4);

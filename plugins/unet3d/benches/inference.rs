@@ -5,8 +5,8 @@
 use burn::backend::Flex;
 use burn::tensor::{Distribution, Tensor};
 use criterion::{criterion_group, criterion_main, Criterion};
-use dsma_core::inference::{sliding_window, Blend, SlidingWindow};
-use dsma_core::model::{ModelFactory, SegmentationModel};
+use dsma_train::inference::{sliding_window, Blend, SlidingWindow};
+use dsma_train::model::{ModelFactory, SegmentationModel};
 use dsma_unet3d::{UNet3dFactory, UNet3dParams};
 use ndarray::Array4;
 use rand::{RngExt, SeedableRng};

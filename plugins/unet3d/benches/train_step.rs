@@ -11,10 +11,10 @@ use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Distribution, Tensor};
 use criterion::{criterion_group, criterion_main, Criterion};
-use dsma_core::loss::weighted_dice_loss;
-use dsma_core::model::{
-    BackendDispatch, BackendKind, BackendVisitor, KernelBackend, ModelFactory, SegmentationModel,
-};
+use dsma_kernels::KernelBackend;
+use dsma_plugin::backend::BackendKind;
+use dsma_train::loss::weighted_dice_loss;
+use dsma_train::model::{BackendDispatch, BackendVisitor, ModelFactory, SegmentationModel};
 use dsma_unet3d::{UNet3d, UNet3dFactory, UNet3dParams, Upsample};
 
 fn list(var: &str, default: &str) -> Vec<String> {

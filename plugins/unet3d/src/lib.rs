@@ -6,7 +6,7 @@
 //! a 1×1×1 head. Widths are `base_width · 2^level`. Inputs must be divisible by `2^depth` along every
 //! axis.
 
-pub use dsma_core::layers::upsample2_trilinear;
+pub use dsma_train::layers::upsample2_trilinear;
 
 use burn::module::Module;
 use burn::nn::conv::{Conv3d, Conv3dConfig, ConvTranspose3d, ConvTranspose3dConfig};
@@ -14,10 +14,11 @@ use burn::nn::{GroupNorm, GroupNormConfig, InstanceNorm, InstanceNormConfig, Pad
 use burn::tensor::activation::leaky_relu;
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
-use dsma_core::kernels::{ConvForward, NormForward};
-use dsma_core::model::{KernelBackend, ModelFactory, SegmentationModel};
-use dsma_core::plugin::{ParamDoc, PluginParams};
-use dsma_core::{CoreError, Result};
+use dsma_data::{CoreError, Result};
+use dsma_kernels::KernelBackend;
+use dsma_kernels::{ConvForward, NormForward};
+use dsma_plugin::{ParamDoc, PluginParams};
+use dsma_train::model::{ModelFactory, SegmentationModel};
 use serde::{Deserialize, Serialize};
 
 /// Normalisation after each convolution.
@@ -306,7 +307,7 @@ impl ModelFactory for UNet3dFactory {
     }
 }
 
-dsma_core::register_model!(UNet3dFactory);
+dsma_train::register_model!(UNet3dFactory);
 
 /// Referenced by the `dsma` binary so the linker keeps this crate and its registration.
 pub fn link() {}

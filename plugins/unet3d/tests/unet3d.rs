@@ -8,15 +8,15 @@
 use burn::backend::{Autodiff, Flex};
 use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
 use burn::tensor::{ElementConversion, Tensor, TensorData};
-use dsma_core::labels::region_targets;
-use dsma_core::loss::weighted_dice_loss;
-use dsma_core::model::{
-    BackendDispatch, BackendKind, BackendVisitor, KernelBackend, ModelFactory, SegmentationModel,
-};
-use dsma_core::phantom::generate_case;
-use dsma_core::preprocess::preprocess;
-use dsma_core::runner::module_state::materialize;
-use dsma_core::runner::registration::model;
+use dsma_data::labels::region_targets;
+use dsma_data::phantom::generate_case;
+use dsma_data::preprocess::preprocess;
+use dsma_kernels::KernelBackend;
+use dsma_plugin::backend::BackendKind;
+use dsma_train::checkpoint::module_state::materialize;
+use dsma_train::loss::weighted_dice_loss;
+use dsma_train::model::{BackendDispatch, BackendVisitor, ModelFactory, SegmentationModel};
+use dsma_train::runner::registration::model;
 use dsma_unet3d::{upsample2_trilinear, Norm, UNet3d, UNet3dFactory, UNet3dParams, Upsample};
 use serde_json::json;
 
@@ -264,7 +264,7 @@ fn invalid_parameters_name_the_field() {
 /// curve to float tolerance (both runs from the same seed; only the convolution kernels differ).
 #[test]
 fn loss_curve_matches_burn_flex_convolutions() {
-    use dsma_core::kernels::{with_cpu_kernels, CpuKernels};
+    use dsma_kernels::{with_cpu_kernels, CpuKernels};
     type A = Autodiff<burn::backend::Flex>;
     let dev = Default::default();
     for upsample in [Upsample::Transpose, Upsample::Trilinear] {

@@ -30,6 +30,9 @@ impl SampleWeighter for Uniform {
     fn needs_scores(&self) -> bool {
         self.0.needs_scores()
     }
+    fn unit(&self) -> bool {
+        self.0.unit()
+    }
     fn weights(&mut self, scores: &EpochScores<'_>) -> Result<Vec<f64>> {
         self.0.weights(scores)
     }

@@ -1,0 +1,349 @@
+//! [`KernelBackend`] for burn-flex, the CPU backend: dsma's convolution and normalisation kernels
+//! ([`crate::conv_kernels`], [`crate::norm_kernels`]) where they apply (f32, groups 1, dilation 1,
+//! and `DSMA_CPU_KERNELS` not `burn`), burn-flex's own ops or burn tensor ops otherwise.
+
+use burn::tensor::ops::{ConvOptions, ConvTransposeOptions, ModuleOps};
+use burn::tensor::{Bytes, DType, Tensor, TensorMetadata, TensorPrimitive};
+use burn_flex::{Flex, FlexTensor, Layout};
+
+use crate::backend::{cpu_kernels, CpuKernels, KernelBackend};
+use crate::conv_kernels::{self, ConvShape, ConvTransposeShape};
+use crate::norm_generic::{NormGradients, NormOutput, NormStats};
+use crate::norm_kernels::{self, NormShape};
+
+fn dims5(t: &FlexTensor) -> [usize; 5] {
+    t.shape().dims::<5>()
+}
+
+/// The f32 values of `t` in row-major order (a copy only when `t` is a strided view).
+fn values(t: &FlexTensor) -> FlexTensor {
+    t.to_contiguous()
+}
+
+fn slice(t: &FlexTensor) -> &[f32] {
+    t.as_slice::<f32>()
+        .expect("a contiguous f32 tensor (made so by `values`)")
+}
+
+/// A contiguous f32 tensor of any rank.
+fn matrix<const D: usize>(data: Vec<f32>, shape: [usize; D]) -> FlexTensor {
+    FlexTensor::new(
+        Bytes::from_elems(data),
+        Layout::contiguous(shape.into()),
+        DType::F32,
+    )
+}
+
+fn tensor(data: Vec<f32>, shape: [usize; 5]) -> FlexTensor {
+    FlexTensor::new(
+        Bytes::from_elems(data),
+        Layout::contiguous(shape.into()),
+        DType::F32,
+    )
+}
+
+/// Whether our kernels handle this op (f32, groups 1, dilation 1, dsma selected).
+fn ours(tensors: &[&FlexTensor], dilation: [usize; 3], groups: usize) -> bool {
+    cpu_kernels() == CpuKernels::Dsma
+        && groups == 1
+        && dilation == [1; 3]
+        && tensors.iter().all(|t| t.dtype() == DType::F32)
+}
+
+/// Whether our norm kernels handle this op (f32 tensors, groups dividing the channels, dsma
+/// selected); `None` entries are absent optional tensors.
+fn ours_norm(tensors: [Option<&FlexTensor>; 3], channels: usize, groups: usize) -> bool {
+    cpu_kernels() == CpuKernels::Dsma
+        && groups != 0
+        && channels % groups == 0
+        && tensors.iter().flatten().all(|t| t.dtype() == DType::F32)
+}
+
+fn conv_shape(x: [usize; 5], w: [usize; 5], options: &ConvOptions<3>) -> Option<ConvShape> {
+    let kernel = [w[2], w[3], w[4]];
+    let input = [x[2], x[3], x[4]];
+    let output = ConvShape::output_size(input, kernel, options.stride, options.padding)?;
+    Some(ConvShape {
+        batch: x[0],
+        in_channels: x[1],
+        out_channels: w[0],
+        input,
+        output,
+        kernel,
+        stride: options.stride,
+        padding: options.padding,
+    })
+}
+
+fn transpose_shape(
+    x: [usize; 5],
+    w: [usize; 5],
+    options: &ConvTransposeOptions<3>,
+) -> Option<ConvTransposeShape> {
+    let kernel = [w[2], w[3], w[4]];
+    let mut output = [0; 3];
+    for a in 0..3 {
+        let full =
+            (x[2 + a].checked_sub(1)?) * options.stride[a] + kernel[a] + options.padding_out[a];
+        output[a] = full.checked_sub(2 * options.padding[a])?;
+    }
+    Some(ConvTransposeShape {
+        batch: x[0],
+        in_channels: x[1],
+        out_channels: w[1],
+        input: [x[2], x[3], x[4]],
+        output,
+        kernel,
+        stride: options.stride,
+        padding: options.padding,
+    })
+}
+
+fn with_channels(s: [usize; 3], batch: usize, channels: usize) -> [usize; 5] {
+    [batch, channels, s[0], s[1], s[2]]
+}
+
+impl KernelBackend for Flex {
+    fn conv3d_forward(
+        x: FlexTensor,
+        weight: FlexTensor,
+        bias: Option<FlexTensor>,
+        options: ConvOptions<3>,
+    ) -> FlexTensor {
+        let shape = conv_shape(dims5(&x), dims5(&weight), &options);
+        match shape {
+            Some(s) if ours(&[&x, &weight], options.dilation, options.groups) => {
+                let (x, w) = (values(&x), values(&weight));
+                let b = bias.as_ref().map(values);
+                let y =
+                    conv_kernels::conv3d_forward(&s, slice(&x), slice(&w), b.as_ref().map(slice));
+                tensor(y, with_channels(s.output, s.batch, s.out_channels))
+            }
+            _ => <Flex as ModuleOps<Flex>>::conv3d(x, weight, bias, options),
+        }
+    }
+
+    fn conv3d_input_grad(
+        x: FlexTensor,
+        weight: FlexTensor,
+        output_grad: FlexTensor,
+        options: ConvOptions<3>,
+    ) -> FlexTensor {
+        let shape = conv_shape(dims5(&x), dims5(&weight), &options);
+        match shape {
+            Some(s)
+                if ours(
+                    &[&x, &weight, &output_grad],
+                    options.dilation,
+                    options.groups,
+                ) =>
+            {
+                let (w, dy) = (values(&weight), values(&output_grad));
+                let dx = conv_kernels::conv3d_input_grad(&s, slice(&w), slice(&dy));
+                tensor(dx, with_channels(s.input, s.batch, s.in_channels))
+            }
+            _ => <Flex as ModuleOps<Flex>>::conv3d_x_backward(x, weight, output_grad, options),
+        }
+    }
+
+    fn conv3d_weight_grad(
+        x: FlexTensor,
+        weight: FlexTensor,
+        output_grad: FlexTensor,
+        options: ConvOptions<3>,
+    ) -> FlexTensor {
+        let shape = conv_shape(dims5(&x), dims5(&weight), &options);
+        match shape {
+            Some(s)
+                if ours(
+                    &[&x, &weight, &output_grad],
+                    options.dilation,
+                    options.groups,
+                ) =>
+            {
+                let (xv, dy) = (values(&x), values(&output_grad));
+                let dw = conv_kernels::conv3d_weight_grad(&s, slice(&xv), slice(&dy));
+                tensor(dw, dims5(&weight))
+            }
+            _ => <Flex as ModuleOps<Flex>>::conv3d_weight_backward(x, weight, output_grad, options),
+        }
+    }
+
+    fn conv_transpose3d_forward(
+        x: FlexTensor,
+        weight: FlexTensor,
+        bias: Option<FlexTensor>,
+        options: ConvTransposeOptions<3>,
+    ) -> FlexTensor {
+        let shape = transpose_shape(dims5(&x), dims5(&weight), &options);
+        match shape {
+            Some(t) if ours(&[&x, &weight], options.dilation, options.groups) => {
+                let (xv, w) = (values(&x), values(&weight));
+                let b = bias.as_ref().map(values);
+                let y = conv_kernels::conv_transpose3d_forward(
+                    &t,
+                    slice(&xv),
+                    slice(&w),
+                    b.as_ref().map(slice),
+                );
+                tensor(y, with_channels(t.output, t.batch, t.out_channels))
+            }
+            _ => <Flex as ModuleOps<Flex>>::conv_transpose3d(x, weight, bias, options),
+        }
+    }
+
+    fn conv_transpose3d_input_grad(
+        weight: FlexTensor,
+        output_grad: FlexTensor,
+        options: ConvTransposeOptions<3>,
+    ) -> FlexTensor {
+        // The input size follows from the output gradient: in = (out + 2p − k − op)/s + 1.
+        let (w5, dy5) = (dims5(&weight), dims5(&output_grad));
+        let input = (0..3).try_fold([0usize; 3], |mut acc, a| {
+            let span = (dy5[2 + a] + 2 * options.padding[a])
+                .checked_sub(w5[2 + a] + options.padding_out[a])?;
+            acc[a] = span / options.stride[a].max(1) + 1;
+            Some(acc)
+        });
+        let shape = input.and_then(|i| {
+            transpose_shape(with_channels(i, dy5[0], w5[0]), w5, &options)
+                .filter(|t| t.output == [dy5[2], dy5[3], dy5[4]])
+        });
+        match shape {
+            Some(t) if ours(&[&weight, &output_grad], options.dilation, options.groups) => {
+                let (w, dy) = (values(&weight), values(&output_grad));
+                let dx = conv_kernels::conv_transpose3d_input_grad(&t, slice(&w), slice(&dy));
+                tensor(dx, with_channels(t.input, t.batch, t.in_channels))
+            }
+            _ => {
+                <Flex as ModuleOps<Flex>>::conv_transpose3d_x_backward(weight, output_grad, options)
+            }
+        }
+    }
+
+    fn conv_transpose3d_weight_grad(
+        x: FlexTensor,
+        weight: FlexTensor,
+        output_grad: FlexTensor,
+        options: ConvTransposeOptions<3>,
+    ) -> FlexTensor {
+        let shape = transpose_shape(dims5(&x), dims5(&weight), &options);
+        match shape {
+            Some(t)
+                if ours(
+                    &[&x, &weight, &output_grad],
+                    options.dilation,
+                    options.groups,
+                ) =>
+            {
+                let (xv, dy) = (values(&x), values(&output_grad));
+                let dw = conv_kernels::conv_transpose3d_weight_grad(&t, slice(&xv), slice(&dy));
+                tensor(dw, dims5(&weight))
+            }
+            _ => <Flex as ModuleOps<Flex>>::conv_transpose3d_weight_backward(
+                x,
+                weight,
+                output_grad,
+                options,
+            ),
+        }
+    }
+    fn conv_bias_grad(output_grad: FlexTensor) -> FlexTensor {
+        let [n, c, ..] = dims5(&output_grad);
+        if output_grad.dtype() != DType::F32 {
+            let dy = Tensor::<Flex, 5>::from_primitive(TensorPrimitive::Float(output_grad));
+            return dy
+                .sum_dim(0)
+                .sum_dim(2)
+                .sum_dim(3)
+                .sum_dim(4)
+                .reshape([c])
+                .into_primitive()
+                .tensor();
+        }
+        let dy = values(&output_grad);
+        let db = conv_kernels::bias_grad(slice(&dy), n, c);
+        FlexTensor::new(
+            Bytes::from_elems(db),
+            Layout::contiguous([c].into()),
+            DType::F32,
+        )
+    }
+
+    fn group_norm_forward(
+        x: FlexTensor,
+        gamma: Option<FlexTensor>,
+        beta: Option<FlexTensor>,
+        groups: usize,
+        epsilon: f64,
+    ) -> NormOutput<Flex> {
+        let [n, c, d, h, w] = dims5(&x);
+        if !ours_norm([Some(&x), gamma.as_ref(), beta.as_ref()], c, groups) {
+            return crate::norm_generic::generic_forward::<Flex>(x, gamma, beta, groups, epsilon);
+        }
+        let shape = NormShape {
+            batch: n,
+            channels: c,
+            positions: d * h * w,
+            groups,
+        };
+        let xv = values(&x);
+        let (g, b) = (gamma.as_ref().map(values), beta.as_ref().map(values));
+        let (y, mean, rstd) = norm_kernels::group_norm_forward(
+            &shape,
+            slice(&xv),
+            g.as_ref().map(slice),
+            b.as_ref().map(slice),
+            epsilon,
+        );
+        NormOutput {
+            y: tensor(y, [n, c, d, h, w]),
+            stats: NormStats {
+                mean: matrix(mean, [n, groups]),
+                rstd: matrix(rstd, [n, groups]),
+            },
+        }
+    }
+
+    fn group_norm_backward(
+        x: FlexTensor,
+        gamma: Option<FlexTensor>,
+        stats: NormStats<Flex>,
+        output_grad: FlexTensor,
+        groups: usize,
+    ) -> NormGradients<Flex> {
+        let [n, c, d, h, w] = dims5(&x);
+        if !ours_norm([Some(&x), gamma.as_ref(), Some(&output_grad)], c, groups) {
+            return crate::norm_generic::generic_backward::<Flex>(
+                x,
+                gamma,
+                stats,
+                output_grad,
+                groups,
+            );
+        }
+        let shape = NormShape {
+            batch: n,
+            channels: c,
+            positions: d * h * w,
+            groups,
+        };
+        let (xv, dy) = (values(&x), values(&output_grad));
+        let (mean, rstd) = (values(&stats.mean), values(&stats.rstd));
+        let g = gamma.as_ref().map(values);
+        let grads = norm_kernels::group_norm_backward(
+            &shape,
+            slice(&xv),
+            g.as_ref().map(slice),
+            slice(&mean),
+            slice(&rstd),
+            slice(&dy),
+        );
+        let affine = gamma.is_some();
+        NormGradients {
+            x: tensor(grads.x, [n, c, d, h, w]),
+            gamma: affine.then(|| matrix(grads.gamma, [c])),
+            beta: affine.then(|| matrix(grads.beta, [c])),
+        }
+    }
+}

@@ -1,0 +1,118 @@
+//! Group normalisation in burn tensor ops on any backend: the types the norm ops of
+//! [`crate::KernelBackend`] exchange, and the generic forward and backward (what Cuda and the
+//! burn-flex fallbacks use). Equations in [`crate::norm_kernels`].
+
+use burn::tensor::backend::Backend;
+use burn::tensor::ops::FloatTensor;
+use burn::tensor::{Tensor, TensorPrimitive};
+
+/// Per-`(n, g)` statistics of a forward pass, `[N, G]` each.
+#[derive(Debug, Clone)]
+pub struct NormStats<B: Backend> {
+    /// Mean of each group.
+    pub mean: FloatTensor<B>,
+    /// `1/√(σ² + ε)` of each group.
+    pub rstd: FloatTensor<B>,
+}
+
+/// A forward pass's output and statistics.
+#[derive(Debug, Clone)]
+pub struct NormOutput<B: Backend> {
+    /// The normalised tensor.
+    pub y: FloatTensor<B>,
+    /// What the backward needs.
+    pub stats: NormStats<B>,
+}
+
+/// A backward pass's gradients (`gamma`/`beta` for affine norms).
+#[derive(Debug, Clone)]
+pub struct NormGradients<B: Backend> {
+    /// With respect to `x`.
+    pub x: FloatTensor<B>,
+    /// With respect to `γ`.
+    pub gamma: Option<FloatTensor<B>>,
+    /// With respect to `β`.
+    pub beta: Option<FloatTensor<B>>,
+}
+
+pub(crate) fn t5<B: Backend>(t: FloatTensor<B>) -> Tensor<B, 5> {
+    Tensor::from_primitive(TensorPrimitive::Float(t))
+}
+
+pub(crate) fn t1<B: Backend>(t: FloatTensor<B>) -> Tensor<B, 1> {
+    Tensor::from_primitive(TensorPrimitive::Float(t))
+}
+
+pub(crate) fn prim<B: Backend, const D: usize>(t: Tensor<B, D>) -> FloatTensor<B> {
+    t.into_primitive().tensor()
+}
+
+/// Group norm forward with burn tensor ops (any backend).
+pub fn generic_forward<B: Backend>(
+    x: FloatTensor<B>,
+    gamma: Option<FloatTensor<B>>,
+    beta: Option<FloatTensor<B>>,
+    groups: usize,
+    epsilon: f64,
+) -> NormOutput<B> {
+    let x = t5::<B>(x);
+    let dims = x.dims();
+    let [n, c, ..] = dims;
+    let m = x.shape().num_elements() / (n * groups).max(1);
+    let xg = x.reshape([n, groups, m]);
+    let mean = xg.clone().mean_dim(2);
+    let centred = xg - mean.clone();
+    let rstd = (centred.clone().powi_scalar(2).mean_dim(2) + epsilon)
+        .sqrt()
+        .recip();
+    let mut y = (centred * rstd.clone()).reshape(dims);
+    if let Some(g) = gamma {
+        y = y * t1::<B>(g).reshape([1, c, 1, 1, 1]);
+    }
+    if let Some(b) = beta {
+        y = y + t1::<B>(b).reshape([1, c, 1, 1, 1]);
+    }
+    NormOutput {
+        y: prim(y),
+        stats: NormStats {
+            mean: prim(mean.reshape([n, groups])),
+            rstd: prim(rstd.reshape([n, groups])),
+        },
+    }
+}
+
+/// Group norm backward with burn tensor ops (any backend).
+pub fn generic_backward<B: Backend>(
+    x: FloatTensor<B>,
+    gamma: Option<FloatTensor<B>>,
+    stats: NormStats<B>,
+    output_grad: FloatTensor<B>,
+    groups: usize,
+) -> NormGradients<B> {
+    let x = t5::<B>(x);
+    let dims = x.dims();
+    let [n, c, ..] = dims;
+    let m = x.shape().num_elements() / (n * groups).max(1);
+    let mean =
+        Tensor::<B, 2>::from_primitive(TensorPrimitive::Float(stats.mean)).reshape([n, groups, 1]);
+    let rstd =
+        Tensor::<B, 2>::from_primitive(TensorPrimitive::Float(stats.rstd)).reshape([n, groups, 1]);
+    let xh = ((x.reshape([n, groups, m]) - mean) * rstd.clone()).reshape(dims);
+    let dy = t5::<B>(output_grad);
+    let per_channel = |t: Tensor<B, 5>| t.sum_dim(0).sum_dim(2).sum_dim(3).sum_dim(4).reshape([c]);
+    let affine = gamma.is_some();
+    let dgamma = affine.then(|| prim(per_channel(dy.clone() * xh.clone())));
+    let dbeta = affine.then(|| prim(per_channel(dy.clone())));
+    let g = match gamma {
+        Some(gm) => dy * t1::<B>(gm).reshape([1, c, 1, 1, 1]),
+        None => dy,
+    }
+    .reshape([n, groups, m]);
+    let xh = xh.reshape([n, groups, m]);
+    let dx = rstd * (g.clone() - g.clone().mean_dim(2) - xh.clone() * (g * xh).mean_dim(2));
+    NormGradients {
+        x: prim(dx.reshape(dims)),
+        gamma: dgamma,
+        beta: dbeta,
+    }
+}

@@ -1,0 +1,175 @@
+//! The one entry point that runs an experiment file, as `dsma run` does: load (extends, overrides,
+//! grid) → shared-library plugins named by the file → plan → prepare the datasets → train every
+//! unfinished selected run → the paper's table (also written to `OUT/table.md`). Callers (the CLI,
+//! the Python package) parse their arguments into a [`RunRequest`] and print what comes back.
+//! Without `out` and `cache`, a run goes to `runner::run_folder::default_out` and `default_cache`.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use dsma_data::atomic_file::write_atomic;
+use dsma_data::error::{CoreError, Result};
+use dsma_plugin::Registry;
+
+use crate::experiment::{load, LoadedExperiment};
+use crate::runner::execute::{execute, selected_runs, ExecuteOptions, Selection};
+use crate::runner::plan::PlannedRun;
+use crate::runner::plugin_check::check_all_plugins;
+use crate::runner::progress::RunObserver;
+use crate::runner::records::RunResults;
+use crate::runner::report::index::{collect_reference, collect_results};
+use crate::runner::report::{build, render, Table, TableFormat};
+use crate::runner::run_folder::{default_cache, default_out, is_finished};
+
+/// What to run: an experiment file and the options of `dsma run`.
+#[derive(Debug, Clone, Default)]
+pub struct RunRequest {
+    /// The experiment file (YAML).
+    pub experiment: PathBuf,
+    /// `key=value` overrides, applied after `extends`.
+    pub overrides: Vec<String>,
+    /// Output folder (`default_out` of the experiment's name when `None`).
+    pub out: Option<PathBuf>,
+    /// Shared root (`default_cache` of the output folder when `None`).
+    pub cache: Option<PathBuf>,
+    /// Continue runs that stopped (without it, a started run is an error).
+    pub resume: bool,
+    /// Only the rows with these labels (all when empty).
+    pub only: Vec<String>,
+    /// Only every n-th run starting at i: `(i, n)`, 0-based.
+    pub shard: Option<(usize, usize)>,
+}
+
+/// What [`run_experiment`] returns.
+#[derive(Debug, Clone)]
+pub struct ExperimentOutcome {
+    /// The experiment's name.
+    pub name: String,
+    /// Its output folder.
+    pub out: PathBuf,
+    /// The results of every selected run (trained now or earlier).
+    pub results: Vec<RunResults>,
+    /// The paper's table of those results, with the published numbers where the file has them.
+    pub table: Table,
+    /// Wall-clock seconds of the call.
+    pub seconds: f64,
+}
+
+/// Loads an experiment file with its overrides and the shared-library plugins it names (paths
+/// relative to the file) into `registry`.
+pub fn load_with_plugins(
+    path: &Path,
+    overrides: &[String],
+    registry: &mut Registry,
+) -> Result<LoadedExperiment> {
+    let loaded = load(path, overrides)?;
+    let base = loaded.files[0].parent().unwrap_or(Path::new(""));
+    for p in &loaded.experiment.plugins {
+        registry
+            .load_library(&base.join(p))
+            .map_err(|e| CoreError::Within {
+                what: format!("{}: plugins", loaded.files[0].display()),
+                source: Box::new(e),
+            })?;
+    }
+    Ok(loaded)
+}
+
+/// Runs an experiment file end to end (see the module documentation); progress goes to `obs`.
+pub fn run_experiment(
+    req: &RunRequest,
+    registry: &mut Registry,
+    obs: &mut dyn RunObserver,
+) -> Result<ExperimentOutcome> {
+    let started = Instant::now();
+    let loaded = load_with_plugins(&req.experiment, &req.overrides, registry)?;
+    let out = req
+        .out
+        .clone()
+        .unwrap_or_else(|| default_out(&loaded.experiment.name));
+    let opts = ExecuteOptions {
+        cache: req.cache.clone().unwrap_or_else(|| default_cache(&out)),
+        out: out.clone(),
+        resume: req.resume,
+        selection: Selection {
+            only: req.only.clone(),
+            shard: req.shard,
+        },
+    };
+    let results = execute(&loaded, registry, &opts, obs)?;
+    let table = table_of(&loaded, &results);
+    write_atomic(
+        &out.join("table.md"),
+        render(&table, TableFormat::Markdown).as_bytes(),
+    )?;
+    Ok(ExperimentOutcome {
+        name: loaded.experiment.name.clone(),
+        out,
+        results,
+        table,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// The table of `results` in the experiment's row and dataset order, with its published numbers.
+pub fn table_of(loaded: &LoadedExperiment, results: &[RunResults]) -> Table {
+    let rows: Vec<String> = loaded
+        .experiment
+        .rows
+        .iter()
+        .map(|r| r.label.clone())
+        .collect();
+    let datasets: Vec<String> = loaded
+        .experiment
+        .datasets
+        .iter()
+        .map(|d| d.name.clone())
+        .collect();
+    build(&rows, &datasets, results).with_reference(loaded.experiment.reference.as_ref())
+}
+
+/// What `dsma validate` shows: the resolved experiment, its runs and every plugin problem.
+#[derive(Debug)]
+pub struct Validation {
+    /// The loaded experiment (its `resolved` document and `files`).
+    pub loaded: LoadedExperiment,
+    /// The selected runs and whether each is finished in the default output folder.
+    pub runs: Vec<(PlannedRun, bool)>,
+    /// One line per plugin problem (empty: every plugin exists and accepts its parameters).
+    pub problems: Vec<String>,
+}
+
+/// Loads and checks an experiment file without training anything.
+pub fn validate_experiment(
+    path: &Path,
+    overrides: &[String],
+    only: &[String],
+    registry: &mut Registry,
+) -> Result<Validation> {
+    let loaded = load_with_plugins(path, overrides, registry)?;
+    let out = default_out(&loaded.experiment.name);
+    let selection = Selection {
+        only: only.to_vec(),
+        shard: None,
+    };
+    let runs = selected_runs(&loaded, registry, &selection)
+        .into_iter()
+        .map(|r| {
+            let finished = is_finished(&out, &r);
+            (r, finished)
+        })
+        .collect();
+    let problems = check_all_plugins(&loaded, registry, only);
+    Ok(Validation {
+        loaded,
+        runs,
+        problems,
+    })
+}
+
+/// The table of the finished runs under the output folder `out` (`dsma table`).
+pub fn folder_table(out: &Path) -> Result<Table> {
+    let (rows, datasets, results) = collect_results(out)?;
+    let reference = collect_reference(out)?;
+    Ok(build(&rows, &datasets, &results).with_reference(reference.as_ref()))
+}

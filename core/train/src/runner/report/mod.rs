@@ -1,0 +1,490 @@
+//! The paper's table: rows = methods, column groups = datasets, columns WT / TC / ET / AVE as DSC (%);
+//! with repeats, mean ± std over repeats and a paired Wilcoxon signed-rank test of every row against
+//! the first (baseline) row over test cases.
+
+pub mod curves;
+pub mod index;
+pub mod logs;
+pub mod record;
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use crate::experiment::config::Reference;
+use crate::runner::records::RunResults;
+
+/// Output format of a table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TableFormat {
+    /// GitHub-flavoured Markdown.
+    Markdown,
+    /// Comma-separated values.
+    Csv,
+    /// A LaTeX `tabular` with one `\multicolumn` per dataset.
+    Latex,
+}
+
+/// One cell: mean and standard deviation over repeats (percent).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Cell {
+    /// Mean DSC (%).
+    pub mean: f64,
+    /// Sample standard deviation over repeats (%), 0 with one repeat.
+    pub std: f64,
+    /// Repeats averaged.
+    pub n: usize,
+}
+
+/// The assembled table.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Table {
+    /// Row labels in experiment order.
+    pub rows: Vec<String>,
+    /// Dataset names in experiment order.
+    pub datasets: Vec<String>,
+    /// `cells[row][dataset]` = WT, TC, ET, AVE (None when the run is missing).
+    pub cells: Vec<Vec<Option<[Cell; 4]>>>,
+    /// Two-sided p-value of the paired Wilcoxon test against the first row on per-case AVE Dice.
+    pub p_values: Vec<Vec<Option<f64>>>,
+    /// Published numbers: their source and `[row][dataset]` = WT, TC, ET, AVE (%), if any.
+    pub reference: Option<(String, PublishedCells)>,
+}
+
+/// Published `[row][dataset]` = WT, TC, ET, AVE (%), `None` where the source has no number.
+pub type PublishedCells = Vec<Vec<Option<[f64; 4]>>>;
+
+impl Table {
+    /// The table with the published numbers of `reference` (if any, and if it names a cell).
+    pub fn with_reference(mut self, reference: Option<&Reference>) -> Table {
+        self.reference = reference.and_then(|r| {
+            let cells: PublishedCells = self
+                .rows
+                .iter()
+                .map(|row| self.datasets.iter().map(|ds| r.of(ds, row)).collect())
+                .collect();
+            cells
+                .iter()
+                .flatten()
+                .any(Option::is_some)
+                .then(|| (r.source.clone(), cells))
+        });
+        self
+    }
+}
+
+fn cell(values: &[f64]) -> Cell {
+    let n = values.len();
+    let mean = values.iter().sum::<f64>() / n.max(1) as f64;
+    let std = if n > 1 {
+        (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1) as f64).sqrt()
+    } else {
+        0.0
+    };
+    Cell { mean, std, n }
+}
+
+/// Per-case AVE Dice averaged over repeats, keyed by case id.
+fn per_case(runs: &[&RunResults]) -> BTreeMap<String, f64> {
+    let mut acc: BTreeMap<String, (f64, usize)> = BTreeMap::new();
+    for r in runs {
+        for c in &r.cases {
+            let v = c.metrics.AVE.dice;
+            if v.is_finite() {
+                let e = acc.entry(c.id.clone()).or_default();
+                e.0 += v;
+                e.1 += 1;
+            }
+        }
+    }
+    acc.into_iter()
+        .map(|(k, (s, n))| (k, s / n as f64))
+        .collect()
+}
+
+/// Builds the table from run results; rows and datasets keep the order given.
+pub fn build(rows: &[String], datasets: &[String], results: &[RunResults]) -> Table {
+    let runs_of = |row: &str, ds: &str| -> Vec<&RunResults> {
+        results
+            .iter()
+            .filter(|r| r.row == row && r.dataset == ds)
+            .collect()
+    };
+    let mut cells = Vec::new();
+    let mut p_values = Vec::new();
+    for row in rows {
+        let mut crow = Vec::new();
+        let mut prow = Vec::new();
+        for ds in datasets {
+            let runs = runs_of(row, ds);
+            if runs.is_empty() {
+                crow.push(None);
+                prow.push(None);
+                continue;
+            }
+            let col = |f: &dyn Fn(&RunResults) -> f64| {
+                cell(&runs.iter().map(|r| 100.0 * f(r)).collect::<Vec<_>>())
+            };
+            crow.push(Some([
+                col(&|r| r.mean.WT.dice),
+                col(&|r| r.mean.TC.dice),
+                col(&|r| r.mean.ET.dice),
+                col(&|r| r.mean.AVE.dice),
+            ]));
+            let base = runs_of(&rows[0], ds);
+            let p = if row == &rows[0] || base.is_empty() {
+                None
+            } else {
+                let (a, b) = (per_case(&runs), per_case(&base));
+                let pairs: Vec<(f64, f64)> = a
+                    .iter()
+                    .filter_map(|(id, x)| b.get(id).map(|y| (*x, *y)))
+                    .collect();
+                wilcoxon_signed_rank(&pairs)
+            };
+            prow.push(p);
+        }
+        cells.push(crow);
+        p_values.push(prow);
+    }
+    Table {
+        rows: rows.to_vec(),
+        datasets: datasets.to_vec(),
+        cells,
+        p_values,
+        reference: None,
+    }
+}
+
+/// Two-sided p-value of the Wilcoxon signed-rank test for paired samples (zero differences dropped,
+/// tied ranks averaged); exact distribution up to 50 non-zero pairs, normal approximation with tie
+/// correction above. None with no non-zero difference.
+pub fn wilcoxon_signed_rank(pairs: &[(f64, f64)]) -> Option<f64> {
+    let mut d: Vec<f64> = pairs
+        .iter()
+        .map(|(x, y)| x - y)
+        .filter(|v| *v != 0.0 && v.is_finite())
+        .collect();
+    let n = d.len();
+    if n == 0 {
+        return None;
+    }
+    d.sort_by(|a, b| a.abs().total_cmp(&b.abs()));
+    // Doubled average ranks (integers even with ties).
+    let mut ranks2 = vec![0usize; n];
+    let mut i = 0;
+    let mut tie_term = 0.0;
+    while i < n {
+        let mut j = i;
+        while j + 1 < n && d[j + 1].abs() == d[i].abs() {
+            j += 1;
+        }
+        let t = (j - i + 1) as f64;
+        tie_term += t * t * t - t;
+        for r in ranks2.iter_mut().take(j + 1).skip(i) {
+            *r = i + j + 2; // 2 × average of ranks i+1 ..= j+1
+        }
+        i = j + 1;
+    }
+    let w2: usize = d
+        .iter()
+        .zip(&ranks2)
+        .filter(|(v, _)| **v > 0.0)
+        .map(|(_, r)| *r)
+        .sum();
+    let total2: usize = ranks2.iter().sum();
+    if n <= 50 {
+        // Number of sign assignments giving each doubled sum.
+        let mut counts = vec![0f64; total2 + 1];
+        counts[0] = 1.0;
+        for &r in &ranks2 {
+            for s in (r..=total2).rev() {
+                counts[s] += counts[s - r];
+            }
+        }
+        let all = 2f64.powi(n as i32);
+        let lower: f64 = counts[..=w2].iter().sum::<f64>() / all;
+        let upper: f64 = counts[w2..].iter().sum::<f64>() / all;
+        Some((2.0 * lower.min(upper)).min(1.0))
+    } else {
+        let nf = n as f64;
+        let mean = nf * (nf + 1.0) / 4.0;
+        let var = nf * (nf + 1.0) * (2.0 * nf + 1.0) / 24.0 - tie_term / 48.0;
+        let z = (w2 as f64 / 2.0 - mean).abs() / var.sqrt();
+        Some((2.0 * (1.0 - normal_cdf(z))).min(1.0))
+    }
+}
+
+fn normal_cdf(z: f64) -> f64 {
+    // Abramowitz & Stegun 7.1.26 (error < 1.5e-7).
+    let t = 1.0 / (1.0 + 0.327_591_1 * z.abs() / std::f64::consts::SQRT_2);
+    let y = 1.0
+        - (((((1.061_405_429 * t - 1.453_152_027) * t) + 1.421_413_741) * t - 0.284_496_736) * t
+            + 0.254_829_592)
+            * t
+            * (-(z * z) / 2.0).exp();
+    if z >= 0.0 {
+        0.5 * (1.0 + y)
+    } else {
+        0.5 * (1.0 - y)
+    }
+}
+
+/// Significance threshold of the `*` marker.
+pub const ALPHA: f64 = 0.05;
+
+fn fmt_cell(c: &Cell, latex: bool) -> String {
+    if c.n > 1 {
+        if latex {
+            format!("{:.2} $\\pm$ {:.2}", c.mean, c.std)
+        } else {
+            format!("{:.2} ± {:.2}", c.mean, c.std)
+        }
+    } else {
+        format!("{:.2}", c.mean)
+    }
+}
+
+const REGIONS: [&str; 4] = ["WT", "TC", "ET", "AVE"];
+
+/// "*" where row `r`'s AVE on dataset `d` differs from the first row at p < [`ALPHA`].
+fn mark(t: &Table, r: usize, d: usize) -> &'static str {
+    t.p_values[r][d]
+        .filter(|p| *p < ALPHA)
+        .map(|_| "*")
+        .unwrap_or("")
+}
+
+/// Renders the table.
+pub fn render(t: &Table, format: TableFormat) -> String {
+    let mut out = match format {
+        TableFormat::Markdown => render_markdown(t),
+        TableFormat::Csv => render_csv(t),
+        TableFormat::Latex => render_latex(t),
+    };
+    if format == TableFormat::Markdown {
+        out.push_str(&reference_section(t));
+    }
+    if format != TableFormat::Csv {
+        out.push_str(&wilcoxon_footnote(t));
+    }
+    out
+}
+
+/// The published numbers beside ours: `published (ours − published)` per cell.
+fn reference_section(t: &Table) -> String {
+    let mut out = String::new();
+    let Some((source, cells)) = &t.reference else {
+        return out;
+    };
+    let _ = writeln!(
+        out,
+        "\nPublished DSC (%) from {source}, with ours − published in parentheses:\n"
+    );
+    out.push_str(&markdown_header(t));
+    for (i, row) in t.rows.iter().enumerate() {
+        let _ = write!(out, "| {row} |");
+        for (j, published) in cells[i].iter().enumerate() {
+            for k in 0..4 {
+                let ours = t.cells[i][j].map(|c| c[k].mean);
+                let text = match (published, ours) {
+                    (Some(p), Some(o)) => format!("{:.2} ({:+.2})", p[k], o - p[k]),
+                    (Some(p), None) => format!("{:.2}", p[k]),
+                    (None, _) => "–".into(),
+                };
+                let _ = write!(out, " {text} |");
+            }
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// The header and rule lines of a markdown table: one column per dataset and region.
+fn markdown_header(t: &Table) -> String {
+    let mut head = String::from("| Method |");
+    let mut rule = String::from("|---|");
+    for d in &t.datasets {
+        for r in REGIONS {
+            let _ = write!(head, " {d} {r} |");
+            rule.push_str("---:|");
+        }
+    }
+    format!("{head}\n{rule}\n")
+}
+
+fn render_markdown(t: &Table) -> String {
+    let mut out = String::new();
+    out.push_str(&markdown_header(t));
+    for (i, row) in t.rows.iter().enumerate() {
+        let _ = write!(out, "| {row} |");
+        for (j, c) in t.cells[i].iter().enumerate() {
+            match c {
+                Some(cs) => {
+                    for (k, c) in cs.iter().enumerate() {
+                        let m = if k == 3 { mark(t, i, j) } else { "" };
+                        let _ = write!(out, " {}{m} |", fmt_cell(c, false));
+                    }
+                }
+                None => out.push_str(" – | – | – | – |"),
+            }
+        }
+        out.push('\n');
+    }
+    out
+}
+
+fn render_csv(t: &Table) -> String {
+    let mut out = String::from("method,dataset,region,mean,std,repeats,p_value\n");
+    for (i, row) in t.rows.iter().enumerate() {
+        for (j, ds) in t.datasets.iter().enumerate() {
+            let Some(cs) = &t.cells[i][j] else { continue };
+            for (k, c) in cs.iter().enumerate() {
+                let p = match (k, t.p_values[i][j]) {
+                    (3, Some(p)) => format!("{p:.6}"),
+                    _ => String::new(),
+                };
+                let _ = writeln!(
+                    out,
+                    "{row},{ds},{},{:.4},{:.4},{},{p}",
+                    REGIONS[k], c.mean, c.std, c.n
+                );
+            }
+        }
+    }
+    out
+}
+
+fn render_latex(t: &Table) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "\\begin{{tabular}}{{l{}}}",
+        "cccc".repeat(t.datasets.len())
+    );
+    out.push_str("\\hline\nMethod");
+    for d in &t.datasets {
+        let _ = write!(out, " & \\multicolumn{{4}}{{c}}{{{d}}}");
+    }
+    out.push_str(" \\\\\n");
+    for _ in &t.datasets {
+        out.push_str(" & WT & TC & ET & AVE");
+    }
+    out.push_str(" \\\\\n\\hline\n");
+    for (i, row) in t.rows.iter().enumerate() {
+        out.push_str(&row.replace('&', "\\&"));
+        for (j, c) in t.cells[i].iter().enumerate() {
+            match c {
+                Some(cs) => {
+                    for (k, c) in cs.iter().enumerate() {
+                        let m = if k == 3 && !mark(t, i, j).is_empty() {
+                            "$^*$"
+                        } else {
+                            ""
+                        };
+                        let _ = write!(out, " & {}{m}", fmt_cell(c, true));
+                    }
+                }
+                None => out.push_str(" & -- & -- & -- & --"),
+            }
+        }
+        out.push_str(" \\\\\n");
+    }
+    out.push_str("\\hline\n\\end{tabular}\n");
+    out
+}
+
+/// The p-values of the paired Wilcoxon tests (empty when there are none).
+fn wilcoxon_footnote(t: &Table) -> String {
+    let mut out = String::new();
+    if !t.p_values.iter().flatten().any(|p| p.is_some()) {
+        return out;
+    }
+    let _ = writeln!(
+        out,
+        "\nPaired Wilcoxon signed-rank test against `{}` on per-case AVE Dice (* marks p < {ALPHA}):",
+        t.rows[0]
+    );
+    for (i, row) in t.rows.iter().enumerate() {
+        for (j, ds) in t.datasets.iter().enumerate() {
+            if let Some(p) = t.p_values[i][j] {
+                let _ = writeln!(out, "  {row} on {ds}: p = {p:.4}");
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wilcoxon_matches_scipy_on_small_samples() {
+        // scipy.stats.wilcoxon([1,2,3,4,5,6,7,8], [0]*8) → statistic 0, p = 0.0078125 (exact).
+        let pairs: Vec<(f64, f64)> = (1..=8).map(|i| (i as f64, 0.0)).collect();
+        assert!((wilcoxon_signed_rank(&pairs).unwrap() - 0.0078125).abs() < 1e-12);
+        // Symmetric differences → p = 1.
+        let sym = [(1.0, 0.0), (0.0, 1.0), (2.0, 0.0), (0.0, 2.0)];
+        assert!((wilcoxon_signed_rank(&sym).unwrap() - 1.0).abs() < 1e-12);
+        // d = [1, -2, 3, 4, 5]: W- = 2, exact two-sided p = 2 · 3/32 = 0.1875 (scipy).
+        let mixed = [(1.0, 0.0), (0.0, 2.0), (3.0, 0.0), (4.0, 0.0), (5.0, 0.0)];
+        assert!((wilcoxon_signed_rank(&mixed).unwrap() - 0.1875).abs() < 1e-12);
+        assert_eq!(wilcoxon_signed_rank(&[(1.0, 1.0)]), None);
+    }
+
+    #[test]
+    fn published_numbers_print_beside_ours_with_the_difference() {
+        let c = |mean| Cell {
+            mean,
+            std: 0.0,
+            n: 1,
+        };
+        let table = Table {
+            rows: vec!["baseline".into(), "DSMA".into()],
+            datasets: vec!["BraTS2020".into()],
+            cells: vec![
+                vec![Some([c(89.94), c(80.0), c(78.0), c(82.0)])],
+                vec![None],
+            ],
+            p_values: vec![vec![None], vec![None]],
+            reference: None,
+        };
+        let reference: Reference = serde_json::from_value(serde_json::json!({
+            "source": "Table 3",
+            "dsc": {"BraTS2020": {
+                "baseline": [88.94, 80.75, 78.21, 82.63],
+                "DSMA": [89.43, 82.62, 78.73, 83.59]
+            }}
+        }))
+        .unwrap();
+        let md = render(
+            &table.clone().with_reference(Some(&reference)),
+            TableFormat::Markdown,
+        );
+        // 89.94 − 88.94 = +1.00; 80.00 − 80.75 = −0.75; a missing run shows the number alone.
+        assert!(md.contains("from Table 3"), "{md}");
+        assert!(
+            md.contains("| baseline | 88.94 (+1.00) | 80.75 (-0.75) |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| DSMA | 89.43 | 82.62 | 78.73 | 83.59 |"),
+            "{md}"
+        );
+        // No reference (a phantom file), or one naming other datasets: no section.
+        assert!(!render(&table.clone(), TableFormat::Markdown).contains("Published"));
+        let other: Reference = serde_json::from_value(serde_json::json!({
+            "source": "x", "dsc": {"BraTS2019": {"baseline": [1.0, 1.0, 1.0, 1.0]}}
+        }))
+        .unwrap();
+        assert!(table.with_reference(Some(&other)).reference.is_none());
+    }
+
+    #[test]
+    fn normal_cdf_is_accurate() {
+        assert!((normal_cdf(1.959964) - 0.975).abs() < 1e-6);
+        assert!((normal_cdf(0.0) - 0.5).abs() < 1e-7);
+    }
+}
