@@ -1,22 +1,17 @@
 //! The built-in plugins linked into `dsma`.
 //!
 //! A crate that nothing references is dropped by the linker together with its `inventory::submit!`,
-//! so every built-in plugin crate is referenced here; `tests/plugins.rs` checks that each folder under
-//! `plugins/` (except the example shared library) shows up in `dsma plugins`.
+//! so every built-in plugin crate is referenced: `build.rs` writes a call of each plugin crate's
+//! `link()` for every `dsma-*` dependency in `Cargo.toml` (the core crates aside); `tests/plugins.rs`
+//! checks that each folder under `plugins/` (except the example shared library) shows up in
+//! `dsma plugins`.
 
 use dsma_plugin::Registry;
 
+include!(concat!(env!("OUT_DIR"), "/builtin_plugins.rs"));
+
 /// References every built-in plugin crate, then returns the registry of built-ins.
 pub fn registry() -> Registry {
-    dsma_augment::link();
-    dsma_diffusion_wu::link();
-    dsma_diffusion_yu::link();
-    dsma_dtss::link();
-    dsma_hagan::link();
-    dsma_mas::link();
-    dsma_nestedformer::link();
-    dsma_stylegan3d::link();
-    dsma_uniform::link();
-    dsma_unet3d::link();
+    link_all();
     Registry::builtin()
 }

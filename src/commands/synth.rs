@@ -6,17 +6,14 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use dsma_data::brats::{discover, load_case, DatasetOptions};
-use dsma_data::nifti_io::write_volume;
+use dsma_data::brats::load_case;
 use dsma_data::phantom::write_case;
-use dsma_data::preprocess::preprocess;
 use dsma_data::seed::derive_seed;
-use dsma_data::slice_figure::{axial, render, Overlay, Panel};
+use dsma_data::slice_figure::{axial, most_changed_axial_slice, render, Overlay, Panel};
 use dsma_data::{Case, LabelConvention, Modality};
-use dsma_plugin::backend::BackendKind;
 use dsma_plugin::Registry;
-use dsma_plugin::{FitContext, FitProgress, PluginKind};
-use dsma_train::runner::report::record::RunRecord;
+use dsma_plugin::{FitProgress, PluginKind};
+use dsma_train::generate::{generate, GenerateRequest};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
@@ -114,76 +111,38 @@ pub fn run(args: Args, registry: &Registry) -> anyhow::Result<ExitCode> {
         }
     }
     if let (Some(path), Some(syn)) = (args.figure, first) {
-        // The axial slice where the synthetic case differs most from the real one.
-        let z = (0..case.label.dim().0)
-            .max_by(|&a, &b| {
-                let diff = |z: usize| -> f64 {
-                    let r = case.image.index_axis(ndarray::Axis(1), z);
-                    let s = syn.image.index_axis(ndarray::Axis(1), z);
-                    r.iter()
-                        .zip(s.iter())
-                        .map(|(a, b)| (a - b).abs() as f64)
-                        .sum::<f64>()
-                        + case
-                            .label
-                            .index_axis(ndarray::Axis(0), z)
-                            .iter()
-                            .zip(syn.label.index_axis(ndarray::Axis(0), z).iter())
-                            .filter(|(a, b)| a != b)
-                            .count() as f64
-                };
-                diff(a).total_cmp(&diff(b))
-            })
-            .unwrap_or(0);
-        let panel = |c: &Case, m: Modality, which: &str| Panel {
-            title: format!("{} {which}", m.display()),
-            slice: axial(c.modality(m), z),
-            labels: Some(axial(c.label.view(), z)),
-            overlay: Overlay::Contour,
-        };
-        let mut panels: Vec<Panel> = Modality::ALL
-            .iter()
-            .map(|&m| panel(&case, m, "real"))
-            .collect();
-        panels.extend(Modality::ALL.iter().map(|&m| panel(&syn, m, "synthetic")));
-        let scale = (256 / case.grid.dims[0].max(case.grid.dims[1]).max(1)).clamp(1, 8) as u32;
-        render(&path, &panels, 4, scale, case.convention)?;
+        let z = draw_comparison(&path, &case, &syn)?;
         println!("figure (axial slice z={z}) written to {}", path.display());
     }
     Ok(ExitCode::SUCCESS)
 }
 
-/// The EMA teacher of a run folder: its experiment and labelling function.
-struct Teacher {
-    experiment: dsma_train::experiment::config::Experiment,
-    checkpoints: PathBuf,
-    label: dsma_train::runner::registration::LabelFn,
-    convention: LabelConvention,
+/// Each modality of `real` beside `synthetic` (contours of their labels) on the axial slice where
+/// they differ most (Fig. 3 style); returns that slice.
+fn draw_comparison(path: &std::path::Path, real: &Case, synthetic: &Case) -> anyhow::Result<usize> {
+    let z = most_changed_axial_slice(real, synthetic);
+    let panel = |c: &Case, m: Modality, which: &str| Panel {
+        title: format!("{} {which}", m.display()),
+        slice: axial(c.modality(m), z),
+        labels: Some(axial(c.label.view(), z)),
+        overlay: Overlay::Contour,
+    };
+    let mut panels: Vec<Panel> = Modality::ALL
+        .iter()
+        .map(|&m| panel(real, m, "real"))
+        .collect();
+    panels.extend(
+        Modality::ALL
+            .iter()
+            .map(|&m| panel(synthetic, m, "synthetic")),
+    );
+    let scale = (256 / real.grid.dims[0].max(real.grid.dims[1]).max(1)).clamp(1, 8) as u32;
+    render(path, &panels, 4, scale, real.convention)?;
+    Ok(z)
 }
 
-impl Teacher {
-    fn open(run: &std::path::Path) -> anyhow::Result<Self> {
-        let record = RunRecord::read(run)?;
-        let mut doc = record.experiment.clone();
-        if let Some(m) = doc.as_object_mut() {
-            m.remove("grid");
-        }
-        let experiment: dsma_train::experiment::config::Experiment = serde_json::from_value(doc)
-            .map_err(|e| anyhow::anyhow!("{}: config.json: {e}", run.display()))?;
-        let convention = record.dataset()?.convention()?;
-        let label = dsma_train::runner::registration::model(&experiment.model.name)?
-            .labeller(experiment.train.backend)?;
-        Ok(Teacher {
-            checkpoints: run.join("checkpoints"),
-            experiment,
-            label,
-            convention,
-        })
-    }
-}
-
-/// `dsma synth` for a trainable synthesizer: fit (or load a fit), sample, label with a teacher if
-/// one is given, write NIfTI.
+/// `dsma synth` for a trainable synthesizer (dsma_train::generate): fit (or load a fit), sample,
+/// label with a teacher if one is given, write NIfTI.
 fn generative(
     args: Args,
     registry: &Registry,
@@ -192,87 +151,33 @@ fn generative(
     if args.case_dir.is_some() {
         anyhow::bail!("`{}` is a generative comparator: give --fit-on DATASET_DIR or --fitted GENERATOR_DIR, not --case", args.synthesizer);
     }
-    let mut g = registry.trainable_synthesizer(&args.synthesizer, params)?;
-    let teacher = args.teacher.as_deref().map(Teacher::open).transpose()?;
-    if args.fit_on.is_none() && args.fitted.is_none() {
-        anyhow::bail!(
-            "`{}` is a generative comparator: give --fit-on DATASET_DIR (fit, or cases to condition on) and/or --fitted GENERATOR_DIR",
-            args.synthesizer
-        );
-    }
-    let cases = match &args.fit_on {
-        Some(data) => discover(data, &DatasetOptions::new(args.labels))?
-            .iter()
-            .map(|d| Ok(preprocess(&load_case(d, args.labels)?)?))
-            .collect::<anyhow::Result<Vec<Case>>>()?,
-        None => Vec::new(),
+    let request = GenerateRequest {
+        synthesizer: args.synthesizer.clone(),
+        params: params.clone(),
+        fit_on: args.fit_on,
+        fitted: args.fitted,
+        teacher: args.teacher.clone(),
+        size: args.size,
+        out: args.out,
+        seed: args.seed,
+        n: args.n,
+        labels: args.labels,
     };
-    let dir = args
-        .fitted
-        .clone()
-        .unwrap_or_else(|| args.out.join("generator"));
-    let [x, y, z] = args
-        .size
-        .or(teacher.as_ref().map(|t| t.experiment.train.patch.size))
-        .unwrap_or([128; 3]);
-    let backend = teacher
-        .as_ref()
-        .map_or(BackendKind::Cpu, |t| t.experiment.train.backend);
     let mut progress = |p: FitProgress| {
         if p.step == p.total || p.step % (p.total / 20).max(1) == 0 {
             eprintln!("fit: step {}/{}", p.step, p.total);
         }
     };
-    g.fit(
-        &cases,
-        &mut FitContext {
-            checkpoint_dir: &dir,
-            seed: derive_seed(args.seed, 0x4749_5446),
-            backend,
-            sample_shape: [z, y, x],
-            progress: &mut progress,
-        },
-    )?;
-    let mut rng = ChaCha8Rng::seed_from_u64(args.seed);
-    let images = g.sample(args.n, &mut rng, &cases)?;
-    let labels = match &teacher {
-        Some(t) => {
-            let imgs: Vec<_> = images.iter().map(|i| i.image.clone()).collect();
-            Some((t.label)(
-                &t.experiment,
-                &t.checkpoints,
-                &imgs,
-                t.convention,
-            )?)
-        }
-        None => None,
-    };
-    for (i, img) in images.into_iter().enumerate() {
-        let id = format!("{}_{i}", args.synthesizer);
-        let case_dir = args.out.join(&id);
-        for (c, m) in Modality::ALL.iter().enumerate() {
-            let path = case_dir.join(format!("{id}_{}.nii.gz", m.suffix()));
-            write_volume(&path, img.image.index_axis(ndarray::Axis(0), c), &img.grid)?;
-        }
-        match &labels {
-            Some(l) => {
-                write_volume(
-                    &case_dir.join(format!("{id}_seg.nii.gz")),
-                    l[i].view(),
-                    &img.grid,
-                )?;
-                println!(
-                    "wrote {} (labels: the EMA teacher of {})",
-                    case_dir.display(),
-                    args.teacher
-                        .as_deref()
-                        .unwrap_or(std::path::Path::new(""))
-                        .display()
-                );
-            }
-            None => println!(
+    for case in generate(&request, registry, &mut progress)? {
+        match &args.teacher {
+            Some(run) if case.labelled => println!(
+                "wrote {} (labels: the EMA teacher of {})",
+                case.dir.display(),
+                run.display()
+            ),
+            _ => println!(
                 "wrote {} (images only: no --teacher, so no labels)",
-                case_dir.display()
+                case.dir.display()
             ),
         }
     }

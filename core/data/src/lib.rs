@@ -18,6 +18,7 @@ pub mod phantom;
 pub mod preprocess;
 pub mod seed;
 pub mod slice_figure;
+pub mod split;
 pub mod volume;
 
 pub use error::{BoxError, CoreError, Result};

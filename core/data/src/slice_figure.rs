@@ -239,3 +239,30 @@ pub fn slice_with_most_tumour(label: ArrayView3<u8>) -> usize {
         _ => label.dim().0 / 2,
     }
 }
+
+/// The axial slice (z) where `b` differs most from `a`: summed absolute intensity differences
+/// over every modality plus the count of voxels whose label differs (0 for an empty volume).
+pub fn most_changed_axial_slice(a: &crate::volume::Case, b: &crate::volume::Case) -> usize {
+    let diff = |z: usize| -> f64 {
+        let (ra, rb) = (
+            a.image.index_axis(ndarray::Axis(1), z),
+            b.image.index_axis(ndarray::Axis(1), z),
+        );
+        let intensity: f64 = ra
+            .iter()
+            .zip(rb.iter())
+            .map(|(x, y)| (x - y).abs() as f64)
+            .sum();
+        let labels = a
+            .label
+            .index_axis(ndarray::Axis(0), z)
+            .iter()
+            .zip(b.label.index_axis(ndarray::Axis(0), z).iter())
+            .filter(|(x, y)| x != y)
+            .count();
+        intensity + labels as f64
+    };
+    (0..a.label.dim().0)
+        .max_by(|&p, &q| diff(p).total_cmp(&diff(q)))
+        .unwrap_or(0)
+}

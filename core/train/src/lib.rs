@@ -2,7 +2,7 @@
 //! generic over the backend ([`model`]), the layers, loss and sliding-window inference they share,
 //! checkpoints ([`checkpoint`]), the comparator protocol ([`generative`], [`diffusion`]), the
 //! two-stage runner ([`runner`]) and the one entry point that runs an experiment file
-//! ([`pipeline`]). The data layer is `dsma-data`, the plugin layer `dsma-plugin`, the compute
+//! ([`pipeline`]); a comparator outside a run ([`generate`]). The data layer is `dsma-data`, the plugin layer `dsma-plugin`, the compute
 //! backends `dsma-kernels`.
 
 // Index loops over 3×3 / 4×4 matrices and 3 axes read better than iterator chains.
@@ -11,6 +11,7 @@
 pub mod checkpoint;
 pub mod diffusion;
 pub mod experiment;
+pub mod generate;
 pub mod generative;
 pub mod inference;
 pub mod layers;

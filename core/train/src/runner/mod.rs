@@ -32,3 +32,4 @@ pub mod scoring;
 pub mod stage_lock;
 pub mod stages;
 pub mod synthesis;
+pub mod teacher;

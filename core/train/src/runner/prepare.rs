@@ -9,11 +9,12 @@ use crate::experiment::config::{DatasetConfig, DatasetKind};
 use crate::runner::plan::stable_hash;
 use crate::runner::progress::{PrepareSummary, RunObserver, Silent};
 use crate::runner::stage_lock::StageLock;
-use dsma_data::brats::{discover, load_case, split_cases, DatasetOptions, Split};
+use dsma_data::brats::{discover, load_case, DatasetOptions};
 use dsma_data::case_store::{CaseParts, StoredCase};
 use dsma_data::error::{CoreError, Result};
 use dsma_data::labels::LabelConvention;
 use dsma_data::preprocess::{crop_to_brain, zscore_brain};
+use dsma_data::split::{split_cases, Split};
 use dsma_data::volume::Case;
 
 /// Preprocessing version: part of every stored case's stamp, so a change rebuilds the store.

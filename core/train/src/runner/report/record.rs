@@ -115,6 +115,26 @@ impl RunRecord {
         })
     }
 
+    /// The typed experiment the run was trained with: the recorded document with its grid point's
+    /// settings applied (a run of a grid is one point of it).
+    pub fn typed_experiment(&self) -> Result<crate::experiment::config::Experiment> {
+        let mut doc = self.experiment.clone();
+        let grid = doc.as_object_mut().and_then(|m| m.remove("grid"));
+        if let Some(serde_json::Value::Object(grid)) = grid {
+            let points = crate::experiment::expand_grid(&grid)?;
+            let settings = points.get(self.run.variant).ok_or_else(|| {
+                CoreError::invalid(
+                    "config.json: grid",
+                    format!("has no grid point {} (the run's)", self.run.variant),
+                )
+            })?;
+            let rendered: Vec<String> = settings.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            doc = crate::experiment::apply_overrides(doc, &rendered)?;
+        }
+        serde_json::from_value(doc)
+            .map_err(|e| CoreError::invalid("config.json: experiment", e.to_string()))
+    }
+
     /// The weighter the run's row names (`None` for unit weights).
     pub fn weighter(&self) -> Result<Option<crate::experiment::config::PluginRef>> {
         let w = &self.experiment["rows"][self.run.row]["weighter"];

@@ -1,11 +1,9 @@
 //! `dsma doctor` and the CPU-only path of `scripts/gpu-check run` (the test binary is built without
 //! the cuda and tch features, so every GPU step must be reported as skipped, whatever the machine has).
 
-mod support;
-
 use std::process::Command;
 
-use support::dsma;
+use crate::support::dsma;
 
 #[test]
 fn doctor_reports_the_cpu_backend_and_why_cuda_is_not_usable() {

@@ -1,12 +1,10 @@
 //! `dsma run`: loss goes down, the stage switch, the run folder, skip-finished, abort and resume
 //! equal to an uninterrupted run, a corrupted checkpoint reported, bad YAML reported with line/column.
 
-mod support;
-
 use std::path::Path;
 use std::process::Command;
 
-use support::{dsma, run_aborted_at, run_own_root, tiny_experiment as experiment};
+use crate::support::{dsma, run_aborted_at, run_own_root, tiny_experiment as experiment};
 
 const BOTH_ROWS: &str = "  - label: baseline
   - label: DTSS+MAS

@@ -1,11 +1,9 @@
 //! `dsma eval` and `dsma weights` end to end.
 
-mod support;
-
+use crate::support::dsma;
 use dsma_data::nifti_io::write_volume;
 use dsma_data::volume::Grid;
 use ndarray::{s, Array3};
-use support::dsma;
 
 fn label_map() -> Array3<u8> {
     let mut l = Array3::<u8>::zeros((10, 12, 12));

@@ -1,9 +1,10 @@
-//! Helpers shared by the integration tests: hand-built NIfTI files and small datasets.
+//! Test fixtures of the data layer, built independently of the code under test: NIfTI files byte by
+//! byte, small phantom datasets, a Decathlon Task01 folder. The CLI tests include this file too
+//! (`tests/cli/support.rs`).
 #![allow(dead_code)]
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 /// Byte order for hand-built files.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -150,19 +151,6 @@ pub fn write(path: &Path, bytes: &[u8]) {
     std::fs::write(path, bytes).expect("write");
 }
 
-/// Runs the `dsma` binary; returns (exit code, stdout, stderr).
-pub fn dsma(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_dsma"))
-        .args(args)
-        .output()
-        .expect("run dsma");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 /// Writes a small phantom dataset and returns its folder (inside `tmp`).
 pub fn phantom_dataset(tmp: &Path, cases: usize, size: [usize; 3], seed: u64) -> PathBuf {
     let out = tmp.join("phantom");
@@ -176,54 +164,40 @@ pub fn phantom_dataset(tmp: &Path, cases: usize, size: [usize; 3], seed: u64) ->
     out
 }
 
-/// A tiny experiment (phantom 24×24×16, U-Net base 4 depth 2, 16³ patches).
-pub fn tiny_experiment(dir: &Path, stage1: usize, stage2: usize, rows: &str) -> PathBuf {
-    let phantom = dir.join("phantom");
-    let text = format!(
-        "name: tiny
-datasets:
-  - name: Phantom
-    kind: phantom
-    path: {}
-    phantom: {{cases: 6, size: [24, 24, 16], seed: 3}}
-model: {{name: unet3d, params: {{base_width: 4, depth: 2}}}}
-train:
-  stage1: {{epochs: {stage1}, lr: 3.0e-3}}
-  stage2: {{epochs: {stage2}, lr: 1.0e-4}}
-  batch: 2
-  patch: {{size: [16, 16, 16], tumour_share: 1.0}}
-  checkpoint_every: 1
-eval:
-  window: {{patch: [16, 16, 16], overlap: 0.25}}
-rows:
-{rows}",
-        phantom.display()
+/// The file of modality (or `seg`) `suffix` of case `case` in a BraTS-layout folder.
+pub fn case_file(root: &Path, case: &str, suffix: &str) -> PathBuf {
+    root.join(case).join(format!("{case}_{suffix}.nii.gz"))
+}
+
+/// A Decathlon Task01 folder with one case (`imagesTr/BRATS_001.nii`, 4-D, and its labels) in
+/// `root`; returns the image path.
+pub fn msd_task01(root: &Path) -> PathBuf {
+    let mut image = Nifti1::new([3, 2, 1], 16, 32);
+    image.dim[0] = 4;
+    image.dim[4] = 4;
+    let values: Vec<u8> = [10.0f32, 20.0, 30.0, 40.0]
+        .iter()
+        .flat_map(|&v| std::iter::repeat_n(v, 6))
+        .flat_map(|v: f32| v.to_le_bytes())
+        .collect();
+    write(&root.join("imagesTr/BRATS_001.nii"), &image.bytes(&values));
+    write(
+        &root.join("imagesTr/._BRATS_001.nii"),
+        b"Mac OS X resource fork",
     );
-    let path = dir.join("tiny.yaml");
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
-/// Runs `exp` into `out` with the test-only hook `DSMA_TEST_ABORT_AT=point` (the process aborts
-/// there, as `kill -9` would, with no timing race); returns its exit status.
-pub fn run_aborted_at(exp: &str, out: &Path, point: &str) -> std::process::ExitStatus {
-    Command::new(env!("CARGO_BIN_EXE_dsma"))
-        .args(["run", exp, "--out", out.to_str().unwrap(), "--quiet"])
-        // A shared root inside `out`, so an uninterrupted run beside it is not found finished.
-        .args(["--cache", out.join("cache").to_str().unwrap()])
-        .env("DSMA_TEST_ABORT_AT", point)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status()
-        .unwrap()
-}
-
-/// `dsma run exp --out out --cache out/cache ARGS`: a shared root of its own inside `out`, so an
-/// identical run beside it (an uninterrupted reference) is not found finished.
-pub fn run_own_root(exp: &str, out: &Path, args: &[&str]) -> (i32, String, String) {
-    let cache = out.join("cache");
-    let mut all = vec!["run", exp, "--out", out.to_str().unwrap()];
-    all.extend(["--cache", cache.to_str().unwrap()]);
-    all.extend_from_slice(args);
-    dsma(&all)
+    let labels = Nifti1::new([3, 2, 1], 2, 8);
+    write(
+        &root.join("labelsTr/BRATS_001.nii"),
+        &labels.bytes(&[0, 1, 2, 3, 3, 1]),
+    );
+    let json = serde_json::json!({
+        "name": "BRATS",
+        "modality": {"0": "T2w", "1": "FLAIR", "2": "T1w", "3": "t1gd"},
+        "labels": {"0": "background", "1": "edema", "2": "non-enhancing tumor", "3": "enhancing tumour"},
+        "numTraining": 1,
+        "training": [{"image": "./imagesTr/BRATS_001.nii", "label": "./labelsTr/BRATS_001.nii"}],
+        "test": []
+    });
+    write(&root.join("dataset.json"), json.to_string().as_bytes());
+    root.join("imagesTr/BRATS_001.nii")
 }

@@ -3,11 +3,10 @@
 //! itself, the drawn sets waiting on disk are bounded, a failure in the lane fails its run (after
 //! the runs before it finished), and a lane-drawn run cut in stage 2 resumes exactly.
 
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use crate::support::{run_aborted_at, run_own_root, tiny_experiment};
 use dsma_data::{CoreError, Result};
 use dsma_plugin::registry::Plugin;
 use dsma_plugin::{FitContext, PluginParams, SampledImage, TrainableSynthesizer, TrainingCases};
@@ -17,7 +16,6 @@ use dsma_train::runner::progress::RunObserver;
 use dsma_train::runner::records::EpochRecord;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
-use support::{run_aborted_at, run_own_root, tiny_experiment};
 
 /// A tiny `diffusion-wu` (4 fit steps) drawing with `steps` reverse steps.
 fn wu(steps: usize) -> String {
@@ -71,7 +69,7 @@ fn epochs_without_timing(run: &Path) -> Vec<serde_json::Value> {
 #[test]
 fn a_set_drawn_ahead_trains_exactly_as_one_drawn_when_stage_two_begins() {
     let tmp = tempfile::tempdir().unwrap();
-    support::phantom_dataset(tmp.path(), 6, [24, 24, 16], 3);
+    crate::support::phantom_dataset(tmp.path(), 6, [24, 24, 16], 3);
     let exp = tiny_experiment(tmp.path(), 2, 2, &rows());
     let exp = exp.to_str().unwrap();
     let (ahead, own) = (tmp.path().join("ahead"), tmp.path().join("own"));
@@ -113,7 +111,7 @@ fn a_set_drawn_ahead_trains_exactly_as_one_drawn_when_stage_two_begins() {
 #[test]
 fn a_lane_drawn_run_cut_in_stage_two_resumes_to_the_uninterrupted_results() {
     let tmp = tempfile::tempdir().unwrap();
-    support::phantom_dataset(tmp.path(), 6, [24, 24, 16], 3);
+    crate::support::phantom_dataset(tmp.path(), 6, [24, 24, 16], 3);
     let rows = format!("  - label: Wu\n    synthesizer: {}\n", wu(2));
     let exp = tiny_experiment(tmp.path(), 2, 3, &rows);
     let exp = exp.to_str().unwrap();
@@ -182,9 +180,10 @@ fn link_plugins() {
 
 #[test]
 fn at_most_ahead_runs_drawn_sets_wait_beside_the_one_in_training() {
+    let _serial = crate::support::in_process();
     link_plugins();
     let tmp = tempfile::tempdir().unwrap();
-    support::phantom_dataset(tmp.path(), 6, [24, 24, 16], 3);
+    crate::support::phantom_dataset(tmp.path(), 6, [24, 24, 16], 3);
     let exp = tiny_experiment(tmp.path(), 3, 2, &rows());
     let loaded = load(&exp, &[]).unwrap();
     let registry = dsma_plugin::Registry::builtin();
@@ -256,9 +255,10 @@ dsma_plugin::register_trainable_synthesizer!(BrokenGenerator);
 
 #[test]
 fn a_fit_that_fails_in_the_lane_fails_its_run_after_the_runs_before_it() {
+    let _serial = crate::support::in_process();
     link_plugins();
     let tmp = tempfile::tempdir().unwrap();
-    support::phantom_dataset(tmp.path(), 6, [24, 24, 16], 3);
+    crate::support::phantom_dataset(tmp.path(), 6, [24, 24, 16], 3);
     let rows = "  - label: baseline\n    synthesizer: {name: augment}\n\
                 \x20 - label: broken\n    synthesizer: {name: test-broken-generator}\n";
     let exp = tiny_experiment(tmp.path(), 1, 1, rows);

@@ -1,9 +1,7 @@
 //! Inputs a careless user or a hostile file gives: each is refused with a message that names the
 //! file, field or value — exit 1, no panic, no abort (issue 18's first cases).
 
-mod support;
-
-use support::{dsma, gzip, write, Nifti1};
+use crate::support::{dsma, gzip, write, Nifti1};
 
 /// `dsma` exited 1 with a message containing every one of `needles`, and did not panic.
 fn refused(args: &[&str], needles: &[&str]) {

@@ -1,17 +1,15 @@
 //! The plugin system: built-in registration, unknown names, parameter errors, shared-library plugins.
 
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::support::{dsma, phantom_dataset};
 use dsma_data::brats::load_case;
 use dsma_data::LabelConvention;
 use dsma_plugin::{EpochScores, Registry};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde_json::json;
-use support::{dsma, phantom_dataset};
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -109,11 +107,14 @@ fn unknown_names_list_the_known_ones_with_a_suggestion() {
         "{err}"
     );
     let err = reg
-        .synthesizer("dtss", &json!(null))
+        .synthesizer("no-such-synthesizer", &json!(null))
         .err()
         .unwrap()
         .to_string();
-    assert!(err.contains("unknown synthesizer `dtss`"), "{err}");
+    assert!(
+        err.contains("unknown synthesizer `no-such-synthesizer`"),
+        "{err}"
+    );
     let (code, _, stderr) = dsma(&["plugins", "--describe", "unifrom"]);
     assert_eq!(code, 1);
     assert!(stderr.contains("did you mean `uniform`"), "{stderr}");

@@ -75,6 +75,7 @@ dsma_plugin::register_trainable_synthesizer!(NoiseGenerator);
 
 #[test]
 fn generated_samples_are_pseudo_labelled_by_the_ema_teacher_and_weighted() {
+    let _serial = crate::support::in_process();
     dsma_unet3d::link();
     dsma_mas::link();
     dsma_uniform::link();

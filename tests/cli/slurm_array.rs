@@ -2,12 +2,10 @@
 //! tasks on one output folder (one of them killed and requeued), then the table job; and the
 //! submit script's wiring of the array and the dependent table job (against a stand-in `sbatch`).
 
-mod support;
-
 use std::path::Path;
 use std::process::{Command, Output};
 
-use support::tiny_experiment;
+use crate::support::tiny_experiment;
 
 const ROWS: &str = "  - label: baseline
   - label: DTSS

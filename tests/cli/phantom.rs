@@ -1,12 +1,10 @@
 //! The phantom: deterministic bytes, valid labels, tumour inside the brain, MRI-like contrasts.
 
-mod support;
-
+use crate::support::{dsma, phantom_dataset};
 use dsma_data::brats::load_case;
 use dsma_data::phantom::generate_case;
 use dsma_data::volume::Modality;
 use dsma_data::{Case, LabelConvention};
-use support::{dsma, phantom_dataset};
 
 fn mean_where(case: &Case, m: Modality, keep: impl Fn(u8) -> bool) -> f64 {
     let img = case.modality(m);

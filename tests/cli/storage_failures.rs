@@ -7,12 +7,10 @@
 //! distributions switch them off) the test says so and stops, unless `DSMA_REQUIRE_NAMESPACES=1`
 //! (set by `.ci/run`) makes that a failure.
 
-mod support;
-
 use std::path::Path;
 use std::process::Command;
 
-use support::{dsma, tiny_experiment};
+use crate::support::{dsma, tiny_experiment};
 
 const ROW: &str = "  - label: DTSS+MAS\n    synthesizer: {name: dtss}\n    weighter: {name: mas}\n";
 const RUN: &str = "runs/phantom/dtss-mas/rep-0";

@@ -1,8 +1,6 @@
 //! `dsma inspect`: header facts and statistics, text and JSON, and error reporting.
 
-mod support;
-
-use support::{dsma, write, Nifti1};
+use crate::support::{dsma, write, Nifti1};
 
 #[test]
 fn inspect_json_reports_header_and_statistics_over_scaled_finite_voxels() {

@@ -2,12 +2,10 @@
 //! experiments (the second does not refit), only training cases reach the fit, a fit killed in the
 //! middle resumes to the same results, and `dsma synth` exports samples with and without a teacher.
 
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use support::dsma;
+use crate::support::dsma;
 
 const HAGAN: &str = "{name: hagan, params: {size: 32, latent: 8, trunk: [16, 16, 8], low: [8], high: 8, groups: 4, d_high_base: 4, d_high_max: 16, d_high_out: 8, d_low_base: 4, batch: 2, steps: 4, checkpoint_every: 2}}";
 

@@ -1,10 +1,8 @@
 //! `dsma synth`: derived cases in the BraTS layout that overlay the input, parameters via --set, figure.
 
-mod support;
-
+use crate::support::{dsma, phantom_dataset};
 use dsma_data::brats::load_case;
 use dsma_data::LabelConvention;
-use support::{dsma, phantom_dataset};
 
 #[test]
 fn synth_writes_n_loadable_cases_on_the_input_grid_and_a_figure() {

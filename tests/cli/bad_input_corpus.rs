@@ -2,11 +2,9 @@
 //! NIfTI-2, gzip, YAML experiments and command-line values. Each must be refused with exit 1, no
 //! panic, and a message naming the file or field and the problem.
 
-mod support;
-
 use std::path::{Path, PathBuf};
 
-use support::{dsma, gzip, write, Nifti1, Order};
+use crate::support::{dsma, gzip, write, Nifti1, Order};
 
 fn refused(args: &[&str], needles: &[&str]) {
     let (code, out, err) = dsma(args);

@@ -1,14 +1,12 @@
 //! NIfTI reading and writing: every datatype, scaling, gzip, NIfTI-2, big-endian, extensions, errors.
 #![allow(clippy::needless_range_loop)]
 
-mod support;
-
+use crate::fixtures::{comment_extension, gzip, write, Nifti1, Order};
 use dsma_data::nifti_io::{
     read_header, read_labels, read_volume, write_nifti2_f32, write_volume, ByteOrder,
 };
 use dsma_data::volume::{Grid, Qform};
 use ndarray::{Array3, Array4};
-use support::{comment_extension, gzip, write, Nifti1, Order};
 
 /// Writes `data` (x, y, z) with the `nifti` crate's own writer, then reads it back with ours.
 fn crate_round_trip<T>(name: &str, data: Array3<T>, gz: bool)

@@ -1,0 +1,231 @@
+//! The correlation engine every convolution op runs on: a [`Plan`] (grids, channels, stride,
+//! per-axis tap offsets), the packing of one tile's panel, and one `gemm` call per tile.
+
+use rayon::prelude::*;
+
+/// One correlation: grids, channels, stride and per-axis tap offsets.
+pub(super) struct Plan {
+    pub(super) in_channels: usize,
+    pub(super) out_channels: usize,
+    pub(super) in_dims: [usize; 3],
+    pub(super) out_dims: [usize; 3],
+    pub(super) stride: [usize; 3],
+    pub(super) offsets: [Vec<isize>; 3],
+}
+
+impl Plan {
+    pub(super) fn taps(&self) -> usize {
+        self.offsets.iter().map(Vec::len).product()
+    }
+
+    pub(super) fn depth(&self) -> usize {
+        self.in_channels * self.taps()
+    }
+
+    pub(super) fn rows(&self) -> usize {
+        self.out_dims[0] * self.out_dims[1]
+    }
+
+    /// Output rows per tile: the packed panel `[C·T, rows·W]` stays within ~256 KiB.
+    pub(super) fn rows_per_tile(&self) -> usize {
+        const PANEL_FLOATS: usize = 64 * 1024;
+        let width = self.out_dims[2].max(1);
+        let cols = (PANEL_FLOATS / self.depth().max(1)).max(width);
+        (cols / width).clamp(1, self.rows().max(1))
+    }
+
+    /// Packs rows `rows` of the output grid into `panel` (`[C·T, rows·W]`, row-major).
+    pub(super) fn pack(&self, input: &[f32], rows: std::ops::Range<usize>, panel: &mut [f32]) {
+        let [id, ih, iw] = self.in_dims;
+        let [_, oh, ow] = self.out_dims;
+        let [sz, sy, sx] = self.stride;
+        let cols = rows.len() * ow;
+        let in_plane = ih * iw;
+        let mut r = 0;
+        for c in 0..self.in_channels {
+            let channel = &input[c * id * in_plane..(c + 1) * id * in_plane];
+            for &dz in &self.offsets[0] {
+                for &dy in &self.offsets[1] {
+                    for &dx in &self.offsets[2] {
+                        let dst = &mut panel[r * cols..(r + 1) * cols];
+                        for (j, row) in rows.clone().enumerate() {
+                            let (z, y) = (row / oh, row % oh);
+                            let iz = (z * sz) as isize + dz;
+                            let iy = (y * sy) as isize + dy;
+                            let out = &mut dst[j * ow..(j + 1) * ow];
+                            if iz < 0 || iz >= id as isize || iy < 0 || iy >= ih as isize {
+                                out.fill(0.0);
+                                continue;
+                            }
+                            let start = iz as usize * in_plane + iy as usize * iw;
+                            gather_row(&channel[start..start + iw], sx, dx, out);
+                        }
+                        r += 1;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `out[x] = row[x·s + d]`, zero outside `row`.
+pub(super) fn gather_row(row: &[f32], s: usize, d: isize, out: &mut [f32]) {
+    let w = row.len() as isize;
+    if s == 1 {
+        // Valid x: 0 ≤ x + d < w.
+        let lo = (-d).clamp(0, out.len() as isize) as usize;
+        let hi = (w - d).clamp(lo as isize, out.len() as isize) as usize;
+        out[..lo].fill(0.0);
+        let src = (lo as isize + d) as usize;
+        out[lo..hi].copy_from_slice(&row[src..src + (hi - lo)]);
+        out[hi..].fill(0.0);
+    } else {
+        for (x, o) in out.iter_mut().enumerate() {
+            let i = (x * s) as isize + d;
+            *o = if i >= 0 && i < w {
+                row[i as usize]
+            } else {
+                0.0
+            };
+        }
+    }
+}
+
+/// A read-only row-major view with explicit row and column strides.
+#[derive(Clone, Copy)]
+pub(super) struct MatRef<'a> {
+    pub(super) data: &'a [f32],
+    pub(super) rs: usize,
+    pub(super) cs: usize,
+}
+
+/// `dst[m×n] = lhs[m×k] · rhs[k×n]` (or `+=` when `accumulate`); `dst` is row-major with row stride
+/// `dst_rs`. Runs on the calling thread.
+pub(super) fn matmul(
+    (m, n, k): (usize, usize, usize),
+    dst: &mut [f32],
+    dst_rs: usize,
+    lhs: MatRef<'_>,
+    rhs: MatRef<'_>,
+    accumulate: bool,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        if !accumulate {
+            for r in 0..m {
+                dst[r * dst_rs..r * dst_rs + n].fill(0.0);
+            }
+        }
+        return;
+    }
+    assert!(dst.len() >= (m - 1) * dst_rs + n, "matmul: dst too short");
+    assert!(
+        lhs.data.len() > (m - 1) * lhs.rs + (k - 1) * lhs.cs,
+        "matmul: lhs too short"
+    );
+    assert!(
+        rhs.data.len() > (k - 1) * rhs.rs + (n - 1) * rhs.cs,
+        "matmul: rhs too short"
+    );
+    // SAFETY: the asserts above bound every element gemm reads or writes inside the three slices;
+    // `dst` is borrowed mutably, so nothing else aliases it.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            dst_rs as isize,
+            accumulate,
+            lhs.data.as_ptr(),
+            lhs.cs as isize,
+            lhs.rs as isize,
+            rhs.data.as_ptr(),
+            rhs.cs as isize,
+            rhs.rs as isize,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
+    }
+}
+
+/// An output buffer that parallel work items write in disjoint parts.
+#[derive(Clone, Copy)]
+pub(super) struct SharedOut {
+    ptr: *mut f32,
+    len: usize,
+}
+
+// SAFETY: `SharedOut` is only used by `correlate`'s work items, and each writes a disjoint set of
+// elements (its own sample, rows and phase), so no element is accessed by two threads.
+unsafe impl Send for SharedOut {}
+// SAFETY: as above; shared references only hand out disjoint element writes.
+unsafe impl Sync for SharedOut {}
+
+impl SharedOut {
+    pub(super) fn new(buf: &mut [f32]) -> Self {
+        SharedOut {
+            ptr: buf.as_mut_ptr(),
+            len: buf.len(),
+        }
+    }
+
+    /// Writes `value` at `index`.
+    ///
+    /// # Safety
+    /// No other thread may access `index` while the buffer is shared.
+    pub(super) unsafe fn write(&self, index: usize, value: f32) {
+        assert!(index < self.len, "SharedOut: index out of range");
+        // SAFETY: in bounds (asserted); exclusive by the caller's contract.
+        unsafe { *self.ptr.add(index) = value };
+    }
+}
+
+/// Runs `plan` over every (sample, tile) in parallel; `store(n, rows, tile)` receives each tile's
+/// `[O, rows·W]` result. Thread-local panel and tile buffers are reused across work items.
+pub(super) fn correlate<S>(plan: &Plan, batch: usize, input: &[f32], weights: &[f32], store: S)
+where
+    S: Fn(usize, std::ops::Range<usize>, &[f32]) + Sync,
+{
+    let rpt = plan.rows_per_tile();
+    let rows = plan.rows();
+    let tiles = rows.div_ceil(rpt);
+    let in_sample = plan.in_channels * plan.in_dims.iter().product::<usize>();
+    let (o, k, ow) = (plan.out_channels, plan.depth(), plan.out_dims[2]);
+    (0..batch * tiles).into_par_iter().for_each_init(
+        || (Vec::new(), Vec::new()),
+        |(panel, tile): &mut (Vec<f32>, Vec<f32>), item| {
+            let (n, t) = (item / tiles, item % tiles);
+            let range = t * rpt..((t + 1) * rpt).min(rows);
+            let cols = range.len() * ow;
+            panel.resize(k * cols, 0.0);
+            tile.resize(o * cols, 0.0);
+            let sample = &input[n * in_sample..(n + 1) * in_sample];
+            plan.pack(sample, range.clone(), &mut panel[..k * cols]);
+            matmul(
+                (o, cols, k),
+                &mut tile[..o * cols],
+                cols,
+                MatRef {
+                    data: weights,
+                    rs: k,
+                    cs: 1,
+                },
+                MatRef {
+                    data: &panel[..k * cols],
+                    rs: cols,
+                    cs: 1,
+                },
+                false,
+            );
+            store(n, range, &tile[..o * cols]);
+        },
+    );
+}
