@@ -298,3 +298,54 @@ fn wrong_abi_garbage_and_symbol_less_libraries_are_refused_naming_the_file() {
     assert_eq!(code, 1);
     assert!(stderr.contains("garbage.so"), "{stderr}");
 }
+
+/// The dotted parameter paths a documentation entry names: `a.b / c / d` is `a.b`, `a.c`, `a.d`.
+fn documented_paths(name: &str) -> Vec<String> {
+    let mut parts = name.split(" / ").map(str::trim);
+    let first = parts.next().unwrap_or_default().to_string();
+    let prefix = first
+        .rsplit_once('.')
+        .map(|(p, _)| format!("{p}."))
+        .unwrap_or_default();
+    std::iter::once(first)
+        .chain(parts.map(|p| format!("{prefix}{p}")))
+        .collect()
+}
+
+/// Every plugin documents each of its parameters twice (on the field, and in `PluginParams::docs`
+/// for `dsma plugins`): every documented path must exist in the defaults, and every top-level
+/// parameter must be documented, so the two cannot drift apart unnoticed.
+#[test]
+fn every_documented_parameter_exists_and_every_parameter_is_documented() {
+    let (code, stdout, stderr) = dsma(&["plugins", "--json"]);
+    assert_eq!(code, 0, "{stderr}");
+    let infos: Vec<serde_json::Value> = serde_json::from_str(&stdout).unwrap();
+    assert!(infos.len() >= 10, "{stdout}");
+    for info in &infos {
+        let name = info["name"].as_str().unwrap();
+        let defaults = info["defaults"].as_object().cloned().unwrap_or_default();
+        let docs: Vec<String> = info["params"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|d| documented_paths(d["name"].as_str().unwrap()))
+            .collect();
+        for path in &docs {
+            let mut at = Some(&info["defaults"]);
+            for key in path.split('.') {
+                at = at.and_then(|v| v.get(key));
+            }
+            assert!(
+                at.is_some(),
+                "{name}: `{path}` is documented but not a parameter"
+            );
+        }
+        for key in defaults.keys() {
+            assert!(
+                docs.iter()
+                    .any(|d| d.split('.').next() == Some(key.as_str())),
+                "{name}: parameter `{key}` has no documentation in docs()"
+            );
+        }
+    }
+}

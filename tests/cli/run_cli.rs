@@ -310,14 +310,18 @@ fn every_experiment_file_validates_with_no_missing_plugin() {
         dsma(&["validate", "experiments/table4_ablation_nestedformer.yaml"]);
     assert_eq!(code, 0, "{stderr}");
     assert!(stdout.contains("# 3 run(s)"), "{stdout}");
-    for file in [
-        "experiments/table1_unet.yaml",
-        "experiments/table2_nestedformer.yaml",
-        "experiments/table1_unet_phantom.yaml",
-        "experiments/table2_nestedformer_phantom.yaml",
-        "experiments/table3_ablation_unet.yaml",
-        "experiments/quickstart.yaml",
-    ] {
+    // Every file of the folder, so a new one cannot be forgotten (base files are `extends` targets).
+    let mut files: Vec<String> = std::fs::read_dir("experiments")
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+        .map(|p| p.display().to_string())
+        .collect();
+    files.sort();
+    assert!(files.len() >= 10, "{files:?}");
+    for file in &files {
+        let file = file.as_str();
         let (code, stdout, stderr) = dsma(&["validate", file]);
         assert_eq!(code, 0, "{file}: {stderr}");
         assert!(
@@ -672,4 +676,79 @@ fn identical_runs_of_two_experiment_files_are_trained_once_and_reported_alike() 
     let (code, again, err) = dsma(&["table", root.join("table_b").to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(numbers(&again, "DTSS+MAS"), numbers(&table_a, "DSMA"));
+}
+
+/// `repeats: 2` × a two-point `grid` with `eval.report: best` end to end: one table row per grid
+/// point, each `mean ± std` over its two repeats of the reported AVE Dice; every run reports its
+/// best stage-2 epoch (the first maximum of the periodic test AVE in `epochs.jsonl`) and the
+/// final evaluation of that checkpoint equals the periodic one.
+#[test]
+fn repeats_and_a_grid_report_the_best_epoch_and_mean_and_std_per_row() {
+    let tmp = tempfile::tempdir().unwrap();
+    let exp = experiment(tmp.path(), 1, 3, "  - label: baseline\n");
+    let text = std::fs::read_to_string(&exp).unwrap().replace(
+        "eval:\n  window:",
+        "repeats: 2\ngrid:\n  train.stage2.lr: [1.0e-4, 3.0e-3]\neval:\n  report: best\n  every: 1\n  window:",
+    );
+    std::fs::write(&exp, text).unwrap();
+    let out = tmp.path().join("out");
+    let (code, stdout, stderr) = dsma(&[
+        "run",
+        exp.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    for (suffix, slug) in [
+        ("lr=0.0001", "baseline-lr-0-0001"),
+        ("lr=0.003", "baseline-lr-0-003"),
+    ] {
+        let mut aves = Vec::new();
+        let mut seeds = Vec::new();
+        for rep in 0..2 {
+            let dir = out.join(format!("runs/phantom/{slug}/rep-{rep}"));
+            let results: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(dir.join("results.json")).unwrap())
+                    .unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+            assert_eq!(results["reported"], "best", "{results}");
+            let epochs: Vec<serde_json::Value> = std::fs::read_to_string(dir.join("epochs.jsonl"))
+                .unwrap()
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect();
+            let stage2: Vec<&serde_json::Value> =
+                epochs.iter().filter(|e| e["stage"] == 2).collect();
+            assert_eq!(stage2.len(), 3);
+            let ave = |e: &serde_json::Value| e["test_dice"][3].as_f64().unwrap();
+            let best = stage2
+                .iter()
+                .fold(None::<&serde_json::Value>, |b, e| match b {
+                    Some(b) if ave(b) >= ave(e) => Some(b),
+                    _ => Some(e),
+                })
+                .unwrap();
+            assert_eq!(results["epoch"], best["epoch"], "{suffix} rep {rep}");
+            let reported = results["mean"]["AVE"]["dice"].as_f64().unwrap();
+            assert!(
+                (reported - ave(best)).abs() < 1e-9,
+                "{reported} vs {}",
+                ave(best)
+            );
+            aves.push(100.0 * reported);
+            seeds.push(results["seed"].as_u64().unwrap());
+        }
+        assert_ne!(seeds[0], seeds[1], "repeats share a seed");
+        let mean = (aves[0] + aves[1]) / 2.0;
+        let std = ((aves[0] - mean).powi(2) + (aves[1] - mean).powi(2)).sqrt();
+        let cell = format!("{mean:.2} ± {std:.2} |");
+        let line = stdout
+            .lines()
+            .find(|l| l.starts_with(&format!("| baseline [{suffix}] |")))
+            .unwrap_or_else(|| panic!("no row for {suffix}:\n{stdout}"));
+        assert!(
+            line.trim_end().ends_with(&cell),
+            "{line} should end with {cell}"
+        );
+    }
 }

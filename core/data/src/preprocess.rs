@@ -413,6 +413,53 @@ mod tests {
         }
     }
 
+    /// Every voxel's image value encodes its position and its label is a function of that
+    /// position, so a patch whose image and labels were flipped (or cropped) differently breaks
+    /// the relation somewhere; the patch is smaller than the volume in every axis, so it holds no
+    /// padding.
+    #[test]
+    fn image_and_labels_flip_together() {
+        let (nz, ny, nx) = (6, 7, 8);
+        let index = |z: usize, y: usize, x: usize| (z * ny + y) * nx + x;
+        let label_of = |i: usize| [0u8, 1, 2, 4][i % 4];
+        let image = Array4::from_shape_fn((4, nz, ny, nx), |(c, z, y, x)| {
+            (index(z, y, x) + 1000 * c) as f32
+        });
+        let label = Array3::from_shape_fn((nz, ny, nx), |(z, y, x)| label_of(index(z, y, x)));
+        let case = Case {
+            id: "coded".into(),
+            image,
+            label,
+            grid: Grid::axis_aligned([nx, ny, nz], [1.0; 3]),
+            convention: LabelConvention::Brats2019,
+        };
+        let fg = foreground_indices(case.label.view());
+        let cfg = PatchConfig {
+            size: [4, 4, 4],
+            tumour_share: 0.5,
+            flip_probability: 0.5,
+        };
+        let mut rng = ChaCha8Rng::seed_from_u64(11);
+        let mut flipped = [false; 3];
+        for _ in 0..40 {
+            let p = sample_patch(&case, &fg, &cfg, &mut rng);
+            for ((c, z, y, x), &v) in p.image.indexed_iter() {
+                let i = v as usize - 1000 * c;
+                assert_eq!(
+                    p.label[[z, y, x]],
+                    label_of(i),
+                    "channel {c} at {z},{y},{x}"
+                );
+            }
+            // An axis was flipped when the encoded position decreases along it.
+            let v = |z: usize, y: usize, x: usize| p.image[[0, z, y, x]];
+            flipped[0] |= v(1, 0, 0) < v(0, 0, 0);
+            flipped[1] |= v(0, 1, 0) < v(0, 0, 0);
+            flipped[2] |= v(0, 0, 1) < v(0, 0, 0);
+        }
+        assert_eq!(flipped, [true; 3], "no flip along some axis in 40 patches");
+    }
+
     #[test]
     fn patch_larger_than_volume_is_zero_padded() {
         let c = toy_case();

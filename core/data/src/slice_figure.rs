@@ -266,3 +266,30 @@ pub fn most_changed_axial_slice(a: &crate::volume::Case, b: &crate::volume::Case
         .max_by(|&p, &q| diff(p).total_cmp(&diff(q)))
         .unwrap_or(0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::labels::LabelConvention;
+    use crate::volume::{Case, Grid};
+
+    #[test]
+    fn the_most_changed_slice_counts_intensities_and_labels() {
+        let a = Case {
+            id: "a".into(),
+            image: ndarray::Array4::zeros((4, 5, 3, 3)),
+            label: ndarray::Array3::zeros((5, 3, 3)),
+            grid: Grid::axis_aligned([3, 3, 5], [1.0; 3]),
+            convention: LabelConvention::Brats2019,
+        };
+        let mut b = a.clone();
+        // z = 1: one label differs (1); z = 3: intensities differ by 0.25 in two voxels (0.5).
+        b.label[[1, 0, 0]] = 2;
+        b.image[[0, 3, 1, 1]] = 0.25;
+        b.image[[2, 3, 0, 1]] = -0.25;
+        assert_eq!(most_changed_axial_slice(&a, &b), 1);
+        // One more intensity change at z = 3 (0.75): 1.25 > 1.
+        b.image[[1, 3, 2, 2]] = 0.75;
+        assert_eq!(most_changed_axial_slice(&a, &b), 3);
+    }
+}

@@ -126,4 +126,47 @@ mod tests {
         let want = 1.0 - (2.0 * 0.5 + SMOOTH_NR) / (1.0 + 1.0 + SMOOTH_DR);
         assert!((l - want).abs() < 1e-6, "{l} vs {want}");
     }
+
+    /// dL/dz by hand for one sample of two channels of two voxels:
+    /// L = (w/N) · (1/C) Σ_c (1 − (2 I_c + ε_nr)/(S_c + ε_dr)), I_c = Σ p g, S_c = Σ p + Σ g, so
+    /// dL/dz_i = −(w/(N C)) · (2 g_i (S_c + ε_dr) − (2 I_c + ε_nr)) / (S_c + ε_dr)² · p_i (1 − p_i).
+    #[test]
+    fn gradients_match_the_derivative_by_hand() {
+        let dev = Default::default();
+        let z = [0.0f64, 1.0, -0.5, 2.0];
+        let g = [1.0f64, 0.0, 0.0, 1.0];
+        let w = 0.7f64;
+        let logits = Tensor::<B, 5>::from_data(
+            TensorData::new(z.iter().map(|&v| v as f32).collect(), [1, 2, 1, 1, 2]),
+            &dev,
+        )
+        .require_grad();
+        let targets = Tensor::<B, 5>::from_data(
+            TensorData::new(g.iter().map(|&v| v as f32).collect(), [1, 2, 1, 1, 2]),
+            &dev,
+        );
+        let weights = Tensor::<B, 1>::from_data(TensorData::new(vec![w as f32], [1]), &dev);
+        let loss = weighted_dice_loss(logits.clone(), targets, weights);
+        let got: Vec<f32> = logits
+            .grad(&loss.backward())
+            .expect("gradient")
+            .into_data()
+            .to_vec()
+            .expect("f32");
+        let p: Vec<f64> = z.iter().map(|v| 1.0 / (1.0 + (-v).exp())).collect();
+        for c in 0..2 {
+            let (i0, i1) = (2 * c, 2 * c + 1);
+            let inter = p[i0] * g[i0] + p[i1] * g[i1];
+            let s = p[i0] + p[i1] + g[i0] + g[i1] + SMOOTH_DR;
+            for i in [i0, i1] {
+                let dl_dp = -(w / 2.0) * (2.0 * g[i] * s - (2.0 * inter + SMOOTH_NR)) / (s * s);
+                let want = dl_dp * p[i] * (1.0 - p[i]);
+                assert!(
+                    (got[i] as f64 - want).abs() < 1e-6,
+                    "voxel {i}: {} vs {want}",
+                    got[i]
+                );
+            }
+        }
+    }
 }

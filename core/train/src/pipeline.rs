@@ -13,7 +13,7 @@ use dsma_plugin::Registry;
 
 use crate::experiment::{load, LoadedExperiment};
 use crate::runner::execute::{execute, selected_runs, ExecuteOptions, Selection};
-use crate::runner::plan::PlannedRun;
+use crate::runner::plan::{row_labels, PlannedRun};
 use crate::runner::plugin_check::check_all_plugins;
 use crate::runner::progress::RunObserver;
 use crate::runner::records::RunResults;
@@ -111,14 +111,10 @@ pub fn run_experiment(
     })
 }
 
-/// The table of `results` in the experiment's row and dataset order, with its published numbers.
+/// The table of `results` in the experiment's row and dataset order (one row per row and grid
+/// point: the labels carry the grid point's suffix), with its published numbers.
 pub fn table_of(loaded: &LoadedExperiment, results: &[RunResults]) -> Table {
-    let rows: Vec<String> = loaded
-        .experiment
-        .rows
-        .iter()
-        .map(|r| r.label.clone())
-        .collect();
+    let rows = row_labels(loaded);
     let datasets: Vec<String> = loaded
         .experiment
         .datasets

@@ -21,7 +21,7 @@ use dsma_data::{CoreError, Result};
 use dsma_kernels::KernelBackend;
 use dsma_plugin::registry::Plugin;
 use dsma_plugin::{ParamDoc, PluginParams};
-use dsma_train::checkpoint::module_state::{ema_update, require_grad};
+use dsma_train::checkpoint::module_state::ema_update;
 use dsma_train::generative::fit_loop::{
     fit_to_end, loss_value, real_batch, require_positive, require_range, sample_in_batches,
     FitSteps,
@@ -480,22 +480,19 @@ impl<B: KernelBackend> FitSteps for Fit<'_, B> {
             self.g.as_ref().ok_or_else(missing)?,
             self.d.as_ref().ok_or_else(missing)?,
         );
-        ck.put_module("g", g)?;
-        ck.put_module("d", d)?;
+        ck.put_trained("g", g, &self.opt_g)?;
+        ck.put_trained("d", d, &self.opt_d)?;
         ck.put_module("g_ema", &self.g_ema)?;
-        ck.put_optimizer("g_optim", &self.opt_g, g)?;
-        ck.put_optimizer("d_optim", &self.opt_d, d)?;
         ck.save(self.dir)
     }
     fn restore(&mut self, ck: &FitCheckpoint) -> Result<()> {
-        let g = require_grad(ck.module("g", self.g.take().ok_or_else(missing)?)?);
-        let d = require_grad(ck.module("d", self.d.take().ok_or_else(missing)?)?);
+        let g = self.g.take().ok_or_else(missing)?;
+        let d = self.d.take().ok_or_else(missing)?;
+        let (g, opt_g) = ck.trained("g", g, self.opt_g.clone(), &self.device)?;
+        let (d, opt_d) = ck.trained("d", d, self.opt_d.clone(), &self.device)?;
+        (self.g, self.d, self.opt_g, self.opt_d) = (Some(g), Some(d), opt_g, opt_d);
         self.g_ema = ck.module("g_ema", self.g_ema.clone())?;
-        self.opt_g = ck.optimizer("g_optim", self.opt_g.clone(), &g, &self.device)?;
-        self.opt_d = ck.optimizer("d_optim", self.opt_d.clone(), &d, &self.device)?;
         self.w_avg = w_avg_of(ck, self.method.p.dlatent)?;
-        self.g = Some(g);
-        self.d = Some(d);
         Ok(())
     }
 }

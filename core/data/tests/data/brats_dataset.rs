@@ -40,6 +40,7 @@ fn brats2019_layout_uses_hgg_only_unless_lgg_is_asked_for_and_plain_nii_is_accep
     std::fs::rename(src.join("Phantom_002"), root.join("LGG/Phantom_002")).unwrap();
     // Store one HGG case uncompressed.
     let case = root.join("HGG/Phantom_001");
+    let gzipped = load_case(&case, LabelConvention::Brats2019).unwrap();
     for s in ["flair", "t1", "t1ce", "t2", "seg"] {
         let gz = case.join(format!("Phantom_001_{s}.nii.gz"));
         let bytes = dsma_data::nifti_io::read_decompressed(&gz).unwrap();
@@ -52,7 +53,12 @@ fn brats2019_layout_uses_hgg_only_unless_lgg_is_asked_for_and_plain_nii_is_accep
         ..opts()
     };
     assert_eq!(discover(&root, &with_lgg).unwrap().len(), 3);
-    assert!(load_case(&case, LabelConvention::Brats2019).is_ok());
+    // The plain `.nii` files read back to the same case as the gzipped ones.
+    let plain = load_case(&case, LabelConvention::Brats2019).unwrap();
+    assert_eq!(plain.id, "Phantom_001");
+    assert_eq!(plain.image, gzipped.image);
+    assert_eq!(plain.label, gzipped.label);
+    assert_eq!(plain.grid, gzipped.grid);
 }
 
 #[test]

@@ -181,6 +181,112 @@ fn written_files_keep_affine_spacing_and_qform() {
     assert_eq!(read_labels(&lp).unwrap().1, labels);
 }
 
+/// What an independent reader (the NIfTI-1 standard's byte offsets, flate2 for gzip; no dsma
+/// code, no `nifti` crate) finds in a file: dims, datatype, pixdim, vox_offset, sform code and
+/// rows, qform code, and the voxel values as f64.
+struct ByHand {
+    dim: [i16; 4],
+    datatype: i16,
+    pixdim: [f32; 3],
+    vox_offset: f32,
+    qform_code: i16,
+    sform_code: i16,
+    srow: [[f32; 4]; 3],
+    values: Vec<f64>,
+}
+
+fn read_by_hand(path: &std::path::Path) -> ByHand {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    flate2::read::GzDecoder::new(std::fs::File::open(path).unwrap())
+        .read_to_end(&mut bytes)
+        .unwrap();
+    assert_eq!(
+        i32::from_le_bytes(bytes[0..4].try_into().unwrap()),
+        348,
+        "sizeof_hdr"
+    );
+    assert_eq!(&bytes[344..348], b"n+1\0", "magic");
+    let i16_at = |o: usize| i16::from_le_bytes([bytes[o], bytes[o + 1]]);
+    let f32_at = |o: usize| f32::from_le_bytes(bytes[o..o + 4].try_into().unwrap());
+    let dim = [i16_at(40), i16_at(42), i16_at(44), i16_at(46)];
+    let datatype = i16_at(70);
+    let vox_offset = f32_at(108);
+    let n = (dim[1] as usize) * (dim[2] as usize) * (dim[3] as usize);
+    let data = &bytes[vox_offset as usize..];
+    let values = match datatype {
+        2 => data[..n].iter().map(|&v| v as f64).collect(),
+        16 => (0..n)
+            .map(|i| f32_at(vox_offset as usize + 4 * i) as f64)
+            .collect(),
+        other => panic!("datatype {other} not expected here"),
+    };
+    let srow = [0, 1, 2].map(|r| [0, 1, 2, 3].map(|c| f32_at(280 + 16 * r + 4 * c)));
+    ByHand {
+        dim,
+        datatype,
+        pixdim: [f32_at(80), f32_at(84), f32_at(88)],
+        vox_offset,
+        qform_code: i16_at(252),
+        sform_code: i16_at(254),
+        srow,
+        values,
+    }
+}
+
+#[test]
+fn written_files_read_the_same_by_an_independent_reader() {
+    let dir = tempfile::tempdir().unwrap();
+    let grid = oblique_grid();
+    // x fastest on disk: the value of voxel (x, y, z) is x + 10 y + 100 z at index x + 6 (y + 5 z).
+    let data = Array3::from_shape_fn((4, 5, 6), |(z, y, x)| (x + 10 * y + 100 * z) as f32 * 0.5);
+    let p = dir.path().join("image.nii.gz");
+    write_volume(&p, data.view(), &grid).unwrap();
+    let h = read_by_hand(&p);
+    assert_eq!(h.dim, [3, 6, 5, 4]);
+    assert_eq!(h.datatype, 16);
+    assert!(h.vox_offset >= 352.0);
+    assert_eq!(h.pixdim, [0.9, 1.2, 3.0]);
+    assert_eq!((h.sform_code, h.qform_code), (1, 1));
+    for r in 0..3 {
+        for c in 0..4 {
+            let want = grid.affine[r][c] as f32;
+            assert!(
+                (h.srow[r][c] - want).abs() < 1e-5,
+                "srow[{r}][{c}]: {}",
+                h.srow[r][c]
+            );
+        }
+    }
+    for z in 0..4 {
+        for y in 0..5 {
+            for x in 0..6 {
+                let want = (x + 10 * y + 100 * z) as f64 * 0.5;
+                assert_eq!(h.values[x + 6 * (y + 5 * z)], want, "voxel {x},{y},{z}");
+            }
+        }
+    }
+    let labels = Array3::from_shape_fn((4, 5, 6), |(z, _, x)| if x == z { 4u8 } else { 0 });
+    let lp = dir.path().join("seg.nii.gz");
+    write_volume(&lp, labels.view(), &grid).unwrap();
+    let h = read_by_hand(&lp);
+    assert_eq!(h.datatype, 2);
+    let fours: Vec<usize> = h
+        .values
+        .iter()
+        .enumerate()
+        .filter(|(_, &v)| v == 4.0)
+        .map(|(i, _)| i)
+        .collect();
+    let want: Vec<usize> = (0..4)
+        .map(|z| z + 6 * 5 * z)
+        .flat_map(|i| (0..5).map(move |y| i + 6 * y))
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    assert_eq!(fours, want);
+}
+
 #[test]
 fn nifti2_round_trips() {
     let dir = tempfile::tempdir().unwrap();

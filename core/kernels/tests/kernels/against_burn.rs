@@ -5,11 +5,30 @@ use burn::backend::Autodiff;
 use burn::module::{AutodiffModule, Param};
 use burn::nn::conv::{Conv3dConfig, ConvTranspose3dConfig};
 use burn::nn::PaddingConfig3d;
-use burn::tensor::{Distribution, Tensor, TensorData};
+use burn::tensor::{Tensor, TensorData};
 use burn_flex::Flex;
 use dsma_kernels::ConvForward;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, Normal};
 
 type A = Autodiff<Flex>;
+
+/// A tensor of N(mean, std²) values drawn from a ChaCha8 stream seeded with `seed` (burn's own
+/// RNG is global and unseeded, so a failure would not reproduce).
+fn normal<const D: usize>(shape: [usize; D], mean: f32, std: f32, seed: u64) -> Tensor<A, D> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let dist = Normal::new(mean, std).expect("a valid normal");
+    let n = shape.iter().product();
+    let values: Vec<f32> = (0..n).map(|_| dist.sample(&mut rng)).collect();
+    Tensor::from_data(TensorData::new(values, shape), &Default::default())
+}
+
+/// Replaces a freshly initialised module parameter (burn's unseeded RNG) by seeded values.
+fn seeded<const D: usize>(p: &Param<Tensor<A, D>>, seed: u64) -> Param<Tensor<A, D>> {
+    let shape: [usize; D] = p.val().dims();
+    Param::from_tensor(normal(shape, 0.0, 0.3, seed))
+}
 
 fn assert_close(got: Tensor<Flex, 5>, want: Tensor<Flex, 5>, what: &str) {
     assert_eq!(got.dims(), want.dims(), "{what}: shape");
@@ -47,12 +66,14 @@ const CONV_CASES: &[Case] = &[
 fn conv3d_forward_and_gradients_match_burn() {
     let dev = Default::default();
     for &(n, ci, co, size, k, s, p) in CONV_CASES {
-        let conv = Conv3dConfig::new([ci, co], [k; 3])
+        let mut conv = Conv3dConfig::new([ci, co], [k; 3])
             .with_stride([s; 3])
             .with_padding(PaddingConfig3d::Explicit(p, p, p))
             .init::<A>(&dev);
+        conv.weight = seeded(&conv.weight, 1);
+        conv.bias = conv.bias.as_ref().map(|b| seeded(b, 2));
         let shape = [n, ci, size[0], size[1], size[2]];
-        let x0 = Tensor::<A, 5>::random(shape, Distribution::Normal(0.0, 1.0), &dev);
+        let x0 = normal(shape, 0.0, 1.0, 3);
         let run = |ours: bool| {
             let x = x0.clone().detach().require_grad();
             let y = if ours {
@@ -107,13 +128,15 @@ fn conv_transpose3d_forward_and_gradients_match_burn() {
         (1, 3, 5, [3, 3, 4], 3, 2, 1, 1),
         (2, 5, 2, [4, 3, 3], 3, 1, 1, 0),
     ] {
-        let conv = ConvTranspose3dConfig::new([ci, co], [k; 3])
+        let mut conv = ConvTranspose3dConfig::new([ci, co], [k; 3])
             .with_stride([s; 3])
             .with_padding([p; 3])
             .with_padding_out([op; 3])
             .init::<A>(&dev);
+        conv.weight = seeded(&conv.weight, 4);
+        conv.bias = conv.bias.as_ref().map(|b| seeded(b, 5));
         let shape = [n, ci, size[0], size[1], size[2]];
-        let x0 = Tensor::<A, 5>::random(shape, Distribution::Normal(0.0, 1.0), &dev);
+        let x0 = normal(shape, 0.0, 1.0, 6);
         let run = |ours: bool| {
             let x = x0.clone().detach().require_grad();
             let y = if ours {
@@ -153,8 +176,10 @@ fn gradients_match_finite_differences() {
         .with_stride([2; 3])
         .with_padding(PaddingConfig3d::Explicit(1, 1, 1))
         .init::<A>(&dev);
-    let x0: Tensor<A, 5> = Tensor::random([1, 2, 5, 4, 5], Distribution::Normal(0.0, 1.0), &dev);
-    let r: Tensor<A, 5> = Tensor::random([1, 3, 3, 2, 3], Distribution::Normal(0.0, 1.0), &dev);
+    conv.weight = seeded(&conv.weight, 7);
+    conv.bias = conv.bias.as_ref().map(|b| seeded(b, 8));
+    let x0: Tensor<A, 5> = normal([1, 2, 5, 4, 5], 0.0, 1.0, 9);
+    let r: Tensor<A, 5> = normal([1, 3, 3, 2, 3], 0.0, 1.0, 10);
     let loss = |conv: &burn::nn::conv::Conv3d<A>, x: Tensor<A, 5>| -> f32 {
         (conv.run(x) * r.clone()).sum().into_scalar()
     };
@@ -235,8 +260,8 @@ fn instance_and_group_norm_forward_and_gradients_match_burn() {
     use burn::nn::{GroupNorm, GroupNormConfig, InstanceNorm, InstanceNormConfig};
     use dsma_kernels::NormForward;
     let dev = Default::default();
-    let x0 = Tensor::<A, 5>::random([2, 6, 3, 4, 5], Distribution::Normal(1.0, 2.0), &dev);
-    let r = Tensor::<A, 5>::random([2, 6, 3, 4, 5], Distribution::Normal(0.0, 1.0), &dev);
+    let x0 = normal([2, 6, 3, 4, 5], 1.0, 2.0, 11);
+    let r = normal([2, 6, 3, 4, 5], 0.0, 1.0, 12);
     // Non-trivial γ, so that it enters the input gradient.
     let gamma = || {
         Some(Param::from_tensor(Tensor::<A, 1>::from_floats(

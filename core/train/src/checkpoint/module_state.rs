@@ -177,3 +177,47 @@ where
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::backend::Flex;
+    use burn::nn::{Linear, LinearConfig};
+    use burn::tensor::TensorData;
+
+    fn linear(weight: [f32; 6], bias: [f32; 3]) -> Linear<Flex> {
+        let dev = Default::default();
+        let mut l = LinearConfig::new(2, 3).init::<Flex>(&dev);
+        l.weight = Param::from_tensor(Tensor::from_data(
+            TensorData::new(weight.to_vec(), [2, 3]),
+            &dev,
+        ));
+        l.bias = Some(Param::from_tensor(Tensor::from_data(
+            TensorData::new(bias.to_vec(), [3]),
+            &dev,
+        )));
+        l
+    }
+
+    fn values(t: Tensor<Flex, 1>) -> Vec<f32> {
+        t.into_data().to_vec().expect("f32")
+    }
+
+    /// ema ← decay · ema + (1 − decay) · student for every parameter, by hand: with decay 0.9,
+    /// 1 and 11 give 2, 0 and −10 give −1, −2 and 8 give −1.
+    #[test]
+    fn ema_update_blends_every_parameter_with_the_decay() {
+        let ema = linear([1.0, 0.0, -2.0, 1.0, 1.0, 1.0], [0.0, 10.0, -2.0]);
+        let student = linear([11.0, -10.0, 8.0, 1.0, 1.0, 1.0], [10.0, 0.0, 8.0]);
+        let out = ema_update(ema, &student, 0.9);
+        let w = values(out.weight.val().reshape([6]));
+        let want = [2.0, -1.0, -1.0, 1.0, 1.0, 1.0];
+        for (a, b) in w.iter().zip(want) {
+            assert!((a - b).abs() < 1e-5, "{w:?}");
+        }
+        let b = values(out.bias.as_ref().expect("bias").val());
+        for (a, e) in b.iter().zip([1.0, 9.0, -1.0]) {
+            assert!((a - e).abs() < 1e-5, "{b:?}");
+        }
+    }
+}

@@ -161,19 +161,26 @@ pub fn predict_x0<B: Backend>(
     }
 }
 
+/// How a reverse step draws: its variance, and whether `x̂_0` is clipped to [-1, 1].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ReverseOptions {
+    /// `β_t` or the posterior variance.
+    pub variance: Variance,
+    /// Clip the predicted `x̂_0` to [-1, 1].
+    pub clip: bool,
+}
+
 /// One reverse step from `t` to `s < t` given the predicted noise: the posterior mean at
 /// `x̂_0`, plus `σ z` unless `s = 0`.
-#[allow(clippy::too_many_arguments)]
 pub fn reverse_step<B: Backend>(
     sched: &Schedule,
     x_t: Tensor<B, 5>,
-    t: usize,
-    s: usize,
+    (t, s): (usize, usize),
     eps: Tensor<B, 5>,
-    variance: Variance,
-    clip: bool,
+    options: ReverseOptions,
     rng: &mut ChaCha8Rng,
 ) -> Tensor<B, 5> {
+    let ReverseOptions { variance, clip } = options;
     let post = sched.posterior(t, s);
     let x0 = predict_x0(sched, x_t.clone(), t, eps, clip);
     let mean = x0 * post.coef_x0 + x_t * post.coef_xt;
@@ -196,14 +203,13 @@ pub fn sample_loop<B: Backend>(
     mut x: Tensor<B, 5>,
     steps: &[usize],
     eps: &dyn Fn(Tensor<B, 5>, usize) -> Tensor<B, 5>,
-    variance: Variance,
-    clip: bool,
+    options: ReverseOptions,
     rng: &mut ChaCha8Rng,
 ) -> Tensor<B, 5> {
     for (i, &t) in steps.iter().enumerate() {
         let s = steps.get(i + 1).copied().unwrap_or(0);
         let e = eps(x.clone(), t);
-        x = reverse_step(sched, x, t, s, e, variance, clip, rng);
+        x = reverse_step(sched, x, (t, s), e, options, rng);
     }
     x
 }

@@ -190,8 +190,10 @@ pub fn sample_with<B: KernelBackend>(
         start,
         steps,
         &eps,
-        params.variance,
-        params.clip_x0,
+        super::ReverseOptions {
+            variance: params.variance,
+            clip: params.clip_x0,
+        },
         rng,
     )
 }

@@ -14,7 +14,7 @@ use burn::tensor::backend::Backend;
 use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::module_state::{
-    load_module_bytes, module_bytes, parameter_paths, remap_ids,
+    load_module_bytes, module_bytes, parameter_paths, remap_ids, require_grad,
 };
 use crate::checkpoint::{self, Checkpoint};
 use dsma_data::error::{CoreError, Result};
@@ -187,5 +187,41 @@ impl FitCheckpoint {
         }
         let record = remap_ids(record, &old, &now, &self.path)?;
         Ok(optim.load_record(record))
+    }
+
+    /// Adds training network `name` and its optimizer (as `name` and `name_optim`): a GAN's
+    /// generator or discriminator.
+    pub fn put_trained<O, B, M>(
+        &mut self,
+        name: &str,
+        m: &M,
+        optim: &OptimOn<O, M, B>,
+    ) -> Result<()>
+    where
+        O: SimpleOptimizer<B>,
+        B: KernelBackend,
+        M: AutodiffModule<Autodiff<B>>,
+    {
+        self.put_module(name, m)?;
+        self.put_optimizer(&format!("{name}_optim"), optim, m)
+    }
+
+    /// Loads training network `name` into `m` (gradients on) and its optimizer (`name_optim`)
+    /// into `optim`, as [`FitCheckpoint::put_trained`] stored them.
+    pub fn trained<O, B, M>(
+        &self,
+        name: &str,
+        m: M,
+        optim: OptimOn<O, M, B>,
+        device: &B::Device,
+    ) -> Result<(M, OptimOn<O, M, B>)>
+    where
+        O: SimpleOptimizer<B>,
+        B: KernelBackend,
+        M: AutodiffModule<Autodiff<B>>,
+    {
+        let m = require_grad(self.module(name, m)?);
+        let optim = self.optimizer(&format!("{name}_optim"), optim, &m, device)?;
+        Ok((m, optim))
     }
 }

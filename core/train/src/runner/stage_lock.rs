@@ -232,12 +232,23 @@ mod tests {
             stale_after: Duration::from_secs(3600),
             ..fast()
         };
-        let lock = StageLock::acquire_with(tmp.path(), t, &mut Silent).unwrap();
-        assert_eq!(
-            std::fs::read_to_string(tmp.path().join(".lock")).unwrap(),
-            me
-        );
-        drop(lock);
+        // Taken on another thread: a regression (the dead holder not seen) would wait out the
+        // hour-long stale age; the test fails after a minute instead of hanging.
+        let (tx, rx) = std::sync::mpsc::channel();
+        let dir = tmp.path().to_path_buf();
+        std::thread::spawn(move || {
+            let lock = StageLock::acquire_with(&dir, t, &mut Silent);
+            let _ = tx.send(lock.map(|l| {
+                let holder = std::fs::read_to_string(dir.join(".lock")).unwrap_or_default();
+                drop(l);
+                holder
+            }));
+        });
+        let holder = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the lock of a dead process was not taken over")
+            .unwrap();
+        assert_eq!(holder, me);
     }
 
     #[test]

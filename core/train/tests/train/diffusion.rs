@@ -4,7 +4,9 @@
 
 use burn::backend::Flex;
 use burn::tensor::{Tensor, TensorData};
-use dsma_train::diffusion::{q_sample, sample_loop, Denoiser, DenoiserConfig, Schedule, Variance};
+use dsma_train::diffusion::{
+    q_sample, sample_loop, Denoiser, DenoiserConfig, ReverseOptions, Schedule, Variance,
+};
 use dsma_train::layers::normal_tensor;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -91,10 +93,20 @@ fn a_perfect_noise_predictor_samples_x0_back() {
     ] {
         let mut rng = ChaCha8Rng::seed_from_u64(1);
         let start = normal_tensor::<B, 5>([1, 1, 4, 4, 4], &mut rng, &dev);
-        let out: Vec<f32> = sample_loop(&s, start, &steps, &eps, variance, false, &mut rng)
-            .into_data()
-            .to_vec()
-            .unwrap();
+        let out: Vec<f32> = sample_loop(
+            &s,
+            start,
+            &steps,
+            &eps,
+            ReverseOptions {
+                variance,
+                clip: false,
+            },
+            &mut rng,
+        )
+        .into_data()
+        .to_vec()
+        .unwrap();
         for (g, w) in out.iter().zip(&x0v) {
             assert!((g - w).abs() < 1e-3, "{g} vs {w} ({} steps)", steps.len());
         }

@@ -234,3 +234,73 @@ fn tables_render_mean_std_and_wilcoxon_marks_in_three_formats() {
         "{tex}"
     );
 }
+
+/// A weighter whose weights are all 1 whatever the scores (`unit`), or not, for the run-hash test.
+struct TestWeighter {
+    unit: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NoParams {}
+
+impl dsma_plugin::PluginParams for NoParams {}
+
+impl dsma_plugin::SampleWeighter for TestWeighter {
+    fn unit(&self) -> bool {
+        self.unit
+    }
+    fn weights(&mut self, s: &dsma_plugin::EpochScores<'_>) -> dsma_data::Result<Vec<f64>> {
+        Ok(vec![1.0; s.synthetic.len()])
+    }
+}
+
+struct UnitTestWeighter(TestWeighter);
+struct OtherTestWeighter(TestWeighter);
+
+macro_rules! test_weighter {
+    ($t:ident, $name:literal, $unit:literal) => {
+        impl dsma_plugin::registry::Plugin for $t {
+            const NAME: &'static str = $name;
+            const VERSION: &'static str = "0";
+            const DESCRIPTION: &'static str = "test weighter";
+            type Params = NoParams;
+            fn new(_: NoParams) -> dsma_data::Result<Self> {
+                Ok($t(TestWeighter { unit: $unit }))
+            }
+        }
+        impl dsma_plugin::SampleWeighter for $t {
+            fn unit(&self) -> bool {
+                self.0.unit()
+            }
+            fn weights(&mut self, s: &dsma_plugin::EpochScores<'_>) -> dsma_data::Result<Vec<f64>> {
+                self.0.weights(s)
+            }
+        }
+        dsma_plugin::register_weighter!($t);
+    };
+}
+test_weighter!(UnitTestWeighter, "test-unit", true);
+test_weighter!(OtherTestWeighter, "test-other", false);
+
+/// The planner hashes a row whose weighter declares unit weights as the row without a weighter
+/// (their runs are the same), and any other weighter as a different run; core names no weighter.
+#[test]
+fn a_unit_weighter_hashes_as_no_weighter_and_another_does_not() {
+    let tmp = tempfile::tempdir().unwrap();
+    let text = BASE.replace(
+        "rows:\n  - label: baseline\n  - label: DSMA\n    synthesizer: {name: dtss}\n    weighter: {name: mas}\n",
+        "rows:\n  - label: none\n    synthesizer: {name: dtss}\n  - label: unit\n    synthesizer: {name: dtss}\n    weighter: {name: test-unit}\n  - label: other\n    synthesizer: {name: dtss}\n    weighter: {name: test-other}\n",
+    );
+    let l = load(&write(tmp.path(), "w.yaml", &text), &[]).unwrap();
+    let runs = plan_all(&l, &dsma_plugin::Registry::builtin());
+    let hash = |label: &str| {
+        runs.iter()
+            .find(|r| r.label == label)
+            .map(|r| r.run_hash.clone())
+            .unwrap()
+    };
+    assert_eq!(hash("none"), hash("unit"));
+    assert_ne!(hash("none"), hash("other"));
+    assert!(dsma_plugin::Registry::builtin().is_unit_weighter("test-unit", &serde_json::json!({})));
+}

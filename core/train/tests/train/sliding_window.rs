@@ -66,3 +66,75 @@ fn stitched_probabilities_equal_a_full_volume_pass_for_every_blend() {
         "{e}"
     );
 }
+
+/// Every output voxel is the mean of the window's first channel: windows that see different
+/// intensities disagree, so the blend decides the stitched value.
+#[derive(Module, Debug)]
+struct WindowMean<B: Backend> {
+    unused: Conv3d<B>,
+}
+
+impl<B: Backend> SegmentationModel<B> for WindowMean<B> {
+    fn forward(&self, x: Tensor<B, 5>) -> Tensor<B, 5> {
+        let [n, _, d, h, w] = x.dims();
+        let mean = x
+            .slice([0..n, 0..1])
+            .mean_dim(2)
+            .mean_dim(3)
+            .mean_dim(4)
+            .reshape([n, 1, 1, 1, 1]);
+        Tensor::ones([n, 3, d, h, w], &mean.device()) * mean
+    }
+}
+
+/// Two windows along x (starts 0 and 4 of a 12-voxel axis, 8-voxel windows, overlap 0.5) see
+/// means 3.5/12 and 7.5/12 of the ramp x/12. Where they overlap, constant blending averages
+/// their sigmoids; Gaussian blending weighs each by exp(−(i − 3.5)²/2) at window position i
+/// (σ = 0.125 · 8; the y and z factors are the same for both windows at a voxel and cancel).
+#[test]
+fn overlapping_windows_blend_by_the_gaussian_or_equally() {
+    let dev = Default::default();
+    let model = WindowMean::<Flex> {
+        unused: Conv3dConfig::new([4, 3], [1, 1, 1]).init(&dev),
+    };
+    let image = Array4::from_shape_fn(
+        (4, 4, 4, 12),
+        |(c, _, _, x)| {
+            if c == 0 {
+                x as f32 / 12.0
+            } else {
+                0.0
+            }
+        },
+    );
+    let sig = |v: f64| 1.0 / (1.0 + (-v).exp());
+    let (sa, sb) = (sig(3.5 / 12.0), sig(7.5 / 12.0));
+    let g = |i: f64| (-(i - 3.5) * (i - 3.5) / 2.0).exp();
+    for blend in [Blend::Constant, Blend::Gaussian] {
+        let cfg = SlidingWindow {
+            patch: [8, 4, 4],
+            overlap: 0.5,
+            blend,
+        };
+        let out = sliding_window(&model, image.view(), &cfg, &dev).unwrap();
+        for x in 0..12 {
+            let want = match (x, blend) {
+                (0..4, _) => sa,
+                (8.., _) => sb,
+                (_, Blend::Constant) => (sa + sb) / 2.0,
+                (_, Blend::Gaussian) => {
+                    let (wa, wb) = (g(x as f64), g(x as f64 - 4.0));
+                    (wa * sa + wb * sb) / (wa + wb)
+                }
+            };
+            // y and z at the window centre, where no weight reaches MONAI's 1e-3 floor.
+            for (y, z) in [(1, 1), (2, 1), (1, 2), (2, 2)] {
+                let got = out[[0, z, y, x]] as f64;
+                assert!(
+                    (got - want).abs() < 1e-5,
+                    "{blend:?} x={x}: {got} vs {want}"
+                );
+            }
+        }
+    }
+}

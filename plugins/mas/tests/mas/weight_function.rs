@@ -88,15 +88,23 @@ fn theta_near_zero_still_gives_a_well_defined_function() {
 
 #[test]
 fn zeros_outside_0_1_use_the_continuous_extension() {
-    // q1 = 0.05 − 0.1 − 0.3 < 0: L = 0 is in no branch of eq. 6; we use the parabola (> 0 there).
-    let low = f(0.05, 0.1, 0.3);
-    let at0 = low.weight(0.0);
-    let expected = low.a() * (0.0 - low.q1()) * (0.0 - low.q2());
-    assert!(at0 > 0.0 && at0 <= 1.0);
-    assert!((at0 - expected.min(1.0)).abs() < 1e-12);
-    // q2 > 1 likewise at L = 1.
+    // η = 0.25, θ = 0.1, β = 0.3: u1 = 0.15, q1 = −0.15 < 0, so L = 0 lies between q1 and the
+    // plateau, where eq. 6 gives no value on [0, 1] and the parabola of eq. 13 is used. By hand:
+    // a = −1/(β(2θ + β)) = −1/0.15, and w(0) = a·(0 − q1)(0 − q2) = (0.15 · 0.65)/0.15 = 0.65.
+    let low = f(0.25, 0.1, 0.3);
+    assert!(
+        (low.weight(0.0) - 0.65).abs() < 1e-12,
+        "{}",
+        low.weight(0.0)
+    );
+    // The mirror image near 1: η = 0.95, θ = 0.02, β = 0.3 give q1 = 0.63, q2 = 1.27 > 1 and
+    // w(1) = (0.37 · 0.27)/(0.3 · 0.34) = 0.0999/0.102.
     let high = f(0.95, 0.02, 0.3);
-    assert!(high.weight(1.0) > 0.0);
+    assert!(
+        (high.weight(1.0) - 0.0999 / 0.102).abs() < 1e-12,
+        "{}",
+        high.weight(1.0)
+    );
     // Plateau covering all of [0, 1].
     assert_eq!(f(0.5, 0.6, 0.1).weight(0.0), 1.0);
 }

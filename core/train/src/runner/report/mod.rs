@@ -6,6 +6,7 @@ pub mod curves;
 pub mod index;
 pub mod logs;
 pub mod record;
+pub mod wilcoxon;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -14,6 +15,7 @@ use serde::Serialize;
 
 use crate::experiment::config::Reference;
 use crate::runner::records::RunResults;
+use wilcoxon::wilcoxon_signed_rank;
 
 /// Output format of a table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -154,80 +156,6 @@ pub fn build(rows: &[String], datasets: &[String], results: &[RunResults]) -> Ta
         cells,
         p_values,
         reference: None,
-    }
-}
-
-/// Two-sided p-value of the Wilcoxon signed-rank test for paired samples (zero differences dropped,
-/// tied ranks averaged); exact distribution up to 50 non-zero pairs, normal approximation with tie
-/// correction above. None with no non-zero difference.
-pub fn wilcoxon_signed_rank(pairs: &[(f64, f64)]) -> Option<f64> {
-    let mut d: Vec<f64> = pairs
-        .iter()
-        .map(|(x, y)| x - y)
-        .filter(|v| *v != 0.0 && v.is_finite())
-        .collect();
-    let n = d.len();
-    if n == 0 {
-        return None;
-    }
-    d.sort_by(|a, b| a.abs().total_cmp(&b.abs()));
-    // Doubled average ranks (integers even with ties).
-    let mut ranks2 = vec![0usize; n];
-    let mut i = 0;
-    let mut tie_term = 0.0;
-    while i < n {
-        let mut j = i;
-        while j + 1 < n && d[j + 1].abs() == d[i].abs() {
-            j += 1;
-        }
-        let t = (j - i + 1) as f64;
-        tie_term += t * t * t - t;
-        for r in ranks2.iter_mut().take(j + 1).skip(i) {
-            *r = i + j + 2; // 2 × average of ranks i+1 ..= j+1
-        }
-        i = j + 1;
-    }
-    let w2: usize = d
-        .iter()
-        .zip(&ranks2)
-        .filter(|(v, _)| **v > 0.0)
-        .map(|(_, r)| *r)
-        .sum();
-    let total2: usize = ranks2.iter().sum();
-    if n <= 50 {
-        // Number of sign assignments giving each doubled sum.
-        let mut counts = vec![0f64; total2 + 1];
-        counts[0] = 1.0;
-        for &r in &ranks2 {
-            for s in (r..=total2).rev() {
-                counts[s] += counts[s - r];
-            }
-        }
-        let all = 2f64.powi(n as i32);
-        let lower: f64 = counts[..=w2].iter().sum::<f64>() / all;
-        let upper: f64 = counts[w2..].iter().sum::<f64>() / all;
-        Some((2.0 * lower.min(upper)).min(1.0))
-    } else {
-        let nf = n as f64;
-        let mean = nf * (nf + 1.0) / 4.0;
-        let var = nf * (nf + 1.0) * (2.0 * nf + 1.0) / 24.0 - tie_term / 48.0;
-        let z = (w2 as f64 / 2.0 - mean).abs() / var.sqrt();
-        Some((2.0 * (1.0 - normal_cdf(z))).min(1.0))
-    }
-}
-
-fn normal_cdf(z: f64) -> f64 {
-    // Abramowitz & Stegun 7.1.26 (error < 1.5e-7).
-    let t = 1.0 / (1.0 + 0.327_591_1 * z.abs() / std::f64::consts::SQRT_2);
-    let y = 1.0
-        - (((((1.061_405_429 * t - 1.453_152_027) * t) + 1.421_413_741) * t - 0.284_496_736) * t
-            + 0.254_829_592)
-            * t
-            * (-(z * z) / 2.0).exp();
-    if z >= 0.0 {
-        0.5 * (1.0 + y)
-    } else {
-        0.5 * (1.0 - y)
     }
 }
 
@@ -421,20 +349,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn wilcoxon_matches_scipy_on_small_samples() {
-        // scipy.stats.wilcoxon([1,2,3,4,5,6,7,8], [0]*8) → statistic 0, p = 0.0078125 (exact).
-        let pairs: Vec<(f64, f64)> = (1..=8).map(|i| (i as f64, 0.0)).collect();
-        assert!((wilcoxon_signed_rank(&pairs).unwrap() - 0.0078125).abs() < 1e-12);
-        // Symmetric differences → p = 1.
-        let sym = [(1.0, 0.0), (0.0, 1.0), (2.0, 0.0), (0.0, 2.0)];
-        assert!((wilcoxon_signed_rank(&sym).unwrap() - 1.0).abs() < 1e-12);
-        // d = [1, -2, 3, 4, 5]: W- = 2, exact two-sided p = 2 · 3/32 = 0.1875 (scipy).
-        let mixed = [(1.0, 0.0), (0.0, 2.0), (3.0, 0.0), (4.0, 0.0), (5.0, 0.0)];
-        assert!((wilcoxon_signed_rank(&mixed).unwrap() - 0.1875).abs() < 1e-12);
-        assert_eq!(wilcoxon_signed_rank(&[(1.0, 1.0)]), None);
-    }
-
-    #[test]
     fn published_numbers_print_beside_ours_with_the_difference() {
         let c = |mean| Cell {
             mean,
@@ -482,9 +396,67 @@ mod tests {
         assert!(table.with_reference(Some(&other)).reference.is_none());
     }
 
+    fn run(row: &str, repeat: usize, dice: [f64; 4]) -> RunResults {
+        let m = |d| dsma_data::metrics::RegionMetrics { dice: d, hd95: 1.0 };
+        RunResults {
+            row: row.into(),
+            dataset: "BraTS2020".into(),
+            repeat,
+            seed: repeat as u64,
+            reported: crate::experiment::config::Report::Last,
+            epoch: 3,
+            cases: vec![],
+            mean: dsma_data::metrics::CaseMetrics {
+                WT: m(dice[0]),
+                TC: m(dice[1]),
+                ET: m(dice[2]),
+                AVE: m(dice[3]),
+            },
+        }
+    }
+
+    /// Two rows, the second over two repeats: means and sample standard deviations by hand
+    /// (82 and 84 → 83.00 ± √2; 64 and 60 → 62.00 ± √8; 73 and 72 → 72.50 ± √0.5).
+    fn two_rows() -> Table {
+        let results = [
+            run("baseline", 0, [0.80, 0.70, 0.60, 0.70]),
+            run("DTSS&MAS", 0, [0.82, 0.72, 0.64, 0.73]),
+            run("DTSS&MAS", 1, [0.84, 0.72, 0.60, 0.72]),
+        ];
+        build(
+            &["baseline".into(), "DTSS&MAS".into()],
+            &["BraTS2020".into()],
+            &results,
+        )
+    }
+
     #[test]
-    fn normal_cdf_is_accurate() {
-        assert!((normal_cdf(1.959964) - 0.975).abs() < 1e-6);
-        assert!((normal_cdf(0.0) - 0.5).abs() < 1e-7);
+    fn csv_body_lists_every_cell_with_mean_std_and_repeats() {
+        let want = "method,dataset,region,mean,std,repeats,p_value
+baseline,BraTS2020,WT,80.0000,0.0000,1,
+baseline,BraTS2020,TC,70.0000,0.0000,1,
+baseline,BraTS2020,ET,60.0000,0.0000,1,
+baseline,BraTS2020,AVE,70.0000,0.0000,1,
+DTSS&MAS,BraTS2020,WT,83.0000,1.4142,2,
+DTSS&MAS,BraTS2020,TC,72.0000,0.0000,2,
+DTSS&MAS,BraTS2020,ET,62.0000,2.8284,2,
+DTSS&MAS,BraTS2020,AVE,72.5000,0.7071,2,
+";
+        assert_eq!(render(&two_rows(), TableFormat::Csv), want);
+    }
+
+    #[test]
+    fn latex_body_escapes_ampersands_and_shows_mean_pm_std() {
+        let want = r"\begin{tabular}{lcccc}
+\hline
+Method & \multicolumn{4}{c}{BraTS2020} \\
+ & WT & TC & ET & AVE \\
+\hline
+baseline & 80.00 & 70.00 & 60.00 & 70.00 \\
+DTSS\&MAS & 83.00 $\pm$ 1.41 & 72.00 $\pm$ 0.00 & 62.00 $\pm$ 2.83 & 72.50 $\pm$ 0.71 \\
+\hline
+\end{tabular}
+";
+        assert_eq!(render(&two_rows(), TableFormat::Latex), want);
     }
 }
