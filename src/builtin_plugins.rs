@@ -2,7 +2,7 @@
 //!
 //! A crate that nothing references is dropped by the linker together with its `inventory::submit!`,
 //! so every built-in plugin crate is referenced: `build.rs` writes a call of each plugin crate's
-//! `link()` for every `dsma-*` dependency in `Cargo.toml` (the core crates aside); `tests/plugins.rs`
+//! `link()` for every `dsma-*` dependency in `Cargo.toml` (the core crates aside); `tests/cli/plugins.rs`
 //! checks that each folder under `plugins/` (except the example shared library) shows up in
 //! `dsma plugins`.
 

@@ -415,8 +415,8 @@ mod tests {
 
     /// Every voxel's image value encodes its position and its label is a function of that
     /// position, so a patch whose image and labels were flipped (or cropped) differently breaks
-    /// the relation somewhere; the patch is smaller than the volume in every axis, so it holds no
-    /// padding.
+    /// the relation somewhere; zero padding (a patch centred near the border) is all zero,
+    /// labels included.
     #[test]
     fn image_and_labels_flip_together() {
         let (nz, ny, nx) = (6, 7, 8);
@@ -443,19 +443,25 @@ mod tests {
         let mut flipped = [false; 3];
         for _ in 0..40 {
             let p = sample_patch(&case, &fg, &cfg, &mut rng);
-            for ((c, z, y, x), &v) in p.image.indexed_iter() {
-                let i = v as usize - 1000 * c;
-                assert_eq!(
-                    p.label[[z, y, x]],
-                    label_of(i),
-                    "channel {c} at {z},{y},{x}"
-                );
+            for ((z, y, x), &label) in p.label.indexed_iter() {
+                let v: Vec<f32> = (0..4).map(|c| p.image[[c, z, y, x]]).collect();
+                if v.iter().all(|&x| x == 0.0) {
+                    assert_eq!(label, 0, "padding with a label at {z},{y},{x}");
+                    continue;
+                }
+                let i = v[0] as usize;
+                for (c, &vc) in v.iter().enumerate() {
+                    assert_eq!(vc, (i + 1000 * c) as f32, "channel {c} at {z},{y},{x}");
+                }
+                assert_eq!(label, label_of(i), "label at {z},{y},{x}");
             }
-            // An axis was flipped when the encoded position decreases along it.
-            let v = |z: usize, y: usize, x: usize| p.image[[0, z, y, x]];
-            flipped[0] |= v(1, 0, 0) < v(0, 0, 0);
-            flipped[1] |= v(0, 1, 0) < v(0, 0, 0);
-            flipped[2] |= v(0, 0, 1) < v(0, 0, 0);
+            // An axis was flipped when the encoded position decreases along it (channel 1 is
+            // ≥ 1000 wherever the patch is not padding).
+            let v = |z: usize, y: usize, x: usize| p.image[[1, z, y, x]];
+            let down = |a: f32, b: f32| a >= 1000.0 && b >= 1000.0 && b < a;
+            flipped[0] |= down(v(0, 0, 0), v(1, 0, 0));
+            flipped[1] |= down(v(0, 0, 0), v(0, 1, 0));
+            flipped[2] |= down(v(0, 0, 0), v(0, 0, 1));
         }
         assert_eq!(flipped, [true; 3], "no flip along some axis in 40 patches");
     }
