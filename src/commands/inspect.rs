@@ -201,6 +201,12 @@ fn print_text(args: &Args, vol: &NiftiVolumes, st: &Stats, per_volume: &[Stats])
     println!("srow        {:?}", h.srow);
     println!("scl_slope   {}   scl_inter {}", h.scl_slope, h.scl_inter);
     println!("qform_code  {}   sform_code {}", h.qform_code, h.sform_code);
+    print_affine_and_stats(vol, st, per_volume);
+}
+
+/// The affine the volume is read with, then the intensity statistics (whole file, per volume).
+fn print_affine_and_stats(vol: &NiftiVolumes, st: &Stats, per_volume: &[Stats]) {
+    let h = &vol.header;
     println!(
         "affine      (voxel → world mm, from {})",
         if h.sform_code > 0 {

@@ -515,9 +515,9 @@ fn a_row_without_a_weighter_cut_in_stage_two_resumes_to_the_same_results() {
 
 /// Twenty crash points: after each of 9 epochs (3 in stage 1, 6 in stage 2), inside each of the 9
 /// checkpoint writes, in the final evaluation and after the export. About 8 minutes in a debug
-/// build, so not in the default suite: `cargo test --test run_cli -- --ignored twenty`.
+/// build, so not in the default suite: `cargo test --test cli -- --ignored twenty`.
 #[test]
-#[ignore = "about 8 minutes; run with `cargo test --test run_cli -- --ignored twenty`"]
+#[ignore = "about 8 minutes; run with `cargo test --test cli -- --ignored twenty`"]
 fn twenty_crash_points_then_resume_equal_the_uninterrupted_run() {
     let mut points: Vec<String> = (1..=9).map(|e| format!("epoch:{e}")).collect();
     points.extend((1..=9).map(|e| format!("checkpoint:{e}")));

@@ -343,32 +343,15 @@ pub fn read_case_checked(
         }
     };
     check_grids(id, &grids, &mut problems);
-    // Decode every modality straight into its slab of the case image, counting NaN/inf on the way.
     let Some((_, reference)) = grids.first() else {
         return (None, problems);
     };
-    let (nz, ny, nx) = reference.shape_zyx();
-    let consistent = raws.len() == 4 && raws.iter().all(|(_, r)| r.grid.dims == reference.dims);
-    let mut image = Array4::<f32>::zeros((if consistent { 4 } else { 0 }, nz, ny, nx));
-    if consistent {
-        let bad: Vec<usize> = image
-            .axis_iter_mut(Axis(0))
-            .into_par_iter()
-            .zip(raws.par_iter())
-            .map(|(mut slab, (_, raw))| {
-                slab.as_slice_mut().map(|s| raw.decode_into(s)).unwrap_or(0)
-            })
-            .collect();
-        for ((path, _), n) in raws.iter().zip(bad) {
-            if n > 0 {
-                problems.push(dataset_err(id, path, format!("{n} NaN/inf intensities")));
-            }
-        }
-    }
-    if !problems.is_empty() || !consistent {
+    let image = decode_image(id, &raws, reference, &mut problems);
+    if !problems.is_empty() {
         return (None, problems);
     }
-    let (Some(label), Some((_, grid))) = (label, grids.into_iter().next()) else {
+    let (Some(image), Some(label), Some((_, grid))) = (image, label, grids.into_iter().next())
+    else {
         return (None, problems);
     };
     (
@@ -381,6 +364,34 @@ pub fn read_case_checked(
         }),
         problems,
     )
+}
+
+/// Decodes the four modalities straight into their slabs of the case image (`None` unless there
+/// are four of `reference`'s size), adding a problem per file holding NaN/inf intensities.
+fn decode_image(
+    id: &str,
+    raws: &[(&PathBuf, RawNifti)],
+    reference: &Grid,
+    problems: &mut Vec<CoreError>,
+) -> Option<Array4<f32>> {
+    let consistent = raws.len() == 4 && raws.iter().all(|(_, r)| r.grid.dims == reference.dims);
+    if !consistent {
+        return None;
+    }
+    let (nz, ny, nx) = reference.shape_zyx();
+    let mut image = Array4::<f32>::zeros((4, nz, ny, nx));
+    let bad: Vec<usize> = image
+        .axis_iter_mut(Axis(0))
+        .into_par_iter()
+        .zip(raws.par_iter())
+        .map(|(mut slab, (_, raw))| slab.as_slice_mut().map(|s| raw.decode_into(s)).unwrap_or(0))
+        .collect();
+    for ((path, _), n) in raws.iter().zip(bad) {
+        if n > 0 {
+            problems.push(dataset_err(id, path, format!("{n} NaN/inf intensities")));
+        }
+    }
+    Some(image)
 }
 
 /// Loads one case from [`discover`] (a case folder, or a Decathlon image); the first problem found

@@ -10,7 +10,7 @@
 
 use std::path::{Path, PathBuf};
 
-use ndarray::{Array3, Array4, Axis, Zip};
+use ndarray::{Array3, Array4, ArrayViewMut3, Axis, Zip};
 use ndarray_ndimage::{gaussian_filter, BorderMode};
 use rand::{Rng, RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -294,9 +294,40 @@ pub fn generate_case(id: &str, size: [usize; 3], spacing: [f64; 3], seed: u64) -
     validate_size(size)?;
     let convention = LabelConvention::Brats2019;
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let mut anatomy = Anatomy::draw(&mut rng, size);
     let grid = Grid::axis_aligned(size, spacing);
     let (nz, ny, nx) = grid.shape_zyx();
+    let tissue = tissue_map(&mut rng, size, (nz, ny, nx));
+    let label = tissue.mapv(|t| t.label(convention));
+    // Drawn in this order after the anatomy: the phantom of a seed never changes.
+    let look = Appearance {
+        texture: SmoothField::new(&mut rng, 14),
+        tumour_texture: SmoothField::new(&mut rng, 10),
+        bias: (0..4).map(|_| SmoothField::new(&mut rng, 3)).collect(),
+        noise_seed: rng.next_u64(),
+    };
+    let mut image = Array4::<f32>::zeros((4, nz, ny, nx));
+    image
+        .axis_iter_mut(Axis(0))
+        .into_par_iter()
+        .enumerate()
+        .for_each(|(m, channel)| look.render(m, channel, &tissue));
+    Ok(Case {
+        id: id.to_string(),
+        image,
+        label,
+        grid,
+        convention,
+    })
+}
+
+/// The tissue of every voxel: an anatomy drawn from `rng`, its tumour grown until the grid
+/// resolves necrosis, enhancing tumour and oedema.
+fn tissue_map(
+    rng: &mut ChaCha8Rng,
+    size: [usize; 3],
+    (nz, ny, nx): (usize, usize, usize),
+) -> Array3<Tissue> {
+    let mut anatomy = Anatomy::draw(rng, size);
     let tissue_of = |a: &Anatomy| {
         let mut t = Array3::from_elem((nz, ny, nx), Tissue::Background);
         Zip::indexed(&mut t)
@@ -304,7 +335,6 @@ pub fn generate_case(id: &str, size: [usize; 3], spacing: [f64; 3], seed: u64) -
         t
     };
     let mut tissue = tissue_of(&anatomy);
-    // Every tumour label must be present; grow the tumour until the grid resolves all three.
     for _ in 0..8 {
         let present = |k: Tissue| tissue.iter().any(|&t| t == k);
         if present(Tissue::Necrosis) && present(Tissue::Enhancing) && present(Tissue::Oedema) {
@@ -313,69 +343,65 @@ pub fn generate_case(id: &str, size: [usize; 3], spacing: [f64; 3], seed: u64) -
         anatomy.tumour.radii = anatomy.tumour.radii.map(|r| r * 1.25);
         tissue = tissue_of(&anatomy);
     }
-    let label = tissue.mapv(|t| t.label(convention));
+    tissue
+}
 
-    let texture = SmoothField::new(&mut rng, 14);
-    let tumour_texture = SmoothField::new(&mut rng, 10);
-    let bias: Vec<SmoothField> = (0..4).map(|_| SmoothField::new(&mut rng, 3)).collect();
-    let noise_seed = rng.next_u64();
+/// What a phantom's intensities are made of besides its tissue: textures, a bias field per
+/// modality, and the seed of its noise.
+struct Appearance {
+    texture: SmoothField,
+    tumour_texture: SmoothField,
+    bias: Vec<SmoothField>,
+    noise_seed: u64,
+}
 
-    let mut image = Array4::<f32>::zeros((4, nz, ny, nx));
-    image
-        .axis_iter_mut(Axis(0))
-        .into_par_iter()
-        .enumerate()
-        .for_each(|(m, mut channel)| {
-            let mut clean = Array3::<f32>::zeros((nz, ny, nx));
-            Zip::indexed(&mut clean)
-                .and(&tissue)
-                .for_each(|(z, y, x), v, &t| {
-                    if t == Tissue::Background {
-                        return;
+impl Appearance {
+    /// Modality `m`'s intensities into `channel`: tissue intensity with texture, partial-volume
+    /// blur at tissue borders (σ = 0.7 voxel), then bias field and Rician noise.
+    fn render(&self, m: usize, mut channel: ArrayViewMut3<f32>, tissue: &Array3<Tissue>) {
+        let (nz, ny, nx) = tissue.dim();
+        let mut clean = Array3::<f32>::zeros((nz, ny, nx));
+        Zip::indexed(&mut clean)
+            .and(tissue)
+            .for_each(|(z, y, x), v, &t| {
+                if t == Tissue::Background {
+                    return;
+                }
+                let p = [norm(x, nx), norm(y, ny), norm(z, nz)];
+                let amp = if t.is_tumour() {
+                    0.14 * self.tumour_texture.at(p)
+                } else {
+                    0.05 * self.texture.at(p)
+                };
+                *v = t.intensity()[m] * (1.0 + amp);
+            });
+        let smooth = gaussian_filter(&clean, 0.7, 0, BorderMode::Reflect, 3);
+        let bias = &self.bias[m];
+        channel
+            .outer_iter_mut()
+            .into_par_iter()
+            .enumerate()
+            .for_each(|(z, mut plane)| {
+                let seed = derive_seed(self.noise_seed, (m * nz + z) as u64);
+                let mut noise = ChaCha8Rng::seed_from_u64(seed);
+                for ((y, x), v) in plane.indexed_iter_mut() {
+                    if tissue[[z, y, x]] == Tissue::Background {
+                        continue;
                     }
                     let p = [norm(x, nx), norm(y, ny), norm(z, nz)];
-                    let amp = if t.is_tumour() {
-                        0.14 * tumour_texture.at(p)
-                    } else {
-                        0.05 * texture.at(p)
-                    };
-                    *v = t.intensity()[m] * (1.0 + amp);
-                });
-            // Partial-volume blur at tissue borders (σ = 0.7 voxel), then bias field and noise.
-            let smooth = gaussian_filter(&clean, 0.7, 0, BorderMode::Reflect, 3);
-            let bias = &bias[m];
-            channel
-                .outer_iter_mut()
-                .into_par_iter()
-                .enumerate()
-                .for_each(|(z, mut plane)| {
-                    let mut noise =
-                        ChaCha8Rng::seed_from_u64(derive_seed(noise_seed, (m * nz + z) as u64));
-                    for ((y, x), v) in plane.indexed_iter_mut() {
-                        if tissue[[z, y, x]] == Tissue::Background {
-                            continue;
-                        }
-                        let p = [norm(x, nx), norm(y, ny), norm(z, nz)];
-                        let gain = (0.12 * bias.at(p)).exp();
-                        let s = smooth[[z, y, x]] * gain;
-                        let (n1, n2): (f32, f32) = (
-                            StandardNormal.sample(&mut noise),
-                            StandardNormal.sample(&mut noise),
-                        );
-                        // Rician magnitude: |s + n1 + i n2| with σ = 2.5 % of white matter.
-                        let sigma = 0.025;
-                        let mag = ((s + sigma * n1).powi(2) + (sigma * n2).powi(2)).sqrt();
-                        *v = (mag * 1000.0).max(1.0);
-                    }
-                });
-        });
-    Ok(Case {
-        id: id.to_string(),
-        image,
-        label,
-        grid,
-        convention,
-    })
+                    let gain = (0.12 * bias.at(p)).exp();
+                    let s = smooth[[z, y, x]] * gain;
+                    let (n1, n2): (f32, f32) = (
+                        StandardNormal.sample(&mut noise),
+                        StandardNormal.sample(&mut noise),
+                    );
+                    // Rician magnitude: |s + n1 + i n2| with σ = 2.5 % of white matter.
+                    let sigma = 0.025;
+                    let mag = ((s + sigma * n1).powi(2) + (sigma * n2).powi(2)).sqrt();
+                    *v = (mag * 1000.0).max(1.0);
+                }
+            });
+    }
 }
 
 /// Writes `spec.cases` cases under `out` in the official BraTS layout; returns the case folders.

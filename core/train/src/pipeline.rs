@@ -1,7 +1,7 @@
 //! The one entry point that runs an experiment file, as `dsma run` does: load (extends, overrides,
 //! grid) → shared-library plugins named by the file → plan → prepare the datasets → train every
-//! unfinished selected run → the paper's table (also written to `OUT/table.md`). Callers (the CLI,
-//! the Python package) parse their arguments into a [`RunRequest`] and print what comes back.
+//! unfinished selected run → the paper's table (also written to `OUT/table.md`). A caller (the CLI)
+//! parses its arguments into a [`RunRequest`] and prints what comes back.
 //! Without `out` and `cache`, a run goes to `runner::run_folder::default_out` and `default_cache`.
 
 use std::path::{Path, PathBuf};

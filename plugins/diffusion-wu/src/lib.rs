@@ -18,8 +18,9 @@ use dsma_data::{CoreError, Result};
 use dsma_kernels::KernelBackend;
 use dsma_plugin::registry::Plugin;
 use dsma_plugin::{ParamDoc, PluginParams};
-use dsma_train::diffusion::train::{load_ema, loss_value, sample_with, DenoiserState};
+use dsma_train::diffusion::train::{load_ema, sample_with, DenoiserState};
 use dsma_train::diffusion::DiffusionParams;
+use dsma_train::generative::fit_loop::loss_value;
 use dsma_train::generative::fit_loop::{
     fit_to_end, real_batch, require_positive, sample_in_batches, FitSteps,
 };

@@ -25,8 +25,9 @@ use dsma_kernels::KernelBackend;
 use dsma_plugin::registry::Plugin;
 use dsma_plugin::{ParamDoc, PluginParams};
 use dsma_train::checkpoint::module_state::require_grad;
-use dsma_train::diffusion::train::{load_ema, loss_value, sample_with, DenoiserState, EpsTerms};
+use dsma_train::diffusion::train::{load_ema, sample_with, DenoiserState, EpsTerms};
 use dsma_train::diffusion::{q_sample, DiffusionParams, Schedule, Variance};
+use dsma_train::generative::fit_loop::loss_value;
 use dsma_train::generative::fit_loop::{fit_to_end, real_batch, sample_in_batches, FitSteps};
 use dsma_train::generative::{
     AdamOn, FitCheckpoint, GenerativeMethod, GeneratorFit, ProtocolParams, RealVolumes,

@@ -6,7 +6,7 @@
 //! a 1×1×1 head. Widths are `base_width · 2^level`. Inputs must be divisible by `2^depth` along every
 //! axis.
 
-pub use dsma_train::layers::upsample2_trilinear;
+use dsma_train::layers::upsample2_trilinear;
 
 use burn::module::Module;
 use burn::nn::conv::{Conv3d, Conv3dConfig, ConvTranspose3d, ConvTranspose3dConfig};

@@ -14,10 +14,11 @@ use dsma_data::preprocess::preprocess;
 use dsma_kernels::KernelBackend;
 use dsma_plugin::backend::BackendKind;
 use dsma_train::checkpoint::module_state::materialize;
+use dsma_train::layers::upsample2_trilinear;
 use dsma_train::loss::weighted_dice_loss;
 use dsma_train::model::{BackendDispatch, BackendVisitor, ModelFactory, SegmentationModel};
 use dsma_train::runner::registration::model;
-use dsma_unet3d::{upsample2_trilinear, Norm, UNet3d, UNet3dFactory, UNet3dParams, Upsample};
+use dsma_unet3d::{Norm, UNet3d, UNet3dFactory, UNet3dParams, Upsample};
 use serde_json::json;
 
 fn backend() -> BackendKind {

@@ -88,26 +88,35 @@ pub fn time_ops<B: KernelBackend>(
             }),
         ),
     ];
-    let mut out = Vec::new();
-    for (op, f) in &ops {
-        let mut secs = [0.0f64; 2];
-        for s in &mut secs {
-            let t = std::time::Instant::now();
-            let y = f();
-            // Reading one value waits for the device, whatever the backend's sync semantics.
-            let _ = y.sum().into_scalar();
-            *s = t.elapsed().as_secs_f64();
-        }
-        let timing = OpTiming {
-            backend,
-            op,
-            first_s: secs[0],
-            second_s: secs[1],
-        };
-        on_op(&timing);
-        out.push(timing);
+    ops.iter()
+        .map(|(op, f)| {
+            let timing = time_twice(backend, op, f.as_ref());
+            on_op(&timing);
+            timing
+        })
+        .collect()
+}
+
+/// Runs `f` twice, waiting for the device after each call.
+fn time_twice<B: KernelBackend>(
+    backend: &'static str,
+    op: &'static str,
+    f: &dyn Fn() -> Tensor<Autodiff<B>, 5>,
+) -> OpTiming {
+    let mut secs = [0.0f64; 2];
+    for s in &mut secs {
+        let t = std::time::Instant::now();
+        let y = f();
+        // Reading one value waits for the device, whatever the backend's sync semantics.
+        let _ = y.sum().into_scalar();
+        *s = t.elapsed().as_secs_f64();
     }
-    out
+    OpTiming {
+        backend,
+        op,
+        first_s: secs[0],
+        second_s: secs[1],
+    }
 }
 
 /// Runs [`time_ops`] on every backend in `backends` that this build has.

@@ -11,9 +11,11 @@ use rand::RngExt;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use super::{q_sample, sample_loop, Denoiser, DiffusionParams, Schedule};
 use crate::checkpoint::module_state::{ema_update, require_grad};
-pub use crate::generative::fit_loop::loss_value;
+use crate::diffusion::process::{q_sample, sample_loop, DiffusionParams, ReverseOptions};
+use crate::diffusion::schedule::Schedule;
+use crate::diffusion::unet::Denoiser;
+
 use crate::generative::{FitCheckpoint, OptimOn};
 use crate::layers::normal_tensor;
 use dsma_data::error::{CoreError, Result};
@@ -190,7 +192,7 @@ pub fn sample_with<B: KernelBackend>(
         start,
         steps,
         &eps,
-        super::ReverseOptions {
+        ReverseOptions {
             variance: params.variance,
             clip: params.clip_x0,
         },

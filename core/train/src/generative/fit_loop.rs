@@ -1,17 +1,35 @@
 //! The step loop every generator fit shares: resume point, per-step RNG, progress, periodic and
 //! final checkpoints, and the crash point the resume tests use.
 
+use std::path::Path;
+
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
+use dsma_data::error::{CoreError, Result};
+use dsma_data::seed::derive_seed;
+use dsma_plugin::FitProgress;
 use ndarray::Array3;
-use rand::RngExt;
+use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::checkpoint::crash_point::{self, CrashPoint};
-use dsma_data::error::{CoreError, Result};
-use dsma_plugin::FitProgress;
+use crate::generative::fit_state::FitCheckpoint;
 
-use super::{step_rng, FitCheckpoint, GeneratorFit};
+/// What a generator's `fit` is given besides its data.
+pub struct GeneratorFit<'a> {
+    /// Checkpoint folder (resume from [`FitCheckpoint::latest`]; a finished fit leaves its final
+    /// checkpoint there, which [`crate::generative::GenerativeMethod::sample`] reads).
+    pub dir: &'a Path,
+    /// Seed of the fit; step `k` draws from [`step_rng`]`(seed, k)`.
+    pub seed: u64,
+    /// Progress callback.
+    pub progress: &'a mut dyn FnMut(FitProgress),
+}
+
+/// The RNG of fit step `step` (so a resumed fit draws what an uninterrupted one would).
+pub fn step_rng(seed: u64, step: usize) -> ChaCha8Rng {
+    ChaCha8Rng::seed_from_u64(derive_seed(seed, step as u64))
+}
 
 /// A fit in progress: one training step at a time, and a checkpoint on request.
 pub trait FitSteps {

@@ -18,7 +18,6 @@ use std::path::{Path, PathBuf};
 
 use ndarray::Array3;
 use rand::RngExt;
-use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
@@ -26,31 +25,15 @@ use crate::model::{BackendDispatch, BackendVisitor};
 use dsma_data::atomic_file::write_atomic;
 use dsma_data::error::{CoreError, Result};
 use dsma_data::preprocess::brain_mask;
-use dsma_data::seed::derive_seed;
 use dsma_data::volume::{Grid, Modality};
 use dsma_kernels::KernelBackend;
 use dsma_plugin::backend::BackendKind;
 use dsma_plugin::registry::Plugin;
-use dsma_plugin::{FitContext, FitProgress, SampledImage, TrainableSynthesizer, TrainingCases};
+use dsma_plugin::{FitContext, SampledImage, TrainableSynthesizer, TrainingCases};
 
+pub use fit_loop::{step_rng, GeneratorFit};
 pub use fit_state::{AdamOn, FitCheckpoint, OptimOn};
 pub use protocol::{IntensityMap, NoiseLayout, ProtocolParams};
-
-/// What a generator's `fit` is given besides its data.
-pub struct GeneratorFit<'a> {
-    /// Checkpoint folder (resume from [`FitCheckpoint::latest`]; a finished fit leaves its final
-    /// checkpoint there, which [`GenerativeMethod::sample`] reads).
-    pub dir: &'a Path,
-    /// Seed of the fit; step `k` draws from [`step_rng`]`(seed, k)`.
-    pub seed: u64,
-    /// Progress callback.
-    pub progress: &'a mut dyn FnMut(FitProgress),
-}
-
-/// The RNG of fit step `step` (so a resumed fit draws what an uninterrupted one would).
-pub fn step_rng(seed: u64, step: usize) -> ChaCha8Rng {
-    ChaCha8Rng::seed_from_u64(derive_seed(seed, step as u64))
-}
 
 /// A generative comparator: single-channel volumes in [-1, 1], generic over the burn backend.
 pub trait GenerativeMethod: Plugin + Send + Sync + 'static {

@@ -96,7 +96,7 @@ pub fn fit_generator(
             // Stage-2 epoch k draws its images (and the noise of their four copies) from
             // ChaCha8(case_seed(run seed, k, usize::MAX)); only k = 0 when the set is drawn once.
             "sample_seeds": (0..job.experiment.train.stage2.epochs)
-                .map(|k| crate::runner::synthesis::case_seed(job.run.seed, k, usize::MAX))
+                .map(|k| crate::runner::synthesis::queue::case_seed(job.run.seed, k, usize::MAX))
                 .collect::<Vec<u64>>(),
         }),
     )?;

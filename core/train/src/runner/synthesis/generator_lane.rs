@@ -8,7 +8,7 @@
 //! `train.synthesis.ahead_runs` drawn sets that the trainer has not taken yet (the bound on the
 //! disk they use); fits are not bounded (they live in the shared cache anyway). What the trainer
 //! receives is what its own queue would have drawn: the same generator fit, the same seed
-//! ([`crate::runner::synthesis::case_seed`]`(run seed, 0, usize::MAX)`), the same worker pool
+//! ([`crate::runner::synthesis::queue::case_seed`]`(run seed, 0, usize::MAX)`), the same worker pool
 //! size. Generators draw every random number from their own ChaCha streams, never from the
 //! backend's global RNG, so the lane cannot disturb the trainer's seeded initialisation.
 //!
@@ -28,7 +28,7 @@ use crate::runner::progress::RunObserver;
 use crate::runner::records::EpochRecord;
 use crate::runner::stage_lock::StageLock;
 use crate::runner::synthesis::generator_fit::{fit_generator, FitJob, TrainSplit};
-use crate::runner::synthesis::{sample_epoch, worker_pool, SpilledImage};
+use crate::runner::synthesis::queue::{sample_epoch, worker_pool, SpilledImage};
 use dsma_data::error::{CoreError, Result};
 use dsma_plugin::{AnySynthesizer, PluginKind, Registry, TrainableSynthesizer};
 

@@ -18,7 +18,9 @@ use crate::runner::evaluate::labels_from_probabilities;
 use crate::runner::progress::RunObserver;
 use crate::runner::run_job::RunJob;
 use crate::runner::synthesis::generator_fit::{fit_generator, TrainSplit};
-use crate::runner::synthesis::{sample_epoch, synthesize_epoch, SpilledImage, SynthesisQueue};
+use crate::runner::synthesis::queue::{
+    sample_epoch, synthesize_epoch, SpilledImage, SynthesisQueue,
+};
 
 /// Where a row's stage-2 synthetic cases come from.
 pub(crate) enum Source {
