@@ -8,6 +8,7 @@ mod figure;
 mod inspect;
 mod phantom;
 mod plugins;
+mod predict;
 mod run;
 mod synth;
 mod weights;
@@ -42,6 +43,9 @@ enum Command {
     Weights(weights::Args),
     /// Dice and HD95 per region (WT, TC, ET, AVE) of a prediction, or of a folder of predictions.
     Eval(eval::Args),
+    /// Segment cases without labels with a trained run or an ensemble of runs (BraTS portal
+    /// submissions, a Decathlon task's imagesTs, one case).
+    Predict(predict::Args),
     /// Train every row of an experiment (two stages), evaluate, and print the table.
     Run(run::RunArgs),
     /// Print the resolved experiment and its runs; check every plugin and parameter.
@@ -83,6 +87,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Synth(a) => synth::run(a, &registry),
         Command::Weights(a) => weights::run(a),
         Command::Eval(a) => eval::run(a),
+        Command::Predict(a) => predict::run(a),
         Command::Inspect(a) => inspect::run(a),
         Command::Phantom(a) => phantom::run(a),
         Command::Doctor(a) => doctor::run(a),

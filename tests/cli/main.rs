@@ -12,6 +12,7 @@ mod gpu_check;
 mod metrics_cli;
 mod phantom;
 mod plugins;
+mod predict_cli;
 mod run_cli;
 mod slurm_array;
 mod storage_failures;

@@ -18,7 +18,7 @@ use crate::nifti_io::{read_labels, RawNifti};
 use crate::volume::{Case, Grid, Modality};
 
 /// Tolerance (mm) when comparing the affines of a case's five files.
-const AFFINE_TOLERANCE_MM: f64 = 1e-3;
+pub(crate) const AFFINE_TOLERANCE_MM: f64 = 1e-3;
 
 /// How to read a dataset folder.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -192,7 +192,7 @@ fn brats2023_suffix(suffix: &str) -> &str {
     }
 }
 
-fn find_file(dir: &Path, id: &str, suffix: &str) -> Result<PathBuf> {
+pub(crate) fn find_file(dir: &Path, id: &str, suffix: &str) -> Result<PathBuf> {
     let names = [
         format!("{id}_{suffix}"),
         format!("{id}-{}", brats2023_suffix(suffix)),
@@ -257,7 +257,7 @@ pub fn case_files(dir: &Path) -> std::result::Result<CaseFiles, Vec<CoreError>> 
     })
 }
 
-fn dataset_err(id: &str, file: &Path, problem: impl Into<String>) -> CoreError {
+pub(crate) fn dataset_err(id: &str, file: &Path, problem: impl Into<String>) -> CoreError {
     CoreError::Dataset {
         case: id.to_string(),
         file: file.to_path_buf(),
@@ -266,7 +266,7 @@ fn dataset_err(id: &str, file: &Path, problem: impl Into<String>) -> CoreError {
 }
 
 /// Every volume of a case must have the first one's shape and affine.
-fn check_grids(id: &str, grids: &[(&Path, Grid)], problems: &mut Vec<CoreError>) {
+pub(crate) fn check_grids(id: &str, grids: &[(&Path, Grid)], problems: &mut Vec<CoreError>) {
     if let Some((ref_path, reference)) = grids.first().cloned() {
         for (path, g) in &grids[1..] {
             if g.dims != reference.dims {
@@ -368,7 +368,7 @@ pub fn read_case_checked(
 
 /// Decodes the four modalities straight into their slabs of the case image (`None` unless there
 /// are four of `reference`'s size), adding a problem per file holding NaN/inf intensities.
-fn decode_image(
+pub(crate) fn decode_image(
     id: &str,
     raws: &[(&PathBuf, RawNifti)],
     reference: &Grid,

@@ -9,6 +9,7 @@ pub mod atomic_file;
 pub mod brats;
 pub mod case_store;
 pub mod error;
+pub mod images;
 pub mod json_nan;
 pub mod labels;
 pub mod metrics;

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use crate::error::{CoreError, Result};
 use crate::labels::LabelConvention;
 use crate::nifti_io::{read_labels, read_volumes};
-use crate::volume::{Case, Modality};
+use crate::volume::{Case, Grid, Modality};
 
 /// The file that marks a Decathlon task folder.
 pub const DATASET_JSON: &str = "dataset.json";
@@ -21,6 +21,9 @@ pub const DATASET_JSON: &str = "dataset.json";
 struct DatasetJson {
     modality: std::collections::BTreeMap<String, String>,
     training: Vec<Pair>,
+    /// Unlabelled images (`./imagesTs/BRATS_485.nii.gz`); absent in some copies.
+    #[serde(default)]
+    test: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -49,6 +52,8 @@ pub struct MsdDataset {
     pub cases: Vec<MsdCase>,
     /// For each of [`Modality::ALL`], the image channel that holds it.
     pub channels: [usize; 4],
+    /// Unlabelled test images in `dataset.json` order (`imagesTs`).
+    pub test: Vec<PathBuf>,
 }
 
 /// Whether `root` is a Decathlon task folder (it holds `dataset.json`).
@@ -115,10 +120,16 @@ pub fn read_dataset(root: &Path) -> Result<MsdDataset> {
             }
         })
         .collect();
+    let test = json
+        .test
+        .iter()
+        .map(|p| root.join(p.trim_start_matches("./")))
+        .collect();
     Ok(MsdDataset {
         root: root.to_path_buf(),
         cases,
         channels,
+        test,
     })
 }
 
@@ -126,6 +137,27 @@ impl MsdDataset {
     /// The case whose image is `image`, if `dataset.json` lists it.
     pub fn case(&self, image: &Path) -> Option<&MsdCase> {
         self.cases.iter().find(|c| c.image == image)
+    }
+
+    /// Reads a 4-D image with its channels in [`Modality::ALL`] order, and its grid.
+    pub fn load_image(&self, path: &Path, id: &str) -> Result<(Array4<f32>, Grid)> {
+        let vols = read_volumes(path)?;
+        let count = vols.data.len_of(Axis(0));
+        if let Some(&c) = self.channels.iter().find(|&&c| c >= count) {
+            return Err(CoreError::Dataset {
+                case: id.to_string(),
+                file: path.to_path_buf(),
+                problem: format!("{count} volumes, but dataset.json names channel {c}; expected 4 (FLAIR, T1w, t1gd, T2w)"),
+            });
+        }
+        let (_, z, y, x) = vols.data.dim();
+        let mut image = Array4::<f32>::zeros((4, z, y, x));
+        for (ours, &theirs) in self.channels.iter().enumerate() {
+            image
+                .index_axis_mut(Axis(0), ours)
+                .assign(&vols.data.index_axis(Axis(0), theirs));
+        }
+        Ok((image, vols.grid))
     }
 
     /// Loads one case: the 4-D image with its channels in our order, the labels checked against
@@ -136,28 +168,14 @@ impl MsdDataset {
             file: file.to_path_buf(),
             problem,
         };
-        let vols = read_volumes(&case.image)?;
-        let count = vols.data.len_of(Axis(0));
-        if let Some(&c) = self.channels.iter().find(|&&c| c >= count) {
-            return Err(bad(
-                &case.image,
-                format!("{count} volumes, but dataset.json names channel {c}; expected 4 (FLAIR, T1w, t1gd, T2w)"),
-            ));
-        }
-        let (_, z, y, x) = vols.data.dim();
-        let mut image = Array4::<f32>::zeros((4, z, y, x));
-        for (ours, &theirs) in self.channels.iter().enumerate() {
-            image
-                .index_axis_mut(Axis(0), ours)
-                .assign(&vols.data.index_axis(Axis(0), theirs));
-        }
+        let (image, image_grid) = self.load_image(&case.image, &case.id)?;
         let (grid, label) = read_labels(&case.label)?;
-        if grid.dims != vols.grid.dims {
+        if grid.dims != image_grid.dims {
             return Err(bad(
                 &case.label,
                 format!(
                     "shape {:?} differs from the image's {:?}",
-                    grid.dims, vols.grid.dims
+                    grid.dims, image_grid.dims
                 ),
             ));
         }
@@ -168,7 +186,7 @@ impl MsdDataset {
             id: case.id.clone(),
             image,
             label,
-            grid: vols.grid,
+            grid: image_grid,
             convention,
         })
     }

@@ -5,7 +5,7 @@
 use burn::tensor::activation::sigmoid;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
-use ndarray::{s, Array3, Array4, ArrayView4};
+use ndarray::{s, Array3, Array4, ArrayView4, Axis};
 use serde::{Deserialize, Serialize};
 
 use crate::model::SegmentationModel;
@@ -78,16 +78,69 @@ pub fn sliding_window<B: Backend, M: SegmentationModel<B>>(
     cfg: &SlidingWindow,
     device: &B::Device,
 ) -> Result<Array4<f32>> {
+    sliding_window_mirrored::<B, M>(model, image, cfg, false, device)
+}
+
+/// [`sliding_window`], and with `mirror` nnU-Net's test-time mirroring: each window's sigmoid
+/// output is the mean over the 8 flips of its axes (flip the window, predict, flip back).
+pub fn sliding_window_mirrored<B: Backend, M: SegmentationModel<B>>(
+    model: &M,
+    image: ArrayView4<f32>,
+    cfg: &SlidingWindow,
+    mirror: bool,
+    device: &B::Device,
+) -> Result<Array4<f32>> {
+    let patch = checked_patch::<B, M>(model, cfg)?;
+    let (c, nz, ny, nx) = image.dim();
+    // Zero-pad up to at least one window.
+    let dims = [nz.max(patch[0]), ny.max(patch[1]), nx.max(patch[2])];
+    let mut padded = Array4::<f32>::zeros((c, dims[0], dims[1], dims[2]));
+    padded.slice_mut(s![.., ..nz, ..ny, ..nx]).assign(&image);
+    let weight = importance(patch, cfg.blend);
+    let mut sum: Option<Array4<f32>> = None;
+    let mut norm = Array3::<f32>::zeros((dims[0], dims[1], dims[2]));
+    for &z in &starts(dims[0], patch[0], cfg.overlap) {
+        for &y in &starts(dims[1], patch[1], cfg.overlap) {
+            for &x in &starts(dims[2], patch[2], cfg.overlap) {
+                let at = s![.., z..z + patch[0], y..y + patch[1], x..x + patch[2]];
+                let out = if mirror {
+                    mirrored_probabilities::<B, M>(model, padded.slice(at), device)?
+                } else {
+                    window_probabilities::<B, M>(model, padded.slice(at), device)?
+                };
+                let acc = sum
+                    .get_or_insert_with(|| Array4::zeros((out.dim().0, dims[0], dims[1], dims[2])));
+                for (mut ch, o) in acc.slice_mut(at).outer_iter_mut().zip(out.outer_iter()) {
+                    ndarray::Zip::from(&mut ch)
+                        .and(&o)
+                        .and(&weight)
+                        .for_each(|a, &p, &w| *a += p * w);
+                }
+                norm.slice_mut(s![z..z + patch[0], y..y + patch[1], x..x + patch[2]])
+                    .zip_mut_with(&weight, |n, &w| *n += w);
+            }
+        }
+    }
+    let mut sum = sum.ok_or_else(|| CoreError::invalid("image", "empty volume"))?;
+    for mut ch in sum.outer_iter_mut() {
+        ch.zip_mut_with(&norm, |v, &n| *v /= n);
+    }
+    Ok(sum.slice(s![.., ..nz, ..ny, ..nx]).to_owned())
+}
+
+/// The window size (z, y, x) after checking it against the overlap and the model.
+fn checked_patch<B: Backend, M: SegmentationModel<B>>(
+    model: &M,
+    cfg: &SlidingWindow,
+) -> Result<[usize; 3]> {
     if !(0.0..1.0).contains(&cfg.overlap) {
         return Err(CoreError::invalid(
             "eval.overlap",
             format!("{}; expected a value in [0, 1)", cfg.overlap),
         ));
     }
-    let (c, nz, ny, nx) = image.dim();
-    let patch = [cfg.patch[2], cfg.patch[1], cfg.patch[0]];
     let divisor = model.size_divisor().max(1);
-    if patch.iter().any(|&p| p == 0 || p % divisor != 0) {
+    if cfg.patch.iter().any(|&p| p == 0 || p % divisor != 0) {
         return Err(CoreError::invalid(
             "eval.patch",
             format!(
@@ -107,51 +160,53 @@ pub fn sliding_window<B: Backend, M: SegmentationModel<B>>(
             ));
         }
     }
-    // Zero-pad up to at least one window.
-    let dims = [nz.max(patch[0]), ny.max(patch[1]), nx.max(patch[2])];
-    let mut padded = Array4::<f32>::zeros((c, dims[0], dims[1], dims[2]));
-    padded.slice_mut(s![.., ..nz, ..ny, ..nx]).assign(&image);
-    let weight = importance(patch, cfg.blend);
-    let mut sum: Option<Array4<f32>> = None;
-    let mut norm = Array3::<f32>::zeros((dims[0], dims[1], dims[2]));
-    for &z in &starts(dims[0], patch[0], cfg.overlap) {
-        for &y in &starts(dims[1], patch[1], cfg.overlap) {
-            for &x in &starts(dims[2], patch[2], cfg.overlap) {
-                let window =
-                    padded.slice(s![.., z..z + patch[0], y..y + patch[1], x..x + patch[2]]);
-                let data: Vec<f32> = window.iter().copied().collect();
-                let input = Tensor::<B, 5>::from_data(
-                    TensorData::new(data, [1, c, patch[0], patch[1], patch[2]]),
-                    device,
-                );
-                let probs = sigmoid(model.forward(input));
-                let [_, oc, ..] = probs.dims();
-                let out: Vec<f32> = probs
-                    .into_data()
-                    .convert::<f32>()
-                    .to_vec::<f32>()
-                    .map_err(|e| CoreError::invalid("model output", format!("{e:?}")))?;
-                let out = Array4::from_shape_vec((oc, patch[0], patch[1], patch[2]), out)
-                    .map_err(|e| CoreError::runtime("model output", e))?;
-                let acc = sum.get_or_insert_with(|| Array4::zeros((oc, dims[0], dims[1], dims[2])));
-                let mut region =
-                    acc.slice_mut(s![.., z..z + patch[0], y..y + patch[1], x..x + patch[2]]);
-                for (mut ch, o) in region.outer_iter_mut().zip(out.outer_iter()) {
-                    ndarray::Zip::from(&mut ch)
-                        .and(&o)
-                        .and(&weight)
-                        .for_each(|a, &p, &w| *a += p * w);
-                }
-                norm.slice_mut(s![z..z + patch[0], y..y + patch[1], x..x + patch[2]])
-                    .zip_mut_with(&weight, |n, &w| *n += w);
-            }
+    Ok([cfg.patch[2], cfg.patch[1], cfg.patch[0]])
+}
+
+/// Sigmoid output `[regions, z, y, x]` of the model on one window `[channels, z, y, x]`.
+fn window_probabilities<B: Backend, M: SegmentationModel<B>>(
+    model: &M,
+    window: ArrayView4<f32>,
+    device: &B::Device,
+) -> Result<Array4<f32>> {
+    let (c, pz, py, px) = window.dim();
+    let data: Vec<f32> = window.iter().copied().collect();
+    let input = Tensor::<B, 5>::from_data(TensorData::new(data, [1, c, pz, py, px]), device);
+    let probs = sigmoid(model.forward(input));
+    let [_, oc, ..] = probs.dims();
+    let out: Vec<f32> = probs
+        .into_data()
+        .convert::<f32>()
+        .to_vec::<f32>()
+        .map_err(|e| CoreError::invalid("model output", format!("{e:?}")))?;
+    Array4::from_shape_vec((oc, pz, py, px), out).map_err(|e| CoreError::runtime("model output", e))
+}
+
+/// `a` with the spatial axes whose bit is set in `axes` (1: z, 2: y, 4: x) reversed.
+fn flip_axes(a: ArrayView4<f32>, axes: usize) -> ArrayView4<f32> {
+    let mut v = a;
+    for (bit, axis) in [(1, 1), (2, 2), (4, 3)] {
+        if axes & bit != 0 {
+            v.invert_axis(Axis(axis));
         }
     }
-    let mut sum = sum.ok_or_else(|| CoreError::invalid("image", "empty volume"))?;
-    for mut ch in sum.outer_iter_mut() {
-        ch.zip_mut_with(&norm, |v, &n| *v /= n);
+    v
+}
+
+/// The mean of the window's sigmoid outputs over the 8 flips of its three axes.
+fn mirrored_probabilities<B: Backend, M: SegmentationModel<B>>(
+    model: &M,
+    window: ArrayView4<f32>,
+    device: &B::Device,
+) -> Result<Array4<f32>> {
+    let mut acc = window_probabilities::<B, M>(model, window, device)?;
+    for axes in 1..8 {
+        let flipped = flip_axes(window, axes).as_standard_layout().into_owned();
+        let out = window_probabilities::<B, M>(model, flipped.view(), device)?;
+        acc += &flip_axes(out.view(), axes);
     }
-    Ok(sum.slice(s![.., ..nz, ..ny, ..nx]).to_owned())
+    acc /= 8.0;
+    Ok(acc)
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@ pub mod layers;
 pub mod loss;
 pub mod model;
 pub mod pipeline;
+pub mod predict;
 pub mod runner;
 
 // What `register_model!` and `register_comparator!` expand to, reachable from any plugin crate.

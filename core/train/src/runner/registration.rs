@@ -28,6 +28,14 @@ pub type LabelFn = fn(
     dsma_data::labels::LabelConvention,
 ) -> Result<Vec<ndarray::Array3<u8>>>;
 
+/// Opens a run's model from a checkpoint folder for prediction (`dsma predict`): the experiment,
+/// the checkpoint folder, whether on the GPU.
+pub type OpenFn = fn(
+    &crate::experiment::config::Experiment,
+    &std::path::Path,
+    bool,
+) -> Result<crate::predict::model::OpenedModel>;
+
 /// A model's entry points on one backend type.
 pub struct BackendEntry {
     /// Probe.
@@ -36,6 +44,8 @@ pub struct BackendEntry {
     pub train: TrainFn,
     /// Teacher labelling.
     pub label: LabelFn,
+    /// Opening for prediction.
+    pub open: OpenFn,
 }
 
 impl BackendEntry {
@@ -45,6 +55,7 @@ impl BackendEntry {
             probe: probe::<F, B>,
             train: crate::runner::stages::train::<F, B>,
             label: crate::runner::evaluate::teacher_labels::<F, B>,
+            open: crate::predict::model::open_model::<F, B>,
         }
     }
 }
@@ -103,6 +114,11 @@ impl ModelRegistration {
     /// The training entry point for `backend`.
     pub fn trainer(&self, backend: BackendKind) -> Result<TrainFn> {
         Ok(self.entry(backend)?.train)
+    }
+
+    /// The function that opens a checkpoint for prediction on `backend`.
+    pub fn opener(&self, backend: BackendKind) -> Result<OpenFn> {
+        Ok(self.entry(backend)?.open)
     }
 
     /// The teacher-labelling function for `backend`.

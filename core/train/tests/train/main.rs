@@ -8,4 +8,5 @@ mod experiment_files;
 mod generative_protocol;
 mod model_registry;
 mod override_properties;
+mod predict;
 mod sliding_window;

@@ -6,7 +6,7 @@ use burn::nn::conv::{Conv3d, Conv3dConfig};
 use burn::tensor::activation::sigmoid;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
-use dsma_train::inference::{sliding_window, Blend, SlidingWindow};
+use dsma_train::inference::{sliding_window, sliding_window_mirrored, Blend, SlidingWindow};
 use dsma_train::model::SegmentationModel;
 use ndarray::Array4;
 
@@ -136,5 +136,82 @@ fn overlapping_windows_blend_by_the_gaussian_or_equally() {
                 );
             }
         }
+    }
+}
+
+/// Logit at x = channel 0 at x + 1 (0 past the window's end), in all three regions: not
+/// flip-equivariant, so mirroring changes its output.
+#[derive(Module, Debug)]
+struct ShiftLeft<B: Backend> {
+    unused: Conv3d<B>,
+}
+
+impl<B: Backend> SegmentationModel<B> for ShiftLeft<B> {
+    fn forward(&self, x: Tensor<B, 5>) -> Tensor<B, 5> {
+        let [n, _, d, h, w] = x.dims();
+        let shifted = x.slice([0..n, 0..1, 0..d, 0..h, 1..w]);
+        let zeros = Tensor::zeros([n, 1, d, h, 1], &shifted.device());
+        let one = Tensor::cat(vec![shifted, zeros], 4);
+        Tensor::cat(vec![one.clone(), one.clone(), one], 1)
+    }
+}
+
+/// Mirroring by hand for one window covering the volume: the 4 flips that keep x give
+/// σ(f(x + 1)); the 4 that reverse x predict on f(W − 1 − i), shift, and flip back, giving
+/// σ(f(x − 1)); each is σ(0) = 0.5 past the edge. The mean is their average.
+#[test]
+fn mirroring_averages_the_eight_flips_of_each_window() {
+    let dev = Default::default();
+    let model = ShiftLeft::<Flex> {
+        unused: Conv3dConfig::new([4, 3], [1, 1, 1]).init(&dev),
+    };
+    let w = 6;
+    let f = |x: usize| x as f64 / 2.0 - 1.0;
+    let image = Array4::from_shape_fn(
+        (4, 4, 2, w),
+        |(c, _, _, x)| if c == 0 { f(x) as f32 } else { 0.0 },
+    );
+    let cfg = SlidingWindow {
+        patch: [w, 2, 4],
+        overlap: 0.0,
+        blend: Blend::Constant,
+    };
+    let sig = |v: f64| 1.0 / (1.0 + (-v).exp());
+    let plain = sliding_window(&model, image.view(), &cfg, &dev).unwrap();
+    let mirrored = sliding_window_mirrored(&model, image.view(), &cfg, true, &dev).unwrap();
+    for x in 0..w {
+        let right = if x + 1 < w { sig(f(x + 1)) } else { 0.5 };
+        let left = if x > 0 { sig(f(x - 1)) } else { 0.5 };
+        for (r, z, y) in [(0, 0, 0), (1, 3, 1), (2, 2, 0)] {
+            let (p, m) = (plain[[r, z, y, x]] as f64, mirrored[[r, z, y, x]] as f64);
+            assert!((p - right).abs() < 1e-6, "plain x={x}: {p} vs {right}");
+            assert!(
+                (m - (right + left) / 2.0).abs() < 1e-6,
+                "mirrored x={x}: {m}"
+            );
+        }
+    }
+}
+
+/// A pointwise model commutes with every flip, so mirroring leaves its output unchanged on an
+/// image that is asymmetric along every axis (a wrong flip-back on any axis would show).
+#[test]
+fn mirroring_leaves_a_flip_equivariant_model_unchanged() {
+    let dev = Default::default();
+    let model = Pointwise::<Flex> {
+        conv: Conv3dConfig::new([4, 3], [1, 1, 1]).init(&dev),
+    };
+    let image = Array4::from_shape_fn((4, 5, 7, 6), |(c, a, b, d)| {
+        ((c * 7 + a * 3 + b * 5 + d) % 13) as f32 / 6.0 - 1.0
+    });
+    let cfg = SlidingWindow {
+        patch: [4, 4, 4],
+        overlap: 0.5,
+        blend: Blend::Gaussian,
+    };
+    let plain = sliding_window(&model, image.view(), &cfg, &dev).unwrap();
+    let mirrored = sliding_window_mirrored(&model, image.view(), &cfg, true, &dev).unwrap();
+    for (a, b) in plain.iter().zip(mirrored.iter()) {
+        assert!((a - b).abs() < 1e-5, "{a} vs {b}");
     }
 }
