@@ -1,4 +1,5 @@
-//! `dsma eval --pred P --label L [--json]` and `dsma eval --pred-dir D --label-dir D --out metrics.csv`.
+//! `dsma eval --pred P --label L [--json] [--metrics dice,hd95,nsd,lesion] [--reading panoptica]`
+//! and `dsma eval --pred-dir D --label-dir D --out metrics.csv`.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -7,7 +8,8 @@ use anyhow::Context;
 use dsma_data::atomic_file::write_atomic;
 use dsma_data::brats::{self, discover, DatasetOptions};
 use dsma_data::metrics::{
-    case_metrics, mean_over_cases, CaseMetrics, EmptyDice, EmptyHd, HdMode, MetricOptions,
+    case_metrics, mean_over_cases, CaseMetrics, EmptyDice, EmptyHd, HdMode, Metric, MetricOptions,
+    MetricSet, Reading,
 };
 use dsma_data::nifti_io::read_labels;
 use dsma_data::LabelConvention;
@@ -44,6 +46,21 @@ pub struct Args {
     /// HD95: pooled (medpy / BraTS toolkit) or max-directed (MONAI).
     #[arg(long, default_value = "pooled", value_parser = ["pooled", "max-directed"])]
     hd_mode: String,
+    /// Metrics: dice, hd95, nsd (normalised surface Dice), lesion (lesion-wise DSC / HD95 / NSD
+    /// with tp, fp, fn, as the BraTS 2023+ challenges rank).
+    #[arg(long, value_delimiter = ',', default_value = "dice,hd95", value_parser = parse_metric)]
+    metrics: Vec<Metric>,
+    /// NSD tolerance in mm (dsma reading).
+    #[arg(long, default_value_t = 1.0)]
+    nsd_tolerance: f64,
+    /// dsma (millimetres, the options above) or panoptica (the numbers of the official
+    /// `BraTS_evaluation` 0.0.10 package, its voxel-unit global distances included).
+    #[arg(long, default_value = "dsma", value_parser = ["dsma", "panoptica"])]
+    reading: String,
+}
+
+fn parse_metric(s: &str) -> Result<Metric, String> {
+    Metric::parse(s).ok_or_else(|| format!("`{s}`; expected dice, hd95, nsd or lesion"))
 }
 
 fn options(a: &Args) -> MetricOptions {
@@ -63,6 +80,13 @@ fn options(a: &Args) -> MetricOptions {
         } else {
             HdMode::Pooled
         },
+        compute: MetricSet::from(a.metrics.clone()),
+        nsd_tolerance: a.nsd_tolerance,
+        reading: if a.reading == "panoptica" {
+            Reading::Panoptica
+        } else {
+            Reading::Dsma
+        },
     }
 }
 
@@ -80,6 +104,15 @@ fn score(
             pred.display(),
             pg.dims,
             lg.dims,
+            label.display()
+        );
+    }
+    if !pg.same_space(&lg, AFFINE_TOLERANCE_MM) {
+        anyhow::bail!(
+            "{}: affine {:?} differs from the label's {:?} ({}) by more than {AFFINE_TOLERANCE_MM} mm",
+            pred.display(),
+            pg.affine,
+            lg.affine,
             label.display()
         );
     }
@@ -102,23 +135,91 @@ fn score(
     ))
 }
 
-fn json_of(m: &CaseMetrics) -> serde_json::Value {
-    let num = |v: f64| {
-        if v.is_finite() {
-            serde_json::json!(v)
-        } else {
-            serde_json::Value::Null
-        }
-    };
-    let r = |x: dsma_data::metrics::RegionMetrics| serde_json::json!({ "dice": num(x.dice), "hd95": num(x.hd95) });
-    serde_json::json!({ "WT": r(m.WT), "TC": r(m.TC), "ET": r(m.ET), "AVE": r(m.AVE) })
+/// Tolerance (mm) between the prediction's and the label's affines.
+const AFFINE_TOLERANCE_MM: f64 = 1e-3;
+
+/// Per region `dice`, `hd95`, and when asked `nsd` and `lesion {tp, fp, fn, sq_dsc, pq_dsc,
+/// sq_hd95, sq_nsd}`; NaN and ∞ are `null`.
+fn json_of(m: &CaseMetrics) -> anyhow::Result<serde_json::Value> {
+    Ok(serde_json::to_value(m)?)
 }
 
 fn print_table(m: &CaseMetrics) {
-    println!("region   Dice (%)   HD95 (mm)");
-    for (name, r) in [("WT", m.WT), ("TC", m.TC), ("ET", m.ET), ("AVE", m.AVE)] {
-        println!("{name:<6} {:>9.2}   {:>9.2}", r.dice * 100.0, r.hd95);
+    let (nsd, lesion) = (m.WT.nsd.is_some(), m.WT.lesion.is_some());
+    let mut head = String::from("region   Dice (%)   HD95 (mm)");
+    if nsd {
+        head.push_str("    NSD (%)");
     }
+    if lesion {
+        head.push_str("   lesions tp/fp/fn   LW-DSC (%)   LW-PQ (%)   LW-HD95   LW-NSD (%)");
+    }
+    println!("{head}");
+    for (name, r) in [("WT", m.WT), ("TC", m.TC), ("ET", m.ET), ("AVE", m.AVE)] {
+        let mut line = format!("{name:<6} {:>9.2}   {:>9.2}", r.dice * 100.0, r.hd95);
+        if let Some(v) = r.nsd {
+            line.push_str(&format!("   {:>8.2}", v * 100.0));
+        }
+        if let Some(l) = r.lesion {
+            let counts = format!("{}/{}/{}", l.tp, l.fp, l.fn_);
+            line.push_str(&format!(
+                "   {counts:>16}   {:>10.2}   {:>9.2}   {:>7.2}   {:>10.2}",
+                l.sq_dsc * 100.0,
+                l.pq_dsc * 100.0,
+                l.sq_hd95,
+                l.sq_nsd * 100.0
+            ));
+        }
+        println!("{line}");
+    }
+}
+
+/// The per-case CSV: Dice and HD95 per region and AVE, then NSD and the lesion-wise numbers of
+/// each region when they were computed.
+fn csv_of(rows: &[(String, CaseMetrics)]) -> String {
+    let f = |v: f64| {
+        if v.is_nan() {
+            "nan".into()
+        } else {
+            format!("{v:.6}")
+        }
+    };
+    let regions = |m: &CaseMetrics| [m.WT, m.TC, m.ET, m.AVE];
+    let names = ["WT", "TC", "ET", "AVE"];
+    let first = rows.first().map(|(_, m)| *m);
+    let (nsd, lesion) = first.map_or((false, false), |m| {
+        (m.WT.nsd.is_some(), m.WT.lesion.is_some())
+    });
+    let mut head = vec!["case".to_string()];
+    head.extend(names.iter().map(|r| format!("{r}_dice")));
+    head.extend(names.iter().map(|r| format!("{r}_hd95")));
+    if nsd {
+        head.extend(names.iter().map(|r| format!("{r}_nsd")));
+    }
+    let lesion_keys = ["tp", "fp", "fn", "sq_dsc", "pq_dsc", "sq_hd95", "sq_nsd"];
+    if lesion {
+        for r in &names[..3] {
+            head.extend(lesion_keys.iter().map(|k| format!("{r}_lesion_{k}")));
+        }
+    }
+    let mut out = head.join(",") + "\n";
+    for (id, m) in rows {
+        let mut cells = vec![id.clone()];
+        cells.extend(regions(m).iter().map(|r| f(r.dice)));
+        cells.extend(regions(m).iter().map(|r| f(r.hd95)));
+        if nsd {
+            cells.extend(regions(m).iter().map(|r| f(r.nsd.unwrap_or(f64::NAN))));
+        }
+        if lesion {
+            for r in &regions(m)[..3] {
+                if let Some(l) = r.lesion {
+                    cells.extend([l.tp.to_string(), l.fp.to_string(), l.fn_.to_string()]);
+                    cells.extend([l.sq_dsc, l.pq_dsc, l.sq_hd95, l.sq_nsd].map(f));
+                }
+            }
+        }
+        out.push_str(&(cells.join(",") + "\n"));
+    }
+    out
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -126,7 +227,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if let (Some(pred), Some(label)) = (&args.pred, &args.label) {
         let m = score(pred, label, args.labels, &opts)?;
         if args.json {
-            println!("{}", serde_json::to_string_pretty(&json_of(&m))?);
+            println!("{}", serde_json::to_string_pretty(&json_of(&m)?)?);
         } else {
             print_table(&m);
         }
@@ -144,34 +245,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("no prediction for case {id} in {} (looked for {id}.nii.gz, {id}_seg.nii.gz, {id}/{id}_seg.nii.gz)", pred_dir.display()))?;
         rows.push((id, score(&pred, &truth, args.labels, &opts)?));
     }
-    let mut csv =
-        String::from("case,WT_dice,TC_dice,ET_dice,AVE_dice,WT_hd95,TC_hd95,ET_hd95,AVE_hd95\n");
-    for (id, m) in &rows {
-        let f = |v: f64| {
-            if v.is_finite() {
-                format!("{v:.6}")
-            } else {
-                "nan".into()
-            }
-        };
-        csv.push_str(&format!(
-            "{id},{},{},{},{},{},{},{},{}\n",
-            f(m.WT.dice),
-            f(m.TC.dice),
-            f(m.ET.dice),
-            f(m.AVE.dice),
-            f(m.WT.hd95),
-            f(m.TC.hd95),
-            f(m.ET.hd95),
-            f(m.AVE.hd95)
-        ));
-    }
+    let csv = csv_of(&rows);
     if let Some(out) = &args.out {
         write_atomic(out, csv.as_bytes())?;
     }
     let summary = mean_over_cases(&rows.iter().map(|(_, m)| m).collect::<Vec<_>>());
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&json_of(&summary))?);
+        println!("{}", serde_json::to_string_pretty(&json_of(&summary)?)?);
     } else {
         println!("{} case(s), mean over cases:", rows.len());
         print_table(&summary);

@@ -10,7 +10,7 @@ use dsma_train::pipeline::{folder_table, run_experiment, validate_experiment, Ru
 use dsma_train::runner::progress::PrepareSummary;
 use dsma_train::runner::progress::RunObserver;
 use dsma_train::runner::records::EpochRecord;
-use dsma_train::runner::report::{render, TableFormat};
+use dsma_train::runner::report::{render, TableFormat, TableMetric};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
 #[derive(Debug, clap::Args)]
@@ -59,6 +59,10 @@ pub struct TableArgs {
     /// md, csv or latex.
     #[arg(long, default_value = "md", value_parser = ["md", "csv", "latex"])]
     format: String,
+    /// The metric in the cells: dice, hd95, nsd, lesion-dsc, lesion-pq, lesion-hd95 or
+    /// lesion-nsd (all but dice and hd95 need runs evaluated with `eval.metrics.compute`).
+    #[arg(long, default_value = "dice", value_parser = |s: &str| TableMetric::parse(s).ok_or_else(|| format!("`{s}`; expected dice, hd95, nsd, lesion-dsc, lesion-pq, lesion-hd95 or lesion-nsd")))]
+    metric: TableMetric,
 }
 
 fn parse_shard(s: &str) -> Result<(usize, usize), String> {
@@ -304,6 +308,10 @@ pub fn table(a: TableArgs) -> anyhow::Result<ExitCode> {
         "latex" => TableFormat::Latex,
         _ => TableFormat::Markdown,
     };
-    print!("{}", render(&folder_table(&a.runs)?, format));
+    let table = folder_table(&a.runs, a.metric)?;
+    if a.metric != TableMetric::Dice && format != TableFormat::Csv {
+        println!("{} on the test split\n", a.metric.caption());
+    }
+    print!("{}", render(&table, format));
     Ok(ExitCode::SUCCESS)
 }

@@ -148,3 +148,87 @@ fn weights_cli_json_and_plot() {
     assert_eq!(code, 1);
     assert!(err.contains("mas") && err.contains("gamma"), "{err}");
 }
+
+/// `dsma eval --metrics dice,hd95,nsd,lesion --reading panoptica --json` prints the package's
+/// numbers for a committed reference case (a split lesion), in the package's names; grids that
+/// differ and labels outside the convention are refused by name.
+#[test]
+fn eval_json_output_contract_with_nsd_and_lesions() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("core/data/tests/data/lesion_reference");
+    let expected: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("expected.json")).unwrap()).unwrap();
+    let (p, l) = (
+        dir.join("cases/split_pred.nii.gz"),
+        dir.join("cases/split_ref.nii.gz"),
+    );
+    let (code, out, err) = dsma(&[
+        "eval",
+        "--pred",
+        p.to_str().unwrap(),
+        "--label",
+        l.to_str().unwrap(),
+        "--labels",
+        "brats2023",
+        "--metrics",
+        "dice,hd95,nsd,lesion",
+        "--reading",
+        "panoptica",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let j: serde_json::Value = serde_json::from_str(&out).unwrap();
+    for (ours, theirs) in [("WT", "wt"), ("TC", "tc"), ("ET", "et")] {
+        let want = &expected["cases"]["split"]["regions"][theirs];
+        let got = &j[ours];
+        for (a, b) in [
+            ("dice", "global_bin_dsc"),
+            ("hd95", "global_bin_hd95"),
+            ("nsd", "global_bin_nsd"),
+        ] {
+            let (x, y) = (got[a].as_f64().unwrap(), want[b].as_f64().unwrap());
+            assert!((x - y).abs() < 1e-4, "{ours} {a}: {x} vs {y}");
+        }
+        for k in ["tp", "fp", "fn", "sq_dsc", "pq_dsc", "sq_hd95", "sq_nsd"] {
+            let (x, y) = (
+                got["lesion"][k].as_f64().unwrap(),
+                want[k].as_f64().unwrap(),
+            );
+            assert!((x - y).abs() < 1e-4, "{ours} lesion {k}: {x} vs {y}");
+        }
+    }
+    // A prediction on a shifted grid.
+    let tmp = tempfile::tempdir().unwrap();
+    let (grid, labels) = dsma_data::nifti_io::read_labels(&p).unwrap();
+    let mut moved = grid.clone();
+    moved.affine[0][3] += 2.0;
+    let shifted = tmp.path().join("shifted.nii.gz");
+    write_volume(&shifted, labels.view(), &moved).unwrap();
+    let (code, _, err) = dsma(&[
+        "eval",
+        "--pred",
+        shifted.to_str().unwrap(),
+        "--label",
+        l.to_str().unwrap(),
+        "--labels",
+        "brats2023",
+    ]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("shifted.nii.gz: affine") && err.contains("differs from the label's"),
+        "{err}"
+    );
+    // brats2023 maps read as brats2019 hold label 3, outside that convention.
+    let (code, _, err) = dsma(&[
+        "eval",
+        "--pred",
+        p.to_str().unwrap(),
+        "--label",
+        l.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("label 3 is outside the brats2019 convention"),
+        "{err}"
+    );
+}

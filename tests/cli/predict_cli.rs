@@ -213,3 +213,97 @@ fn bad_input_is_refused_by_name(tmp: &Path, run: &Path, phantom: &Path, id: &str
         out.display()
     );
 }
+
+/// An experiment asking for NSD and lesion-wise metrics and test-time mirroring: `results.json`
+/// holds them per case, `dsma predict --mirror` writes the run's own mirrored predictions, `dsma
+/// eval` scores those as the run did, and `dsma table --metric` shows them.
+#[test]
+fn eval_metrics_and_mirroring_in_an_experiment_match_predict_and_eval() {
+    let tmp = tempfile::tempdir().unwrap();
+    let exp = tiny_experiment(tmp.path(), 2, 1, "  - label: baseline\n");
+    let out = tmp.path().join("out");
+    let (code, _, err) = dsma(&[
+        "run",
+        exp.to_str().unwrap(),
+        "eval.metrics.compute=[dice, hd95, nsd, lesion]",
+        "eval.predict.mirror=true",
+        "--out",
+        out.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let run = out.join("runs/phantom/baseline/rep-0");
+    let cases = test_cases(&run);
+    for (id, m) in &cases {
+        for region in ["WT", "TC", "ET"] {
+            let l = &m[region]["lesion"];
+            assert!(m[region]["nsd"].is_number(), "{id} {region}: {m}");
+            let lesions = l["tp"].as_u64().unwrap() + l["fn"].as_u64().unwrap();
+            assert!(
+                lesions >= 1 || region == "ET",
+                "{id} {region}: the phantom has a tumour: {l}"
+            );
+        }
+    }
+    let ids: Vec<&str> = cases.iter().map(|(id, _)| id.as_str()).collect();
+    let phantom = tmp.path().join("phantom");
+    let val = tmp.path().join("validation");
+    copy_cases(&phantom, &ids, &val, false);
+    let preds = tmp.path().join("preds");
+    let (code, _, err) = predict(&[
+        "--run",
+        run.to_str().unwrap(),
+        "--input",
+        val.to_str().unwrap(),
+        "--out",
+        preds.to_str().unwrap(),
+        "--mirror",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    for id in &ids {
+        let ours = std::fs::read(preds.join(format!("{id}.nii.gz"))).unwrap();
+        let runs = std::fs::read(run.join(format!("predictions/{id}.nii.gz"))).unwrap();
+        assert!(
+            ours == runs,
+            "{id}: mirrored prediction differs from the run's own"
+        );
+    }
+    let truth = tmp.path().join("truth");
+    copy_cases(&phantom, &ids, &truth, true);
+    let (code, json, err) = dsma(&[
+        "eval",
+        "--pred",
+        preds.join(format!("{}.nii.gz", ids[0])).to_str().unwrap(),
+        "--label",
+        truth
+            .join(ids[0])
+            .join(format!("{}_seg.nii.gz", ids[0]))
+            .to_str()
+            .unwrap(),
+        "--metrics",
+        "dice,hd95,nsd,lesion",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let got: serde_json::Value = serde_json::from_str(&json).unwrap();
+    for region in ["WT", "TC", "ET"] {
+        assert_eq!(
+            got[region]["lesion"], cases[0].1[region]["lesion"],
+            "{region}"
+        );
+        let (a, b) = (
+            got[region]["nsd"].as_f64(),
+            cases[0].1[region]["nsd"].as_f64(),
+        );
+        assert!((a.unwrap() - b.unwrap()).abs() < 1e-9, "{region} nsd");
+    }
+    let (code, table, err) = dsma(&["table", out.to_str().unwrap(), "--metric", "lesion-dsc"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        table.contains("lesion-wise DSC (%)") && table.contains("| baseline |"),
+        "{table}"
+    );
+    let (code, _, err) = dsma(&["table", out.to_str().unwrap(), "--metric", "volume"]);
+    assert_eq!(code, 1, "an unknown metric is refused");
+    assert!(err.contains("expected dice, hd95, nsd"), "{err}");
+}

@@ -18,7 +18,7 @@ use crate::runner::plugin_check::check_all_plugins;
 use crate::runner::progress::RunObserver;
 use crate::runner::records::RunResults;
 use crate::runner::report::index::{collect_reference, collect_results};
-use crate::runner::report::{build, render, Table, TableFormat};
+use crate::runner::report::{build, build_metric, render, Table, TableFormat, TableMetric};
 use crate::runner::run_folder::{default_cache, default_out, is_finished};
 
 /// What to run: an experiment file and the options of `dsma run`.
@@ -163,9 +163,9 @@ pub fn validate_experiment(
     })
 }
 
-/// The table of the finished runs under the output folder `out` (`dsma table`).
-pub fn folder_table(out: &Path) -> Result<Table> {
+/// The table of `metric` of the finished runs under the output folder `out` (`dsma table`).
+pub fn folder_table(out: &Path, metric: TableMetric) -> Result<Table> {
     let (rows, datasets, results) = collect_results(out)?;
     let reference = collect_reference(out)?;
-    Ok(build(&rows, &datasets, &results).with_reference(reference.as_ref()))
+    Ok(build_metric(&rows, &datasets, &results, metric).with_reference(reference.as_ref()))
 }

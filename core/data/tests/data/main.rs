@@ -3,6 +3,7 @@
 
 mod brats_dataset;
 mod fixtures;
+mod lesion_reference;
 mod msd_dataset;
 mod nifti_io;
 mod properties;

@@ -322,6 +322,23 @@ pub struct EvalConfig {
     pub report: Report,
     /// Write test-set predictions as NIfTI label maps.
     pub save_predictions: bool,
+    /// Test-time settings of the test-split predictions (left out of the run hash at defaults).
+    #[serde(skip_serializing_if = "PredictConfig::is_default")]
+    pub predict: PredictConfig,
+}
+
+/// Test-time settings of `eval`'s predictions, as `dsma predict` offers them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PredictConfig {
+    /// nnU-Net's test-time mirroring: every window averaged over its 8 axis flips.
+    pub mirror: bool,
+}
+
+impl PredictConfig {
+    fn is_default(&self) -> bool {
+        *self == PredictConfig::default()
+    }
 }
 
 impl Default for EvalConfig {
@@ -337,6 +354,7 @@ impl Default for EvalConfig {
             every: 0,
             report: Report::Last,
             save_predictions: true,
+            predict: PredictConfig::default(),
         }
     }
 }

@@ -8,7 +8,7 @@ use ndarray::{Array3, Array4, Axis};
 
 use crate::checkpoint::crash_point::{self, CrashPoint};
 use crate::experiment::config::EvalConfig;
-use crate::inference::sliding_window;
+use crate::inference::{sliding_window, sliding_window_mirrored};
 use crate::model::{ModelFactory, SegmentationModel};
 use crate::runner::records::CaseResult;
 use dsma_data::case_store::StoredCase;
@@ -56,7 +56,16 @@ pub fn evaluate<B: Backend, M: SegmentationModel<B>>(
 ) -> Result<Vec<CaseResult>> {
     let mut out = Vec::with_capacity(test.len());
     for (i, c) in test.iter().enumerate() {
-        let pred = c.uncrop(&predict::<B, M>(model, &c.load()?, cfg, device)?);
+        let case = c.load()?;
+        let probs = sliding_window_mirrored::<B, M>(
+            model,
+            case.image.view(),
+            &cfg.window,
+            cfg.predict.mirror,
+            device,
+        )?;
+        let labels = labels_from_probabilities(&probs, cfg.threshold, case.convention);
+        let pred = c.uncrop(&labels);
         let meta = c.meta();
         let metrics = case_metrics(
             pred.view(),

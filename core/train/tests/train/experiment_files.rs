@@ -9,7 +9,7 @@ use dsma_train::experiment::load;
 use dsma_train::runner::execute::{selected_runs, Selection};
 use dsma_train::runner::plan::{plan_all, row_labels};
 use dsma_train::runner::records::{CaseResult, RunResults};
-use dsma_train::runner::report::{build, render, TableFormat};
+use dsma_train::runner::report::{build, build_metric, render, TableFormat, TableMetric};
 
 const BASE: &str = "name: base
 seed: 1
@@ -171,7 +171,7 @@ grid:
 }
 
 fn metrics(wt: f64, tc: f64, et: f64) -> CaseMetrics {
-    let m = |d| RegionMetrics { dice: d, hd95: 1.0 };
+    let m = |d| RegionMetrics::new(d, 1.0);
     CaseMetrics {
         WT: m(wt),
         TC: m(tc),
@@ -233,6 +233,69 @@ fn tables_render_mean_std_and_wilcoxon_marks_in_three_formats() {
         tex.contains("\\multicolumn{4}{c}{BraTS2019}") && tex.contains("$\\pm$"),
         "{tex}"
     );
+}
+
+/// `--metric` tables: HD95 in mm as evaluated, lesion-wise DSC (%) from the per-region lesion
+/// numbers with AVE their mean, and NaN for runs evaluated without the metric.
+#[test]
+fn tables_of_other_metrics_use_the_region_values_of_that_metric() {
+    use dsma_data::lesion::LesionMetrics;
+    let rows = vec!["baseline".to_string()];
+    let datasets = vec!["A".to_string()];
+    let mut r = result("baseline", "A", 0, 0.0);
+    let lesion = |sq: f64| LesionMetrics {
+        tp: 1,
+        fp: 0,
+        fn_: 1,
+        sq_dsc: sq,
+        pq_dsc: sq * 2.0 / 3.0,
+        sq_hd95: 2.0,
+        sq_nsd: 0.9,
+    };
+    for (region, sq) in [
+        (&mut r.mean.WT, 0.9),
+        (&mut r.mean.TC, 0.6),
+        (&mut r.mean.ET, 0.3),
+    ] {
+        region.lesion = Some(lesion(sq));
+        region.hd95 = sq * 10.0;
+    }
+    let hd = build_metric(
+        &rows,
+        &datasets,
+        std::slice::from_ref(&r),
+        TableMetric::Hd95,
+    );
+    let cells = hd.cells[0][0].unwrap();
+    assert_eq!(
+        [cells[0].mean, cells[1].mean, cells[2].mean],
+        [9.0, 6.0, 3.0]
+    );
+    let lw = build_metric(
+        &rows,
+        &datasets,
+        std::slice::from_ref(&r),
+        TableMetric::LesionDsc,
+    );
+    let cells = lw.cells[0][0].unwrap();
+    assert!((cells[0].mean - 90.0).abs() < 1e-9 && (cells[3].mean - 60.0).abs() < 1e-9);
+    let pq = build_metric(
+        &rows,
+        &datasets,
+        std::slice::from_ref(&r),
+        TableMetric::LesionPq,
+    );
+    assert!(
+        (pq.cells[0][0].unwrap()[0].mean - 60.0).abs() < 1e-9,
+        "90 % · rq 2/3"
+    );
+    let nsd = build_metric(&rows, &datasets, &[r], TableMetric::Nsd);
+    assert!(
+        nsd.cells[0][0].unwrap()[0].mean.is_nan(),
+        "evaluated without NSD"
+    );
+    let md = render(&lw, TableFormat::Markdown);
+    assert!(md.contains("| baseline | 90.00 |"), "{md}");
 }
 
 /// A weighter whose weights are all 1 whatever the scores (`unit`), or not, for the run-hash test.

@@ -5,6 +5,7 @@
 pub mod curves;
 pub mod index;
 pub mod logs;
+pub mod metric;
 pub mod record;
 pub mod wilcoxon;
 
@@ -15,6 +16,7 @@ use serde::Serialize;
 
 use crate::experiment::config::Reference;
 use crate::runner::records::RunResults;
+pub use metric::TableMetric;
 use wilcoxon::wilcoxon_signed_rank;
 
 /// Output format of a table.
@@ -31,7 +33,7 @@ pub enum TableFormat {
 /// One cell: mean and standard deviation over repeats (percent).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Cell {
-    /// Mean DSC (%).
+    /// Mean of the table's metric (DSC in %).
     pub mean: f64,
     /// Sample standard deviation over repeats (%), 0 with one repeat.
     pub std: f64,
@@ -48,10 +50,13 @@ pub struct Table {
     pub datasets: Vec<String>,
     /// `cells[row][dataset]` = WT, TC, ET, AVE (None when the run is missing).
     pub cells: Vec<Vec<Option<[Cell; 4]>>>,
-    /// Two-sided p-value of the paired Wilcoxon test against the first row on per-case AVE Dice.
+    /// Two-sided p-value of the paired Wilcoxon test against the first row on the per-case AVE
+    /// of the table's metric.
     pub p_values: Vec<Vec<Option<f64>>>,
     /// Published numbers: their source and `[row][dataset]` = WT, TC, ET, AVE (%), if any.
     pub reference: Option<(String, PublishedCells)>,
+    /// The metric in the cells.
+    pub metric: TableMetric,
 }
 
 /// Published `[row][dataset]` = WT, TC, ET, AVE (%), `None` where the source has no number.
@@ -60,6 +65,10 @@ pub type PublishedCells = Vec<Vec<Option<[f64; 4]>>>;
 impl Table {
     /// The table with the published numbers of `reference` (if any, and if it names a cell).
     pub fn with_reference(mut self, reference: Option<&Reference>) -> Table {
+        if self.metric != TableMetric::Dice {
+            // Published numbers are Dice.
+            return self;
+        }
         self.reference = reference.and_then(|r| {
             let cells: PublishedCells = self
                 .rows
@@ -87,12 +96,12 @@ fn cell(values: &[f64]) -> Cell {
     Cell { mean, std, n }
 }
 
-/// Per-case AVE Dice averaged over repeats, keyed by case id.
-fn per_case(runs: &[&RunResults]) -> BTreeMap<String, f64> {
+/// Per-case AVE of `metric` averaged over repeats, keyed by case id.
+fn per_case(runs: &[&RunResults], metric: TableMetric) -> BTreeMap<String, f64> {
     let mut acc: BTreeMap<String, (f64, usize)> = BTreeMap::new();
     for r in runs {
         for c in &r.cases {
-            let v = c.metrics.AVE.dice;
+            let v = metric.of(&c.metrics, 3);
             if v.is_finite() {
                 let e = acc.entry(c.id.clone()).or_default();
                 e.0 += v;
@@ -105,8 +114,18 @@ fn per_case(runs: &[&RunResults]) -> BTreeMap<String, f64> {
         .collect()
 }
 
-/// Builds the table from run results; rows and datasets keep the order given.
+/// Builds the Dice table from run results; rows and datasets keep the order given.
 pub fn build(rows: &[String], datasets: &[String], results: &[RunResults]) -> Table {
+    build_metric(rows, datasets, results, TableMetric::Dice)
+}
+
+/// Builds the table of `metric` (runs evaluated without it show NaN).
+pub fn build_metric(
+    rows: &[String],
+    datasets: &[String],
+    results: &[RunResults],
+    metric: TableMetric,
+) -> Table {
     let runs_of = |row: &str, ds: &str| -> Vec<&RunResults> {
         results
             .iter()
@@ -125,20 +144,21 @@ pub fn build(rows: &[String], datasets: &[String], results: &[RunResults]) -> Ta
                 prow.push(None);
                 continue;
             }
-            let col = |f: &dyn Fn(&RunResults) -> f64| {
-                cell(&runs.iter().map(|r| 100.0 * f(r)).collect::<Vec<_>>())
+            let col = |k: usize| {
+                let scale = metric.scale();
+                cell(
+                    &runs
+                        .iter()
+                        .map(|r| scale * metric.of(&r.mean, k))
+                        .collect::<Vec<_>>(),
+                )
             };
-            crow.push(Some([
-                col(&|r| r.mean.WT.dice),
-                col(&|r| r.mean.TC.dice),
-                col(&|r| r.mean.ET.dice),
-                col(&|r| r.mean.AVE.dice),
-            ]));
+            crow.push(Some([col(0), col(1), col(2), col(3)]));
             let base = runs_of(&rows[0], ds);
             let p = if row == &rows[0] || base.is_empty() {
                 None
             } else {
-                let (a, b) = (per_case(&runs), per_case(&base));
+                let (a, b) = (per_case(&runs, metric), per_case(&base, metric));
                 let pairs: Vec<(f64, f64)> = a
                     .iter()
                     .filter_map(|(id, x)| b.get(id).map(|y| (*x, *y)))
@@ -156,6 +176,7 @@ pub fn build(rows: &[String], datasets: &[String], results: &[RunResults]) -> Ta
         cells,
         p_values,
         reference: None,
+        metric,
     }
 }
 
@@ -331,8 +352,9 @@ fn wilcoxon_footnote(t: &Table) -> String {
     }
     let _ = writeln!(
         out,
-        "\nPaired Wilcoxon signed-rank test against `{}` on per-case AVE Dice (* marks p < {ALPHA}):",
-        t.rows[0]
+        "\nPaired Wilcoxon signed-rank test against `{}` on per-case AVE {} (* marks p < {ALPHA}):",
+        t.rows[0],
+        t.metric.name()
     );
     for (i, row) in t.rows.iter().enumerate() {
         for (j, ds) in t.datasets.iter().enumerate() {
@@ -364,6 +386,7 @@ mod tests {
             ],
             p_values: vec![vec![None], vec![None]],
             reference: None,
+            metric: TableMetric::Dice,
         };
         let reference: Reference = serde_json::from_value(serde_json::json!({
             "source": "Table 3",
@@ -397,7 +420,7 @@ mod tests {
     }
 
     fn run(row: &str, repeat: usize, dice: [f64; 4]) -> RunResults {
-        let m = |d| dsma_data::metrics::RegionMetrics { dice: d, hd95: 1.0 };
+        let m = |d| dsma_data::metrics::RegionMetrics::new(d, 1.0);
         RunResults {
             row: row.into(),
             dataset: "BraTS2020".into(),
