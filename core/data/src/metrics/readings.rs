@@ -8,7 +8,9 @@
 
 use ndarray::ArrayView3;
 
-use super::{dice, hd95_of, EmptyDice, MetricOptions, MetricSet, Reading, RegionMetrics};
+use super::global::{dice, hd95_of};
+use super::options::{EmptyDice, MetricOptions, MetricSet, Reading};
+use super::values::RegionMetrics;
 use crate::lesion::{lesion_metrics, LesionOptions};
 use crate::surface::{border_distances, nsd_of, NsdFormula};
 

@@ -1,6 +1,6 @@
 //! Metric tests: hand-computed and brute-force references.
 use super::*;
-use crate::surface::surface;
+use crate::surface::{percentile, surface};
 use ndarray::{s, Array3};
 
 fn cube(dims: (usize, usize, usize), lo: [usize; 3], hi: [usize; 3]) -> Array3<bool> {
