@@ -263,6 +263,10 @@ pub fn run(a: RunArgs, mut registry: Registry) -> anyhow::Result<ExitCode> {
         );
     }
     print!("{}", render(&outcome.table, TableFormat::Markdown));
+    if let Some(t) = &outcome.ensembles {
+        println!("\nEnsembles of the repeats (sigmoid probabilities averaged), DSC (%):\n");
+        print!("{}", render(t, TableFormat::Markdown));
+    }
     Ok(ExitCode::SUCCESS)
 }
 

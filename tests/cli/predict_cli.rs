@@ -307,3 +307,72 @@ fn eval_metrics_and_mirroring_in_an_experiment_match_predict_and_eval() {
     assert_eq!(code, 1, "an unknown metric is refused");
     assert!(err.contains("expected dice, hd95, nsd"), "{err}");
 }
+
+/// `eval.predict.ensemble: repeats` evaluates each row's repeats averaged, from the finished runs
+/// (their hashes do not change, so adding it trains nothing again), and writes the predictions
+/// `dsma predict` makes from the same runs.
+#[test]
+fn an_ensemble_of_repeats_is_evaluated_from_finished_runs_as_predict_ensembles_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let exp = tiny_experiment(tmp.path(), 2, 1, "  - label: baseline\n");
+    let out = tmp.path().join("out");
+    let run = |extra: &[&str]| {
+        let mut args = vec!["run", exp.to_str().unwrap(), "repeats=2"];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["--out", out.to_str().unwrap(), "--quiet"]);
+        dsma(&args)
+    };
+    let (code, _, err) = run(&[]);
+    assert_eq!(code, 0, "{err}");
+    let reps: Vec<PathBuf> = (0..2)
+        .map(|r| out.join(format!("runs/phantom/baseline/rep-{r}")))
+        .collect();
+    let stamp = |p: &Path| {
+        std::fs::metadata(p.join("results.json"))
+            .unwrap()
+            .modified()
+            .unwrap()
+    };
+    let before: Vec<_> = reps.iter().map(|r| stamp(r)).collect();
+    let (code, stdout, err) = run(&["eval.predict.ensemble=repeats"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(stdout.contains("| baseline (ensemble of 2) |"), "{stdout}");
+    let after: Vec<_> = reps.iter().map(|r| stamp(r)).collect();
+    assert_eq!(before, after, "the finished runs were not trained again");
+    let ens = out.join("ensembles/phantom/baseline");
+    assert!(ens.join("results.json").is_file());
+    let ids: Vec<String> = test_cases(&reps[0]).into_iter().map(|(id, _)| id).collect();
+    let val = tmp.path().join("validation");
+    let id_refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+    copy_cases(&tmp.path().join("phantom"), &id_refs, &val, false);
+    let preds = tmp.path().join("preds");
+    let (code, _, err) = predict(&[
+        "--run",
+        reps[0].to_str().unwrap(),
+        "--run",
+        reps[1].to_str().unwrap(),
+        "--input",
+        val.to_str().unwrap(),
+        "--out",
+        preds.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    for id in &ids {
+        let a = std::fs::read(preds.join(format!("{id}.nii.gz"))).unwrap();
+        let b = std::fs::read(ens.join(format!("predictions/{id}.nii.gz"))).unwrap();
+        assert!(
+            a == b,
+            "{id}: the ensemble's prediction differs from dsma predict's"
+        );
+    }
+    let (code, _, err) = dsma(&[
+        "validate",
+        exp.to_str().unwrap(),
+        "eval.predict.ensemble=repeats",
+    ]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("eval.predict.ensemble") && err.contains("repeats ≥ 2"),
+        "{err}"
+    );
+}

@@ -12,6 +12,7 @@ use dsma_data::error::{CoreError, Result};
 use dsma_plugin::Registry;
 
 use crate::experiment::{load, LoadedExperiment};
+use crate::runner::ensemble::evaluate_ensembles;
 use crate::runner::execute::{execute, selected_runs, ExecuteOptions, Selection};
 use crate::runner::plan::{row_labels, PlannedRun};
 use crate::runner::plugin_check::check_all_plugins;
@@ -51,6 +52,8 @@ pub struct ExperimentOutcome {
     pub results: Vec<RunResults>,
     /// The paper's table of those results, with the published numbers where the file has them.
     pub table: Table,
+    /// The table of the ensembles `eval.predict.ensemble` asked for (`None` without).
+    pub ensembles: Option<Table>,
     /// Wall-clock seconds of the call.
     pub seconds: f64,
 }
@@ -98,15 +101,20 @@ pub fn run_experiment(
     };
     let results = execute(&loaded, registry, &opts, obs)?;
     let table = table_of(&loaded, &results);
-    write_atomic(
-        &out.join("table.md"),
-        render(&table, TableFormat::Markdown).as_bytes(),
-    )?;
+    let ensembles = evaluate_ensembles(&loaded, registry, &opts, obs)?;
+    let ensembles = (!ensembles.is_empty()).then(|| ensemble_table(&loaded, &ensembles));
+    let mut text = render(&table, TableFormat::Markdown);
+    if let Some(t) = &ensembles {
+        text.push_str("\nEnsembles of the repeats (sigmoid probabilities averaged):\n\n");
+        text.push_str(&render(t, TableFormat::Markdown));
+    }
+    write_atomic(&out.join("table.md"), text.as_bytes())?;
     Ok(ExperimentOutcome {
         name: loaded.experiment.name.clone(),
         out,
         results,
         table,
+        ensembles,
         seconds: started.elapsed().as_secs_f64(),
     })
 }
@@ -122,6 +130,23 @@ pub fn table_of(loaded: &LoadedExperiment, results: &[RunResults]) -> Table {
         .map(|d| d.name.clone())
         .collect();
     build(&rows, &datasets, results).with_reference(loaded.experiment.reference.as_ref())
+}
+
+/// The table of ensemble results, one row per ensembled row in the experiment's order.
+fn ensemble_table(loaded: &LoadedExperiment, results: &[RunResults]) -> Table {
+    let mut rows: Vec<String> = vec![];
+    for r in results {
+        if !rows.contains(&r.row) {
+            rows.push(r.row.clone());
+        }
+    }
+    let datasets: Vec<String> = loaded
+        .experiment
+        .datasets
+        .iter()
+        .map(|d| d.name.clone())
+        .collect();
+    build(&rows, &datasets, results)
 }
 
 /// What `dsma validate` shows: the resolved experiment, its runs and every plugin problem.

@@ -333,6 +333,20 @@ pub struct EvalConfig {
 pub struct PredictConfig {
     /// nnU-Net's test-time mirroring: every window averaged over its 8 axis flips.
     pub mirror: bool,
+    /// Also evaluate ensembles of runs on the test split (not part of any run's hash: an ensemble
+    /// is evaluated from finished runs).
+    pub ensemble: Ensemble,
+}
+
+/// Which runs `dsma run` ensembles after training.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Ensemble {
+    /// None.
+    #[default]
+    None,
+    /// Each row's repeats on each dataset: their sigmoid probabilities averaged.
+    Repeats,
 }
 
 impl PredictConfig {

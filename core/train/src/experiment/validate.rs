@@ -67,6 +67,15 @@ impl Experiment {
                 format!("{:?}; every edge must be ≥ 1", w.patch),
             ));
         }
+        if self.eval.predict.ensemble == super::config::Ensemble::Repeats && self.repeats < 2 {
+            return Err(CoreError::invalid(
+                "eval.predict.ensemble",
+                format!(
+                    "repeats with repeats: {}; an ensemble of repeats needs repeats ≥ 2",
+                    self.repeats
+                ),
+            ));
+        }
         if !(0.0..=1.0).contains(&self.eval.threshold) {
             return Err(CoreError::invalid(
                 "eval.threshold",

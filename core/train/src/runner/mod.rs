@@ -9,7 +9,7 @@
 //! | running runs | [`execute`] (the loop over runs), [`run_job`], [`run_folder`], [`stage_lock`], [`registration`], [`progress`] |
 //! | the stage loop | [`stages`] (stage 1, stage 2, the session, one epoch) |
 //! | scoring / weighting | [`scoring`] |
-//! | evaluation | [`evaluate`] |
+//! | evaluation | [`evaluate`], [`ensemble`] (ensembles of finished runs) |
 //! | checkpointing | [`crate::checkpoint`] (files, module state), `stages::session` (what a run's checkpoint holds) |
 //! | reporting | [`records`] (epoch and run results), [`report`] (the table, logs, curves, run record, the output folder's index) |
 //!
@@ -17,6 +17,7 @@
 //! [`run_job::RunJob`]; progress goes to a [`progress::RunObserver`]; what a run leaves is in
 //! [`records`].
 
+pub mod ensemble;
 pub mod evaluate;
 pub mod execute;
 pub mod plan;

@@ -83,6 +83,24 @@ pub fn stable_hash(bytes: &[u8]) -> u64 {
     h
 }
 
+/// The evaluation settings a run's numbers depend on: `eval` without `predict.ensemble`, which
+/// is evaluated from finished runs and changes none of them.
+fn eval_key(exp: &Experiment) -> serde_json::Value {
+    let mut eval = serde_json::to_value(&exp.eval).unwrap_or_default();
+    if let Some(predict) = eval.get_mut("predict").and_then(|p| p.as_object_mut()) {
+        predict.remove("ensemble");
+        if predict.get("mirror") == Some(&serde_json::Value::Bool(false)) {
+            predict.remove("mirror");
+        }
+        if predict.is_empty() {
+            if let Some(e) = eval.as_object_mut() {
+                e.remove("predict");
+            }
+        }
+    }
+    eval
+}
+
 /// Every run of `exp`, datasets outermost, then repeats, then rows (`registry` says which
 /// weighters are unit weights).
 pub fn plan(exp: &Experiment, registry: &Registry) -> Vec<PlannedRun> {
@@ -104,13 +122,14 @@ pub fn plan(exp: &Experiment, registry: &Registry) -> Vec<PlannedRun> {
                 "seed": seed,
             });
             let hash = stable_hash(key.to_string().as_bytes());
+            let eval = eval_key(exp);
             for (r, row) in exp.rows.iter().enumerate() {
                 let run_key = serde_json::json!({
                     "stage1": key,
                     "stage2": exp.train.stage2,
                     "regenerate": exp.train.synthesis.regenerate,
                     "scoring": exp.train.scoring,
-                    "eval": exp.eval,
+                    "eval": eval,
                     "synthesizer": row.synthesizer,
                     // A weighter that gives every synthetic case weight 1 and keeps no state
                     // (`SampleWeighter::unit`) is hashed as no weighter: the runs are the same.
