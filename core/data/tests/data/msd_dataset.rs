@@ -37,3 +37,42 @@ fn task01_cases_channels_and_regions_follow_dataset_json() {
         .problems
         .is_empty());
 }
+
+/// `dsma predict`'s reading of a task folder: the images of `dataset.json`'s `test` list
+/// (`imagesTs`, no labels), channels in our order; one image by path; an empty list refused.
+#[test]
+fn task01_test_images_are_read_from_the_test_list() {
+    use dsma_data::images::{discover_images, image_source};
+    let tmp = tempfile::tempdir().unwrap();
+    let image = task(tmp.path());
+    let err = discover_images(tmp.path()).unwrap_err().to_string();
+    assert!(err.contains("`test` list is empty"), "{err}");
+    // The training image copied as the unlabelled test image BRATS_485.
+    let test = tmp.path().join("imagesTs/BRATS_485.nii");
+    std::fs::create_dir_all(test.parent().unwrap()).unwrap();
+    std::fs::copy(&image, &test).unwrap();
+    let json_path = tmp.path().join("dataset.json");
+    let mut json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&json_path).unwrap()).unwrap();
+    json["test"] = serde_json::json!(["./imagesTs/BRATS_485.nii"]);
+    std::fs::write(&json_path, json.to_string()).unwrap();
+    let sources = discover_images(tmp.path()).unwrap();
+    assert_eq!(sources.len(), 1);
+    assert_eq!(sources[0].id(), "BRATS_485");
+    let case = sources[0].load().unwrap();
+    let firsts: Vec<f32> = (0..4).map(|m| case.image[[m, 0, 0, 0]]).collect();
+    assert_eq!(
+        firsts,
+        [20.0, 30.0, 40.0, 10.0],
+        "FLAIR, T1, T1ce, T2 from T2w, FLAIR, T1w, t1gd"
+    );
+    let one = image_source(&test).unwrap().load().unwrap();
+    assert_eq!(one.image, case.image);
+    let stray = tmp.path().join("stray.nii");
+    std::fs::copy(&image, &stray).unwrap();
+    let err = image_source(&stray).unwrap_err().to_string();
+    assert!(
+        err.contains("dataset.json") && err.contains("BraTS case folder"),
+        "{err}"
+    );
+}
