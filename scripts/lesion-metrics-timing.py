@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Times lesion-wise BraTS metrics of one 240×240×155 case: the official package
 (`BraTS_evaluation` 0.0.10, glioma config) against `dsma eval --metrics dice,hd95,nsd,lesion
---reading panoptica`, both from the same two NIfTI files (reading included in both).
+--reading panoptica`, both from the same two NIfTI files (reading included in both), and the package on the arrays in
+memory (compare with `cargo bench -p dsma-data --bench metrics -- all_metrics`, which times dsma
+in memory on the same case built in Rust).
 
 The case: 12 tumours (oedema 2 with an enhancing rim 3 around a necrotic core 1, BraTS 2023
 labels) of radius 8–15 voxels; the prediction shifts four of them by 2 voxels, erodes three, drops
@@ -110,6 +112,13 @@ def main():
             assert "error" not in r, r
 
         rows.append((label, *time_it(run)))
+
+        def in_memory():
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                ev.evaluate(pred, ref)
+
+        rows.append((label + ", in memory", *time_it(in_memory)))
     cmd = [dsma, "eval", "--pred", pp, "--label", rp, "--labels", "brats2023", "--metrics", "dice,hd95,nsd,lesion", "--reading", "panoptica", "--json"]
     for threads in ["1", str(os.cpu_count())]:
         env = dict(os.environ, RAYON_NUM_THREADS=threads)

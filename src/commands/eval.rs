@@ -47,16 +47,23 @@ pub struct Args {
     #[arg(long, default_value = "pooled", value_parser = ["pooled", "max-directed"])]
     hd_mode: String,
     /// Metrics: dice, hd95, nsd (normalised surface Dice), lesion (lesion-wise DSC / HD95 / NSD
-    /// with tp, fp, fn, as the BraTS 2023+ challenges rank).
+    /// with tp, fp, fn, as the official `BraTS_evaluation` package computes them).
     #[arg(long, value_delimiter = ',', default_value = "dice,hd95", value_parser = parse_metric)]
     metrics: Vec<Metric>,
     /// NSD tolerance in mm (dsma reading).
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, value_parser = parse_tolerance)]
     nsd_tolerance: f64,
     /// dsma (millimetres, the options above) or panoptica (the numbers of the official
     /// `BraTS_evaluation` 0.0.10 package, its voxel-unit global distances included).
     #[arg(long, default_value = "dsma", value_parser = ["dsma", "panoptica"])]
     reading: String,
+}
+
+fn parse_tolerance(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(t) if t.is_finite() && t > 0.0 => Ok(t),
+        _ => Err(format!("`{s}`; expected a positive number of millimetres")),
+    }
 }
 
 fn parse_metric(s: &str) -> Result<Metric, String> {
@@ -144,9 +151,12 @@ fn json_of(m: &CaseMetrics) -> anyhow::Result<serde_json::Value> {
     Ok(serde_json::to_value(m)?)
 }
 
-fn print_table(m: &CaseMetrics) {
+fn print_table(m: &CaseMetrics, reading: Reading) {
     let (nsd, lesion) = (m.WT.nsd.is_some(), m.WT.lesion.is_some());
-    let mut head = String::from("region   Dice (%)   HD95 (mm)");
+    let mut head = String::from(match reading {
+        Reading::Dsma => "region   Dice (%)   HD95 (mm)",
+        Reading::Panoptica => "region   Dice (%)  HD95 (vox)",
+    });
     if nsd {
         head.push_str("    NSD (%)");
     }
@@ -229,7 +239,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         if args.json {
             println!("{}", serde_json::to_string_pretty(&json_of(&m)?)?);
         } else {
-            print_table(&m);
+            print_table(&m, opts.reading);
         }
         return Ok(ExitCode::SUCCESS);
     }
@@ -254,7 +264,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&json_of(&summary)?)?);
     } else {
         println!("{} case(s), mean over cases:", rows.len());
-        print_table(&summary);
+        print_table(&summary, opts.reading);
         if let Some(out) = &args.out {
             println!("per-case metrics written to {}", out.display());
         }

@@ -35,9 +35,16 @@ pub struct Args {
     /// Backend to run on: cpu, cuda, tch or tch-cuda (default: each run's training backend).
     #[arg(long, value_parser = parse_backend)]
     backend: Option<BackendKind>,
-    /// Probability threshold of every region (default: the runs' `eval.threshold`).
-    #[arg(long)]
+    /// Probability threshold of every region, in [0, 1] (default: the runs' `eval.threshold`).
+    #[arg(long, value_parser = parse_threshold)]
     threshold: Option<f32>,
+}
+
+fn parse_threshold(s: &str) -> Result<f32, String> {
+    match s.parse::<f32>() {
+        Ok(t) if (0.0..=1.0).contains(&t) => Ok(t),
+        _ => Err(format!("`{s}`; expected a probability in [0, 1]")),
+    }
 }
 
 fn parse_backend(s: &str) -> Result<BackendKind, String> {

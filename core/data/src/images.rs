@@ -136,6 +136,9 @@ pub fn discover_images(root: &Path) -> Result<Vec<ImageSource>> {
 /// One case by path: a BraTS case folder, or a Decathlon image (`<task>/imagesTs/<id>.nii.gz`,
 /// with the task's `dataset.json` two folders up naming the channels).
 pub fn image_source(path: &Path) -> Result<ImageSource> {
+    // `.` or `case/..` name no case: use the folder's real name.
+    let canonical = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
+    let path = canonical.as_path();
     if path.is_dir() {
         return Ok(ImageSource {
             id: brats::case_id(path),

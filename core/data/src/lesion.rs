@@ -15,9 +15,11 @@ use serde::{Deserialize, Serialize};
 use crate::assignment::min_cost_assignment;
 use crate::components::{components, Components};
 use crate::surface::{border_distances, nsd_of, percentile, NsdFormula};
+use crate::volume::bounding_box;
 
 /// Lesion-wise numbers of one region, named as the package names them.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(from = "LesionRecord")]
 pub struct LesionMetrics {
     /// Matched lesions.
     pub tp: usize,
@@ -27,18 +29,51 @@ pub struct LesionMetrics {
     #[serde(rename = "fn")]
     pub fn_: usize,
     /// Mean DSC of the matched pairs.
-    #[serde(deserialize_with = "crate::json_nan::nan_if_null")]
     pub sq_dsc: f64,
     /// `sq_dsc · rq`, with `rq = tp / (tp + (fp + fn) / 2)`.
-    #[serde(deserialize_with = "crate::json_nan::nan_if_null")]
     pub pq_dsc: f64,
     /// Mean HD95 of the matched pairs (∞ when lesions exist but none match; `null` in JSON for
     /// ∞ and NaN alike, told apart by the counts).
-    #[serde(deserialize_with = "crate::json_nan::nan_if_null")]
     pub sq_hd95: f64,
     /// Mean NSD of the matched pairs.
-    #[serde(deserialize_with = "crate::json_nan::nan_if_null")]
     pub sq_nsd: f64,
+}
+
+/// [`LesionMetrics`] as read from JSON, where ∞ and NaN are both `null`.
+#[derive(Deserialize)]
+struct LesionRecord {
+    tp: usize,
+    fp: usize,
+    #[serde(rename = "fn")]
+    fn_: usize,
+    #[serde(deserialize_with = "crate::json_nan::nan_if_null")]
+    sq_dsc: f64,
+    #[serde(deserialize_with = "crate::json_nan::nan_if_null")]
+    pq_dsc: f64,
+    #[serde(deserialize_with = "crate::json_nan::nan_if_null")]
+    sq_hd95: f64,
+    #[serde(deserialize_with = "crate::json_nan::nan_if_null")]
+    sq_nsd: f64,
+}
+
+impl From<LesionRecord> for LesionMetrics {
+    /// A `null` `sq_hd95` is ∞ when lesions exist but none matched (the config's rule), else NaN.
+    fn from(r: LesionRecord) -> Self {
+        let unmatched = r.tp == 0 && r.fp + r.fn_ > 0;
+        LesionMetrics {
+            tp: r.tp,
+            fp: r.fp,
+            fn_: r.fn_,
+            sq_dsc: r.sq_dsc,
+            pq_dsc: r.pq_dsc,
+            sq_hd95: if r.sq_hd95.is_nan() && unmatched {
+                f64::INFINITY
+            } else {
+                r.sq_hd95
+            },
+            sq_nsd: r.sq_nsd,
+        }
+    }
 }
 
 /// How distances are measured for the matched pairs.
@@ -112,6 +147,19 @@ pub fn lesion_metrics(
     truth: ArrayView3<bool>,
     opts: &LesionOptions,
 ) -> LesionMetrics {
+    // Everything happens inside the bounding box of both masks: lesions, overlaps and borders are
+    // the same there (outside it there is no lesion voxel; the volume's edge and the box's edge
+    // both border background).
+    let either = ndarray::Zip::from(&pred)
+        .and(&truth)
+        .map_collect(|&p, &t| p || t);
+    let (pred, truth) = match bounding_box(either.view(), |&v| v) {
+        Some((lo, hi)) => {
+            let bx = s![lo[0]..hi[0], lo[1]..hi[1], lo[2]..hi[2]];
+            (pred.slice_move(bx), truth.slice_move(bx))
+        }
+        None => (pred, truth),
+    };
     let (ct, cp) = rayon::join(|| components(truth), || components(pred));
     let pairs = matches(&ct, &cp);
     let per: Vec<[f64; 3]> = pairs
@@ -197,5 +245,31 @@ mod tests {
         assert_eq!(none.sq_hd95, f64::INFINITY);
         let nothing = lesion_metrics(e.view(), e.view(), &ONE_MM);
         assert!(nothing.sq_dsc.is_nan() && nothing.pq_dsc.is_nan() && nothing.sq_hd95.is_nan());
+    }
+
+    #[test]
+    fn an_unmatched_region_keeps_its_infinite_hd95_through_json() {
+        let l = LesionMetrics {
+            tp: 0,
+            fp: 1,
+            fn_: 2,
+            sq_dsc: 0.0,
+            pq_dsc: 0.0,
+            sq_hd95: f64::INFINITY,
+            sq_nsd: 0.0,
+        };
+        let back: LesionMetrics =
+            serde_json::from_str(&serde_json::to_string(&l).unwrap()).unwrap();
+        assert_eq!(back, l);
+        let none = LesionMetrics {
+            tp: 0,
+            fp: 0,
+            fn_: 0,
+            sq_hd95: f64::NAN,
+            ..l
+        };
+        let back: LesionMetrics =
+            serde_json::from_str(&serde_json::to_string(&none).unwrap()).unwrap();
+        assert!(back.sq_hd95.is_nan());
     }
 }

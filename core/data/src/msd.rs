@@ -157,6 +157,14 @@ impl MsdDataset {
                 .index_axis_mut(Axis(0), ours)
                 .assign(&vols.data.index_axis(Axis(0), theirs));
         }
+        let bad = image.iter().filter(|v| !v.is_finite()).count();
+        if bad > 0 {
+            return Err(CoreError::Dataset {
+                case: id.to_string(),
+                file: path.to_path_buf(),
+                problem: format!("{bad} NaN/inf intensities"),
+            });
+        }
         Ok((image, vols.grid))
     }
 

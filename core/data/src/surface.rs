@@ -128,9 +128,11 @@ pub fn percentile(values: &mut [f64], q: f64) -> f64 {
 
 /// Distances (in the units of `spacing`, z, y, x) from every border voxel of `a` to the nearest
 /// border voxel of `b`, and from every border voxel of `b` to the nearest of `a`, each list in
-/// raster order. Computed inside the bounding box of both masks, where every nearest border voxel
-/// lies (a voxel on the box's edge borders the outside, which the masks do not reach). Empty lists
-/// when either mask is empty.
+/// raster order. Border voxels are found inside the bounding box of both masks (a voxel on the
+/// box's edge borders the outside, which the masks do not reach); nearest neighbours come from an
+/// R*-tree of the other border, and each distance is computed from the integer offset as
+/// √(((dz·sz)² + (dy·sy)²) + (dx·sx)²), the expression SciPy's feature transform gives. Empty
+/// lists when either mask is empty.
 pub fn border_distances(
     a: ArrayView3<bool>,
     b: ArrayView3<bool>,
@@ -144,19 +146,41 @@ pub fn border_distances(
         return (vec![], vec![]);
     };
     let bx = s![lo[0]..hi[0], lo[1]..hi[1], lo[2]..hi[2]];
-    let (sa, sb) = (surface(a.slice(bx)), surface(b.slice(bx)));
-    let (to_b, to_a) = rayon::join(
-        || squared_edt(sb.view(), spacing),
-        || squared_edt(sa.view(), spacing),
+    let (pa, pb) = rayon::join(|| border_points(a.slice(bx)), || border_points(b.slice(bx)));
+    rayon::join(
+        || directed(&pa, &pb, spacing),
+        || directed(&pb, &pa, spacing),
+    )
+}
+
+/// The border voxels of `mask` as integer (z, y, x), in raster order.
+fn border_points(mask: ArrayView3<bool>) -> Vec<[i64; 3]> {
+    surface(mask)
+        .indexed_iter()
+        .filter(|(_, &v)| v)
+        .map(|((z, y, x), _)| [z as i64, y as i64, x as i64])
+        .collect()
+}
+
+/// For every point of `from`, the distance to the nearest point of `to` (non-empty), found
+/// with an R*-tree of `to` and computed from the integer offset.
+fn directed(from: &[[i64; 3]], to: &[[i64; 3]], spacing: [f64; 3]) -> Vec<f64> {
+    use rstar::primitives::GeomWithData;
+    let scaled = |p: &[i64; 3]| [0, 1, 2].map(|k| p[k] as f64 * spacing[k]);
+    let tree = rstar::RTree::bulk_load(
+        to.iter()
+            .map(|p| GeomWithData::new(scaled(p), *p))
+            .collect::<Vec<_>>(),
     );
-    let collect = |surf: &Array3<bool>, dist: &Array3<f64>| -> Vec<f64> {
-        surf.iter()
-            .zip(dist.iter())
-            .filter(|(s, _)| **s)
-            .map(|(_, d)| d.sqrt())
-            .collect()
-    };
-    (collect(&sa, &to_b), collect(&sb, &to_a))
+    from.par_iter()
+        .map(|p| match tree.nearest_neighbor(&scaled(p)) {
+            Some(q) => {
+                let d = [0, 1, 2].map(|k| ((p[k] - q.data[k]) as f64 * spacing[k]).powi(2));
+                ((d[0] + d[1]) + d[2]).sqrt()
+            }
+            None => f64::INFINITY,
+        })
+        .collect()
 }
 
 /// How the normalised surface Dice combines the two directed border distance lists.

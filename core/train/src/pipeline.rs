@@ -101,9 +101,11 @@ pub fn run_experiment(
     };
     let results = execute(&loaded, registry, &opts, obs)?;
     let table = table_of(&loaded, &results);
+    let mut text = render(&table, TableFormat::Markdown);
+    // The runs' table first: a failing ensemble must not lose it.
+    write_atomic(&out.join("table.md"), text.as_bytes())?;
     let ensembles = evaluate_ensembles(&loaded, registry, &opts, obs)?;
     let ensembles = (!ensembles.is_empty()).then(|| ensemble_table(&loaded, &ensembles));
-    let mut text = render(&table, TableFormat::Markdown);
     if let Some(t) = &ensembles {
         text.push_str("\nEnsembles of the repeats (sigmoid probabilities averaged):\n\n");
         text.push_str(&render(t, TableFormat::Markdown));

@@ -76,6 +76,13 @@ impl Experiment {
                 ),
             ));
         }
+        let tol = self.eval.metrics.nsd_tolerance;
+        if !(tol.is_finite() && tol > 0.0) {
+            return Err(CoreError::invalid(
+                "eval.metrics.nsd_tolerance",
+                format!("{tol}; expected a positive number of millimetres"),
+            ));
+        }
         if !(0.0..=1.0).contains(&self.eval.threshold) {
             return Err(CoreError::invalid(
                 "eval.threshold",

@@ -72,16 +72,22 @@ impl TableMetric {
     }
 
     /// The value for region `k` (WT, TC, ET, AVE) of `m`; lesion-wise AVE is the mean of the
-    /// three regions; NaN where the run was evaluated without the metric.
+    /// regions that have a value; NaN where the run was evaluated without the metric.
     pub(crate) fn of(self, m: &dsma_data::metrics::CaseMetrics, k: usize) -> f64 {
         let regions = [m.WT, m.TC, m.ET, m.AVE];
         let lesion = |f: fn(&dsma_data::lesion::LesionMetrics) -> f64| {
             if k == 3 {
-                regions[..3]
+                // As the Dice AVE: the mean of the regions that have a value (∞ kept).
+                let v: Vec<f64> = regions[..3]
                     .iter()
-                    .map(|r| r.lesion.as_ref().map_or(f64::NAN, f))
-                    .sum::<f64>()
-                    / 3.0
+                    .filter_map(|r| r.lesion.as_ref().map(f))
+                    .filter(|x| !x.is_nan())
+                    .collect();
+                if v.is_empty() {
+                    f64::NAN
+                } else {
+                    v.iter().sum::<f64>() / v.len() as f64
+                }
             } else {
                 regions[k].lesion.as_ref().map_or(f64::NAN, f)
             }
