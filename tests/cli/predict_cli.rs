@@ -339,6 +339,13 @@ fn an_ensemble_of_repeats_is_evaluated_from_finished_runs_as_predict_ensembles_t
     assert!(stdout.contains("| baseline (ensemble of 2) |"), "{stdout}");
     let after: Vec<_> = reps.iter().map(|r| stamp(r)).collect();
     assert_eq!(before, after, "the finished runs were not trained again");
+    let ens_results = out.join("ensembles/phantom/baseline/results.json");
+    let first = std::fs::metadata(&ens_results).unwrap().modified().unwrap();
+    let (code, stdout, err) = run(&["eval.predict.ensemble=repeats"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(stdout.contains("| baseline (ensemble of 2) |"), "{stdout}");
+    let again = std::fs::metadata(&ens_results).unwrap().modified().unwrap();
+    assert_eq!(first, again, "an unchanged ensemble is not evaluated again");
     let ens = out.join("ensembles/phantom/baseline");
     assert!(ens.join("results.json").is_file());
     let ids: Vec<String> = test_cases(&reps[0]).into_iter().map(|(id, _)| id).collect();

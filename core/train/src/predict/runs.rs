@@ -121,10 +121,13 @@ pub fn check_compatible(runs: &[PredictRun], threshold: Option<f32>) -> Result<f
             ));
         }
         if run.channels != first.channels {
+            let show = |c: Option<[usize; 2]>| {
+                c.map_or("unknown".to_string(), |[i, o]| format!("{i} in, {o} out"))
+            };
             return Err(differs(
-                "model channels (in, out)",
-                format!("{:?}", first.channels),
-                format!("{:?}", run.channels),
+                "model channels",
+                show(first.channels),
+                show(run.channels),
             ));
         }
         if threshold.is_none() && run.experiment.eval.threshold != first.experiment.eval.threshold {

@@ -1,7 +1,8 @@
 //! Ensembles of finished runs on the test split (`eval.predict.ensemble: repeats`): each row's
 //! repeats on each dataset open at their reported checkpoints, their sigmoid probabilities
 //! averaged per test case (mirrored when `eval.predict.mirror`), thresholded, and scored like a
-//! run; `OUT/ensembles/<dataset>/<row>/results.json` (and `predictions/`) hold the outcome.
+//! run; `OUT/ensembles/<dataset>/<row>/results.json` (and `predictions/`) hold the outcome, and
+//! `members.json` the members' run hashes, so a later `dsma run` reuses it while they match.
 
 use std::path::{Path, PathBuf};
 
@@ -21,7 +22,7 @@ use crate::runner::plan::{slug, PlannedRun};
 use crate::runner::prepare::prepare;
 use crate::runner::progress::RunObserver;
 use crate::runner::records::{CaseResult, RunResults};
-use crate::runner::report::logs::write_results;
+use crate::runner::report::logs::{write_json, write_results};
 use crate::runner::run_folder::is_finished;
 
 /// The label of an ensemble's row in the table.
@@ -76,11 +77,30 @@ fn ensemble_dir(out: &Path, run: &PlannedRun) -> PathBuf {
         .join(slug(&run.label))
 }
 
+/// The members' run hashes, recorded beside an ensemble's results: equal hashes mean equal runs.
+fn members_of(group: &[&PlannedRun]) -> serde_json::Value {
+    serde_json::json!(group.iter().map(|r| r.run_hash.clone()).collect::<Vec<_>>())
+}
+
+/// The results of an earlier evaluation of the same ensemble, if `dir` holds one.
+fn earlier(dir: &Path, group: &[&PlannedRun]) -> Option<RunResults> {
+    let members: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("members.json")).ok()?).ok()?;
+    if members != members_of(group) {
+        return None;
+    }
+    serde_json::from_slice(&std::fs::read(dir.join("results.json")).ok()?).ok()
+}
+
 fn evaluate_group(
     exp: &Experiment,
     group: &[&PlannedRun],
     opts: &ExecuteOptions,
 ) -> Result<RunResults> {
+    let dir = ensemble_dir(&opts.out, group[0]);
+    if let Some(done) = earlier(&dir, group) {
+        return Ok(done);
+    }
     let members = group
         .iter()
         .map(|r| open_run(&opts.out.join(r.dir()), None))
@@ -88,7 +108,6 @@ fn evaluate_group(
     let threshold = check_compatible(&members, None)?;
     let models: Vec<&dyn RegionModel> = members.iter().map(|m| m.model.as_ref()).collect();
     let data = prepare(&exp.datasets[group[0].dataset], &opts.cache)?;
-    let dir = ensemble_dir(&opts.out, group[0]);
     let mut cases = Vec::with_capacity(data.test.len());
     for stored in &data.test {
         let case = stored.load()?;
@@ -130,5 +149,6 @@ fn evaluate_group(
     };
     std::fs::create_dir_all(&dir).map_err(|e| dsma_data::error::CoreError::io(&dir, e))?;
     write_results(&dir, &results)?;
+    write_json(&dir, "members.json", &members_of(group))?;
     Ok(results)
 }
