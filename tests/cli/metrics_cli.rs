@@ -218,6 +218,26 @@ fn eval_json_output_contract_with_nsd_and_lesions() {
         err.contains("shifted.nii.gz: affine") && err.contains("differs from the label's"),
         "{err}"
     );
+    // A prediction of another shape.
+    let small = tmp.path().join("small.nii.gz");
+    let cropped = labels.slice(ndarray::s![1.., .., ..]).to_owned();
+    let mut g = grid.clone();
+    g.dims[2] -= 1;
+    write_volume(&small, cropped.view(), &g).unwrap();
+    let (code, _, err) = dsma(&[
+        "eval",
+        "--pred",
+        small.to_str().unwrap(),
+        "--label",
+        l.to_str().unwrap(),
+        "--labels",
+        "brats2023",
+    ]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("small.nii.gz: shape") && err.contains("differs from the label's"),
+        "{err}"
+    );
     // brats2023 maps read as brats2019 hold label 3, outside that convention.
     let (code, _, err) = dsma(&[
         "eval",

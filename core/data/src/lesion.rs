@@ -272,4 +272,36 @@ mod tests {
             serde_json::from_str(&serde_json::to_string(&none).unwrap()).unwrap();
         assert!(back.sq_hd95.is_nan());
     }
+
+    /// With one lesion on each side, the pair's DSC, HD95 and pooled NSD are the whole masks'
+    /// (each checked against brute force in `metrics::tests` and `surface::tests`); here by hand:
+    /// two 4×4×4 cubes shifted by one voxel along z with 2-mm slices.
+    #[test]
+    fn one_pair_scores_as_its_two_masks() {
+        let d = (10, 8, 8);
+        let truth = boxes(d, &[([2, 2, 2], [6, 6, 6])]);
+        let pred = boxes(d, &[([3, 2, 2], [7, 6, 6])]);
+        let opts = LesionOptions {
+            spacing: [2.0, 1.0, 1.0],
+            tolerance: 1.0,
+            nsd: NsdFormula::Pooled,
+        };
+        let m = lesion_metrics(pred.view(), truth.view(), &opts);
+        assert_eq!((m.tp, m.fp, m.fn_), (1, 0, 0));
+        assert!((m.sq_dsc - 2.0 * 48.0 / 128.0).abs() < 1e-12);
+        // Each cube has 56 border voxels (64 − the 2×2×2 core). A border voxel lies on the other
+        // border (0 mm) unless it is on the unshared face (16 voxels per cube, 2 mm from the other
+        // cube's face) or it is one of the 4 voxels whose twin is the other cube's interior:
+        // those are 1 mm (one voxel in y or x) from the other border.
+        let (far, near, on) = (16.0, 4.0, 36.0);
+        let want_nsd = (near + on) * 2.0 / (112.0);
+        assert!(
+            (m.sq_nsd - want_nsd).abs() < 1e-12,
+            "{} vs {want_nsd}",
+            m.sq_nsd
+        );
+        assert!(far + near + on == 56.0);
+        // Pooled distances: 32 at 2 mm, 8 at 1 mm, 72 at 0 → the 95th percentile is 2 mm.
+        assert_eq!(m.sq_hd95, 2.0);
+    }
 }
