@@ -1,5 +1,5 @@
-//! Surface distances: border voxels, an exact Euclidean distance transform with voxel spacing, the
-//! directed border-to-border distances, and the statistics built on them (HD95's percentile, the
+//! Surface distances: border voxels, the exact directed border-to-border distances with voxel
+//! spacing (nearest neighbours in an R*-tree), and the statistics built on them (HD95's percentile, the
 //! normalised surface Dice).
 
 use ndarray::{s, Array3, ArrayView3, Axis, Zip};
@@ -39,78 +39,6 @@ pub fn surface(mask: ArrayView3<bool>) -> Array3<bool> {
             }
         });
     out
-}
-
-/// 1-D squared distance transform (Felzenszwalb & Huttenlocher) of `f` with sample spacing `w`, in place.
-fn edt_line(f: &mut [f64], w: f64, v: &mut Vec<usize>, z: &mut Vec<f64>, d: &mut Vec<f64>) {
-    let n = f.len();
-    v.clear();
-    z.clear();
-    d.clear();
-    d.extend_from_slice(f);
-    let pos = |q: usize| q as f64 * w;
-    let mut k = 0usize;
-    let first = match (0..n).find(|&q| d[q].is_finite()) {
-        Some(q) => q,
-        None => return,
-    };
-    v.push(first);
-    z.push(f64::NEG_INFINITY);
-    z.push(f64::INFINITY);
-    for q in first + 1..n {
-        if !d[q].is_finite() {
-            continue;
-        }
-        loop {
-            let p = v[k];
-            let s =
-                ((d[q] + pos(q) * pos(q)) - (d[p] + pos(p) * pos(p))) / (2.0 * (pos(q) - pos(p)));
-            if s <= z[k] && k > 0 {
-                v.pop();
-                z.pop();
-                k -= 1;
-                continue;
-            }
-            if s <= z[k] {
-                // k == 0: replace the only parabola.
-                v[0] = q;
-                z[1] = f64::INFINITY;
-                break;
-            }
-            k += 1;
-            v.push(q);
-            z[k] = s;
-            z.push(f64::INFINITY);
-            break;
-        }
-    }
-    let mut k = 0usize;
-    for (q, out) in f.iter_mut().enumerate() {
-        while z[k + 1] < pos(q) {
-            k += 1;
-        }
-        let p = v[k];
-        // From the integer offset, as SciPy's feature transform distances are: ((q − p)·w)².
-        *out = ((q as f64 - p as f64) * w).powi(2) + d[p];
-    }
-}
-
-/// Squared Euclidean distance (mm²) from every voxel to the nearest `seed` voxel; `spacing` in (z, y, x).
-pub fn squared_edt(seeds: ArrayView3<bool>, spacing: [f64; 3]) -> Array3<f64> {
-    let mut d = seeds.mapv(|s| if s { 0.0 } else { f64::INFINITY });
-    for (axis, &w) in spacing.iter().enumerate() {
-        let lanes: Vec<_> = d.lanes_mut(Axis(axis)).into_iter().collect();
-        lanes.into_par_iter().for_each_init(
-            || (Vec::new(), Vec::new(), Vec::new(), Vec::new()),
-            |(buf, v, z, dd), mut lane| {
-                buf.clear();
-                buf.extend(lane.iter().copied());
-                edt_line(buf, w, v, z, dd);
-                lane.iter_mut().zip(buf.iter()).for_each(|(o, b)| *o = *b);
-            },
-        );
-    }
-    d
 }
 
 /// The `q`-quantile of `values` with linear interpolation between closest ranks (NumPy's
@@ -214,26 +142,6 @@ pub fn nsd_of(a_to_b: &[f64], b_to_a: &[f64], tau: f64, formula: NsdFormula) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn edt_matches_brute_force_with_anisotropic_spacing() {
-        let mut seeds = Array3::from_elem((5, 6, 7), false);
-        seeds[[1, 2, 3]] = true;
-        seeds[[4, 0, 6]] = true;
-        let sp = [2.5, 1.0, 0.7];
-        let d = squared_edt(seeds.view(), sp);
-        for ((z, y, x), &v) in d.indexed_iter() {
-            let brute = [[1.0, 2.0, 3.0], [4.0, 0.0, 6.0]]
-                .iter()
-                .map(|s| {
-                    ((z as f64 - s[0]) * sp[0]).powi(2)
-                        + ((y as f64 - s[1]) * sp[1]).powi(2)
-                        + ((x as f64 - s[2]) * sp[2]).powi(2)
-                })
-                .fold(f64::INFINITY, f64::min);
-            assert!((v - brute).abs() < 1e-9, "{:?}: {v} vs {brute}", (z, y, x));
-        }
-    }
 
     #[test]
     fn nsd_by_hand_for_both_formulas() {

@@ -1,4 +1,6 @@
-//! BraTS evaluation metrics: Dice and HD95 per region (WT, TC, ET) and their mean (AVE).
+//! BraTS evaluation metrics: Dice and HD95 per region (WT, TC, ET) and their mean (AVE), and on
+//! request NSD and the lesion-wise metrics ([`crate::lesion`]), in dsma's or the official
+//! package's reading ([`readings`]).
 //!
 //! Internally Dice is a fraction in [0, 1] and HD95 is in millimetres (using the voxel spacing);
 //! tables show Dice as a percentage like the paper.
@@ -11,8 +13,8 @@
 //! HD95 follows medpy / the BraTS toolkit by default: the 95th percentile of the pooled distances of
 //! both surfaces to each other ([`HdMode::Pooled`]); MONAI's `compute_hausdorff_distance(percentile=95)`
 //! takes the larger of the two directed 95th percentiles ([`HdMode::MaxDirected`]). Surfaces are the
-//! mask voxels with a 6-neighbour outside the mask; distances come from an exact Euclidean distance
-//! transform computed only over the bounding box of both masks.
+//! mask voxels with a 6-neighbour outside the mask; distances are exact, each border voxel's to the
+//! nearest border voxel of the other mask (`surface::border_distances`).
 
 pub mod global;
 pub mod options;
