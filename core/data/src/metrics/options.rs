@@ -48,7 +48,7 @@ pub enum Reading {
     #[default]
     Dsma,
     /// The BraTS package's numbers (`BraTS_evaluation` 0.0.10 on NIfTI files), quirks included:
-    /// see [`readings`]. `empty_dice`, `empty_hd`, `hd_mode` and `nsd_tolerance` do not apply.
+    /// see [`super::readings`]. `empty_dice`, `empty_hd`, `hd_mode` and `nsd_tolerance` do not apply.
     Panoptica,
 }
 
