@@ -123,7 +123,7 @@ pub fn score_case<B: Backend, M: SegmentationModel<B>>(
 
 /// Labels `images` with the EMA teacher of the latest checkpoint in `checkpoints` (a run's
 /// `checkpoints/` folder), as the runner labels generated images: sliding window, then hard labels
-/// at the evaluation threshold ([`crate::model::registration::LabelFn`]).
+/// at the evaluation threshold ([`crate::runner::registration::LabelFn`]).
 pub fn teacher_labels<F: ModelFactory, B: KernelBackend>(
     exp: &crate::experiment::config::Experiment,
     checkpoints: &Path,

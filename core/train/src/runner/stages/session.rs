@@ -43,7 +43,7 @@ pub struct TrainState {
     pub epoch: usize,
     /// One record per completed epoch.
     pub records: Vec<EpochRecord>,
-    /// Weighter state ([`SampleWeighter::history`]).
+    /// Weighter state ([`dsma_plugin::SampleWeighter::history`]).
     pub weighter: serde_json::Value,
     /// Stage-2 scores and weights per epoch.
     pub weights: Vec<WeightLog>,

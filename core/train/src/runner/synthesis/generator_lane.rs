@@ -321,7 +321,7 @@ impl Drop for Inbox {
     }
 }
 
-/// A run's handle on the set the lane draws for it ([`RunJob::ahead`]).
+/// A run's handle on the set the lane draws for it ([`crate::runner::run_job::RunJob::ahead`]).
 #[derive(Clone, Copy)]
 pub struct AheadSet<'a> {
     /// The lane.

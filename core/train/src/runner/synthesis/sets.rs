@@ -1,4 +1,4 @@
-//! Stage 2's synthetic sets: where a row's synthetic cases come from ([`Source`]: none, a
+//! Stage 2's synthetic sets: where a row's synthetic cases come from (`Source`: none, a
 //! synthesizer deriving cases from real ones, or a fitted generative comparator), the background
 //! queue that makes them ahead of the trainer, the set of each epoch (fresh, or the first one kept
 //! when `regenerate` is off) and the EMA teacher's labels of generated images (§4.1).
