@@ -123,14 +123,6 @@ fn inconsistent_sizes_are_refused() {
     assert!(HaGan::new(p).err().unwrap().to_string().contains("groups"));
 }
 
-/// Held by the tests that fit: run side by side in one process, two fits have been seen to
-/// differ in the last bits (1 run in 4 of this binary on a 2-core machine; never alone), so the
-/// resume test's bit-equality would fail for a reason outside HA-GAN.
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    LOCK.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 fn fit(m: &HaGan, data: &[Array3<f32>], dir: &std::path::Path) {
     let mut progress = |_| {};
     let mut ctx = GeneratorFit {
@@ -167,7 +159,6 @@ fn weights(dir: &std::path::Path) -> Vec<f32> {
 
 #[test]
 fn a_resumed_fit_equals_an_uninterrupted_one() {
-    let _serial = serial();
     let data: Vec<Array3<f32>> = (0..3)
         .map(|i| Array3::from_elem((32, 32, 32), 0.2 * i as f32 - 0.2))
         .collect();
@@ -196,7 +187,6 @@ fn a_resumed_fit_equals_an_uninterrupted_one() {
 
 #[test]
 fn a_short_fit_moves_samples_towards_the_data() {
-    let _serial = serial();
     let data: Vec<Array3<f32>> = vec![Array3::from_elem((32, 32, 32), 0.5); 4];
     let dev = Default::default();
     let distance = |v: &[Array3<f32>]| {
@@ -257,7 +247,6 @@ fn separation(dir: &std::path::Path, steps: usize, data: &[Array3<f32>]) -> f64 
 
 #[test]
 fn the_discriminator_separates_less_as_the_generator_learns() {
-    let _serial = serial();
     let data: Vec<Array3<f32>> = vec![Array3::from_elem((32, 32, 32), 0.5); 4];
     let dir = tempfile::tempdir().unwrap();
     let m = |steps| {

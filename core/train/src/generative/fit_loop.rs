@@ -157,7 +157,10 @@ pub fn run_steps(
     });
     for k in start..total {
         let mut rng = step_rng(ctx.seed, k);
-        let loss = fit.step(k, &mut rng)?;
+        let loss = {
+            let _step = crate::model::autodiff_step();
+            fit.step(k, &mut rng)?
+        };
         let done = k + 1;
         if done == total || done % every.max(1) == 0 {
             fit.save(done)?;

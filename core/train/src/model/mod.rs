@@ -100,6 +100,16 @@ pub trait ModelFactory: Send + Sync + 'static {
         -> Result<Self::Model<B>>;
 }
 
+/// Held while one autodiff step runs (forward, backward, optimizer update). burn-autodiff 0.21
+/// keeps one process-wide graph registry, and two threads building and differentiating graphs at
+/// once gave results that differ in the last bits (HA-GAN fits side by side in one process: 4 of
+/// 28 runs under load, 0 of 28 one at a time); taking steps one at a time keeps a run and a
+/// generator fit that overlap (the generator lane) bit-reproducible.
+pub fn autodiff_step() -> std::sync::MutexGuard<'static, ()> {
+    static STEP: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    STEP.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Builds `F`'s network from `params` on `device` and loads the safetensors `bytes` (read from
 /// `file`, named in errors) into it.
 pub fn load_model<F: ModelFactory, B: KernelBackend>(

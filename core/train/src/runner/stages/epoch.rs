@@ -99,6 +99,7 @@ pub(crate) fn run_epoch<F: ModelFactory, B: KernelBackend>(
     let mut loss_sum = 0.0;
     for batch in samples.chunks(t.batch) {
         let Batch { x, y, w } = batch_tensors::<B>(batch, &t.patch, &mut rng, &s.device)?;
+        let step = crate::model::autodiff_step();
         let student = s.student.take().expect("student present between steps");
         let loss = weighted_dice_loss(student.forward(x), y, w);
         let value: f64 = loss.clone().into_scalar().elem();
@@ -116,6 +117,7 @@ pub(crate) fn run_epoch<F: ModelFactory, B: KernelBackend>(
         let ema = s.ema.clone();
         s.ema = ema_update(ema, &student.valid(), t.ema_decay);
         s.student = Some(student);
+        drop(step);
         loss_sum += value;
         obs.step(value);
     }
