@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::assignment::min_cost_assignment;
 use crate::components::{components, Components};
 use crate::surface::{border_distances, nsd_of, percentile, NsdFormula};
-use crate::volume::bounding_box;
+use crate::volume::crop_to_union;
 
 /// Lesion-wise numbers of one region, named as the package names them.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -147,19 +147,7 @@ pub fn lesion_metrics(
     truth: ArrayView3<bool>,
     opts: &LesionOptions,
 ) -> LesionMetrics {
-    // Everything happens inside the bounding box of both masks: lesions, overlaps and borders are
-    // the same there (outside it there is no lesion voxel; the volume's edge and the box's edge
-    // both border background).
-    let either = ndarray::Zip::from(&pred)
-        .and(&truth)
-        .map_collect(|&p, &t| p || t);
-    let (pred, truth) = match bounding_box(either.view(), |&v| v) {
-        Some((lo, hi)) => {
-            let bx = s![lo[0]..hi[0], lo[1]..hi[1], lo[2]..hi[2]];
-            (pred.slice_move(bx), truth.slice_move(bx))
-        }
-        None => (pred, truth),
-    };
+    let (pred, truth) = crop_to_union(pred, truth);
     let (ct, cp) = rayon::join(|| components(truth), || components(pred));
     let pairs = matches(&ct, &cp);
     let per: Vec<[f64; 3]> = pairs

@@ -2,11 +2,11 @@
 //! spacing (nearest neighbours in an R*-tree), and the statistics built on them (HD95's percentile, the
 //! normalised surface Dice).
 
-use ndarray::{s, Array3, ArrayView3, Axis, Zip};
+use ndarray::{Array3, ArrayView3, Axis};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::volume::bounding_box;
+use crate::volume::crop_to_union;
 
 /// Border voxels of `mask`: set voxels with a 6-neighbour unset or outside the array.
 pub fn surface(mask: ArrayView3<bool>) -> Array3<bool> {
@@ -69,12 +69,8 @@ pub fn border_distances(
     if !a.iter().any(|&v| v) || !b.iter().any(|&v| v) {
         return (vec![], vec![]);
     }
-    let either = Zip::from(&a).and(&b).map_collect(|&x, &y| x || y);
-    let Some((lo, hi)) = bounding_box(either.view(), |&v| v) else {
-        return (vec![], vec![]);
-    };
-    let bx = s![lo[0]..hi[0], lo[1]..hi[1], lo[2]..hi[2]];
-    let (pa, pb) = rayon::join(|| border_points(a.slice(bx)), || border_points(b.slice(bx)));
+    let (a, b) = crop_to_union(a, b);
+    let (pa, pb) = rayon::join(|| border_points(a), || border_points(b));
     rayon::join(
         || directed(&pa, &pb, spacing),
         || directed(&pb, &pa, spacing),

@@ -249,6 +249,23 @@ pub fn bounding_box<T: Sync>(
     (hi[0] > 0).then_some((lo, hi))
 }
 
+/// Views of two masks cut to the bounding box of their union (the masks as given when both are
+/// empty). Every metric of the pair is the same there: no mask voxel lies outside the box, and the
+/// box's edge borders background as the volume's edge does.
+pub fn crop_to_union<'a>(
+    a: ndarray::ArrayView3<'a, bool>,
+    b: ndarray::ArrayView3<'a, bool>,
+) -> (ndarray::ArrayView3<'a, bool>, ndarray::ArrayView3<'a, bool>) {
+    let either = ndarray::Zip::from(&a).and(&b).map_collect(|&x, &y| x || y);
+    match bounding_box(either.view(), |&v| v) {
+        Some((lo, hi)) => {
+            let bx = s![lo[0]..hi[0], lo[1]..hi[1], lo[2]..hi[2]];
+            (a.slice_move(bx), b.slice_move(bx))
+        }
+        None => (a, b),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

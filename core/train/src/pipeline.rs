@@ -121,16 +121,21 @@ pub fn run_experiment(
     })
 }
 
-/// The table of `results` in the experiment's row and dataset order (one row per row and grid
-/// point: the labels carry the grid point's suffix), with its published numbers.
-pub fn table_of(loaded: &LoadedExperiment, results: &[RunResults]) -> Table {
-    let rows = row_labels(loaded);
-    let datasets: Vec<String> = loaded
+/// The experiment's dataset names, in column order.
+fn dataset_names(loaded: &LoadedExperiment) -> Vec<String> {
+    loaded
         .experiment
         .datasets
         .iter()
         .map(|d| d.name.clone())
-        .collect();
+        .collect()
+}
+
+/// The table of `results` in the experiment's row and dataset order (one row per row and grid
+/// point: the labels carry the grid point's suffix), with its published numbers.
+pub fn table_of(loaded: &LoadedExperiment, results: &[RunResults]) -> Table {
+    let rows = row_labels(loaded);
+    let datasets = dataset_names(loaded);
     build(&rows, &datasets, results).with_reference(loaded.experiment.reference.as_ref())
 }
 
@@ -142,12 +147,7 @@ fn ensemble_table(loaded: &LoadedExperiment, results: &[RunResults]) -> Table {
             rows.push(r.row.clone());
         }
     }
-    let datasets: Vec<String> = loaded
-        .experiment
-        .datasets
-        .iter()
-        .map(|d| d.name.clone())
-        .collect();
+    let datasets = dataset_names(loaded);
     build(&rows, &datasets, results)
 }
 

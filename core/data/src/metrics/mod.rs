@@ -62,14 +62,7 @@ fn mean_lesions(all: impl Iterator<Item = LesionMetrics>) -> Option<LesionMetric
     if all.is_empty() {
         return None;
     }
-    let mean = |f: fn(&LesionMetrics) -> f64| {
-        let v: Vec<f64> = all.iter().map(f).filter(|x| !x.is_nan()).collect();
-        if v.is_empty() {
-            f64::NAN
-        } else {
-            v.iter().sum::<f64>() / v.len() as f64
-        }
-    };
+    let mean = |f: fn(&LesionMetrics) -> f64| mean_skipping_nan(all.iter().map(f));
     Some(LesionMetrics {
         tp: all.iter().map(|l| l.tp).sum(),
         fp: all.iter().map(|l| l.fp).sum(),
@@ -79,6 +72,19 @@ fn mean_lesions(all: impl Iterator<Item = LesionMetrics>) -> Option<LesionMetric
         sq_hd95: mean(|l| l.sq_hd95),
         sq_nsd: mean(|l| l.sq_nsd),
     })
+}
+
+/// Mean of the values that are not NaN, ∞ kept (as pandas' mean); NaN when there are none.
+pub fn mean_skipping_nan(values: impl IntoIterator<Item = f64>) -> f64 {
+    let (s, n) = values
+        .into_iter()
+        .filter(|v| !v.is_nan())
+        .fold((0.0, 0usize), |(s, n), v| (s + v, n + 1));
+    if n == 0 {
+        f64::NAN
+    } else {
+        s / n as f64
+    }
 }
 
 /// Mean of the finite values (NaN when there are none).

@@ -6,14 +6,14 @@
 //! HD95 ∞, both empty NaN; lesion-wise distances with the spacing applied to the axes in reverse
 //! order (SimpleITK's (x, y, z) spacing on its (z, y, x) array) and NSD at the smallest spacing.
 
-use ndarray::{s, ArrayView3};
+use ndarray::ArrayView3;
 
 use super::global::{dice, hd95_of};
 use super::options::{EmptyDice, MetricOptions, MetricSet, Reading};
 use super::values::RegionMetrics;
 use crate::lesion::{lesion_metrics, LesionOptions};
 use crate::surface::{border_distances, nsd_of, NsdFormula};
-use crate::volume::bounding_box;
+use crate::volume::crop_to_union;
 
 /// Metrics of one region's masks on a grid of `spacing` (z, y, x) mm.
 pub fn region_metrics(
@@ -22,18 +22,7 @@ pub fn region_metrics(
     spacing: [f64; 3],
     opts: &MetricOptions,
 ) -> RegionMetrics {
-    // Every metric is the same inside the bounding box of both masks (Dice counts, borders, the
-    // volume's edge bordering background like the box's), so work there only.
-    let either = ndarray::Zip::from(&pred)
-        .and(&truth)
-        .map_collect(|&p, &t| p || t);
-    let (pred, truth) = match bounding_box(either.view(), |&v| v) {
-        Some((lo, hi)) => {
-            let bx = s![lo[0]..hi[0], lo[1]..hi[1], lo[2]..hi[2]];
-            (pred.slice_move(bx), truth.slice_move(bx))
-        }
-        None => (pred, truth),
-    };
+    let (pred, truth) = crop_to_union(pred, truth);
     let (global, lesion_opts) = match opts.reading {
         Reading::Dsma => (
             dsma_global(pred, truth, spacing, opts),

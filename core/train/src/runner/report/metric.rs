@@ -78,16 +78,9 @@ impl TableMetric {
         let lesion = |f: fn(&dsma_data::lesion::LesionMetrics) -> f64| {
             if k == 3 {
                 // As the Dice AVE: the mean of the regions that have a value (∞ kept).
-                let v: Vec<f64> = regions[..3]
-                    .iter()
-                    .filter_map(|r| r.lesion.as_ref().map(f))
-                    .filter(|x| !x.is_nan())
-                    .collect();
-                if v.is_empty() {
-                    f64::NAN
-                } else {
-                    v.iter().sum::<f64>() / v.len() as f64
-                }
+                dsma_data::metrics::mean_skipping_nan(
+                    regions[..3].iter().filter_map(|r| r.lesion.as_ref().map(f)),
+                )
             } else {
                 regions[k].lesion.as_ref().map_or(f64::NAN, f)
             }
