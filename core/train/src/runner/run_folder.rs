@@ -27,7 +27,14 @@ pub fn default_cache(out: &Path) -> PathBuf {
 
 /// Whether a run folder holds a finished run.
 pub fn is_finished(out: &Path, run: &PlannedRun) -> bool {
-    out.join(run.dir()).join("results.json").exists()
+    let dir = out.join(run.dir());
+    dir.join("results.json").exists() && !links_elsewhere(&dir, run)
+}
+
+/// Whether `dir` is a link to another run's content-addressed folder: the experiment file changed
+/// since the link was made, so the folder holds a run of other settings.
+fn links_elsewhere(dir: &Path, run: &PlannedRun) -> bool {
+    std::fs::read_link(dir).is_ok_and(|target| !target.ends_with(run.shared_dir()))
 }
 
 /// The run's folder under `out`: a link to its content-addressed folder under the shared root
@@ -36,11 +43,16 @@ pub fn is_finished(out: &Path, run: &PlannedRun) -> bool {
 /// the folder is plain.
 pub fn run_folder(out: &Path, cache: &Path, run: &PlannedRun) -> Result<PathBuf> {
     let link = out.join(run.dir());
-    if link.is_dir() {
+    // A link to a finished run of other settings is moved to this run's folder (the other run
+    // stays in the shared root); one to an unfinished run is kept, and `check_unfinished` refuses
+    // to continue it with other settings.
+    let finished_elsewhere = links_elsewhere(&link, run) && link.join("results.json").exists();
+    if link.is_dir() && !finished_elsewhere {
         return Ok(link);
     }
     if link.symlink_metadata().is_ok() {
-        // A link whose target is gone (the shared root was deleted): make it again.
+        // A link whose target is gone (the shared root was deleted), or to a finished run of other
+        // settings: make it again.
         std::fs::remove_file(&link).map_err(|e| CoreError::io(&link, e))?;
     }
     let parent = link.parent().unwrap_or(out);
