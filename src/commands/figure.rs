@@ -6,10 +6,12 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 use dsma_data::brats::{discover, load_case, DatasetOptions};
+use dsma_data::corruption::{is_corrupted, separation_auc};
 use dsma_data::nifti_io::read_labels;
 use dsma_data::slice_figure::{axial, render, slice_with_most_tumour, Overlay, Panel};
 use dsma_data::{LabelConvention, Modality};
 use dsma_plugin::Registry;
+use dsma_train::runner::report::logs::read_weights;
 use dsma_train::runner::report::record::{run_folders, RunRecord};
 
 #[derive(Debug, clap::Args)]
@@ -28,6 +30,30 @@ pub struct Args {
     /// PNG to write.
     #[arg(long)]
     out: PathBuf,
+}
+
+impl Args {
+    /// The arguments of `dsma figure RUNS --kind weights --run RUN --out OUT`.
+    pub fn weights_of(runs: &Path, run: &Path, out: &Path) -> Args {
+        Args {
+            runs: runs.to_path_buf(),
+            kind: "weights".into(),
+            cases: 0,
+            run: Some(run.to_path_buf()),
+            out: out.to_path_buf(),
+        }
+    }
+
+    /// The arguments of `dsma figure RUNS --kind segmentation --cases N --out OUT`.
+    pub fn segmentation_of(runs: &Path, cases: usize, out: &Path) -> Args {
+        Args {
+            runs: runs.to_path_buf(),
+            kind: "segmentation".into(),
+            cases,
+            run: None,
+            out: out.to_path_buf(),
+        }
+    }
 }
 
 /// A finished run folder, its run record, and its dataset's folder and label convention.
@@ -60,7 +86,8 @@ fn runs(out: &Path) -> anyhow::Result<Vec<RunInfo>> {
     Ok(infos)
 }
 
-fn segmentation(a: &Args) -> anyhow::Result<()> {
+/// Fig. 5: ground truth and each row's prediction on test cases.
+pub fn segmentation(a: &Args) -> anyhow::Result<()> {
     let all = runs(&a.runs)?;
     let Some(first) = all.iter().find(|r| r.dir.join("results.json").exists()) else {
         bail!(
@@ -126,7 +153,8 @@ fn segmentation(a: &Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn weights(a: &Args, registry: &Registry) -> anyhow::Result<()> {
+/// The MAS weight trajectories of a run (the first with a drawable history without `--run`).
+pub fn weights(a: &Args, registry: &Registry) -> anyhow::Result<()> {
     let candidates: Vec<(PathBuf, RunRecord)> = match &a.run {
         Some(d) => RunRecord::read(d)
             .map(|r| vec![(d.clone(), r)])
@@ -143,8 +171,9 @@ fn weights(a: &Args, registry: &Registry) -> anyhow::Result<()> {
         let Ok(text) = std::fs::read(dir.join("weighter.json")) else {
             continue;
         };
-        let history: serde_json::Value = serde_json::from_slice(&text)
+        let mut history: serde_json::Value = serde_json::from_slice(&text)
             .with_context(|| format!("{}", dir.join("weighter.json").display()))?;
+        mark_corrupted(dir, &mut history)?;
         // The run's own name (dataset/row/rep), not the absolute folder.
         let name: PathBuf = dir
             .iter()
@@ -164,6 +193,46 @@ fn weights(a: &Args, registry: &Registry) -> anyhow::Result<()> {
         "{}: no run whose weighter draws its history (e.g. mas with at least one stage-2 epoch)",
         a.runs.display()
     )
+}
+
+/// A run with `train.synthesis.corrupt`: adds each epoch's corrupted sample indices to the
+/// weighter's history (`corrupted`, drawn in red) and prints the ROC AUC of the weights, clean
+/// against corrupted, per stage-2 epoch.
+fn mark_corrupted(dir: &Path, history: &mut serde_json::Value) -> anyhow::Result<()> {
+    let Ok(epochs) = read_weights(dir) else {
+        return Ok(());
+    };
+    if !epochs
+        .iter()
+        .flat_map(|e| &e.sources)
+        .any(|s| is_corrupted(s))
+    {
+        return Ok(());
+    }
+    println!("ROC AUC of the weights, clean vs corrupted samples (1 = every corrupted sample weighs less):");
+    for (i, e) in epochs.iter().enumerate() {
+        let bad: Vec<usize> = (0..e.sources.len())
+            .filter(|j| is_corrupted(&e.sources[*j]))
+            .collect();
+        let pick = |want: bool| -> Vec<f64> {
+            (0..e.weights.len())
+                .filter(|j| bad.contains(j) == want)
+                .map(|j| e.weights[j])
+                .collect()
+        };
+        if let Some(auc) = separation_auc(&pick(false), &pick(true)) {
+            println!(
+                "  epoch {}: {auc:.3} ({} clean, {} corrupted)",
+                e.epoch,
+                e.weights.len() - bad.len(),
+                bad.len()
+            );
+        }
+        if let Some(h) = history.get_mut(i).and_then(|h| h.as_object_mut()) {
+            h.insert("corrupted".into(), serde_json::json!(bad));
+        }
+    }
+    Ok(())
 }
 
 pub fn run(a: Args, registry: &Registry) -> anyhow::Result<ExitCode> {

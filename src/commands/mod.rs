@@ -9,6 +9,7 @@ mod inspect;
 mod phantom;
 mod plugins;
 mod predict;
+mod report;
 mod run;
 mod synth;
 mod weights;
@@ -54,6 +55,9 @@ enum Command {
     Table(run::TableArgs),
     /// Draw a figure from a `dsma run` output folder: segmentations (Fig. 5) or MAS weights.
     Figure(figure::Args),
+    /// One self-contained HTML report of a `dsma run` output folder: tables with the published
+    /// numbers, Fig. 4/5, MAS weights, curves, comparator samples, the experiment, the machine.
+    Report(report::Args),
     /// What this build can run on here (CPU, CUDA), and for each backend that cannot, why and the fix.
     Doctor(doctor::Args),
     /// Dataset utilities.
@@ -83,6 +87,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Validate(a) => run::validate(a, registry),
         Command::Table(a) => run::table(a),
         Command::Figure(a) => figure::run(a, &registry),
+        Command::Report(a) => report::run(a, &registry),
         Command::Plugins(a) => plugins::run(a, &registry),
         Command::Synth(a) => synth::run(a, &registry),
         Command::Weights(a) => weights::run(a),

@@ -10,6 +10,7 @@ use dsma_train::pipeline::{folder_table, run_experiment, validate_experiment, Ru
 use dsma_train::runner::progress::PrepareSummary;
 use dsma_train::runner::progress::RunObserver;
 use dsma_train::runner::records::EpochRecord;
+use dsma_train::runner::report::interval::Interval;
 use dsma_train::runner::report::{render, TableFormat, TableMetric};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
@@ -63,6 +64,10 @@ pub struct TableArgs {
     /// lesion-nsd (all but dice and hd95 need runs evaluated with `eval.metrics.compute`).
     #[arg(long, default_value = "dice", value_parser = |s: &str| TableMetric::parse(s).ok_or_else(|| format!("`{s}`; expected dice, hd95, nsd, lesion-dsc, lesion-pq, lesion-hd95 or lesion-nsd")))]
     metric: TableMetric,
+    /// What ± means with repeats: std (sample standard deviation) or ci95 (95 % confidence
+    /// interval of the mean, Student's t); default: the experiment's `eval.interval`.
+    #[arg(long, value_parser = ["std", "ci95"])]
+    interval: Option<String>,
 }
 
 fn parse_shard(s: &str) -> Result<(usize, usize), String> {
@@ -290,6 +295,9 @@ pub fn validate(a: ValidateArgs, mut registry: Registry) -> anyhow::Result<ExitC
             r.label, r.dataset_name, r.repeat, r.seed, r.stage1_hash
         );
     }
+    for w in &v.warnings {
+        eprintln!("warning: {w}");
+    }
     if v.problems.is_empty() {
         println!("\nok: every plugin exists and accepts its parameters");
         Ok(ExitCode::SUCCESS)
@@ -312,7 +320,12 @@ pub fn table(a: TableArgs) -> anyhow::Result<ExitCode> {
         "latex" => TableFormat::Latex,
         _ => TableFormat::Markdown,
     };
-    let table = folder_table(&a.runs, a.metric)?;
+    let mut table = folder_table(&a.runs, a.metric)?;
+    match a.interval.as_deref() {
+        Some("ci95") => table = table.with_interval(Interval::Ci95),
+        Some(_) => table = table.with_interval(Interval::Std),
+        None => {}
+    }
     if a.metric != TableMetric::Dice && format != TableFormat::Csv {
         println!("{} on the test split\n", a.metric.caption());
     }

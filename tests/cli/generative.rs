@@ -95,6 +95,7 @@ train:
   stage1: {{epochs: 2, lr: 3.0e-3}}
   stage2: {{epochs: 2, lr: 1.0e-4}}
   patch: {{size: [16, 16, 16]}}
+  synthesis: {{regenerate: true}}
 eval:
   window: {{patch: [16, 16, 16]}}
 rows:

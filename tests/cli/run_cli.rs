@@ -328,6 +328,9 @@ fn every_experiment_file_validates_with_no_missing_plugin() {
             stdout.contains("ok: every plugin exists"),
             "{file}: {stdout}"
         );
+        // Paper files at the paper's geometry, phantom files at theirs: no generator is more
+        // than 2× coarser than the patch.
+        assert!(!stderr.contains("warning"), "{file}: {stderr}");
         if file.starts_with("experiments/table1") || file.starts_with("experiments/table2") {
             assert!(
                 stdout.contains("# 12 run(s)"),
@@ -338,6 +341,36 @@ fn every_experiment_file_validates_with_no_missing_plugin() {
             }
         }
     }
+}
+
+#[test]
+fn validate_warns_when_a_generator_box_is_much_coarser_than_the_patch() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("coarse.yaml");
+    let table1 = std::fs::canonicalize("experiments/table1_unet.yaml").unwrap();
+    // Patch 128³ (paper.yaml); Wu at 32³ is 4× coarser on every axis, HA-GAN at 64³ exactly 2×
+    // (not more: no warning), StyleGAN at 5·2³ × 6·2³ × 7·2³ = 40×48×56: 3.2×, 2.67×, 2.29×.
+    let text = format!(
+        "extends: {}\nname: coarse\nrows:\n  - label: Wu\n    synthesizer:\n      name: diffusion-wu\n      params: {{size: [32, 32, 32]}}\n  - label: HA\n    synthesizer: {{name: hagan, params: {{size: 64, trunk: [128, 128, 64, 16], low: [8, 8], high: 8}}}}\n  - label: SG\n    synthesizer: {{name: stylegan3d, params: {{blocks: 3}}}}\nreference: null\n",
+        table1.display()
+    );
+    std::fs::write(&file, text).unwrap();
+    let (code, _, stderr) = dsma(&["validate", file.to_str().unwrap()]);
+    assert_eq!(code, 0, "a warning does not fail validation: {stderr}");
+    let warnings: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("warning:"))
+        .collect();
+    assert_eq!(warnings.len(), 2, "{stderr}");
+    assert!(
+        warnings[0].contains("rows.0 (Wu)") && warnings[0].contains("z 4.0×, y 4.0×, x 4.0×"),
+        "{stderr}"
+    );
+    assert!(warnings[0].contains("coarse.yaml:5:5]"), "{stderr}");
+    assert!(
+        warnings[1].contains("rows.2 (SG)") && warnings[1].contains("z 3.2×, y 2.7×, x 2.3×"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -544,7 +577,7 @@ fn a_resume_with_changed_settings_is_refused_naming_them() {
         "--resume",
         "train.stage2.lr=0.001",
         "rows.0.weighter.params.beta=0.3",
-        "train.synthesis.regenerate=false",
+        "train.synthesis.regenerate=true",
     ]);
     assert_eq!(code, 1, "{stderr}");
     assert!(stderr.contains("other settings"), "{stderr}");
@@ -557,7 +590,7 @@ fn a_resume_with_changed_settings_is_refused_naming_them() {
         "{stderr}"
     );
     assert!(
-        stderr.contains("train.synthesis: (unset) → {\"regenerate\":false}"),
+        stderr.contains("train.synthesis: (unset) → {\"regenerate\":true}"),
         "{stderr}"
     );
     assert!(!out
@@ -751,4 +784,95 @@ fn repeats_and_a_grid_report_the_best_epoch_and_mean_and_std_per_row() {
             "{line} should end with {cell}"
         );
     }
+}
+
+#[test]
+fn a_changed_experiment_file_trains_again_instead_of_reusing_the_old_finished_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let exp = experiment(tmp.path(), 1, 1, "  - label: baseline\n");
+    let exp = exp.to_str().unwrap();
+    let out = tmp.path().join("out");
+    let (code, _, stderr) = run_own_root(exp, &out, &["--quiet"]);
+    assert_eq!(code, 0, "{stderr}");
+    let link = out.join("runs/phantom/baseline/rep-0");
+    let first = std::fs::read_link(&link).unwrap();
+    // The same file with two stage-1 epochs: another run, not the finished one under the old link.
+    let (code, _, stderr) = run_own_root(exp, &out, &["--quiet", "train.stage1.epochs=2"]);
+    assert_eq!(code, 0, "{stderr}");
+    let second = std::fs::read_link(&link).unwrap();
+    assert_ne!(first, second);
+    let epochs = std::fs::read_to_string(link.join("epochs.csv")).unwrap();
+    assert_eq!(
+        epochs.lines().filter(|l| l.starts_with("1,")).count(),
+        2,
+        "{epochs}"
+    );
+    assert!(
+        first.join("results.json").exists(),
+        "the old run stays in the shared root"
+    );
+}
+
+#[test]
+fn eval_interval_ci95_prints_the_t_interval_of_the_repeats() {
+    let tmp = tempfile::tempdir().unwrap();
+    let exp = experiment(tmp.path(), 1, 1, "  - label: baseline\n");
+    let text = std::fs::read_to_string(&exp).unwrap();
+    std::fs::write(
+        &exp,
+        format!("repeats: 2\n{text}").replace("eval:\n", "eval:\n  interval: ci95\n"),
+    )
+    .unwrap();
+    let out = tmp.path().join("out");
+    let (code, stdout, stderr) = run_own_root(exp.to_str().unwrap(), &out, &["--quiet"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("95 % confidence interval"), "{stdout}");
+    // The AVE cell from the two runs' results: mean ± t₀.₉₇₅(1) · s / √2, t₀.₉₇₅(1) = 12.706.
+    let ave = |r: usize| -> f64 {
+        let dir = out.join(format!("runs/phantom/baseline/rep-{r}"));
+        let v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("results.json")).unwrap())
+                .unwrap();
+        100.0 * v["mean"]["AVE"]["dice"].as_f64().unwrap()
+    };
+    let (a, b) = (ave(0), ave(1));
+    let s = (a - b).abs() / 2f64.sqrt();
+    let want = format!("{:.2} ± {:.2}", (a + b) / 2.0, 12.706 * s / 2f64.sqrt());
+    assert!(stdout.contains(&want), "{want} not in\n{stdout}");
+    // `dsma table` reads the experiment's choice back; --interval std overrides it.
+    let (_, table, _) = dsma(&["table", out.to_str().unwrap()]);
+    assert!(table.contains(&want), "{table}");
+    let (_, table, _) = dsma(&["table", out.to_str().unwrap(), "--interval", "std"]);
+    assert!(
+        table.contains(&format!("{:.2} ± {:.2}", (a + b) / 2.0, s)),
+        "{table}"
+    );
+}
+
+#[test]
+fn corrupting_a_generator_row_is_refused_by_name() {
+    let tmp = tempfile::tempdir().unwrap();
+    let exp = experiment(
+        tmp.path(),
+        1,
+        1,
+        "  - label: DTSS\n    synthesizer: {name: dtss}\n  - label: GAN\n    synthesizer: {name: stylegan3d, params: {base: [2, 2, 2], blocks: 3}}\n",
+    );
+    let text = std::fs::read_to_string(&exp).unwrap();
+    let text = text.replace(
+        "  checkpoint_every: 1\n",
+        "  checkpoint_every: 1\n  synthesis: {corrupt: {fraction: 0.25, kind: erase_tumour}}\n",
+    );
+    std::fs::write(&exp, text).unwrap();
+    let (code, _, stderr) = dsma(&["validate", exp.to_str().unwrap()]);
+    assert_ne!(code, 0);
+    assert!(
+        stderr.contains("train.synthesis.corrupt")
+            && stderr.contains("rows.1 (GAN)")
+            && !stderr.contains("rows.0"),
+        "{stderr}"
+    );
+    // The derived row alone is fine.
+    let (code, _, stderr) = dsma(&["validate", exp.to_str().unwrap(), "--only", "DTSS"]);
+    assert_eq!(code, 0, "{stderr}");
 }

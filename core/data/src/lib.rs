@@ -10,6 +10,7 @@ pub mod atomic_file;
 pub mod brats;
 pub mod case_store;
 pub mod components;
+pub mod corruption;
 pub mod error;
 pub mod images;
 pub mod json_nan;

@@ -93,10 +93,15 @@ pub struct SampledImage {
 pub trait TrainableSynthesizer: Send + Sync {
     /// Trains on the real training cases, writing checkpoints and resuming from them.
     fn fit(&mut self, train: &dyn TrainingCases, ctx: &mut FitContext<'_>) -> Result<()>;
-    /// Whether stage 2 draws a fresh set every epoch (when `train.synthesis.regenerate` allows);
-    /// `false`: one set drawn when stage 2 starts, relabelled by each epoch's teacher.
+    /// Whether stage 2 may draw a fresh set every epoch (when `train.synthesis.regenerate` asks for
+    /// it); `false`: one set drawn when stage 2 starts, relabelled by each epoch's teacher.
     fn regenerate(&self) -> bool {
         true
+    }
+    /// `[z, y, x]` box the generator fits and draws at, before its samples are resampled to the
+    /// segmentation patch (`dsma validate` warns when it is much coarser); `None`: not known.
+    fn native_shape(&self) -> Option<[usize; 3]> {
+        None
     }
     /// Draws `n` images (after `fit`). `real` is the training split, for samplers that condition
     /// on real cases (super-resolution, partial re-synthesis); unconditional ones ignore it.

@@ -8,6 +8,9 @@
 // Index loops over 3×3 / 4×4 matrices and 3 axes read better than iterator chains.
 #![allow(clippy::needless_range_loop)]
 
+/// The git commit dsma was built from (`unknown` outside a git checkout).
+pub const COMMIT: &str = env!("DSMA_COMMIT");
+
 pub mod checkpoint;
 pub mod diffusion;
 pub mod experiment;

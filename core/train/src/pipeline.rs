@@ -15,10 +15,10 @@ use crate::experiment::{load, LoadedExperiment};
 use crate::runner::ensemble::evaluate_ensembles;
 use crate::runner::execute::{execute, selected_runs, ExecuteOptions, Selection};
 use crate::runner::plan::{row_labels, PlannedRun};
-use crate::runner::plugin_check::check_all_plugins;
+use crate::runner::plugin_check::{check_all_plugins, geometry_warnings};
 use crate::runner::progress::RunObserver;
 use crate::runner::records::RunResults;
-use crate::runner::report::index::{collect_reference, collect_results};
+use crate::runner::report::index::{collect_reference, collect_results, collect_settings};
 use crate::runner::report::{build, build_metric, render, Table, TableFormat, TableMetric};
 use crate::runner::run_folder::{default_cache, default_out, is_finished};
 
@@ -136,7 +136,9 @@ fn dataset_names(loaded: &LoadedExperiment) -> Vec<String> {
 pub fn table_of(loaded: &LoadedExperiment, results: &[RunResults]) -> Table {
     let rows = row_labels(loaded);
     let datasets = dataset_names(loaded);
-    build(&rows, &datasets, results).with_reference(loaded.experiment.reference.as_ref())
+    build(&rows, &datasets, results)
+        .with_reference(loaded.experiment.reference.as_ref())
+        .with_interval(loaded.experiment.eval.interval)
 }
 
 /// The table of ensemble results, one row per ensembled row in the experiment's order.
@@ -160,6 +162,8 @@ pub struct Validation {
     pub runs: Vec<(PlannedRun, bool)>,
     /// One line per plugin problem (empty: every plugin exists and accepts its parameters).
     pub problems: Vec<String>,
+    /// One line per warning that does not stop a run (a generator much coarser than the patch).
+    pub warnings: Vec<String>,
 }
 
 /// Loads and checks an experiment file without training anything.
@@ -183,10 +187,12 @@ pub fn validate_experiment(
         })
         .collect();
     let problems = check_all_plugins(&loaded, registry, only);
+    let warnings = geometry_warnings(&loaded, registry, only);
     Ok(Validation {
         loaded,
         runs,
         problems,
+        warnings,
     })
 }
 
@@ -194,5 +200,8 @@ pub fn validate_experiment(
 pub fn folder_table(out: &Path, metric: TableMetric) -> Result<Table> {
     let (rows, datasets, results) = collect_results(out)?;
     let reference = collect_reference(out)?;
-    Ok(build_metric(&rows, &datasets, &results, metric).with_reference(reference.as_ref()))
+    let (interval, _) = collect_settings(out);
+    Ok(build_metric(&rows, &datasets, &results, metric)
+        .with_reference(reference.as_ref())
+        .with_interval(interval))
 }

@@ -17,7 +17,7 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal, StandardNormal};
 use rayon::prelude::*;
 
-pub use params::{AreaMode, DtssParams, FusionMask, NewLabel, ReduceMode};
+pub use params::{AreaMode, DtssParams, FusionMask, NewLabel, RadiusDraw, ReduceMode};
 
 /// Gaussian kernels are truncated at this many σ (as `scipy.ndimage` with `truncate=3`).
 const TRUNCATE: usize = 3;
@@ -134,7 +134,7 @@ impl Dtss {
         let p = &self.p;
         (p.monomer_radius[1] + 3.0 * p.deform_sigma[1]).ceil() as usize
             + 1
-            + gaussian_radius(p.blur_sigma)
+            + gaussian_radius(p.blur_sigma[1])
     }
 
     /// Eq. 1: the deformation area d = l × m inside `region`.
@@ -192,12 +192,13 @@ impl Dtss {
     pub fn monomer<R: Rng + ?Sized>(&self, rng: &mut R) -> Monomer {
         let p = &self.p;
         let [rlo, rhi] = p.monomer_radius;
-        let radii: [f64; 3] = std::array::from_fn(|_| {
-            if rhi > rlo {
-                rng.random_range(rlo..=rhi)
-            } else {
-                rlo
+        let radii: [f64; 3] = std::array::from_fn(|_| match p.radius_draw {
+            RadiusDraw::Integer if rhi.floor() > rlo.ceil() => {
+                rng.random_range(rlo.ceil() as u64..=rhi.floor() as u64) as f64
             }
+            RadiusDraw::Integer => rlo.ceil(),
+            RadiusDraw::Continuous if rhi > rlo => rng.random_range(rlo..=rhi),
+            RadiusDraw::Continuous => rlo,
         });
         let sigma = if p.deform_sigma[1] > p.deform_sigma[0] {
             rng.random_range(p.deform_sigma[0]..=p.deform_sigma[1])
@@ -475,8 +476,7 @@ impl Dtss {
         })
     }
 
-    fn blur(&self, a: &Array3<f32>) -> Array3<f32> {
-        let sigma = self.p.blur_sigma;
+    fn blur(a: &Array3<f32>, sigma: f64) -> Array3<f32> {
         let r = gaussian_radius(sigma);
         if sigma <= 0.0 || a.shape().iter().any(|&n| n <= r) {
             return a.clone();
@@ -500,9 +500,15 @@ impl Synthesizer for Dtss {
             lesion, stats: st, ..
         } = work;
         let noise_seeds: Vec<u64> = (0..case.image.dim().0).map(|_| rng.next_u64()).collect();
+        let [slo, shi] = p.blur_sigma;
+        let sigma = if shi > slo {
+            rng.random_range(slo..=shi)
+        } else {
+            slo
+        };
 
-        // Eq. 2: T = t ⊗ g(σ), and the same blur of the monomer union.
-        let q = self.blur(&proto.q);
+        // Eq. 2: T = t ⊗ g(σ), σ drawn once per case, and the same blur of the monomer union.
+        let q = Self::blur(&proto.q, sigma);
         let support = q.mapv(|v| v > 1e-3);
         // Eq. 3: G_L = L + G_t, with G_t = {Q ≥ 0.5}; additions take their class, deletions become 0.
         let mut out = case.clone();
@@ -550,7 +556,7 @@ impl Synthesizer for Dtss {
             .enumerate()
             .take(nm)
             .for_each(|(m, mut channel)| {
-                let t = self.blur(&proto.t.index_axis(Axis(0), m).to_owned());
+                let t = Self::blur(&proto.t.index_axis(Axis(0), m).to_owned(), sigma);
                 let mut noise_rng = ChaCha8Rng::seed_from_u64(noise_seeds[m]);
                 let normal =
                     Normal::new(0.0f32, (p.noise_std as f32 * st.brain_std[m]).max(0.0)).ok();

@@ -48,6 +48,33 @@ pub enum NewLabel {
     Enhancing,
 }
 
+/// How monomer semi-axes are drawn from `monomer_radius`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RadiusDraw {
+    /// Whole voxels, uniform over the integers in the range, as SyntheticTumors'
+    /// `random.randint(3, 5)` that §4.2's r ∈ [3, 5] comes from (default).
+    Integer,
+    /// Uniform over the real interval.
+    Continuous,
+}
+
+/// A `[low, high]` range that YAML may also give as one number (`1.5` means `[1.5, 1.5]`).
+fn scalar_or_range<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<[f64; 2], D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrTwo {
+        One(f64),
+        Two([f64; 2]),
+    }
+    Ok(match OneOrTwo::deserialize(d)? {
+        OneOrTwo::One(v) => [v, v],
+        OneOrTwo::Two(r) => r,
+    })
+}
+
 /// Parameters of `dtss`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -62,6 +89,8 @@ pub struct DtssParams {
     pub area_erosion_fraction: f64,
     /// §4.2: monomer semi-axis range r ∈ [r_min, r_max], voxels.
     pub monomer_radius: [f64; 2],
+    /// Whole-voxel (default) or real-valued semi-axes.
+    pub radius_draw: RadiusDraw,
     /// §4.2: iteration count range (inclusive).
     pub iterations: [usize; 2],
     /// Elastic deformation: σ range (voxels) of the control-point displacements.
@@ -74,8 +103,9 @@ pub struct DtssParams {
     pub texture_strength: f64,
     /// What "reduce" does.
     pub reduce_mode: ReduceMode,
-    /// Eq. 2: σ (voxels) of the Gaussian blur of the prototype.
-    pub blur_sigma: f64,
+    /// Eq. 2: range of σ (voxels) of the Gaussian blur of the prototype, drawn once per case.
+    #[serde(deserialize_with = "scalar_or_range")]
+    pub blur_sigma: [f64; 2],
     /// Eq. 4: std of the Gaussian noise added to G_t, as a fraction of the brain's intensity std.
     pub noise_std: f64,
     /// Eqs. 4–5: which lesion mask `l` is.
@@ -92,13 +122,14 @@ impl Default for DtssParams {
             area_quantile: 0.25,
             area_erosion_fraction: 0.25,
             monomer_radius: [3.0, 5.0],
+            radius_draw: RadiusDraw::Integer,
             iterations: [3, 10],
-            deform_sigma: [0.5, 2.0],
+            deform_sigma: [0.5, 1.0],
             deform_grid: 3,
             collision_probabilities: [1.0 / 3.0, 1.0 / 3.0, 1.0 / 3.0],
             texture_strength: 0.5,
             reduce_mode: ReduceMode::Subtract,
-            blur_sigma: 1.0,
+            blur_sigma: [1.0, 2.0],
             noise_std: 0.05,
             fusion_mask: FusionMask::NewLesion,
             new_label: NewLabel::Source,
@@ -115,13 +146,14 @@ impl PluginParams for DtssParams {
             d("area_quantile", "eq. 1: quantile of lesion intensities used as threshold τ"),
             d("area_erosion_fraction", "eq. 1: erosion depth / equivalent-sphere radius (erosion mode)"),
             d("monomer_radius", "§4.2: semi-axis range [r_min, r_max] in voxels, drawn per axis"),
+            d("radius_draw", "`integer` (whole voxels, as SyntheticTumors' randint) or `continuous`"),
             d("iterations", "§4.2: range of the number of monomers per case (inclusive)"),
-            d("deform_sigma", "elastic deformation: range of the control-point displacement σ (voxels)"),
+            d("deform_sigma", "elastic deformation: range of the control-point displacement σ (voxels; SyntheticTumors' [0.5, 1])"),
             d("deform_grid", "elastic deformation: control points per axis (elasticdeform uses 3)"),
             d("collision_probabilities", "probabilities of retain / overlap / reduce in a collision"),
             d("texture_strength", "fraction of the texture's contrast to healthy tissue added (overlap) or subtracted (reduce)"),
             d("reduce_mode", "`subtract` (labels kept) or `delete` (tissue becomes healthy, labels 0)"),
-            d("blur_sigma", "eq. 2: σ of the Gaussian blur of the prototype t (voxels)"),
+            d("blur_sigma", "eq. 2: range of σ of the Gaussian blur of t, drawn per case (voxels; SyntheticTumors' [1, 2]); one number fixes it"),
             d("noise_std", "eq. 4: noise std added to G_t, relative to the brain's intensity std"),
             d("fusion_mask", "eqs. 4–5: `new_lesion` (L ∪ G_t) or `original_lesion` (L only)"),
             d("new_label", "eq. 3: class of added voxels: source, oedema, necrosis, enhancing"),
@@ -157,6 +189,19 @@ impl DtssParams {
         range("monomer_radius", &self.monomer_radius, 0.5)?;
         range("iterations", &self.iterations, 1)?;
         range("deform_sigma", &self.deform_sigma, 0.0)?;
+        range("blur_sigma", &self.blur_sigma, 0.0)?;
+        unit("blur_sigma", self.blur_sigma[1], 0.0, 10.0)?;
+        let [lo, hi] = self.monomer_radius;
+        if self.radius_draw == RadiusDraw::Integer && lo.ceil() > hi.floor() {
+            return Err(CoreError::param(
+                "dtss",
+                "monomer_radius",
+                format!(
+                    "{:?}; radius_draw: integer needs a whole number in the range",
+                    self.monomer_radius
+                ),
+            ));
+        }
         unit("area_quantile", self.area_quantile, 0.0, 1.0)?;
         unit(
             "area_erosion_fraction",
@@ -165,7 +210,6 @@ impl DtssParams {
             1.0,
         )?;
         unit("texture_strength", self.texture_strength, 0.0, 10.0)?;
-        unit("blur_sigma", self.blur_sigma, 0.0, 10.0)?;
         unit("noise_std", self.noise_std, 0.0, 10.0)?;
         if self.deform_grid < 2 {
             return Err(CoreError::param(

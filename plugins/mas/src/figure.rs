@@ -154,6 +154,10 @@ struct MasHistory {
     band: Vec<(f64, f64, f64)>,
     scores: Vec<Vec<f64>>,
     weights: Vec<Vec<f64>>,
+    /// Per epoch, indices of samples known to be corrupted (a study's `train.synthesis.corrupt`),
+    /// drawn red; a weight line takes its first epoch's colour (with `regenerate` the j-th
+    /// sample of each epoch is a new one).
+    corrupted: Vec<Vec<usize>>,
 }
 
 impl MasHistory {
@@ -176,6 +180,20 @@ impl MasHistory {
                 .collect(),
             scores: series("scores"),
             weights: series("weights"),
+            corrupted: epochs
+                .iter()
+                .map(|e| {
+                    e["corrupted"]
+                        .as_array()
+                        .map(|v| {
+                            v.iter()
+                                .filter_map(|x| x.as_u64())
+                                .map(|x| x as usize)
+                                .collect()
+                        })
+                        .unwrap_or_default()
+                })
+                .collect(),
         }
     }
 
@@ -249,10 +267,11 @@ fn scores_panel<DB: DrawingBackend>(
         }
     }
     for (i, s) in mas.scores.iter().enumerate() {
-        c.draw_series(
-            s.iter()
-                .map(|v| Circle::new((i as f64, *v), 2, BLACK.filled())),
-        )
+        c.draw_series(s.iter().enumerate().map(|(j, v)| {
+            let bad = mas.corrupted.get(i).is_some_and(|c| c.contains(&j));
+            let colour = if bad { RED } else { BLACK };
+            Circle::new((i as f64, *v), 2, colour.filled())
+        }))
         .map_err(|x| e(&x))?;
     }
     // Below the plot area's lower edge scores are rare (Dice near 0): keep the legend there.
@@ -289,16 +308,42 @@ fn weights_panel<DB: DrawingBackend>(
         .draw()
         .map_err(|x| e(&x))?;
     let n = mas.weights.iter().map(Vec::len).max().unwrap_or(0);
+    let first: &[usize] = mas.corrupted.first().map_or(&[], |c| c.as_slice());
+    let marked = mas.corrupted.iter().any(|c| !c.is_empty());
     for j in 0..n {
-        let colour = Palette99::pick(j).mix(0.7);
-        d.draw_series(LineSeries::new(
-            mas.weights
-                .iter()
-                .enumerate()
-                .filter_map(|(i, w)| w.get(j).map(|v| (i as f64, *v))),
-            colour,
-        ))
-        .map_err(|x| e(&x))?;
+        // With corrupted samples marked: clean in blue, corrupted in red (offset so ties show).
+        let (colour, dy) = match (marked, first.contains(&j)) {
+            (false, _) => (Palette99::pick(j).mix(0.7), 0.0),
+            (true, false) => (BLUE.mix(0.6), 0.0),
+            (true, true) => (RED.mix(0.8), -0.01),
+        };
+        let series = d
+            .draw_series(LineSeries::new(
+                mas.weights
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, w)| w.get(j).map(|v| (i as f64, *v + dy))),
+                colour,
+            ))
+            .map_err(|x| e(&x))?;
+        let first_of = |want: bool| (0..n).find(|k| first.contains(k) == want) == Some(j);
+        if marked && first_of(true) {
+            series
+                .label("corrupted samples")
+                .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RED));
+        } else if marked && first_of(false) {
+            series
+                .label("clean samples")
+                .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLUE));
+        }
+    }
+    if marked {
+        d.configure_series_labels()
+            .position(SeriesLabelPosition::MiddleRight)
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()
+            .map_err(|x| e(&x))?;
     }
     Ok(())
 }

@@ -24,7 +24,8 @@
 //!   runner with an error naming both sizes (see `SegmentationModel::input_size`).
 //! * Axis order: the released code runs on MONAI tensors `[B, C, x, y, z]`; ours are `[B, C, z, y, x]`.
 //!   NMaFA transposes to `[x, y, z]` so that "within slices", "along depth" and `window` (x, y, z)
-//!   mean what they mean in the released code.
+//!   mean what they mean in the released code. The window default is the released `main.py`'s
+//!   (4, 4, 4), not the constructor's (2, 4, 4) (README.md).
 //! * Dropout (0.1 in the released MLPs) is left out: burn's dropout draws from the backend RNG, which
 //!   would make runs irreproducible across resumes; NestedFormer's published numbers do not depend on it.
 //! * The released `CrossAttBlock` creates one layer norm it never uses; it is not created here.
@@ -78,7 +79,7 @@ impl Default for NestedFormerParams {
             out_channels: 3,
             image_size: [128, 128, 128],
             widths: [16, 16, 32, 64, 128, 16],
-            window: [2, 4, 4],
+            window: [4, 4, 4],
             heads: 8,
             spatial_layers: 2,
             modality_tokens: 32,

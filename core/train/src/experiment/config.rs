@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::inference::SlidingWindow;
+use crate::runner::report::interval::Interval;
+use dsma_data::corruption::Corruption;
 use dsma_data::error::{CoreError, Result};
 use dsma_data::labels::LabelConvention;
 use dsma_data::metrics::MetricOptions;
@@ -214,11 +216,17 @@ pub struct SynthesisConfig {
     pub workers: usize,
     /// Epochs of synthetic data prepared ahead of the trainer (queue bound).
     pub prefetch_epochs: usize,
-    /// Derive a fresh synthetic case from every real case each epoch (true), or once for the stage (false).
+    /// `false` (default): every row draws its stage-2 synthetic set once, when stage 2 starts, and
+    /// MAS re-weights those same samples each epoch (§3.2's "j-th synthetic data in the k-th
+    /// epoch"; plugins/mas/README.md argues it); `true`: a fresh set every epoch, for every row.
     pub regenerate: bool,
     /// Generative rows: how many upcoming runs may have their first stage-2 set drawn (and
     /// waiting on disk) before the trainer reaches them; 0 draws each set when its stage 2 begins.
     pub ahead_runs: usize,
+    /// A study option, no paper row's: corrupt this share of every derived synthetic set after
+    /// synthesis (`dsma_data::corruption`), marked in the sample's id in `weights.csv`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub corrupt: Option<Corruption>,
 }
 
 impl Default for SynthesisConfig {
@@ -226,8 +234,9 @@ impl Default for SynthesisConfig {
         SynthesisConfig {
             workers: 2,
             prefetch_epochs: 1,
-            regenerate: true,
+            regenerate: false,
             ahead_runs: 1,
+            corrupt: None,
         }
     }
 }
@@ -325,6 +334,13 @@ pub struct EvalConfig {
     /// Test-time settings of the test-split predictions (left out of the run hash at defaults).
     #[serde(skip_serializing_if = "PredictConfig::is_default")]
     pub predict: PredictConfig,
+    /// What ± means in the printed table with repeats (`std` or `ci95`; not in the run hash).
+    #[serde(skip_serializing_if = "is_std")]
+    pub interval: Interval,
+}
+
+fn is_std(i: &Interval) -> bool {
+    *i == Interval::Std
 }
 
 /// Test-time settings of `eval`'s predictions, as `dsma predict` offers them.
@@ -369,6 +385,7 @@ impl Default for EvalConfig {
             report: Report::Last,
             save_predictions: true,
             predict: PredictConfig::default(),
+            interval: Interval::Std,
         }
     }
 }

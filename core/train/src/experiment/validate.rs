@@ -35,6 +35,9 @@ impl Experiment {
             }
         }
         t.patch.validate()?;
+        if let Some(c) = &t.synthesis.corrupt {
+            c.validate()?;
+        }
         for (field, lr) in [
             ("train.stage1.lr", t.stage1.lr),
             ("train.stage2.lr", t.stage2.lr),

@@ -289,6 +289,10 @@ impl<T: GenerativeMethod> TrainableSynthesizer for Comparator<T> {
         self.method.protocol().regenerate
     }
 
+    fn native_shape(&self) -> Option<[usize; 3]> {
+        Some(self.method.output_shape())
+    }
+
     fn fit(&mut self, train: &dyn TrainingCases, ctx: &mut FitContext<'_>) -> Result<()> {
         std::fs::create_dir_all(ctx.checkpoint_dir)
             .map_err(|e| CoreError::io(ctx.checkpoint_dir, e))?;

@@ -38,9 +38,9 @@ pub struct ProtocolParams {
     pub range_quantiles: [f64; 2],
     /// Samples drawn for the sample grid written after fitting (`synthesizer/samples.png`).
     pub preview: usize,
-    /// `false` (default): one synthetic set, drawn when stage 2 starts and relabelled by every
-    /// epoch's EMA teacher (the comparators' fixed "synthetic datasets", §4.1); `true`: a fresh
-    /// set every stage-2 epoch, as DTSS rows do.
+    /// `true` (default): follow `train.synthesis.regenerate`, as every other row does (by default one
+    /// set, drawn when stage 2 starts and relabelled by every epoch's EMA teacher: the comparators'
+    /// "synthetic datasets", §4.1); `false`: one set per run even when that setting asks for more.
     pub regenerate: bool,
 }
 
@@ -52,7 +52,7 @@ impl Default for ProtocolParams {
             layout: NoiseLayout::Channels,
             range_quantiles: [0.005, 0.995],
             preview: 4,
-            regenerate: false,
+            regenerate: true,
         }
     }
 }
@@ -62,7 +62,7 @@ impl ProtocolParams {
     pub fn docs() -> Vec<ParamDoc> {
         vec![ParamDoc {
             name: "protocol",
-            doc: "§4.1 protocol: modality (flair), noise (σ per input channel × intensity range), layout (channels | datasets), range_quantiles (mapped to ±1), preview (grid PNG samples), regenerate (false: one set per run)",
+            doc: "§4.1 protocol: modality (flair), noise (σ per input channel × intensity range), layout (channels | datasets), range_quantiles (mapped to ±1), preview (grid PNG samples), regenerate (true: follow train.synthesis.regenerate; false: one set per run)",
         }]
     }
 

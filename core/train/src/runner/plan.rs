@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use dsma_plugin::Registry;
 
-use crate::experiment::config::Experiment;
+use crate::experiment::config::{Experiment, PluginRef};
 use dsma_data::seed::derive_seed;
 
 /// One run: a row trained on a dataset with one seed.
@@ -87,6 +87,9 @@ pub fn stable_hash(bytes: &[u8]) -> u64 {
 /// is evaluated from finished runs and changes none of them.
 fn eval_key(exp: &Experiment) -> serde_json::Value {
     let mut eval = serde_json::to_value(&exp.eval).unwrap_or_default();
+    if let Some(e) = eval.as_object_mut() {
+        e.remove("interval");
+    }
     if let Some(predict) = eval.get_mut("predict").and_then(|p| p.as_object_mut()) {
         predict.remove("ensemble");
         if predict.get("mirror") == Some(&serde_json::Value::Bool(false)) {
@@ -99,6 +102,17 @@ fn eval_key(exp: &Experiment) -> serde_json::Value {
         }
     }
     eval
+}
+
+/// A plugin reference with the plugin's defaults filled in, so that a changed default makes a new
+/// run (a file that says `params: {}` would otherwise keep its hash) and spelled-out defaults
+/// share runs with omitted ones; as written when the plugin is unknown.
+fn with_defaults(registry: &Registry, r: &PluginRef) -> serde_json::Value {
+    let params = match registry.describe(&r.name) {
+        Ok(info) => crate::experiment::merge(info.defaults, r.params.clone()),
+        Err(_) => r.params.clone(),
+    };
+    serde_json::json!({ "name": r.name, "params": params })
 }
 
 /// Every run of `exp`, datasets outermost, then repeats, then rows (`registry` says which
@@ -117,27 +131,34 @@ pub fn plan(exp: &Experiment, registry: &Registry) -> Vec<PlannedRun> {
             }
             let key = serde_json::json!({
                 "dataset": dataset,
-                "model": exp.model,
+                "model": with_defaults(registry, &exp.model),
                 "train": train,
                 "seed": seed,
             });
             let hash = stable_hash(key.to_string().as_bytes());
             let eval = eval_key(exp);
             for (r, row) in exp.rows.iter().enumerate() {
-                let run_key = serde_json::json!({
+                let mut run_key = serde_json::json!({
                     "stage1": key,
                     "stage2": exp.train.stage2,
                     "regenerate": exp.train.synthesis.regenerate,
                     "scoring": exp.train.scoring,
                     "eval": eval,
-                    "synthesizer": row.synthesizer,
+                    "synthesizer": row.synthesizer.as_ref().map(|s| with_defaults(registry, s)),
                     // A weighter that gives every synthetic case weight 1 and keeps no state
                     // (`SampleWeighter::unit`) is hashed as no weighter: the runs are the same.
                     "weighter": row
                         .weighter
                         .as_ref()
-                        .filter(|w| !registry.is_unit_weighter(&w.name, &w.params)),
+                        .filter(|w| !registry.is_unit_weighter(&w.name, &w.params))
+                        .map(|w| with_defaults(registry, w)),
                 });
+                // A study's corruption (`train.synthesis.corrupt`) makes another run; without
+                // one the key is as before the option existed.
+                if let (Some(c), Some(k)) = (&exp.train.synthesis.corrupt, run_key.as_object_mut())
+                {
+                    k.insert("corrupt".into(), serde_json::json!(c));
+                }
                 let run_hash = stable_hash(run_key.to_string().as_bytes());
                 runs.push(PlannedRun {
                     variant: 0,

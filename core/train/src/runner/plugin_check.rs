@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use dsma_plugin::Registry;
+use dsma_plugin::{AnySynthesizer, Registry};
 
 use crate::experiment::config::Experiment;
 use crate::experiment::LoadedExperiment;
@@ -34,6 +34,83 @@ pub fn check_all_plugins(
         }
     }
     problems
+}
+
+/// Warnings that do not stop a run: a generator whose box is more than 2× coarser than the
+/// segmentation patch along some axis (its samples are up-sampled to the patch, so the comparator
+/// competes at a fraction of the resolution). One line per row, with where the file sets it.
+pub fn geometry_warnings(
+    loaded: &LoadedExperiment,
+    registry: &Registry,
+    only: &[String],
+) -> Vec<String> {
+    let mut warnings = Vec::new();
+    for v in &loaded.variants {
+        let exp = &v.experiment;
+        let [px, py, pz] = exp.train.patch.size;
+        let patch = [pz, py, px];
+        for (i, row) in exp.rows.iter().enumerate() {
+            if !only.is_empty() && !only.contains(&row.label) {
+                continue;
+            }
+            let Some(s) = &row.synthesizer else { continue };
+            let Ok(AnySynthesizer::Generative(g)) = registry.any_synthesizer(&s.name, &s.params)
+            else {
+                continue;
+            };
+            let Some(native) = g.native_shape() else {
+                continue;
+            };
+            if let Some(line) = coarse_box_warning(native, patch) {
+                let at = locate_in(
+                    loaded,
+                    &["rows".into(), i.to_string(), "synthesizer".into()],
+                );
+                let line = format!(
+                    "rows.{i} ({}): synthesizer {}: {line}{at}",
+                    row.label, s.name
+                );
+                if !warnings.contains(&line) {
+                    warnings.push(line);
+                }
+            }
+        }
+    }
+    warnings
+}
+
+/// The warning for a generator box `native` and a patch, both `[z, y, x]`, when some axis of
+/// the patch is more than twice the box's; `None` otherwise.
+pub fn coarse_box_warning(native: [usize; 3], patch: [usize; 3]) -> Option<String> {
+    let ratio: Vec<f64> = (0..3)
+        .map(|a| patch[a] as f64 / native[a].max(1) as f64)
+        .collect();
+    if ratio.iter().all(|r| *r <= 2.0) {
+        return None;
+    }
+    let names = ["z", "y", "x"];
+    let axes: Vec<String> = (0..3)
+        .filter(|a| ratio[*a] > 2.0)
+        .map(|a| format!("{} {:.1}×", names[a], ratio[a]))
+        .collect();
+    Some(format!(
+        "generates at {native:?} (z, y, x) and is up-sampled to the patch {patch:?}: coarser by \
+         more than 2× along {} (give it a box of at least half the patch along every axis)",
+        axes.join(", ")
+    ))
+}
+
+/// ` [file:line:column]` of a YAML path in the experiment's files, or nothing.
+fn locate_in(loaded: &LoadedExperiment, path: &[String]) -> String {
+    loaded
+        .files
+        .iter()
+        .find_map(|f| {
+            let text = std::fs::read_to_string(f).ok()?;
+            crate::experiment::locate(&text, path)
+                .map(|(l, c)| format!(" [{}:{l}:{c}]", f.display()))
+        })
+        .unwrap_or_default()
 }
 
 /// One problem with a plugin reference: where it is in the experiment and what is wrong.
@@ -79,11 +156,21 @@ pub fn check_plugins(exp: &Experiment, registry: &Registry, only: &[String]) -> 
         }
         let index = i.to_string();
         if let Some(s) = &row.synthesizer {
-            if let Err(e) = registry.any_synthesizer(&s.name, &s.params) {
-                problems.push(PluginProblem::at(
+            match registry.any_synthesizer(&s.name, &s.params) {
+                Err(e) => problems.push(PluginProblem::at(
                     &["rows", &index, "synthesizer"],
                     format!("rows.{i} ({}): synthesizer: {e}", row.label),
-                ));
+                )),
+                Ok(AnySynthesizer::Generative(_)) if exp.train.synthesis.corrupt.is_some() => {
+                    problems.push(PluginProblem::at(
+                        &["train", "synthesis", "corrupt"],
+                        format!(
+                            "train.synthesis.corrupt: corrupts derived synthetic sets only, and rows.{i} ({}) is the generator `{}`; leave the row out (--only) or the option",
+                            row.label, s.name
+                        ),
+                    ))
+                }
+                Ok(_) => {}
             }
         }
         if let Err(e) = row.build_weighter(registry) {

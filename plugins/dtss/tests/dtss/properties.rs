@@ -3,7 +3,7 @@
 use dsma_data::phantom::generate_case;
 use dsma_data::volume::Grid;
 use dsma_data::{Case, LabelConvention};
-use dsma_dtss::{Dtss, DtssParams, FusionMask, ReduceMode};
+use dsma_dtss::{Dtss, DtssParams, FusionMask, RadiusDraw, ReduceMode};
 use dsma_plugin::registry::Plugin;
 use dsma_plugin::Synthesizer;
 use ndarray::{Array3, Array4};
@@ -207,4 +207,97 @@ fn works_on_16_cubed_and_on_brats_size_with_anisotropic_spacing() {
         .label
         .iter()
         .all(|&l| LabelConvention::Brats2019.is_valid(l)));
+}
+
+/// Lattice points (z, y, x) with (z/c)² + (y/b)² + (x/a)² ≤ 1: an undeformed monomer's voxels.
+fn lattice_ellipsoid(a: i64, b: i64, c: i64) -> usize {
+    let m = a.max(b).max(c);
+    let mut n = 0;
+    for z in -m..=m {
+        for y in -m..=m {
+            for x in -m..=m {
+                let q = (z * z) as f64 / (c * c) as f64
+                    + (y * y) as f64 / (b * b) as f64
+                    + (x * x) as f64 / (a * a) as f64;
+                if q <= 1.0 {
+                    n += 1;
+                }
+            }
+        }
+    }
+    n
+}
+
+#[test]
+fn semi_axes_are_whole_voxels_by_default_and_real_with_radius_draw_continuous() {
+    let undeformed = |radius: [f64; 2], draw: RadiusDraw| {
+        dtss(DtssParams {
+            monomer_radius: radius,
+            radius_draw: draw,
+            deform_sigma: [0.0, 0.0],
+            ..DtssParams::default()
+        })
+    };
+    // [2.5, 3.5] holds one whole number: every monomer is the radius-3 lattice ball.
+    let ball = lattice_ellipsoid(3, 3, 3);
+    assert_eq!(ball, 123);
+    let d = undeformed([2.5, 3.5], RadiusDraw::Integer);
+    for seed in 0..10 {
+        let m = d.monomer(&mut ChaCha8Rng::seed_from_u64(seed));
+        assert_eq!(m.mask.iter().filter(|v| **v).count(), ball, "seed {seed}");
+    }
+    // [3, 5]: every count is one of the 27 ellipsoids of semi-axes in {3, 4, 5}; continuous draws
+    // leave that set.
+    let mut whole = std::collections::BTreeSet::new();
+    for a in 3..=5 {
+        for b in 3..=5 {
+            for c in 3..=5 {
+                whole.insert(lattice_ellipsoid(a, b, c));
+            }
+        }
+    }
+    let counts = |draw| -> Vec<usize> {
+        let d = undeformed([3.0, 5.0], draw);
+        (0..20)
+            .map(|s| {
+                let m = d.monomer(&mut ChaCha8Rng::seed_from_u64(s));
+                m.mask.iter().filter(|v| **v).count()
+            })
+            .collect()
+    };
+    assert!(counts(RadiusDraw::Integer)
+        .iter()
+        .all(|n| whole.contains(n)));
+    assert!(counts(RadiusDraw::Continuous)
+        .iter()
+        .any(|n| !whole.contains(n)));
+    // A range without a whole number cannot be drawn in whole voxels.
+    let err = Dtss::new(DtssParams {
+        monomer_radius: [3.2, 3.8],
+        ..DtssParams::default()
+    })
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("monomer_radius") && err.contains("whole number"),
+        "{err}"
+    );
+}
+
+#[test]
+fn blur_sigma_is_a_range_that_yaml_may_give_as_one_number() {
+    let p: DtssParams = serde_json::from_str(r#"{"blur_sigma": 1.5}"#).unwrap();
+    assert_eq!(p.blur_sigma, [1.5, 1.5]);
+    let p: DtssParams = serde_json::from_str(r#"{"blur_sigma": [1, 2]}"#).unwrap();
+    assert_eq!(p.blur_sigma, [1.0, 2.0]);
+    assert!(serde_json::from_str::<DtssParams>(r#"{"blur_sigma": "wide"}"#).is_err());
+    assert_eq!(DtssParams::default().blur_sigma, [1.0, 2.0]);
+    assert_eq!(DtssParams::default().deform_sigma, [0.5, 1.0]);
+    let err = Dtss::new(DtssParams {
+        blur_sigma: [2.0, 1.0],
+        ..DtssParams::default()
+    })
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("blur_sigma"), "{err}");
 }

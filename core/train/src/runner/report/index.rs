@@ -10,7 +10,9 @@ use serde::{Deserialize, Serialize};
 use crate::experiment::LoadedExperiment;
 use crate::runner::plan::plan_all;
 use crate::runner::records::RunResults;
+use crate::runner::report::interval::Interval;
 use crate::runner::report::logs;
+use crate::runner::report::provenance::Provenance;
 use crate::runner::report::record::{run_folders, RunRecord};
 
 /// The experiment's view of its output folder (`experiment.json`): rows and datasets in table
@@ -23,6 +25,12 @@ struct Index {
     runs: Vec<IndexedRun>,
     #[serde(default)]
     reference: Option<crate::experiment::config::Reference>,
+    /// What ± means in the experiment's table (`eval.interval`).
+    #[serde(default)]
+    interval: Interval,
+    /// dsma and the machine of the last `dsma run` into the folder.
+    #[serde(default)]
+    written_by: Option<Provenance>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -52,6 +60,8 @@ pub fn write_index(out: &Path, loaded: &LoadedExperiment, registry: &Registry) -
             })
             .collect(),
         reference: loaded.experiment.reference.clone(),
+        interval: loaded.experiment.eval.interval,
+        written_by: Some(Provenance::here()),
     };
     let json =
         serde_json::to_vec_pretty(&index).map_err(|e| CoreError::codec("experiment.json", e))?;
@@ -79,6 +89,14 @@ pub fn labelled(
     })?;
     (r.row, r.dataset) = (row.to_string(), dataset.to_string());
     Ok(r)
+}
+
+/// What ± means in the table of the experiment under `out` (`eval.interval`; std without an index)
+/// and who wrote the folder last, if recorded.
+pub fn collect_settings(out: &Path) -> (Interval, Option<Provenance>) {
+    read_index(out)
+        .map(|i| (i.interval, i.written_by))
+        .unwrap_or_default()
 }
 
 /// The published numbers (`reference:`) of the experiment whose runs are under `out`, if any.

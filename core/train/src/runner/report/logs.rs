@@ -88,6 +88,55 @@ pub fn write_weights(dir: &Path, logs: &[WeightLog], real: &[StoredCase]) -> Res
     write_atomic(&dir.join("weights.csv"), csv.as_bytes())
 }
 
+/// One stage-2 epoch of `weights.csv` read back: each synthetic sample's source and weight.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EpochWeights {
+    /// Global epoch (1-based).
+    pub epoch: usize,
+    /// Source of each sample: the real case a derived sample comes from (`~corrupted-<kind>`
+    /// appended for a corrupted one) or a generated sample's id.
+    pub sources: Vec<String>,
+    /// Weight of each sample.
+    pub weights: Vec<f64>,
+}
+
+/// Reads `dir/weights.csv` back, epochs in file order.
+pub fn read_weights(dir: &Path) -> Result<Vec<EpochWeights>> {
+    let path = dir.join("weights.csv");
+    let text = std::fs::read_to_string(&path).map_err(|e| CoreError::io(&path, e))?;
+    let mut out: Vec<EpochWeights> = Vec::new();
+    for (n, line) in text.lines().enumerate().skip(1) {
+        let f: Vec<&str> = line.split(',').collect();
+        let bad = |what: &str| {
+            CoreError::invalid(
+                format!("{}:{}", path.display(), n + 1),
+                format!("{what}; expected epoch,sample,source,real_case,score,weight"),
+            )
+        };
+        let [epoch, _, source, _, _, weight] = f[..] else {
+            return Err(bad(&format!("{} fields", f.len())));
+        };
+        let epoch: usize = epoch
+            .parse()
+            .map_err(|_| bad(&format!("epoch `{epoch}`")))?;
+        let weight: f64 = weight
+            .parse()
+            .map_err(|_| bad(&format!("weight `{weight}`")))?;
+        if out.last().is_none_or(|e| e.epoch != epoch) {
+            out.push(EpochWeights {
+                epoch,
+                sources: Vec::new(),
+                weights: Vec::new(),
+            });
+        }
+        if let Some(e) = out.last_mut() {
+            e.sources.push(source.to_string());
+            e.weights.push(weight);
+        }
+    }
+    Ok(out)
+}
+
 /// Writes any JSON value as `dir/name`.
 pub fn write_json(dir: &Path, name: &str, value: &serde_json::Value) -> Result<()> {
     let json = serde_json::to_vec_pretty(value).map_err(|e| CoreError::codec(name, e))?;

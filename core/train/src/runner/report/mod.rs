@@ -3,9 +3,12 @@
 //! the first (baseline) row over test cases.
 
 pub mod curves;
+pub mod html;
 pub mod index;
+pub mod interval;
 pub mod logs;
 pub mod metric;
+pub mod provenance;
 pub mod record;
 pub mod wilcoxon;
 
@@ -57,12 +60,20 @@ pub struct Table {
     pub reference: Option<(String, PublishedCells)>,
     /// The metric in the cells.
     pub metric: TableMetric,
+    /// What ± means in cells with repeats.
+    pub interval: interval::Interval,
 }
 
 /// Published `[row][dataset]` = WT, TC, ET, AVE (%), `None` where the source has no number.
 pub type PublishedCells = Vec<Vec<Option<[f64; 4]>>>;
 
 impl Table {
+    /// The table with ± meaning `interval`.
+    pub fn with_interval(mut self, interval: interval::Interval) -> Table {
+        self.interval = interval;
+        self
+    }
+
     /// The table with the published numbers of `reference` (if any, and if it names a cell).
     pub fn with_reference(mut self, reference: Option<&Reference>) -> Table {
         if self.metric != TableMetric::Dice {
@@ -177,23 +188,12 @@ pub fn build_metric(
         p_values,
         reference: None,
         metric,
+        interval: interval::Interval::Std,
     }
 }
 
 /// Significance threshold of the `*` marker.
 pub const ALPHA: f64 = 0.05;
-
-fn fmt_cell(c: &Cell, latex: bool) -> String {
-    if c.n > 1 {
-        if latex {
-            format!("{:.2} $\\pm$ {:.2}", c.mean, c.std)
-        } else {
-            format!("{:.2} ± {:.2}", c.mean, c.std)
-        }
-    } else {
-        format!("{:.2}", c.mean)
-    }
-}
 
 const REGIONS: [&str; 4] = ["WT", "TC", "ET", "AVE"];
 
@@ -214,6 +214,9 @@ pub fn render(t: &Table, format: TableFormat) -> String {
     };
     if format == TableFormat::Markdown {
         out.push_str(&reference_section(t));
+        if t.cells.iter().flatten().flatten().any(|c| c[3].n > 1) {
+            let _ = writeln!(out, "\nCells: {}.", t.interval.caption());
+        }
     }
     if format != TableFormat::Csv {
         out.push_str(&wilcoxon_footnote(t));
@@ -273,7 +276,7 @@ fn render_markdown(t: &Table) -> String {
                 Some(cs) => {
                     for (k, c) in cs.iter().enumerate() {
                         let m = if k == 3 { mark(t, i, j) } else { "" };
-                        let _ = write!(out, " {}{m} |", fmt_cell(c, false));
+                        let _ = write!(out, " {}{m} |", t.interval.cell(c.mean, c.std, c.n, false));
                     }
                 }
                 None => out.push_str(" – | – | – | – |"),
@@ -332,7 +335,7 @@ fn render_latex(t: &Table) -> String {
                         } else {
                             ""
                         };
-                        let _ = write!(out, " & {}{m}", fmt_cell(c, true));
+                        let _ = write!(out, " & {}{m}", t.interval.cell(c.mean, c.std, c.n, true));
                     }
                 }
                 None => out.push_str(" & -- & -- & -- & --"),
@@ -387,6 +390,7 @@ mod tests {
             p_values: vec![vec![None], vec![None]],
             reference: None,
             metric: TableMetric::Dice,
+            interval: interval::Interval::Std,
         };
         let reference: Reference = serde_json::from_value(serde_json::json!({
             "source": "Table 3",

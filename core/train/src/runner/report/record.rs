@@ -53,9 +53,18 @@ impl RunRecord {
     pub fn changed_settings(&self, now: &serde_json::Value, run: &PlannedRun) -> Vec<String> {
         let old = &self.experiment;
         let mut out = Vec::new();
-        for key in ["model", "eval", "seed", "grid"] {
+        for key in ["model", "seed", "grid"] {
             diff(&old[key], &now[key], key, &mut out);
         }
+        // What ± means in the printed table is not a setting of the run.
+        let shown = |v: &serde_json::Value| {
+            let mut v = v.clone();
+            if let Some(e) = v.as_object_mut() {
+                e.remove("interval");
+            }
+            v
+        };
+        diff(&shown(&old["eval"]), &shown(&now["eval"]), "eval", &mut out);
         // How synthesis is scheduled (threads, queue depth, the generator lane) does not change
         // what a run computes; `regenerate` does.
         let scheduled = |v: &serde_json::Value| {

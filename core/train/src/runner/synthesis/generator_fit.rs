@@ -116,11 +116,16 @@ fn generator_dir(
     let info = job.registry.describe(name)?;
     let ds = &job.experiment.datasets[job.run.dataset];
     let path = std::fs::canonicalize(&ds.path).unwrap_or_else(|_| ds.path.clone());
+    // Defaults filled in, so `{steps: 200}` and the same values spelled out share a fit; whether
+    // stage 2 draws one set or many is not part of the fit.
+    let mut params = crate::experiment::merge(info.defaults.clone(), params.clone());
+    if let Some(protocol) = params.get_mut("protocol").and_then(|p| p.as_object_mut()) {
+        protocol.remove("regenerate");
+    }
     let key = serde_json::json!({
         "generator": name,
         "version": info.version,
-        // Defaults filled in, so `{steps: 200}` and the same values spelled out share a fit.
-        "params": crate::experiment::merge(info.defaults.clone(), params.clone()),
+        "params": params,
         "dataset": { "kind": ds.kind, "path": path, "phantom": ds.phantom, "labels": ds.labels },
         "train": job.data.split.train,
         "seed": job.experiment.seed,

@@ -13,6 +13,7 @@ use rayon::prelude::*;
 
 use crate::experiment::config::SynthesisConfig;
 use dsma_data::case_store::{CaseParts, StoredCase};
+use dsma_data::corruption::{Corruption, CorruptionKind};
 use dsma_data::error::{CoreError, Result};
 use dsma_data::labels::LabelConvention;
 use dsma_data::seed::derive_seed;
@@ -22,6 +23,8 @@ use ndarray::Array3;
 
 /// Salt of the synthesis seeds.
 const SALT: u64 = 0x5359_4e54; // "SYNT"
+/// Salt of the choice of corrupted samples (`train.synthesis.corrupt`).
+const SALT_CORRUPT: u64 = 0x434f_5252; // "CORR"
 
 /// The seed of synthetic case `case` of stage-2 epoch `epoch` in the run seeded `seed`.
 pub fn case_seed(seed: u64, epoch: usize, case: usize) -> u64 {
@@ -32,20 +35,33 @@ pub fn case_seed(seed: u64, epoch: usize, case: usize) -> u64 {
 }
 
 /// Synthesizes one epoch's set: case `j` from real case `j`, each written to the spill folder
-/// `spill/set-<epoch>/` as it is made, so memory holds one case per worker, not the set.
+/// `spill/set-<epoch>/` as it is made, so memory holds one case per worker, not the set. With
+/// `corrupt` (a study option), its share of the set is spoiled after synthesis (the swap takes
+/// real case `j + 1`'s intensities).
 pub fn synthesize_epoch(
     synth: &dyn Synthesizer,
     real: &[StoredCase],
     seed: u64,
     epoch: usize,
     spill: &Path,
+    corrupt: Option<Corruption>,
 ) -> Result<Vec<StoredCase>> {
     let set = spill.join(format!("set-{epoch:04}"));
+    let chosen = corrupt.map(|c| c.chosen(real.len(), case_seed(seed ^ SALT_CORRUPT, epoch, 0)));
     real.par_iter()
         .enumerate()
         .map(|(j, c)| {
             let mut rng = ChaCha8Rng::seed_from_u64(case_seed(seed, epoch, j));
-            let case = synth.synthesize(&c.load()?, &mut rng)?.case;
+            let mut case = synth.synthesize(&c.load()?, &mut rng)?.case;
+            if let (Some(c), Some(true)) = (corrupt, chosen.as_ref().map(|v| v[j])) {
+                let other = match c.kind {
+                    CorruptionKind::SwapIntensities if real.len() > 1 => {
+                        Some(real[(j + 1) % real.len()].load()?)
+                    }
+                    _ => None,
+                };
+                c.apply(&mut case, other.as_ref())?;
+            }
             spill_case(&case, &set.join(format!("{j:05}")))
         })
         .collect()

@@ -187,6 +187,7 @@ impl<'a> SyntheticSets<'a> {
         let (e1, e2) = (t.stage1.epochs, t.stage2.epochs);
         let (real, seed) = (&job.data.train, job.run.seed);
         let convention = job.data.convention;
+        let corrupt = t.synthesis.corrupt;
         let regenerate = match source {
             Source::Generative(g) => t.synthesis.regenerate && g.regenerate(),
             _ => t.synthesis.regenerate,
@@ -205,7 +206,7 @@ impl<'a> SyntheticSets<'a> {
             _ if epoch >= e1 + e2 => Queue::None,
             Source::Derived(synth) => Queue::Derived(SynthesisQueue::start(
                 scope,
-                move |k| synthesize_epoch(synth.as_ref(), real, seed, k, spill),
+                move |k| synthesize_epoch(synth.as_ref(), real, seed, k, spill, corrupt),
                 epochs,
                 &t.synthesis,
             )?),
