@@ -76,6 +76,7 @@ fn the_report_of_a_small_run_is_self_contained_and_renders_in_chromium() {
     // Self-contained: images inline, nothing fetched.
     assert!(!html.contains("http://") && !html.contains("https://"));
     assert!(!html.contains("src=\"/") && !html.contains("src=\"file:"));
+    assert!(!html.contains("<script") && !html.contains("<link") && !html.contains("url("));
     let images = html.matches("src=\"data:image/png;base64,").count();
     // Fig. 4, the MAS trajectories, Fig. 5 and two runs' curves at least.
     assert!(images >= 5, "{images} images");
