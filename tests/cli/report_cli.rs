@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use crate::support::{dsma, tiny_experiment};
+use crate::support::{dsma, run_own_root, tiny_experiment};
 
 /// Share of pixels of an RGB(A) PNG that differ from white by more than 30 in some channel.
 fn non_white_share(path: &Path) -> f64 {
@@ -53,13 +53,7 @@ fn the_report_of_a_small_run_is_self_contained_and_renders_in_chromium() {
     let rows = "  - label: baseline\n  - label: DTSS+MAS\n    synthesizer: {name: dtss}\n    weighter: {name: mas}\n";
     let exp = tiny_experiment(tmp.path(), 2, 2, rows);
     let out = tmp.path().join("out");
-    let (code, _, stderr) = dsma(&[
-        "run",
-        exp.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--quiet",
-    ]);
+    let (code, _, stderr) = run_own_root(exp.to_str().unwrap(), &out, &["--quiet"]);
     assert_eq!(code, 0, "{stderr}");
     let html_path = tmp.path().join("report.html");
     let (code, stdout, stderr) = dsma(&[

@@ -1,7 +1,7 @@
 //! The evidence studies at test scale: MAS weights separate corrupted synthetic samples from
 //! clean ones (experiments/study_mas_corruption.yaml, shrunk).
 
-use crate::support::dsma;
+use crate::support::{dsma, run_own_root};
 
 /// ROC AUC computed here from the pairs, independently of `dsma_data::corruption`.
 fn auc(clean: &[f64], bad: &[f64]) -> f64 {
@@ -54,13 +54,7 @@ fn mas_weights_separate_corrupted_synthetic_samples() {
     let tmp = tempfile::tempdir().unwrap();
     let exp = corrupt_experiment(tmp.path());
     let out = tmp.path().join("out");
-    let (code, _, stderr) = dsma(&[
-        "run",
-        exp.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--quiet",
-    ]);
+    let (code, _, stderr) = run_own_root(exp.to_str().unwrap(), &out, &["--quiet"]);
     assert_eq!(code, 0, "{stderr}");
     let run = out.join("runs/phantom/dtss-mas/rep-0");
     let csv = std::fs::read_to_string(run.join("weights.csv")).unwrap();
@@ -128,14 +122,11 @@ fn a_fresh_set_each_epoch_corrupts_other_samples_each_epoch() {
     // `train.synthesis.regenerate: true`: a fresh set every epoch, so another choice of
     // corrupted samples each epoch.
     let fresh = tmp.path().join("fresh");
-    let (code, _, stderr) = dsma(&[
-        "run",
+    let (code, _, stderr) = run_own_root(
         exp.to_str().unwrap(),
-        "--out",
-        fresh.to_str().unwrap(),
-        "--quiet",
-        "train.synthesis.regenerate=true",
-    ]);
+        &fresh,
+        &["--quiet", "train.synthesis.regenerate=true"],
+    );
     assert_eq!(code, 0, "{stderr}");
     let csv =
         std::fs::read_to_string(fresh.join("runs/phantom/dtss-mas/rep-0/weights.csv")).unwrap();

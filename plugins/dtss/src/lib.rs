@@ -122,6 +122,15 @@ fn gaussian_radius(sigma: f64) -> usize {
     (TRUNCATE as f64 * sigma + 0.5) as usize
 }
 
+/// A uniform draw from `[lo, hi]`, or `lo` without a draw when the range is one value.
+fn uniform_in<R: Rng + ?Sized>(rng: &mut R, [lo, hi]: [f64; 2]) -> f64 {
+    if hi > lo {
+        rng.random_range(lo..=hi)
+    } else {
+        lo
+    }
+}
+
 impl Dtss {
     /// Parameters in use.
     pub fn params(&self) -> &DtssParams {
@@ -197,14 +206,9 @@ impl Dtss {
                 rng.random_range(rlo.ceil() as u64..=rhi.floor() as u64) as f64
             }
             RadiusDraw::Integer => rlo.ceil(),
-            RadiusDraw::Continuous if rhi > rlo => rng.random_range(rlo..=rhi),
-            RadiusDraw::Continuous => rlo,
+            RadiusDraw::Continuous => uniform_in(rng, p.monomer_radius),
         });
-        let sigma = if p.deform_sigma[1] > p.deform_sigma[0] {
-            rng.random_range(p.deform_sigma[0]..=p.deform_sigma[1])
-        } else {
-            p.deform_sigma[0]
-        };
+        let sigma = uniform_in(rng, p.deform_sigma);
         let n = p.deform_grid;
         let clip = 3.0 * sigma;
         let grid: Vec<[f64; 3]> = (0..n * n * n)
@@ -500,12 +504,7 @@ impl Synthesizer for Dtss {
             lesion, stats: st, ..
         } = work;
         let noise_seeds: Vec<u64> = (0..case.image.dim().0).map(|_| rng.next_u64()).collect();
-        let [slo, shi] = p.blur_sigma;
-        let sigma = if shi > slo {
-            rng.random_range(slo..=shi)
-        } else {
-            slo
-        };
+        let sigma = uniform_in(rng, p.blur_sigma);
 
         // Eq. 2: T = t ⊗ g(σ), σ drawn once per case, and the same blur of the monomer union.
         let q = Self::blur(&proto.q, sigma);

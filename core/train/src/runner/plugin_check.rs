@@ -15,19 +15,11 @@ pub fn check_all_plugins(
     registry: &Registry,
     only: &[String],
 ) -> Vec<String> {
-    let texts: Vec<(PathBuf, String)> = loaded
-        .files
-        .iter()
-        .filter_map(|f| std::fs::read_to_string(f).ok().map(|t| (f.clone(), t)))
-        .collect();
+    let texts = file_texts(loaded);
     let mut problems = Vec::new();
     for v in &loaded.variants {
         for p in check_plugins(&v.experiment, registry, only) {
-            let at = texts.iter().find_map(|(f, t)| {
-                crate::experiment::locate(t, &p.path)
-                    .map(|(l, c)| format!(" [{}:{l}:{c}]", f.display()))
-            });
-            let line = format!("{}{}", p.message, at.unwrap_or_default());
+            let line = format!("{}{}", p.message, located(&texts, &p.path));
             if !problems.contains(&line) {
                 problems.push(line);
             }
@@ -44,6 +36,7 @@ pub fn geometry_warnings(
     registry: &Registry,
     only: &[String],
 ) -> Vec<String> {
+    let texts = file_texts(loaded);
     let mut warnings = Vec::new();
     for v in &loaded.variants {
         let exp = &v.experiment;
@@ -62,8 +55,8 @@ pub fn geometry_warnings(
                 continue;
             };
             if let Some(line) = coarse_box_warning(native, patch) {
-                let at = locate_in(
-                    loaded,
+                let at = located(
+                    &texts,
                     &["rows".into(), i.to_string(), "synthesizer".into()],
                 );
                 let line = format!(
@@ -100,15 +93,21 @@ pub fn coarse_box_warning(native: [usize; 3], patch: [usize; 3]) -> Option<Strin
     ))
 }
 
-/// ` [file:line:column]` of a YAML path in the experiment's files, or nothing.
-fn locate_in(loaded: &LoadedExperiment, path: &[String]) -> String {
+/// The experiment's files and their texts (those that can be read), to locate YAML paths in.
+fn file_texts(loaded: &LoadedExperiment) -> Vec<(PathBuf, String)> {
     loaded
         .files
         .iter()
-        .find_map(|f| {
-            let text = std::fs::read_to_string(f).ok()?;
-            crate::experiment::locate(&text, path)
-                .map(|(l, c)| format!(" [{}:{l}:{c}]", f.display()))
+        .filter_map(|f| std::fs::read_to_string(f).ok().map(|t| (f.clone(), t)))
+        .collect()
+}
+
+/// ` [file:line:column]` of a YAML path in the first of `texts` that sets it, or nothing.
+fn located(texts: &[(PathBuf, String)], path: &[String]) -> String {
+    texts
+        .iter()
+        .find_map(|(f, t)| {
+            crate::experiment::locate(t, path).map(|(l, c)| format!(" [{}:{l}:{c}]", f.display()))
         })
         .unwrap_or_default()
 }
