@@ -3,19 +3,17 @@
 //! `dsma synth --synthesizer NAME (--fit-on DATASET_DIR | --fitted GENERATOR_DIR) [--teacher RUN_DIR]`
 //! for generative comparators (trainable synthesizers).
 
+use std::borrow::Cow;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use dsma_data::brats::load_case;
 use dsma_data::phantom::write_case;
-use dsma_data::seed::derive_seed;
 use dsma_data::slice_figure::{axial, most_changed_axial_slice, render, Overlay, Panel};
 use dsma_data::{Case, LabelConvention, Modality};
 use dsma_plugin::Registry;
-use dsma_plugin::{FitProgress, PluginKind};
+use dsma_plugin::{synthesize_seeded, FitProgress, PluginKind};
 use dsma_train::generate::{generate, GenerateRequest};
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
 
 use super::args::set_values;
 
@@ -94,16 +92,14 @@ pub fn run(args: Args, registry: &Registry) -> anyhow::Result<ExitCode> {
     let case = load_case(case_dir, args.labels)?;
     let mut first: Option<Case> = None;
     for i in 0..args.n {
-        let mut rng = ChaCha8Rng::seed_from_u64(derive_seed(args.seed, i as u64));
-        let result = synth.synthesize(&case, &mut rng)?;
+        let result = synthesize_seeded(synth.as_ref(), Cow::Borrowed(&case), args.seed, i)?;
         if let Some(reason) = &result.unchanged_reason {
             eprintln!(
                 "note: {} left {} unchanged: {reason}",
                 args.synthesizer, case.id
             );
         }
-        let mut derived = result.case;
-        derived.id = format!("{}_synth{i}", case.id);
+        let derived = result.case;
         let dir = write_case(&args.out, &derived)?;
         println!("wrote {}", dir.display());
         if first.is_none() {

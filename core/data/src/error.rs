@@ -116,6 +116,25 @@ pub enum CoreError {
     },
 }
 
+/// An error and its causes joined by `: `, skipping a cause whose text its parent already shows
+/// (core errors name their file and include the library's message; the cause stays attached for
+/// callers that walk it). What the binary prints after `error:` and the Python package raises.
+pub fn chain_text(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = String::new();
+    let mut next = Some(e);
+    while let Some(cause) = next {
+        let part = cause.to_string();
+        if !text.contains(&part) {
+            if !text.is_empty() {
+                text.push_str(": ");
+            }
+            text.push_str(&part);
+        }
+        next = cause.source();
+    }
+    text
+}
+
 impl CoreError {
     /// Builds an [`CoreError::Io`] for `path`.
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {

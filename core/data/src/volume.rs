@@ -77,6 +77,20 @@ pub struct Grid {
 }
 
 impl Grid {
+    /// A grid of `dims` mapped to the world by `affine` (kept as the sform, no qform); the spacing
+    /// is the length of each of its first three columns.
+    pub fn from_affine(dims: [usize; 3], affine: [[f64; 4]; 4]) -> Self {
+        let spacing =
+            std::array::from_fn(|a| (0..3).map(|r| affine[r][a].powi(2)).sum::<f64>().sqrt());
+        Grid {
+            dims,
+            spacing,
+            affine,
+            sform_code: 1,
+            qform: None,
+        }
+    }
+
     /// A grid with axis-aligned RAS+ orientation, origin at voxel 0, and both sform and qform set.
     pub fn axis_aligned(dims: [usize; 3], spacing: [f64; 3]) -> Self {
         let mut affine = [[0.0; 4]; 4];

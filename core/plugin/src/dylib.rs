@@ -12,7 +12,9 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
 use super::info::{Builder, PluginInfo, PluginKind, PluginSource};
-use super::traits::{check_weights, EpochScores, SampleWeighter, Synthesized, Synthesizer};
+use super::traits::{
+    check_synthesized, check_weights, EpochScores, SampleWeighter, Synthesized, Synthesizer,
+};
 use dsma_data::error::{CoreError, Result};
 use dsma_data::volume::Case;
 
@@ -340,25 +342,7 @@ impl Synthesizer for DylibSynthesizer {
                 err,
             )
         })?;
-        let non_finite = out.image.iter().filter(|v| !v.is_finite()).count();
-        if non_finite > 0 {
-            return Err(CoreError::Plugin {
-                plugin: self.name.clone(),
-                problem: format!(
-                    "wrote {non_finite} non-finite (NaN or infinite) intensities into the synthetic copy of {}",
-                    case.id
-                ),
-            });
-        }
-        if let Some(bad) = out.label.iter().find(|&&v| !case.convention.is_valid(v)) {
-            return Err(CoreError::Plugin {
-                plugin: self.name.clone(),
-                problem: format!(
-                    "wrote label {bad}, outside the {} convention",
-                    case.convention.name()
-                ),
-            });
-        }
+        check_synthesized(&self.name, case, &out)?;
         Ok(Synthesized {
             case: out,
             unchanged_reason: None,

@@ -15,10 +15,11 @@ pub use backend::BackendKind;
 pub use info::{PluginInfo, PluginKind, PluginSource};
 pub use params::{parse_params, ParamDoc, PluginParams};
 pub use registry::{
-    AnySynthesizer, ModelInfoRegistration, Registry, SynthesizerPlugin, SynthesizerRegistration,
-    WeighterPlugin, WeighterRegistration,
+    AnySynthesizer, ModelInfoRegistration, PythonLoader, Registry, SynthesizerPlugin,
+    SynthesizerRegistration, WeighterPlugin, WeighterRegistration,
 };
 pub use traits::{
-    check_weights, EpochScores, FitContext, FitProgress, SampleWeighter, SampledImage, ScoreKind,
-    Synthesized, Synthesizer, TrainableSynthesizer, TrainingCases, UnitWeights,
+    check_synthesized, check_weights, synthesize_seeded, EpochScores, FitContext, FitProgress,
+    SampleWeighter, SampledImage, ScoreKind, Synthesized, Synthesizer, TrainableSynthesizer,
+    TrainingCases, UnitWeights,
 };

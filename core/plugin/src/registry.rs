@@ -201,7 +201,12 @@ pub struct Registry {
     trainables: Vec<Entry<dyn TrainableSynthesizer>>,
     weighters: Vec<Entry<dyn SampleWeighter>>,
     models: Vec<&'static ModelInfoRegistration>,
+    python: Option<PythonLoader>,
 }
+
+/// Loads a Python plugin file (`*.py`) into a registry; installed by a host that embeds Python
+/// (the `python` feature of the binary, the Python package) with [`Registry::set_python_loader`].
+pub type PythonLoader = fn(&Path, &mut Registry) -> Result<()>;
 
 impl Registry {
     /// The built-in plugins linked into this binary.
@@ -227,20 +232,60 @@ impl Registry {
                 m.sort_by_key(|m| m.name);
                 m
             },
+            python: None,
         }
     }
 
-    /// Loads a shared-library plugin and registers what it exports.
+    /// Lets [`Registry::load_library`] load `*.py` plugin files with `loader`.
+    pub fn set_python_loader(&mut self, loader: PythonLoader) {
+        self.python = Some(loader);
+    }
+
+    /// Loads a plugin file and registers what it exports: a shared library, or a Python file
+    /// (`*.py`) where a Python loader is installed.
     pub fn load_library(&mut self, path: &Path) -> Result<()> {
+        if path.extension().is_some_and(|e| e == "py") {
+            return match self.python {
+                Some(load) => load(path, self),
+                None => Err(CoreError::PluginLoad {
+                    path: path.to_path_buf(),
+                    problem: "is a Python plugin, and this dsma has no Python in it: build the \
+                              binary with `--features python`, or run through the Python package \
+                              (`python -m dsma run ...`)"
+                        .into(),
+                    source: None,
+                }),
+            };
+        }
         let loaded = super::dylib::load(path)?;
         for (info, build) in loaded.synthesizers {
-            self.check_new(&info)?;
-            self.synthesizers.push(Entry { info, build });
+            self.add_synthesizer(info, build)?;
         }
         for (info, build) in loaded.weighters {
-            self.check_new(&info)?;
-            self.weighters.push(Entry { info, build });
+            self.add_weighter(info, build)?;
         }
+        Ok(())
+    }
+
+    /// Registers a synthesizer made by a plugin host (a name already taken is an error).
+    pub fn add_synthesizer(
+        &mut self,
+        info: PluginInfo,
+        build: Builder<dyn Synthesizer>,
+    ) -> Result<()> {
+        self.check_new(&info)?;
+        self.synthesizers.push(Entry { info, build });
+        Ok(())
+    }
+
+    /// Registers a weighter made by a plugin host (a name already taken is an error).
+    pub fn add_weighter(
+        &mut self,
+        info: PluginInfo,
+        build: Builder<dyn SampleWeighter>,
+    ) -> Result<()> {
+        self.check_new(&info)?;
+        self.weighters.push(Entry { info, build });
         Ok(())
     }
 

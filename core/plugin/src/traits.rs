@@ -27,6 +27,66 @@ pub struct Synthesized {
 pub trait Synthesizer: Send + Sync {
     /// Derives one synthetic case from `case`, taking every random choice from `rng`.
     fn synthesize(&self, case: &Case, rng: &mut ChaCha8Rng) -> Result<Synthesized>;
+
+    /// [`Synthesizer::synthesize`] of a case the caller gives away, with the same result: an
+    /// implementation that writes into a copy of its input can write into this one and spare the
+    /// copy (DTSS does; the Python package hands it the one copy it makes of a NumPy array).
+    fn synthesize_owned(&self, case: Case, rng: &mut ChaCha8Rng) -> Result<Synthesized> {
+        self.synthesize(&case, rng)
+    }
+}
+
+/// Derived case `index` of `case` from seed `seed`, as `dsma synth --seed SEED` writes it: the RNG
+/// is ChaCha8 seeded with `derive_seed(seed, index)` and the result is named `<case>_synth<index>`.
+/// A case given away (`Cow::Owned`) goes to [`Synthesizer::synthesize_owned`].
+pub fn synthesize_seeded(
+    synth: &dyn Synthesizer,
+    case: Cow<'_, Case>,
+    seed: u64,
+    index: usize,
+) -> Result<Synthesized> {
+    use rand::SeedableRng;
+    let mut rng = ChaCha8Rng::seed_from_u64(dsma_data::seed::derive_seed(seed, index as u64));
+    let id = format!("{}_synth{index}", case.id);
+    let mut result = match case {
+        Cow::Borrowed(c) => synth.synthesize(c, &mut rng)?,
+        Cow::Owned(c) => synth.synthesize_owned(c, &mut rng)?,
+    };
+    result.case.id = id;
+    Ok(result)
+}
+
+/// Checks a plugin's synthetic copy of `input`: the same shape, finite intensities and labels in
+/// the input's convention; the error names `plugin` and what is wrong.
+pub fn check_synthesized(plugin: &str, input: &Case, out: &Case) -> Result<()> {
+    let problem = if out.image.dim() != input.image.dim() || out.label.dim() != input.label.dim() {
+        format!(
+            "returned image {:?} and labels {:?} for a case of image {:?} and labels {:?} (channels, z, y, x)",
+            out.image.shape(),
+            out.label.shape(),
+            input.image.shape(),
+            input.label.shape()
+        )
+    } else if let Some(n) =
+        Some(out.image.iter().filter(|v| !v.is_finite()).count()).filter(|&n| n > 0)
+    {
+        format!(
+            "wrote {n} non-finite (NaN or infinite) intensities into the synthetic copy of {}",
+            input.id
+        )
+    } else if let Some(bad) = out.label.iter().find(|&&v| !input.convention.is_valid(v)) {
+        format!(
+            "wrote label {bad}, outside the {} convention ({:?})",
+            input.convention.name(),
+            input.convention.valid_labels()
+        )
+    } else {
+        return Ok(());
+    };
+    Err(dsma_data::error::CoreError::Plugin {
+        plugin: plugin.to_string(),
+        problem,
+    })
 }
 
 /// Progress of a [`TrainableSynthesizer::fit`].

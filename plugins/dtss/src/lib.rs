@@ -491,15 +491,20 @@ impl Dtss {
 
 impl Synthesizer for Dtss {
     fn synthesize(&self, case: &Case, rng: &mut ChaCha8Rng) -> Result<Synthesized> {
+        self.synthesize_owned(case.clone(), rng)
+    }
+
+    /// DTSS writes into the case it is given (the copy `synthesize` makes, or the caller's own).
+    fn synthesize_owned(&self, case: Case, rng: &mut ChaCha8Rng) -> Result<Synthesized> {
         let p = &self.p;
-        let Some(work) = self.work_area(case) else {
+        let Some(work) = self.work_area(&case) else {
             return Ok(Synthesized {
-                case: case.clone(),
+                case,
                 unchanged_reason: Some("no lesion in the label map".into()),
             });
         };
         let region = work.region;
-        let proto = self.prototype(rng, case, &work);
+        let proto = self.prototype(rng, &case, &work);
         let WorkArea {
             lesion, stats: st, ..
         } = work;
@@ -510,8 +515,8 @@ impl Synthesizer for Dtss {
         let q = Self::blur(&proto.q, sigma);
         let support = q.mapv(|v| v > 1e-3);
         // Eq. 3: G_L = L + G_t, with G_t = {Q ≥ 0.5}; additions take their class, deletions become 0.
-        let mut out = case.clone();
         let convention = case.convention;
+        let mut out = case;
         let fallback = match p.new_label {
             NewLabel::Source | NewLabel::Oedema => convention.oedema(),
             NewLabel::Necrosis => convention.necrosis(),

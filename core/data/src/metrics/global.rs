@@ -7,11 +7,19 @@ use crate::surface::{border_distances, percentile};
 
 /// Dice of two binary masks.
 pub fn dice(pred: ArrayView3<bool>, truth: ArrayView3<bool>, empty: EmptyDice) -> f64 {
-    let (inter, p, t) = Zip::from(&pred).and(&truth).par_fold(
-        || (0usize, 0usize, 0usize),
-        |(i, p, t), &a, &b| (i + (a && b) as usize, p + a as usize, t + b as usize),
-        |x, y| (x.0 + y.0, x.1 + y.1, x.2 + y.2),
-    );
+    let count = |(i, p, t): (usize, usize, usize), &a: &bool, &b: &bool| {
+        (i + (a && b) as usize, p + a as usize, t + b as usize)
+    };
+    // Below a few blocks of voxels, handing the work to rayon costs more than the count itself.
+    let (inter, p, t) = if pred.len() < 1 << 15 {
+        Zip::from(&pred).and(&truth).fold((0, 0, 0), count)
+    } else {
+        Zip::from(&pred).and(&truth).par_fold(
+            || (0usize, 0usize, 0usize),
+            count,
+            |x, y| (x.0 + y.0, x.1 + y.1, x.2 + y.2),
+        )
+    };
     if t == 0 {
         return match (empty, p) {
             (EmptyDice::Nan, _) => f64::NAN,
