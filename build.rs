@@ -2,6 +2,8 @@
 //! `Cargo.toml` lists under `[dependencies]` (every `dsma-*` dependency but the core crates), so
 //! adding a built-in plugin touches its own two files and `Cargo.toml` only.
 //!
+//! A `python` build records the folder of the libpython it links as its run-time search path too.
+//!
 //! A `tch` build of the dsma binary records libtorch's folder as its run-time search path
 //! (`-rpath`), so `dsma` starts without `LD_LIBRARY_PATH`. The folder is found as torch-sys 0.22
 //! finds it: the active Python environment's torch (`LIBTORCH_USE_PYTORCH`), else `LIBTORCH_LIB`
@@ -27,6 +29,21 @@ fn python_library_dir() -> Option<PathBuf> {
     (out.status.success() && !dir.is_empty()).then(|| PathBuf::from(dir))
 }
 
+/// The folder of the libpython that pyo3 links (`PYO3_PYTHON`, else `python3`), for the `python`
+/// feature's run-time search path.
+fn libpython_dir() -> Option<PathBuf> {
+    let python = std::env::var("PYO3_PYTHON").unwrap_or_else(|_| "python3".into());
+    let out = Command::new(python)
+        .args([
+            "-c",
+            "import sysconfig; print(sysconfig.get_config_var('LIBDIR') or '')",
+        ])
+        .output()
+        .ok()?;
+    let dir = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    (out.status.success() && !dir.is_empty()).then(|| PathBuf::from(dir))
+}
+
 fn libtorch_dir() -> Option<PathBuf> {
     if std::env::var_os("LIBTORCH_USE_PYTORCH").is_some() {
         return python_library_dir();
@@ -43,7 +60,8 @@ fn libtorch_dir() -> Option<PathBuf> {
 }
 
 /// The dependencies of the binary that are not plugins.
-const CORE_CRATES: [&str; 5] = [
+const CORE_CRATES: [&str; 6] = [
+    "dsma-pyhost",
     "dsma-data",
     "dsma-plugin",
     "dsma-kernels",
@@ -95,6 +113,12 @@ fn main() {
         "VIRTUAL_ENV",
     ] {
         println!("cargo:rerun-if-env-changed={var}");
+    }
+    if std::env::var_os("CARGO_FEATURE_PYTHON").is_some() {
+        println!("cargo:rerun-if-env-changed=PYO3_PYTHON");
+        if let Some(dir) = libpython_dir() {
+            println!("cargo:rustc-link-arg-bins=-Wl,-rpath,{}", dir.display());
+        }
     }
     let tch = std::env::var_os("CARGO_FEATURE_TCH").is_some();
     let doc_only = std::env::var_os("CARGO_FEATURE_TCH_DOC").is_some();

@@ -1,4 +1,4 @@
-//! The built-in plugins linked into `dsma`.
+//! dsma_builtins: the built-in plugins linked into `dsma` and the Python package, in one registry.
 //!
 //! A crate that nothing references is dropped by the linker together with its `inventory::submit!`,
 //! so every built-in plugin crate is referenced: `build.rs` writes a call of each plugin crate's
@@ -11,7 +11,12 @@ use dsma_plugin::Registry;
 include!(concat!(env!("OUT_DIR"), "/builtin_plugins.rs"));
 
 /// References every built-in plugin crate, then returns the registry of built-ins.
+/// With the `python` feature, the registry also loads plugins written in Python (`*.py`).
 pub fn registry() -> Registry {
     link_all();
-    Registry::builtin()
+    #[allow(unused_mut)]
+    let mut registry = Registry::builtin();
+    #[cfg(feature = "python")]
+    registry.set_python_loader(dsma_pyhost::load);
+    registry
 }

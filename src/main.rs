@@ -1,6 +1,5 @@
 //! The `dsma` command-line tool.
 
-mod builtin_plugins;
 mod commands;
 
 use std::process::ExitCode;
@@ -30,22 +29,9 @@ fn main() -> ExitCode {
     }
 }
 
-/// The error and its causes joined by `: `, skipping a cause whose text its parent already
-/// shows (core errors name their file and include the library's message; the cause stays
-/// attached for callers that walk it).
+/// The error and its causes joined by `: ` (`dsma_data::error::chain_text`).
 fn chain_text(e: &anyhow::Error) -> String {
-    let mut text = String::new();
-    for cause in e.chain() {
-        let part = cause.to_string();
-        if text.contains(&part) {
-            continue;
-        }
-        if !text.is_empty() {
-            text.push_str(": ");
-        }
-        text.push_str(&part);
-    }
-    text
+    dsma_data::error::chain_text(e.as_ref())
 }
 
 #[cfg(test)]

@@ -23,7 +23,7 @@ use clap::{Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "dsma", version, about)]
 pub struct Cli {
-    /// Load a shared-library plugin (repeatable).
+    /// Load a plugin file (repeatable): a shared library, or a Python file (`.py`) in a build with `--features python`.
     #[arg(long = "plugin", value_name = "PATH", global = true)]
     plugins: Vec<PathBuf>,
     #[command(subcommand)]
@@ -78,7 +78,7 @@ enum DataCommand {
 
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let mut registry = crate::builtin_plugins::registry();
+    let mut registry = dsma_builtins::registry();
     for path in &cli.plugins {
         registry.load_library(path)?;
     }

@@ -58,6 +58,60 @@ pub struct ExperimentOutcome {
     pub seconds: f64,
 }
 
+/// One cell of a table as a flat record: what a caller without the table's layout (the Python
+/// package, a notebook) gets per row and dataset. Values are the table's metric (DSC in %).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct TableRecord {
+    /// Row label (with the grid point's suffix).
+    pub row: String,
+    /// Dataset name.
+    pub dataset: String,
+    /// The metric (`dice`, `hd95`, ...).
+    pub metric: &'static str,
+    /// WT, TC, ET and their average, mean over repeats.
+    pub regions: [f64; 4],
+    /// The ± of each: the sample standard deviation or the 95 % CI half-width (`eval.interval`).
+    pub plus_minus: [f64; 4],
+    /// Repeats averaged.
+    pub repeats: usize,
+    /// Two-sided paired Wilcoxon p-value against the first row (per-case AVE), where there is one.
+    pub p_value: Option<f64>,
+    /// The published WT, TC, ET, AVE of this cell, where the experiment file has them.
+    pub published: Option<[f64; 4]>,
+}
+
+/// The cells of `table` that have results, row by row, as [`TableRecord`]s.
+pub fn table_records(table: &Table) -> Vec<TableRecord> {
+    let mut out = vec![];
+    for (r, row) in table.rows.iter().enumerate() {
+        for (d, dataset) in table.datasets.iter().enumerate() {
+            let Some(cells) = table.cells.get(r).and_then(|c| c.get(d)).copied().flatten() else {
+                continue;
+            };
+            let published = table
+                .reference
+                .as_ref()
+                .and_then(|(_, p)| p.get(r).and_then(|c| c.get(d)).copied().flatten());
+            out.push(TableRecord {
+                row: row.clone(),
+                dataset: dataset.clone(),
+                metric: table.metric.name(),
+                regions: cells.map(|c| c.mean),
+                plus_minus: cells.map(|c| table.interval.half_width(c.std, c.n)),
+                repeats: cells[3].n,
+                p_value: table
+                    .p_values
+                    .get(r)
+                    .and_then(|p| p.get(d))
+                    .copied()
+                    .flatten(),
+                published,
+            });
+        }
+    }
+    out
+}
+
 /// Loads an experiment file with its overrides and the shared-library plugins it names (paths
 /// relative to the file) into `registry`.
 pub fn load_with_plugins(
