@@ -10,6 +10,7 @@ use dsma_train::pipeline::{folder_table, run_experiment, validate_experiment, Ru
 use dsma_train::runner::progress::PrepareSummary;
 use dsma_train::runner::progress::RunObserver;
 use dsma_train::runner::records::EpochRecord;
+use dsma_train::runner::report::index::unfinished_runs;
 use dsma_train::runner::report::interval::Interval;
 use dsma_train::runner::report::{render, TableFormat, TableMetric};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
@@ -68,6 +69,10 @@ pub struct TableArgs {
     /// interval of the mean, Student's t); default: the experiment's `eval.interval`.
     #[arg(long, value_parser = ["std", "ci95"])]
     interval: Option<String>,
+    /// Refuse (exit 1, naming them) when a run of the experiment has not finished, instead of
+    /// rendering the cells that are there (the Slurm table job uses it).
+    #[arg(long)]
+    complete: bool,
 }
 
 fn parse_shard(s: &str) -> Result<(usize, usize), String> {
@@ -320,6 +325,18 @@ pub fn table(a: TableArgs) -> anyhow::Result<ExitCode> {
         "latex" => TableFormat::Latex,
         _ => TableFormat::Markdown,
     };
+    if a.complete {
+        let unfinished = unfinished_runs(&a.runs)?;
+        if !unfinished.is_empty() {
+            let list: Vec<String> = unfinished.iter().map(|p| p.display().to_string()).collect();
+            anyhow::bail!(
+                "{}: {} run(s) have not finished: {}",
+                a.runs.display(),
+                list.len(),
+                list.join(", ")
+            );
+        }
+    }
     let mut table = folder_table(&a.runs, a.metric)?;
     match a.interval.as_deref() {
         Some("ci95") => table = table.with_interval(Interval::Ci95),

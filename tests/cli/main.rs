@@ -16,6 +16,7 @@ mod predict_cli;
 mod report_cli;
 mod run_cli;
 mod slurm_array;
+mod slurm_real;
 mod storage_failures;
 mod studies;
 mod support;

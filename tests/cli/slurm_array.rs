@@ -119,6 +119,21 @@ fn three_array_tasks_share_one_folder_survive_a_requeue_and_the_table_job_sees_e
         std::fs::read_to_string(out.join("table.md")).unwrap(),
         String::from_utf8_lossy(&table.stdout)
     );
+    // With a run's results gone, the table job refuses and names it.
+    std::fs::remove_file(out.join("runs/phantom/dtss/rep-0/results.json")).unwrap();
+    let refused = Command::new("bash")
+        .arg("experiments/slurm/table.sbatch")
+        .env("EXPERIMENT", &exp)
+        .env("OUT", &out)
+        .env("DSMA", env!("CARGO_BIN_EXE_dsma"))
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(
+        log(&refused).contains("1 run(s) have not finished: runs/phantom/dtss/rep-0"),
+        "{}",
+        log(&refused)
+    );
 }
 
 #[test]
@@ -168,7 +183,7 @@ fn submit_wires_the_table_job_after_the_whole_array() {
         lines[0]
     );
     assert!(
-        lines[1].contains("--dependency=afterok:4242") && lines[1].ends_with("table.sbatch"),
+        lines[1].contains("--dependency=afterany:4242") && lines[1].ends_with("table.sbatch"),
         "{}",
         lines[1]
     );

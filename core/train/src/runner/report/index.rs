@@ -73,6 +73,24 @@ fn read_index(out: &Path) -> Option<Index> {
     serde_json::from_slice(&bytes).ok()
 }
 
+/// The run folders (relative to `out`) that the experiment's index lists and that have no
+/// `results.json` yet; an error when `out` has no index (not a `dsma run` output folder).
+pub fn unfinished_runs(out: &Path) -> Result<Vec<PathBuf>> {
+    let index = read_index(out).ok_or_else(|| {
+        CoreError::invalid(
+            out.join("experiment.json").display().to_string(),
+            "missing or unreadable: not the output folder of a `dsma run`",
+        )
+    })?;
+    let mut unfinished = vec![];
+    for run in index.runs {
+        if logs::read_results(&out.join(&run.dir))?.is_none() {
+            unfinished.push(run.dir);
+        }
+    }
+    Ok(unfinished)
+}
+
 /// The results (`results.json`, read as `value`) of the run in `dir`, shown as row `row` on
 /// `dataset` (a run shared by several experiment files carries the first one's labels).
 pub fn labelled(
