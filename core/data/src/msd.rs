@@ -108,29 +108,53 @@ pub fn read_dataset(root: &Path) -> Result<MsdDataset> {
             ),
         ));
     }
-    let cases = json
-        .training
-        .iter()
-        .map(|p| {
-            let image = root.join(p.image.trim_start_matches("./"));
-            MsdCase {
-                id: file_id(&image),
-                label: root.join(p.label.trim_start_matches("./")),
-                image,
-            }
-        })
-        .collect();
+    let inside = |text: &str, field: String| inside_task(root, &path, text, field);
+    let mut cases: Vec<MsdCase> = Vec::with_capacity(json.training.len());
+    let mut seen: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    for (i, p) in json.training.iter().enumerate() {
+        let image = inside(&p.image, format!("training[{i}].image"))?;
+        let label = inside(&p.label, format!("training[{i}].label"))?;
+        let id = file_id(&image);
+        if let Some(first) = seen.insert(id.clone(), i) {
+            return Err(CoreError::invalid(
+                format!("{}: training[{i}].image", path.display()),
+                format!("case `{id}` is listed twice (training[{first}] too); every case once"),
+            ));
+        }
+        cases.push(MsdCase { id, image, label });
+    }
     let test = json
         .test
         .iter()
-        .map(|p| root.join(p.trim_start_matches("./")))
-        .collect();
+        .enumerate()
+        .map(|(i, p)| inside(p, format!("test[{i}]")))
+        .collect::<Result<Vec<_>>>()?;
     Ok(MsdDataset {
         root: root.to_path_buf(),
         cases,
         channels,
         test,
     })
+}
+
+/// `text` (a path of `dataset.json`'s field `field`) as a path inside the task folder `root`:
+/// relative, and without a `..` component, so a hostile or mistaken `dataset.json` cannot make dsma
+/// read (or name an output after) a file outside the folder it was given.
+fn inside_task(root: &Path, json: &Path, text: &str, field: String) -> Result<PathBuf> {
+    let rel = Path::new(text.trim_start_matches("./"));
+    let escapes = rel.components().any(|c| {
+        !matches!(
+            c,
+            std::path::Component::Normal(_) | std::path::Component::CurDir
+        )
+    });
+    if escapes || text.is_empty() {
+        return Err(CoreError::invalid(
+            format!("{}: {field}", json.display()),
+            format!("`{text}` is not a path inside the task folder; expected e.g. ./imagesTr/BRATS_001.nii.gz"),
+        ));
+    }
+    Ok(root.join(rel))
 }
 
 impl MsdDataset {

@@ -150,3 +150,33 @@ fn brats2023_naming_and_labels_are_read_when_declared() {
         "{err}"
     );
 }
+
+/// A symlink loop beside the cases, a case without its T2, a case whose FLAIR is a folder and a
+/// case folder linked to itself: every one reported by name, the sound case still loads.
+#[test]
+fn hostile_case_folders_are_reported_by_name() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = phantom_dataset(tmp.path(), 4, SIZE, 2);
+    std::os::unix::fs::symlink("loop", root.join("loop")).unwrap();
+    std::os::unix::fs::symlink(".", root.join("Phantom_003").join("self")).unwrap();
+    std::fs::remove_file(file(&root, "Phantom_001", "t2")).unwrap();
+    let flair = file(&root, "Phantom_002", "flair");
+    std::fs::remove_file(&flair).unwrap();
+    std::fs::create_dir(&flair).unwrap();
+    let report = check_dataset(&root, &opts()).unwrap();
+    let text = report
+        .problems
+        .iter()
+        .map(|p| p.to_string())
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(
+        text.contains("Phantom_001") && text.contains("Phantom_001_t2.nii.gz"),
+        "{text}"
+    );
+    assert!(text.contains("Phantom_002_flair.nii.gz"), "{text}");
+    assert_eq!(report.problems.len(), 2, "{text}");
+    for sound in ["Phantom_000", "Phantom_003"] {
+        load_case(&root.join(sound), LabelConvention::Brats2019).unwrap();
+    }
+}

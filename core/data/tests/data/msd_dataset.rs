@@ -76,3 +76,94 @@ fn task01_test_images_are_read_from_the_test_list() {
         "{err}"
     );
 }
+
+/// Writes `dataset.json` with `training` entries `pairs` (image, label) into `root`.
+fn dataset_json(root: &std::path::Path, training: &str) {
+    let text = format!(
+        r#"{{"name": "BRATS", "modality": {{"0": "FLAIR", "1": "T1w", "2": "t1gd", "3": "T2w"}},
+            "training": {training}, "test": []}}"#
+    );
+    std::fs::write(root.join("dataset.json"), text).unwrap();
+}
+
+#[test]
+fn paths_outside_the_task_folder_are_refused_by_field() {
+    let tmp = tempfile::tempdir().unwrap();
+    let opts = DatasetOptions::new(LabelConvention::Msd);
+    for (training, field, text) in [
+        (
+            r#"[{"image": "/etc/passwd", "label": "./labelsTr/a.nii.gz"}]"#,
+            "training[0].image",
+            "/etc/passwd",
+        ),
+        (
+            r#"[{"image": "./imagesTr/a.nii.gz", "label": "./labelsTr/a.nii.gz"},
+                {"image": "./imagesTr/b.nii.gz", "label": "../../outside/b.nii.gz"}]"#,
+            "training[1].label",
+            "../../outside/b.nii.gz",
+        ),
+        (
+            r#"[{"image": "./imagesTr/../../x.nii.gz", "label": "./labelsTr/x.nii.gz"}]"#,
+            "training[0].image",
+            "./imagesTr/../../x.nii.gz",
+        ),
+    ] {
+        dataset_json(tmp.path(), training);
+        let e = discover(tmp.path(), &opts).unwrap_err().to_string();
+        assert!(
+            e.contains(&format!("dataset.json: {field}"))
+                && e.contains(&format!("`{text}` is not a path inside the task folder")),
+            "{e}"
+        );
+    }
+}
+
+#[test]
+fn a_case_listed_twice_is_refused_naming_both_entries() {
+    let tmp = tempfile::tempdir().unwrap();
+    dataset_json(
+        tmp.path(),
+        r#"[{"image": "./imagesTr/BRATS_001.nii.gz", "label": "./labelsTr/BRATS_001.nii.gz"},
+            {"image": "./imagesTr/BRATS_002.nii.gz", "label": "./labelsTr/BRATS_002.nii.gz"},
+            {"image": "./imagesTr/BRATS_001.nii", "label": "./labelsTr/BRATS_001.nii"}]"#,
+    );
+    let e = discover(tmp.path(), &DatasetOptions::new(LabelConvention::Msd))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("training[2].image")
+            && e.contains("case `BRATS_001` is listed twice (training[0] too)"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_million_entries_are_listed_and_the_first_missing_file_is_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    let entries: Vec<String> = (0..1_000_000)
+        .map(|i| {
+            format!(r#"{{"image": "./imagesTr/C_{i}.nii.gz", "label": "./labelsTr/C_{i}.nii.gz"}}"#)
+        })
+        .collect();
+    dataset_json(tmp.path(), &format!("[{}]", entries.join(",")));
+    let found = discover(tmp.path(), &DatasetOptions::new(LabelConvention::Msd)).unwrap();
+    assert_eq!(found.len(), 1_000_000);
+    let e = load_case(&found[999_999], LabelConvention::Msd)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("C_999999.nii.gz"), "{e}");
+}
+
+#[test]
+fn a_name_that_is_not_unicode_is_a_named_decoding_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    // JSON cannot hold bytes that are not UTF-8; the nearest a file can carry is a lone surrogate.
+    dataset_json(
+        tmp.path(),
+        r#"[{"image": "./imagesTr/\udcff.nii.gz", "label": "./labelsTr/x.nii.gz"}]"#,
+    );
+    let e = discover(tmp.path(), &DatasetOptions::new(LabelConvention::Msd))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("dataset.json") && e.contains("surrogate"), "{e}");
+}
