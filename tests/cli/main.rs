@@ -5,6 +5,7 @@ mod bad_input;
 mod bad_input_corpus;
 mod cli_inspect;
 mod comparators_cli;
+mod concurrency;
 mod datasets_cli;
 mod generative;
 mod generator_lane;

@@ -263,4 +263,32 @@ mod tests {
         );
         drop(lock);
     }
+
+    #[test]
+    fn a_lock_of_another_host_is_not_broken_by_its_pid() {
+        let tmp = tempfile::tempdir().unwrap();
+        // The PID is dead here, but it names a process of another machine (a shared folder on
+        // NFS): only the lock's age may free it.
+        std::fs::write(
+            tmp.path().join(".lock"),
+            format!("another-host:{}", u32::MAX),
+        )
+        .unwrap();
+        let t = LockTimings {
+            stale_after: Duration::from_secs(4),
+            ..fast()
+        };
+        let (tx, rx) = std::sync::mpsc::channel();
+        let dir = tmp.path().to_path_buf();
+        std::thread::spawn(move || {
+            let _ = tx.send(StageLock::acquire_with(&dir, t, &mut Silent).map(drop));
+        });
+        assert!(
+            rx.recv_timeout(Duration::from_secs(1)).is_err(),
+            "a fresh lock of another host was taken because its PID is not alive here"
+        );
+        rx.recv_timeout(Duration::from_secs(60))
+            .expect("the lock was not taken over after the stale age")
+            .unwrap();
+    }
 }
