@@ -180,3 +180,32 @@ fn hostile_case_folders_are_reported_by_name() {
         load_case(&root.join(sound), LabelConvention::Brats2019).unwrap();
     }
 }
+
+/// A case folder whose name is not UTF-8 (Linux allows any bytes but `/` and NUL): discovery lists
+/// it, and loading it either works or fails naming it; nothing panics.
+#[test]
+fn a_case_folder_named_with_bytes_that_are_not_utf8() {
+    use std::os::unix::ffi::OsStrExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let root = phantom_dataset(tmp.path(), 2, SIZE, 3);
+    let name = std::ffi::OsStr::from_bytes(b"Case_\xff\xfe");
+    let dir = root.join(name);
+    std::fs::create_dir(&dir).unwrap();
+    for suffix in ["flair", "t1", "t1ce", "t2", "seg"] {
+        let mut file = name.as_bytes().to_vec();
+        file.extend_from_slice(format!("_{suffix}.nii.gz").as_bytes());
+        std::fs::copy(
+            self::file(&root, "Phantom_000", suffix),
+            dir.join(std::ffi::OsStr::from_bytes(&file)),
+        )
+        .unwrap();
+    }
+    let found = discover(&root, &opts()).unwrap();
+    assert!(found.contains(&dir), "{found:?}");
+    match load_case(&dir, LabelConvention::Brats2019) {
+        Ok(case) => assert_eq!(case.id, "Case_\u{fffd}\u{fffd}"),
+        Err(e) => assert!(e.to_string().contains("Case_\u{fffd}\u{fffd}"), "{e}"),
+    }
+    let report = check_dataset(&root, &opts()).unwrap();
+    assert!(report.cases >= 2);
+}
