@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use dsma_data::labels::{region_mask, Region};
 use dsma_data::nifti_io::{read_labels, read_volumes, write_volume};
 use dsma_data::volume::{Case, Grid, Modality};
-use dsma_pyhost::arrays::{array_arg, convention_arg, label_arg};
+use dsma_pyhost::arrays::{array_arg, check_labels, convention_arg};
 use ndarray::{Array2, Ix2, Ix3};
 use numpy::{IntoPyArray, PyUntypedArray, PyUntypedArrayMethods};
 use pyo3::exceptions::{PyTypeError, PyValueError};
@@ -180,13 +180,8 @@ fn regions<'py>(
     labels: &str,
 ) -> PyResult<Bound<'py, PyDict>> {
     let convention = convention_arg(labels)?;
-    let shape = label
-        .cast::<PyUntypedArray>()
-        .ok()
-        .filter(|a| a.ndim() == 3)
-        .map(|a| (a.shape()[0], a.shape()[1], a.shape()[2]))
-        .unwrap_or((0, 0, 0));
-    let arr = label_arg(label, "label", shape, convention)?;
+    let arr = array_arg::<u8, Ix3>(label, "label", "uint8 [z, y, x]")?;
+    check_labels(arr.as_array(), "label", arr.as_array().dim(), convention)?;
     let view = arr.as_array();
     let d = PyDict::new(py);
     for region in Region::ALL {

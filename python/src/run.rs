@@ -104,22 +104,11 @@ fn run<'py>(
             run_experiment(&request, &mut registry, observer)
         })
         .map_err(to_py)?;
-    let mut table = dsma_train::runner::report::render(
-        &outcome.table,
-        dsma_train::runner::report::TableFormat::Markdown,
-    );
-    if let Some(t) = &outcome.ensembles {
-        table.push_str("\nEnsembles of the repeats (sigmoid probabilities averaged):\n\n");
-        table.push_str(&dsma_train::runner::report::render(
-            t,
-            dsma_train::runner::report::TableFormat::Markdown,
-        ));
-    }
     let value = serde_json::json!({
         "name": outcome.name,
         "out": outcome.out,
         "seconds": outcome.seconds,
-        "table": table,
+        "table": outcome.markdown,
         "rows": table_records(&outcome.table),
         "results": outcome.results,
     });

@@ -7,7 +7,8 @@ use std::process::{Command, Output};
 
 use crate::support::tiny_experiment;
 
-const ROWS: &str = "  - label: baseline
+/// The rows of the array tests (the real-Slurm test adds a fourth).
+pub const ROWS: &str = "  - label: baseline
   - label: DTSS
     synthesizer: {name: dtss}
   - label: DTSS+MAS
@@ -30,6 +31,17 @@ fn shard(exp: &Path, out: &Path, task: usize, abort: Option<&str>) -> Command {
         c.env("DSMA_TEST_ABORT_AT", point);
     }
     c
+}
+
+/// `table.sbatch` run by hand, as Slurm would once the array has ended.
+fn table_job(exp: &Path, out: &Path) -> Output {
+    Command::new("bash")
+        .arg("experiments/slurm/table.sbatch")
+        .env("EXPERIMENT", exp)
+        .env("OUT", out)
+        .env("DSMA", env!("CARGO_BIN_EXE_dsma"))
+        .output()
+        .unwrap()
 }
 
 fn log(o: &Output) -> String {
@@ -103,13 +115,7 @@ fn three_array_tasks_share_one_folder_survive_a_requeue_and_the_table_job_sees_e
             .exists());
     }
 
-    let table = Command::new("bash")
-        .arg("experiments/slurm/table.sbatch")
-        .env("EXPERIMENT", &exp)
-        .env("OUT", &out)
-        .env("DSMA", env!("CARGO_BIN_EXE_dsma"))
-        .output()
-        .unwrap();
+    let table = table_job(&exp, &out);
     let text = log(&table);
     assert!(table.status.success(), "{text}");
     for row in ["| baseline |", "| DTSS |", "| DTSS+MAS |"] {
@@ -121,13 +127,7 @@ fn three_array_tasks_share_one_folder_survive_a_requeue_and_the_table_job_sees_e
     );
     // With a run's results gone, the table job refuses and names it.
     std::fs::remove_file(out.join("runs/phantom/dtss/rep-0/results.json")).unwrap();
-    let refused = Command::new("bash")
-        .arg("experiments/slurm/table.sbatch")
-        .env("EXPERIMENT", &exp)
-        .env("OUT", &out)
-        .env("DSMA", env!("CARGO_BIN_EXE_dsma"))
-        .output()
-        .unwrap();
+    let refused = table_job(&exp, &out);
     assert!(!refused.status.success());
     assert!(
         log(&refused).contains("1 run(s) have not finished: runs/phantom/dtss/rep-0"),

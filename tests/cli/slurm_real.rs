@@ -10,15 +10,13 @@ use std::time::{Duration, Instant};
 
 use crate::support::tiny_experiment;
 
-const ROWS: &str = "  - label: baseline
-  - label: DTSS
-    synthesizer: {name: dtss}
-  - label: DTSS+MAS
-    synthesizer: {name: dtss}
-    weighter: {name: mas}
-  - label: augment
-    synthesizer: {name: augment}
-";
+/// The array tests' three rows and a fourth: one run per array task.
+fn rows() -> String {
+    format!(
+        "{}  - label: augment\n    synthesizer: {{name: augment}}\n",
+        crate::slurm_array::ROWS
+    )
+}
 
 /// Standard output of a Slurm command (they read SLURM_CONF from the environment).
 fn slurm(args: &[&str]) -> String {
@@ -68,7 +66,7 @@ fn a_real_slurm_array_with_a_cancelled_and_requeued_task_matches_a_local_run() {
     }
     let tmp = tempfile::tempdir().unwrap();
     // Stage 1 long enough (shared by the four rows) that a task can be cancelled while it trains.
-    let exp = tiny_experiment(tmp.path(), 30, 1, ROWS);
+    let exp = tiny_experiment(tmp.path(), 30, 1, &rows());
     let dsma = env!("CARGO_BIN_EXE_dsma");
 
     let local = tmp.path().join("local/out");

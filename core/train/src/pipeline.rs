@@ -54,6 +54,8 @@ pub struct ExperimentOutcome {
     pub table: Table,
     /// The table of the ensembles `eval.predict.ensemble` asked for (`None` without).
     pub ensembles: Option<Table>,
+    /// Both tables as Markdown, as written to `OUT/table.md`.
+    pub markdown: String,
     /// Wall-clock seconds of the call.
     pub seconds: f64,
 }
@@ -171,6 +173,7 @@ pub fn run_experiment(
         results,
         table,
         ensembles,
+        markdown: text,
         seconds: started.elapsed().as_secs_f64(),
     })
 }

@@ -12,8 +12,8 @@ use dsma_data::error::{CoreError, Result};
 use dsma_data::volume::Case;
 use dsma_plugin::info::Builder;
 use dsma_plugin::{
-    check_synthesized, check_weights, EpochScores, PluginInfo, PluginKind, PluginSource, Registry,
-    SampleWeighter, ScoreKind, Synthesized, Synthesizer,
+    check_weights, EpochScores, PluginInfo, PluginKind, PluginSource, Registry, SampleWeighter,
+    ScoreKind, Synthesized, Synthesizer,
 };
 use numpy::PyArray1;
 use pyo3::prelude::*;
@@ -330,7 +330,6 @@ impl Synthesizer for PySynthesizer {
             grid: case.grid.clone(),
             convention: case.convention,
         };
-        check_synthesized(&self.name, case, &out)?;
         Ok(Synthesized {
             case: out,
             unchanged_reason: None,
@@ -338,7 +337,9 @@ impl Synthesizer for PySynthesizer {
     }
 }
 
-/// The `(image, label)` a synthesizer returned, checked against `case`, as owned arrays.
+/// The `(image, label)` a synthesizer returned, checked against `case` as a shared library's output
+/// is (`check_synthesized`: shape, finite intensities, labels in the convention; here also the
+/// dtypes), with errors naming the returned array, as owned arrays.
 fn owned_pair(
     out: &Bound<'_, PyAny>,
     case: &Case,
