@@ -250,7 +250,34 @@ fn killed_and_resumed_equals_uninterrupted_and_a_corrupt_checkpoint_is_reported(
         stderr.contains("model.safetensors") && stderr.contains("corrupt"),
         "{stderr}"
     );
+    // Truncated to half, or to zero bytes: named by file and both lengths.
+    for len in [original.len() / 2, 0] {
+        std::fs::write(&model, &original[..len]).unwrap();
+        let (code, _, stderr) = run_own_root(exp, &cut, &["--resume", "--quiet"]);
+        assert_ne!(code, 0);
+        let lengths = format!("{len} bytes with CRC-32");
+        let expected = format!("expected {} bytes", original.len());
+        assert!(
+            stderr.contains("model.safetensors")
+                && stderr.contains(&lengths)
+                && stderr.contains(&expected),
+            "{stderr}"
+        );
+    }
     std::fs::write(&model, &original).unwrap();
+    // A state.json of another format version is refused by name, not read as this one.
+    let state = model.with_file_name("state.json");
+    let text = std::fs::read_to_string(&state).unwrap();
+    let newer = text.replacen("\"format\": 1", "\"format\": 2", 1);
+    assert_ne!(newer, text);
+    std::fs::write(&state, newer).unwrap();
+    let (code, _, stderr) = run_own_root(exp, &cut, &["--resume", "--quiet"]);
+    assert_ne!(code, 0);
+    assert!(
+        stderr.contains("state.json") && stderr.contains("format 2"),
+        "{stderr}"
+    );
+    std::fs::write(&state, text).unwrap();
 
     let (code, _, stderr) = run_own_root(exp, &cut, &["--resume", "--quiet"]);
     assert_eq!(code, 0, "{stderr}");
@@ -626,6 +653,27 @@ fn data_prepare_builds_the_case_store_once_and_run_reuses_it() {
     let (code, second, err) = dsma(&["data", "prepare", exp, "--cache", cache]);
     assert_eq!(code, 0, "{err}");
     assert!(second.contains("0 built, 6 reused"), "{second}");
+    // A flipped byte in a stored image is seen on the next prepare, named, and the case rebuilt.
+    let image = std::fs::read_dir(tmp.path().join("cache/cases"))
+        .unwrap()
+        .flatten()
+        .next()
+        .unwrap()
+        .path()
+        .join("Phantom_003/image.f32");
+    let original = std::fs::read(&image).unwrap();
+    let mut flipped = original.clone();
+    flipped[original.len() / 3] ^= 0x10;
+    std::fs::write(&image, &flipped).unwrap();
+    let (code, third, err) = dsma(&["data", "prepare", exp, "--cache", cache]);
+    assert_eq!(code, 0, "{err}");
+    assert!(third.contains("1 built, 5 reused"), "{third}");
+    let line = third.lines().find(|l| l.contains("Phantom_003")).unwrap();
+    assert!(
+        line.contains("image.f32") && line.contains("CRC-32") && line.contains("rebuilt"),
+        "{third}"
+    );
+    assert_eq!(std::fs::read(&image).unwrap(), original);
     // `dsma run` with the same cache reads the stored cases: nothing is rewritten.
     let store = std::fs::read_dir(tmp.path().join("cache/cases"))
         .unwrap()

@@ -2,7 +2,8 @@
 //! copied from a case held in memory (before the case store) vs read through the store's per-patch
 //! memory maps (issue 16), at the quickstart's 32³ and the paper's 128³ patch size; and a
 //! generated image labelled by the teacher for a stage-2 epoch, written out whole vs with its
-//! image linked (`StoredCase::relabelled`).
+//! image linked (`StoredCase::relabelled`); and opening a stored case, which reads every array file
+//! against its CRC-32 (issue 31; from the page cache).
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use dsma_data::case_store::{CaseParts, StoredCase};
@@ -72,5 +73,27 @@ fn relabel(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, patch, relabel);
+fn open(c: &mut Criterion) {
+    let original = generate_case("Phantom_000", [240, 240, 155], [1.0; 3], 0).expect("phantom");
+    let (mut case, start) = crop_to_brain(&original).expect("crop");
+    zscore_brain(&mut case);
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let parts = CaseParts {
+        case: &case,
+        crop_start: start,
+        original_grid: &original.grid,
+        original_label: None,
+        stamp: "bench",
+    };
+    let dir = tmp.path().join("case");
+    let stored = StoredCase::write(&dir, &parts).expect("store");
+    let mut g = c.benchmark_group("open_stored_case_240x240x155");
+    g.throughput(criterion::Throughput::Bytes(stored.disk_bytes()));
+    g.bench_function("checked", |b| {
+        b.iter(|| StoredCase::check(&dir, "bench").expect("open"))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, patch, relabel, open);
 criterion_main!(benches);

@@ -4,11 +4,14 @@
 //! A case folder holds `image.f32` (`[modality, z, y, x]`, C order, native byte order), `label.u8`
 //! (`[z, y, x]`), `foreground.u32` (flat indices of its tumour voxels, for the patch sampler),
 //! `original_label.u8` only when the brain crop lost tumour voxels, and `meta.json` (id, grids, crop
-//! start, byte order, the stamp of its sources). Folders are written under a temporary name and
-//! renamed, so a killed build never leaves a half-written case that looks complete. Training reads
+//! start, byte order, the stamp of its sources, the length and CRC-32 of every array file). Folders
+//! are written under a temporary name and renamed, so a killed build never leaves a half-written case
+//! that looks complete; opening a folder reads every array file against its recorded sum, so a
+//! flipped byte or a truncated file is rebuilt from the source, never trained on. Training reads
 //! patches through a map that lives only for that patch: the pages stay in the page cache, not in
 //! the process's heap or resident set.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use memmap2::Mmap;
@@ -17,13 +20,14 @@ use rand::Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::atomic_file::write_atomic;
+use crate::checksum::FileSum;
 use crate::error::{CoreError, Result};
 use crate::labels::LabelConvention;
 use crate::preprocess::{foreground_indices, sample_patch_from, Patch, PatchConfig};
 use crate::volume::{Case, Grid};
 
 /// Version of the folder layout; a store of another version is rebuilt.
-pub const FORMAT: u32 = 1;
+pub const FORMAT: u32 = 2;
 
 /// What `meta.json` records about a stored case.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -50,6 +54,30 @@ pub struct CaseMeta {
     pub byte_order: String,
     /// Fingerprint of the source files and preprocessing the case was built from.
     pub stamp: String,
+    /// Length and CRC-32 of each array file, by file name.
+    pub files: BTreeMap<String, FileSum>,
+}
+
+/// Why a case folder cannot be used as it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unusable {
+    /// There is no case folder (or no `meta.json` in it: a build that was killed).
+    Absent,
+    /// The folder must be rebuilt from its source; the text says why, naming the file.
+    Rebuild(String),
+}
+
+/// The array files of a case folder, written and checked by name.
+#[derive(Default)]
+struct Sums(BTreeMap<String, FileSum>);
+
+impl Sums {
+    /// Writes `bytes` as `tmp/name` and records their sum.
+    fn put(&mut self, tmp: &Path, name: &str, bytes: &[u8]) -> Result<()> {
+        write_atomic(&tmp.join(name), bytes)?;
+        self.0.insert(name.to_string(), FileSum::of(bytes));
+        Ok(())
+    }
 }
 
 /// A preprocessed case to store, with what is needed to put predictions back on its input grid.
@@ -141,20 +169,18 @@ fn tumour_indices(label: &Array3<u8>, id: &str) -> Result<Vec<u32>> {
 }
 
 /// Writes `label.u8` and `foreground.u32` into the folder `tmp`.
-fn write_labels(tmp: &Path, label: &Array3<u8>, foreground: &[u32]) -> Result<()> {
+fn write_labels(tmp: &Path, label: &Array3<u8>, foreground: &[u32], sums: &mut Sums) -> Result<()> {
     let label = label.as_standard_layout();
-    write_atomic(&tmp.join("label.u8"), label.as_slice().unwrap_or(&[]))?;
-    write_atomic(
-        &tmp.join("foreground.u32"),
-        bytemuck::cast_slice(foreground),
-    )
+    sums.put(tmp, "label.u8", label.as_slice().unwrap_or(&[]))?;
+    sums.put(tmp, "foreground.u32", bytemuck::cast_slice(foreground))
 }
 
-/// Fills a temporary folder beside `dir` with `fill`, adds `meta.json` and publishes it as `dir`.
+/// Fills a temporary folder beside `dir` with `fill`, adds `meta.json` (with the sums of what
+/// `fill` wrote) and publishes it as `dir`.
 fn write_folder(
     dir: &Path,
-    meta: CaseMeta,
-    fill: impl FnOnce(&Path) -> Result<()>,
+    mut meta: CaseMeta,
+    fill: impl FnOnce(&Path, &mut Sums) -> Result<()>,
 ) -> Result<StoredCase> {
     let tmp = dir.with_file_name(format!(
         ".{}.{}.tmp",
@@ -166,7 +192,9 @@ fn write_folder(
     let written = (|| {
         let _ = std::fs::remove_dir_all(&tmp);
         std::fs::create_dir_all(&tmp).map_err(|e| CoreError::io(&tmp, e))?;
-        fill(&tmp)?;
+        let mut sums = Sums::default();
+        fill(&tmp, &mut sums)?;
+        meta.files = sums.0;
         let json = serde_json::to_vec_pretty(&meta)
             .map_err(|e| CoreError::codec("case store meta.json", e))?;
         write_atomic(&tmp.join("meta.json"), &json)?;
@@ -198,15 +226,16 @@ impl StoredCase {
             foreground: foreground.len(),
             byte_order: byte_order().into(),
             stamp: parts.stamp.to_string(),
+            files: BTreeMap::new(),
         };
-        write_folder(dir, meta, |tmp| {
+        write_folder(dir, meta, |tmp, sums| {
             let image = c.image.as_standard_layout();
             let image_bytes: &[u8] = bytemuck::cast_slice(image.as_slice().unwrap_or(&[]));
-            write_atomic(&tmp.join("image.f32"), image_bytes)?;
-            write_labels(tmp, &c.label, &foreground)?;
+            sums.put(tmp, "image.f32", image_bytes)?;
+            write_labels(tmp, &c.label, &foreground, sums)?;
             if let Some(l) = parts.original_label {
                 let l = l.as_standard_layout();
-                write_atomic(&tmp.join("original_label.u8"), l.as_slice().unwrap_or(&[]))?;
+                sums.put(tmp, "original_label.u8", l.as_slice().unwrap_or(&[]))?;
             }
             Ok(())
         })
@@ -235,46 +264,91 @@ impl StoredCase {
             ..self.meta.clone()
         };
         let source = self.dir.join("image.f32");
-        write_folder(dir, meta, |tmp| {
+        let image_sum = self.meta.files.get("image.f32").copied();
+        write_folder(dir, meta, |tmp, sums| {
             let target = tmp.join("image.f32");
             if std::fs::hard_link(&source, &target).is_err() {
                 std::fs::copy(&source, &target).map_err(|e| CoreError::io(&source, e))?;
             }
-            write_labels(tmp, label, &foreground)
+            let sum = match image_sum {
+                Some(sum) => sum,
+                None => FileSum::of_file(&target)?,
+            };
+            sums.0.insert("image.f32".into(), sum);
+            write_labels(tmp, label, &foreground, sums)
         })
     }
 
     /// Opens the case folder `dir` when it is complete, of this layout and byte order, and built
-    /// from `stamp`; `None` when it must be (re)built.
+    /// from `stamp`; `None` when it must be (re)built ([`StoredCase::check`] says why).
     pub fn open(dir: &Path, stamp: &str) -> Option<StoredCase> {
+        StoredCase::check(dir, stamp).ok()
+    }
+
+    /// Opens the case folder `dir` after reading every array file against the length and CRC-32
+    /// its `meta.json` records; otherwise says why it must be (re)built, naming the file.
+    pub fn check(dir: &Path, stamp: &str) -> std::result::Result<StoredCase, Unusable> {
         let meta_path = dir.join("meta.json");
-        let bytes = std::fs::read(meta_path).ok()?;
-        let meta = serde_json::from_slice::<CaseMeta>(&bytes).ok()?;
-        if meta.format != FORMAT || meta.stamp != stamp || meta.byte_order != byte_order() {
-            return None;
+        let Ok(bytes) = std::fs::read(&meta_path) else {
+            return Err(Unusable::Absent);
+        };
+        let meta = serde_json::from_slice::<serde_json::Value>(&bytes)
+            .map_err(|e| Unusable::Rebuild(format!("{}: unreadable ({e})", meta_path.display())))?;
+        let format = meta.get("format").and_then(serde_json::Value::as_u64);
+        if format != Some(u64::from(FORMAT)) {
+            let found = format.map_or_else(|| "no format".into(), |f| format!("format {f}"));
+            return Err(Unusable::Rebuild(format!(
+                "{}: {found}, this dsma reads format {FORMAT}",
+                meta_path.display()
+            )));
+        }
+        let meta = serde_json::from_value::<CaseMeta>(meta)
+            .map_err(|e| Unusable::Rebuild(format!("{}: unreadable ({e})", meta_path.display())))?;
+        if meta.stamp != stamp {
+            return Err(Unusable::Rebuild("its source files changed".into()));
+        }
+        if meta.byte_order != byte_order() {
+            return Err(Unusable::Rebuild(format!(
+                "stored {}-endian",
+                meta.byte_order
+            )));
         }
         let case = StoredCase {
             dir: dir.to_path_buf(),
             meta,
         };
-        let voxels = case.meta.grid.voxel_count();
+        case.verify().map_err(Unusable::Rebuild)?;
+        Ok(case)
+    }
+
+    /// Compares every array file with the sum `meta.json` records and the length the grids imply.
+    fn verify(&self) -> std::result::Result<(), String> {
+        let voxels = self.meta.grid.voxel_count();
         let mut want = vec![
-            ("image.f32", voxels * case.meta.modalities * 4),
+            ("image.f32", voxels * self.meta.modalities * 4),
             ("label.u8", voxels),
-            ("foreground.u32", case.meta.foreground * 4),
+            ("foreground.u32", self.meta.foreground * 4),
         ];
-        if case.meta.original_label {
-            want.push(("original_label.u8", case.meta.original_grid.voxel_count()));
+        if self.meta.original_label {
+            want.push(("original_label.u8", self.meta.original_grid.voxel_count()));
         }
-        // A folder that does not match its own meta.json (changed by hand, a failing disk) is
-        // rebuilt, not read.
         for (name, len) in want {
-            let got = std::fs::metadata(dir.join(name)).map(|m| m.len()).ok();
-            if got != Some(len as u64) {
-                return None;
+            let path = self.dir.join(name);
+            let Some(recorded) = self.meta.files.get(name) else {
+                return Err(format!("{}: no checksum in meta.json", path.display()));
+            };
+            if recorded.len != len as u64 {
+                return Err(format!(
+                    "meta.json records {} bytes for {name}, its grid needs {len}",
+                    recorded.len
+                ));
+            }
+            let got = FileSum::of_file(&path).map_err(|e| e.to_string())?;
+            if let Some(problem) = recorded.mismatch(&got) {
+                return Err(format!("{}: {problem}", path.display()));
             }
         }
-        Some(case)
+        Ok(())
     }
 
     /// The metadata.

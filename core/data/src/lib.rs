@@ -9,6 +9,7 @@ pub mod assignment;
 pub mod atomic_file;
 pub mod brats;
 pub mod case_store;
+pub mod checksum;
 pub mod components;
 pub mod corruption;
 pub mod error;

@@ -13,28 +13,11 @@ use serde::{Deserialize, Serialize};
 
 use crash_point::CrashPoint;
 use dsma_data::atomic_file::write_atomic;
+use dsma_data::checksum::FileSum;
 use dsma_data::error::{CoreError, Result};
 
 /// Format version of `state.json`.
 pub const FORMAT: u32 = 1;
-
-/// Length and CRC-32 of one checkpoint file.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FileSum {
-    /// Bytes.
-    pub len: u64,
-    /// CRC-32 (zlib polynomial).
-    pub crc32: u32,
-}
-
-fn sum(bytes: &[u8]) -> FileSum {
-    let mut crc = flate2::Crc::new();
-    crc.update(bytes);
-    FileSum {
-        len: bytes.len() as u64,
-        crc32: crc.sum(),
-    }
-}
 
 /// A checkpoint in memory: named binary files plus the JSON state.
 #[derive(Debug, Default)]
@@ -101,7 +84,7 @@ fn write_folder(tmp: &Path, ckpt: &Checkpoint) -> Result<()> {
             f.sync_all()
         });
         written.map_err(|e| CoreError::io(&path, e))?;
-        sums.insert(file.clone(), sum(bytes));
+        sums.insert(file.clone(), FileSum::of(bytes));
     }
     let envelope = Envelope {
         format: FORMAT,
@@ -146,15 +129,8 @@ pub fn load(path: &Path) -> Result<Checkpoint> {
     for (name, want) in envelope.files {
         let file = path.join(&name);
         let bytes = std::fs::read(&file).map_err(|e| CoreError::io(&file, e))?;
-        let got = sum(&bytes);
-        if got != want {
-            return Err(corrupt(
-                &file,
-                format!(
-                    "{} bytes with CRC-32 {:08x}, expected {} bytes with CRC-32 {:08x}",
-                    got.len, got.crc32, want.len, want.crc32
-                ),
-            ));
+        if let Some(problem) = want.mismatch(&FileSum::of(&bytes)) {
+            return Err(corrupt(&file, problem));
         }
         files.insert(name, bytes);
     }

@@ -10,7 +10,7 @@ use crate::runner::plan::stable_hash;
 use crate::runner::progress::{PrepareSummary, RunObserver, Silent};
 use crate::runner::stage_lock::StageLock;
 use dsma_data::brats::{discover, load_case, DatasetOptions};
-use dsma_data::case_store::{CaseParts, StoredCase};
+use dsma_data::case_store::{CaseParts, StoredCase, Unusable};
 use dsma_data::error::{CoreError, Result};
 use dsma_data::labels::LabelConvention;
 use dsma_data::preprocess::{crop_to_brain, zscore_brain};
@@ -72,22 +72,27 @@ fn source_stamp(dir: &Path, convention: LabelConvention) -> Result<String> {
     Ok(format!("{:016x}", stable_hash(key.as_bytes())))
 }
 
-/// The stored case of the source `dir`: opened when its stamp matches, else built now; `built`
-/// hears which.
+/// The stored case of the source `dir`: opened when its stamp matches and its files their sums,
+/// else built now; `built` hears which, and why a stored case had to be rebuilt.
 fn stored(
     dir: &Path,
     folder: &Path,
     convention: LabelConvention,
-    built: &(dyn Fn(bool) + Sync),
+    built: &(dyn Fn(Option<String>) + Sync),
 ) -> Result<StoredCase> {
     let stamp = source_stamp(dir, convention)?;
-    let target = folder.join(dir_id(dir));
-    if let Some(c) = StoredCase::open(&target, &stamp) {
-        built(false);
-        return Ok(c);
-    }
+    let id = dir_id(dir);
+    let target = folder.join(&id);
+    let why = match StoredCase::check(&target, &stamp) {
+        Ok(c) => {
+            built(None);
+            return Ok(c);
+        }
+        Err(Unusable::Absent) => String::new(),
+        Err(Unusable::Rebuild(why)) => format!("{id}: rebuilt from {}: {why}", dir.display()),
+    };
     let c = store_case(load_case(dir, convention)?, &target, &stamp)?;
-    built(true);
+    built(Some(why));
     Ok(c)
 }
 
@@ -106,6 +111,9 @@ pub struct PreparedData {
     pub test: Vec<StoredCase>,
     /// How many of them this call preprocessed (the others were in the store already).
     pub built: usize,
+    /// Why each case that was in the store had to be rebuilt (a corrupt file, changed sources, an
+    /// older layout), by case id.
+    pub rebuilt: Vec<String>,
 }
 
 /// Generates the phantom into `cfg.path` unless every case is already there.
@@ -181,6 +189,7 @@ pub fn prepare_datasets(
             dataset: cfg.name.clone(),
             cases: cases.len(),
             built: data.built,
+            rebuilt: data.rebuilt.clone(),
             folder: store_folder(store_root, cfg, data.convention),
             seconds: started.elapsed().as_secs_f64(),
             bytes: cases.iter().map(|c| c.disk_bytes()).sum(),
@@ -220,11 +229,18 @@ pub fn prepare_with(
     })?;
     let folder = store_folder(store_root, cfg, convention);
     let built = std::sync::atomic::AtomicUsize::new(0);
-    let counted = |new: bool| {
-        if new {
+    let rebuilt = std::sync::Mutex::new(Vec::new());
+    let counted = |why: Option<String>| {
+        if let Some(why) = &why {
             built.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            if !why.is_empty() {
+                rebuilt
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(why.clone());
+            }
         }
-        progress(new);
+        progress(why.is_some());
     };
     let load = |wanted: &[String]| -> Result<Vec<StoredCase>> {
         wanted
@@ -239,6 +255,8 @@ pub fn prepare_with(
             .collect()
     };
     let (train, test) = (load(&split.train)?, load(&split.test)?);
+    let mut rebuilt = rebuilt.into_inner().unwrap_or_else(|e| e.into_inner());
+    rebuilt.sort();
     Ok(PreparedData {
         name: cfg.name.clone(),
         convention,
@@ -246,6 +264,7 @@ pub fn prepare_with(
         test,
         split,
         built: built.into_inner(),
+        rebuilt,
     })
 }
 

@@ -14,6 +14,8 @@ pub struct PrepareSummary {
     pub cases: usize,
     /// Cases preprocessed now (the others were in the store).
     pub built: usize,
+    /// Why each case that was in the store had to be rebuilt, one line per case.
+    pub rebuilt: Vec<String>,
     /// The dataset's folder in the case store.
     pub folder: PathBuf,
     /// Seconds it took.
@@ -35,7 +37,11 @@ impl std::fmt::Display for PrepareSummary {
             self.seconds,
             self.bytes as f64 / 1e9,
             self.bytes as f64 / 1e6 / self.cases.max(1) as f64,
-        )
+        )?;
+        for why in &self.rebuilt {
+            write!(f, "\n  {why}")?;
+        }
+        Ok(())
     }
 }
 

@@ -120,6 +120,70 @@ fn cases_are_stored_once_rebuilt_when_their_files_change_and_read_back_exactly()
     assert!(folder.join(&id).join("meta.json").exists());
 }
 
+/// The stored case of `id` as preprocessing defines it (crop to the brain, z-score).
+fn expected(root: &Path, id: &str) -> dsma_data::Case {
+    let dir = root.join("phantom").join(id);
+    let (mut want, _) =
+        crop_to_brain(&load_case(&dir, LabelConvention::Brats2019).unwrap()).unwrap();
+    zscore_brain(&mut want);
+    want
+}
+
+#[test]
+fn a_flipped_byte_or_a_meta_json_of_another_format_rebuilds_that_case_and_says_why() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (cfg, store) = (config(tmp.path()), tmp.path().join("cache"));
+    prepare(&cfg, &store).unwrap();
+    let folder = store_folder(&store, &cfg, LabelConvention::Brats2019);
+    let ids: Vec<String> = case_dirs(tmp.path())
+        .iter()
+        .map(|d| d.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    let flip = |id: &str, file: &str| {
+        let path = folder.join(id).join(file);
+        let mut bytes = std::fs::read(&path).unwrap();
+        let at = bytes.len() / 2;
+        bytes[at] ^= 0x01;
+        std::fs::write(&path, bytes).unwrap();
+    };
+    // Same length, one bit off: the sizes alone would not show it.
+    flip(&ids[0], "image.f32");
+    flip(&ids[1], "foreground.u32");
+    let meta = folder.join(&ids[2]).join("meta.json");
+    let text = std::fs::read_to_string(&meta).unwrap();
+    let older = text.replace("\"format\": 2", "\"format\": 1");
+    assert_ne!(older, text);
+    std::fs::write(&meta, older).unwrap();
+
+    let again = prepare(&cfg, &store).unwrap();
+    assert_eq!(again.built, 3, "{:?}", again.rebuilt);
+    let why = |id: &str| {
+        let found: Vec<&String> = again.rebuilt.iter().filter(|w| w.starts_with(id)).collect();
+        assert_eq!(found.len(), 1, "{:?}", again.rebuilt);
+        found[0].clone()
+    };
+    let image = why(&ids[0]);
+    assert!(
+        image.contains("image.f32") && image.contains("CRC-32"),
+        "{image}"
+    );
+    assert!(why(&ids[1]).contains("foreground.u32"));
+    assert!(
+        why(&ids[2]).contains("meta.json: format 1"),
+        "{}",
+        why(&ids[2])
+    );
+    assert_eq!(again.rebuilt.len(), 3);
+    for c in again.train.iter().chain(&again.test) {
+        let want = expected(tmp.path(), c.id());
+        let got = c.load().unwrap();
+        assert_eq!(got.image, want.image, "{}", c.id());
+        let tumour = want.label.iter().filter(|&&v| v != 0).count();
+        assert_eq!(c.foreground().unwrap().len(), tumour);
+    }
+    assert_eq!(prepare(&cfg, &store).unwrap().built, 0, "repaired for good");
+}
+
 #[test]
 fn a_relabelled_case_links_the_image_and_holds_only_the_new_labels() {
     use dsma_data::case_store::{CaseParts, StoredCase};
