@@ -6,6 +6,7 @@ mod bad_input_corpus;
 mod cli_inspect;
 mod comparators_cli;
 mod concurrency;
+mod confined_writes;
 mod datasets_cli;
 mod generative;
 mod generator_lane;

@@ -115,6 +115,16 @@ pub fn read_dataset(root: &Path) -> Result<MsdDataset> {
         let image = inside(&p.image, format!("training[{i}].image"))?;
         let label = inside(&p.label, format!("training[{i}].label"))?;
         let id = file_id(&image);
+        if matches!(id.as_str(), "" | "." | "..") {
+            return Err(CoreError::invalid(
+                format!("{}: training[{i}].image", path.display()),
+                format!(
+                    "`{}` gives the case id `{id}`, which cannot name the case's output files; \
+                     expected a name such as BRATS_001.nii.gz",
+                    p.image
+                ),
+            ));
+        }
         if let Some(first) = seen.insert(id.clone(), i) {
             return Err(CoreError::invalid(
                 format!("{}: training[{i}].image", path.display()),

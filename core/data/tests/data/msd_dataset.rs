@@ -119,6 +119,30 @@ fn paths_outside_the_task_folder_are_refused_by_field() {
 }
 
 #[test]
+fn an_image_name_that_gives_no_usable_case_id_is_refused_by_field() {
+    let tmp = tempfile::tempdir().unwrap();
+    // The case id is the image's name less `.nii.gz`; these would name the case-store folder's
+    // parent, the folder itself, or nothing.
+    for (name, id) in [("...nii.gz", ".."), ("..nii.gz", "."), (".nii.gz", "")] {
+        dataset_json(
+            tmp.path(),
+            &format!(
+                r#"[{{"image": "./imagesTr/BRATS_001.nii.gz", "label": "./labelsTr/BRATS_001.nii.gz"}},
+                    {{"image": "./imagesTr/{name}", "label": "./labelsTr/{name}"}}]"#
+            ),
+        );
+        let e = discover(tmp.path(), &DatasetOptions::new(LabelConvention::Msd))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("dataset.json: training[1].image")
+                && e.contains(&format!("gives the case id `{id}`")),
+            "{e}"
+        );
+    }
+}
+
+#[test]
 fn a_case_listed_twice_is_refused_naming_both_entries() {
     let tmp = tempfile::tempdir().unwrap();
     dataset_json(

@@ -1,6 +1,6 @@
 //! Loading a dataset for training: phantom generation on first use, split, preprocessing, caching.
 
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
 use ndarray::Array3;
 use rayon::prelude::*;
@@ -82,6 +82,18 @@ fn stored(
 ) -> Result<StoredCase> {
     let stamp = source_stamp(dir, convention)?;
     let id = dir_id(dir);
+    // The id names a folder of the store: one plain name, never `..` or a path.
+    let mut parts = Path::new(&id).components();
+    if !matches!(
+        (parts.next(), parts.next()),
+        (Some(Component::Normal(_)), None)
+    ) {
+        return Err(CoreError::Dataset {
+            case: id.clone(),
+            file: dir.to_path_buf(),
+            problem: "its case id cannot name a folder of the case store".into(),
+        });
+    }
     let target = folder.join(&id);
     let why = match StoredCase::check(&target, &stamp) {
         Ok(c) => {
