@@ -19,6 +19,7 @@ mod report_cli;
 mod run_cli;
 mod slurm_array;
 mod slurm_real;
+mod soak;
 mod storage_failures;
 mod studies;
 mod support;
