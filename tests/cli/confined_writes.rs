@@ -35,10 +35,12 @@ fn listing(root: &Path, skip: &[PathBuf]) -> BTreeMap<PathBuf, (String, u64, Opt
     found
 }
 
-/// Runs `dsma` with `HOME`, `TMPDIR` and `XDG_CACHE_HOME` inside `root`.
+/// Runs `dsma` in `root/work` with `HOME`, `TMPDIR` and `XDG_CACHE_HOME` inside `root`, so a
+/// write to a relative path lands in the listed folder too.
 fn dsma_in(root: &Path, args: &[&str]) -> (i32, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_dsma"))
         .args(args)
+        .current_dir(root.join("work"))
         .env("HOME", root.join("home"))
         .env("TMPDIR", root.join("tmp"))
         .env("XDG_CACHE_HOME", root.join("home/.cache"))
@@ -81,7 +83,7 @@ fn hostile_task(root: &Path) -> PathBuf {
 fn nothing_is_written_outside_the_output_and_cache_folders() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path();
-    for d in ["home", "tmp"] {
+    for d in ["home", "tmp", "work"] {
         std::fs::create_dir_all(root.join(d)).unwrap();
     }
     // The phantom the experiment names, generated beforehand: its generation on first use is

@@ -96,6 +96,15 @@ fn table3_killed_at_seeded_random_moments_and_resumed_equals_the_uninterrupted_r
         );
         child.kill().unwrap();
         child.wait().unwrap();
+        // Where it stood, so a failure can be told apart from the seed's intent: each run's
+        // latest checkpoint and whether it had finished.
+        for row in ["baseline", "dtss", "dtss-mas"] {
+            let run = out.join("runs/brats2020-phantom").join(row).join("rep-0");
+            let latest =
+                std::fs::read_to_string(run.join("checkpoints/latest")).unwrap_or_default();
+            let done = run.join("results.json").exists();
+            eprintln!("round {round}: {row}: checkpoint {latest:?}, finished {done}");
+        }
         finish(start(&out, true), &format!("round {round}: resumed run"));
         assert_eq!(outputs(&out), want, "round {round}: killed at {at:?}");
         eprintln!(

@@ -61,7 +61,7 @@ pub struct CaseMeta {
 /// Why a case folder cannot be used as it is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Unusable {
-    /// There is no case folder (or no `meta.json` in it: a build that was killed).
+    /// There is no case folder.
     Absent,
     /// The folder must be rebuilt from its source; the text says why, naming the file.
     Rebuild(String),
@@ -116,9 +116,21 @@ fn corrupt(path: &Path, problem: impl std::fmt::Display) -> CoreError {
     )
 }
 
+/// Opens `path`; once more after a moment when it is missing, since another process may be
+/// swapping a rebuilt folder of the case into place (two renames, see [`publish`]).
+fn open_file(path: &Path) -> std::io::Result<std::fs::File> {
+    std::fs::File::open(path).or_else(|e| {
+        if e.kind() != std::io::ErrorKind::NotFound {
+            return Err(e);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        std::fs::File::open(path)
+    })
+}
+
 /// Maps `path` read-only.
 fn map(path: &Path) -> Result<Option<Mmap>> {
-    let file = std::fs::File::open(path).map_err(|e| CoreError::io(path, e))?;
+    let file = open_file(path).map_err(|e| CoreError::io(path, e))?;
     let len = file.metadata().map_err(|e| CoreError::io(path, e))?.len();
     if len == 0 {
         return Ok(None);
@@ -140,7 +152,8 @@ fn values<'a, T: bytemuck::Pod>(map: &'a Option<Mmap>, path: &Path) -> Result<&'
 
 /// Renames the finished folder `tmp` to `dir`. Another process (a shard of the same table) may
 /// have published the same case meanwhile: its folder is then used (`Some`) and `tmp` dropped; a
-/// stale folder (other sources) is replaced.
+/// stale or corrupt folder is renamed aside, replaced, then removed, so a process reading it (whose
+/// maps stay valid) finds the path missing only between two renames.
 fn publish(tmp: &Path, dir: &Path, stamp: &str) -> Result<Option<StoredCase>> {
     for _ in 0..3 {
         if std::fs::rename(tmp, dir).is_ok() {
@@ -150,8 +163,13 @@ fn publish(tmp: &Path, dir: &Path, stamp: &str) -> Result<Option<StoredCase>> {
             return Ok(Some(theirs));
         }
         if dir.exists() {
-            // Stale or half-deleted: remove and try again (a concurrent remover is harmless).
-            let _ = std::fs::remove_dir_all(dir);
+            let aside = tmp.with_extension("old");
+            let _ = std::fs::remove_dir_all(&aside);
+            let swapped = std::fs::rename(dir, &aside).is_ok() && std::fs::rename(tmp, dir).is_ok();
+            let _ = std::fs::remove_dir_all(&aside);
+            if swapped {
+                return Ok(None);
+            }
         }
     }
     std::fs::rename(tmp, dir)
@@ -289,8 +307,15 @@ impl StoredCase {
     /// its `meta.json` records; otherwise says why it must be (re)built, naming the file.
     pub fn check(dir: &Path, stamp: &str) -> std::result::Result<StoredCase, Unusable> {
         let meta_path = dir.join("meta.json");
-        let Ok(bytes) = std::fs::read(&meta_path) else {
-            return Err(Unusable::Absent);
+        let bytes = match std::fs::read(&meta_path) {
+            Ok(bytes) => bytes,
+            Err(_) if !dir.exists() => return Err(Unusable::Absent),
+            Err(e) => {
+                return Err(Unusable::Rebuild(format!(
+                    "{}: unreadable ({e})",
+                    meta_path.display()
+                )))
+            }
         };
         let meta = serde_json::from_slice::<serde_json::Value>(&bytes)
             .map_err(|e| Unusable::Rebuild(format!("{}: unreadable ({e})", meta_path.display())))?;
@@ -305,11 +330,15 @@ impl StoredCase {
         let meta = serde_json::from_value::<CaseMeta>(meta)
             .map_err(|e| Unusable::Rebuild(format!("{}: unreadable ({e})", meta_path.display())))?;
         if meta.stamp != stamp {
-            return Err(Unusable::Rebuild("its source files changed".into()));
+            return Err(Unusable::Rebuild(format!(
+                "{}: built from other source files (they changed since)",
+                meta_path.display()
+            )));
         }
         if meta.byte_order != byte_order() {
             return Err(Unusable::Rebuild(format!(
-                "stored {}-endian",
+                "{}: {}-endian arrays",
+                meta_path.display(),
                 meta.byte_order
             )));
         }

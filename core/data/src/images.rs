@@ -140,8 +140,16 @@ pub fn image_source(path: &Path) -> Result<ImageSource> {
     let canonical = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
     let path = canonical.as_path();
     if path.is_dir() {
+        let id = brats::case_id(path);
+        if !crate::volume::is_plain_name(&id) {
+            return Err(dataset_err(
+                &id,
+                path,
+                "names no case folder (its predictions are named after the folder); give a case folder such as BraTS2021_00000",
+            ));
+        }
         return Ok(ImageSource {
-            id: brats::case_id(path),
+            id,
             location: Location::Folder(path.to_path_buf()),
         });
     }

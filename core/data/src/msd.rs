@@ -114,17 +114,7 @@ pub fn read_dataset(root: &Path) -> Result<MsdDataset> {
     for (i, p) in json.training.iter().enumerate() {
         let image = inside(&p.image, format!("training[{i}].image"))?;
         let label = inside(&p.label, format!("training[{i}].label"))?;
-        let id = file_id(&image);
-        if matches!(id.as_str(), "" | "." | "..") {
-            return Err(CoreError::invalid(
-                format!("{}: training[{i}].image", path.display()),
-                format!(
-                    "`{}` gives the case id `{id}`, which cannot name the case's output files; \
-                     expected a name such as BRATS_001.nii.gz",
-                    p.image
-                ),
-            ));
-        }
+        let id = case_id_of(&path, &image, &p.image, format!("training[{i}].image"))?;
         if let Some(first) = seen.insert(id.clone(), i) {
             return Err(CoreError::invalid(
                 format!("{}: training[{i}].image", path.display()),
@@ -133,18 +123,41 @@ pub fn read_dataset(root: &Path) -> Result<MsdDataset> {
         }
         cases.push(MsdCase { id, image, label });
     }
-    let test = json
-        .test
-        .iter()
-        .enumerate()
-        .map(|(i, p)| inside(p, format!("test[{i}]")))
-        .collect::<Result<Vec<_>>>()?;
+    let mut test = Vec::with_capacity(json.test.len());
+    let mut seen: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    for (i, p) in json.test.iter().enumerate() {
+        let image = inside(p, format!("test[{i}]"))?;
+        let id = case_id_of(&path, &image, p, format!("test[{i}]"))?;
+        if let Some(first) = seen.insert(id.clone(), i) {
+            return Err(CoreError::invalid(
+                format!("{}: test[{i}]", path.display()),
+                format!("case `{id}` is listed twice (test[{first}] too); every case once"),
+            ));
+        }
+        test.push(image);
+    }
     Ok(MsdDataset {
         root: root.to_path_buf(),
         cases,
         channels,
         test,
     })
+}
+
+/// The case id of `image` (listed as `text` in the field `field` of `json`): its file name less
+/// `.nii[.gz]`, which must be a plain name, since predictions and the case store are named after it.
+fn case_id_of(json: &Path, image: &Path, text: &str, field: String) -> Result<String> {
+    let id = file_id(image);
+    if crate::volume::is_plain_name(&id) {
+        return Ok(id);
+    }
+    Err(CoreError::invalid(
+        format!("{}: {field}", json.display()),
+        format!(
+            "`{text}` gives the case id `{id}`, which cannot name the case's output files; \
+             expected a name such as BRATS_001.nii.gz"
+        ),
+    ))
 }
 
 /// `text` (a path of `dataset.json`'s field `field`) as a path inside the task folder `root`:

@@ -280,6 +280,12 @@ pub fn crop_to_union<'a>(
     }
 }
 
+/// Whether `id` can name a case's output files and folders: one plain name (not empty, not `.` or
+/// `..`, no path separator or NUL), so `out.join(id)` stays inside `out`.
+pub fn is_plain_name(id: &str) -> bool {
+    !matches!(id, "" | "." | "..") && !id.contains(['/', '\\', '\0'])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

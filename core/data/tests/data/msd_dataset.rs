@@ -143,6 +143,41 @@ fn an_image_name_that_gives_no_usable_case_id_is_refused_by_field() {
 }
 
 #[test]
+fn test_images_whose_ids_collide_or_name_no_file_are_refused_and_so_is_the_root_as_a_case() {
+    use dsma_data::images::image_source;
+    let tmp = tempfile::tempdir().unwrap();
+    let write = |test: &str| {
+        let text = format!(
+            r#"{{"name": "BRATS", "modality": {{"0": "FLAIR", "1": "T1w", "2": "t1gd", "3": "T2w"}},
+                "training": [], "test": {test}}}"#
+        );
+        std::fs::write(tmp.path().join("dataset.json"), text).unwrap();
+    };
+    // Predictions are written as `<id>.nii.gz`: two entries with one id would overwrite each other.
+    write(r#"["./imagesTs/BRATS_485.nii.gz", "./imagesTs/BRATS_485.nii"]"#);
+    let e = dsma_data::msd::read_dataset(tmp.path())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("test[1]") && e.contains("case `BRATS_485` is listed twice (test[0] too)"),
+        "{e}"
+    );
+    write(r#"["./imagesTs/...nii.gz"]"#);
+    let e = dsma_data::msd::read_dataset(tmp.path())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("test[0]") && e.contains("gives the case id `..`"),
+        "{e}"
+    );
+    // `dsma predict --case /`: the root has no name to write its prediction under.
+    let e = image_source(std::path::Path::new("/"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("names no case folder"), "{e}");
+}
+
+#[test]
 fn a_case_listed_twice_is_refused_naming_both_entries() {
     let tmp = tempfile::tempdir().unwrap();
     dataset_json(

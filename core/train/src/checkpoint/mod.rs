@@ -103,7 +103,14 @@ pub fn latest(dir: &Path) -> Result<Option<PathBuf>> {
         return Ok(None);
     }
     let name = std::fs::read_to_string(&pointer).map_err(|e| CoreError::io(&pointer, e))?;
-    Ok(Some(dir.join(name.trim())))
+    let name = name.trim();
+    if !dsma_data::volume::is_plain_name(name) {
+        return Err(corrupt(
+            &pointer,
+            format!("`{name}` is not the name of a checkpoint folder"),
+        ));
+    }
+    Ok(Some(dir.join(name)))
 }
 
 fn corrupt(path: &Path, problem: impl std::fmt::Display) -> CoreError {
@@ -127,6 +134,12 @@ pub fn load(path: &Path) -> Result<Checkpoint> {
     }
     let mut files = BTreeMap::new();
     for (name, want) in envelope.files {
+        if !dsma_data::volume::is_plain_name(&name) {
+            return Err(corrupt(
+                &state_path,
+                format!("lists `{name}`, which is not a file name"),
+            ));
+        }
         let file = path.join(&name);
         let bytes = std::fs::read(&file).map_err(|e| CoreError::io(&file, e))?;
         if let Some(problem) = want.mismatch(&FileSum::of(&bytes)) {
@@ -161,5 +174,26 @@ mod tests {
         std::fs::write(p.join("a.bin"), [1, 2, 4]).unwrap();
         let err = load(&p).unwrap_err().to_string();
         assert!(err.contains("a.bin") && err.contains("corrupt"), "{err}");
+
+        // A truncated state.json, a file name that climbs out, a pointer that does.
+        let state = std::fs::read(p.join("state.json")).unwrap();
+        std::fs::write(p.join("state.json"), &state[..state.len() / 2]).unwrap();
+        let err = load(&p).unwrap_err().to_string();
+        assert!(
+            err.contains("state.json") && err.contains("unreadable JSON"),
+            "{err}"
+        );
+        let climbing = String::from_utf8(state.clone())
+            .unwrap()
+            .replace("\"a.bin\"", "\"../a.bin\"");
+        std::fs::write(p.join("state.json"), climbing).unwrap();
+        let err = load(&p).unwrap_err().to_string();
+        assert!(
+            err.contains("`../a.bin`, which is not a file name"),
+            "{err}"
+        );
+        std::fs::write(dir.path().join("latest"), "../elsewhere").unwrap();
+        let err = latest(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("`../elsewhere`"), "{err}");
     }
 }

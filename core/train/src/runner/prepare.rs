@@ -1,6 +1,6 @@
 //! Loading a dataset for training: phantom generation on first use, split, preprocessing, caching.
 
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use ndarray::Array3;
 use rayon::prelude::*;
@@ -80,20 +80,16 @@ fn stored(
     convention: LabelConvention,
     built: &(dyn Fn(Option<String>) + Sync),
 ) -> Result<StoredCase> {
-    let stamp = source_stamp(dir, convention)?;
     let id = dir_id(dir);
     // The id names a folder of the store: one plain name, never `..` or a path.
-    let mut parts = Path::new(&id).components();
-    if !matches!(
-        (parts.next(), parts.next()),
-        (Some(Component::Normal(_)), None)
-    ) {
+    if !dsma_data::volume::is_plain_name(&id) {
         return Err(CoreError::Dataset {
             case: id.clone(),
             file: dir.to_path_buf(),
             problem: "its case id cannot name a folder of the case store".into(),
         });
     }
+    let stamp = source_stamp(dir, convention)?;
     let target = folder.join(&id);
     let why = match StoredCase::check(&target, &stamp) {
         Ok(c) => {
@@ -162,16 +158,13 @@ fn ensure_phantom(cfg: &DatasetConfig, convention: LabelConvention) -> Result<()
 }
 
 /// The store folder of a dataset under `root`: its name, and a hash of what decides its cases'
-/// content besides the case files themselves (kind, folder, label convention, store layout).
+/// content besides the case files themselves (kind, folder, label convention). The layout version
+/// is not part of it: each case's `meta.json` records it, so a store of an older layout is rebuilt
+/// in place, case by case, rather than left behind beside a new one. (The key once held layout 1;
+/// the `|1` keeps the folders stores already have.)
 pub fn store_folder(root: &Path, cfg: &DatasetConfig, convention: LabelConvention) -> PathBuf {
     let path = cfg.path.canonicalize().unwrap_or_else(|_| cfg.path.clone());
-    let key = format!(
-        "{:?}|{}|{}|{}",
-        cfg.kind,
-        path.display(),
-        convention.name(),
-        dsma_data::case_store::FORMAT
-    );
+    let key = format!("{:?}|{}|{}|1", cfg.kind, path.display(), convention.name());
     root.join("cases").join(format!(
         "{}-{:016x}",
         crate::runner::plan::slug(&cfg.name),
@@ -306,6 +299,30 @@ mod tests {
             label,
             grid: Grid::axis_aligned([14, 12, 10], [1.0, 1.0, 1.0]),
             convention: LabelConvention::Brats2019,
+        }
+    }
+
+    #[test]
+    fn a_case_whose_id_is_not_a_plain_name_is_refused_before_anything_is_read_or_written() {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(tmp.path().join("sub")).unwrap();
+        let store = tmp.path().join("store");
+        // `sub/..` has no file name, so its id would be the whole path.
+        let e = stored(
+            &tmp.path().join("sub/.."),
+            &store,
+            LabelConvention::Brats2019,
+            &|_| panic!("nothing is built"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("cannot name a folder of the case store"), "{e}");
+        assert!(!store.exists());
+        for id in ["", ".", "..", "a/b", "a\\b", "a\0b"] {
+            assert!(!dsma_data::volume::is_plain_name(id), "{id:?}");
+        }
+        for id in ["BraTS2021_00000", "...x", ".hidden", "a b"] {
+            assert!(dsma_data::volume::is_plain_name(id), "{id:?}");
         }
     }
 

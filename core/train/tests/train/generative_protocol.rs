@@ -202,3 +202,34 @@ fn an_offset_draw_is_conditioned_on_the_cases_after_its_first() {
     // Samples 0, 1, 2 of the chunk ← cases 2, 0, 1: 10·i ↦ 10·i/20 − 1.
     assert_eq!(got, vec![0.0, 0.0, -1.0, -1.0, -0.5, -0.5]);
 }
+
+#[test]
+fn a_corrupt_generator_fit_is_refused_naming_the_file() {
+    use dsma_train::generative::FitCheckpoint;
+    let tmp = tempfile::tempdir().unwrap();
+    let device = Default::default();
+    let net = burn::nn::LinearConfig::new(3, 2).init::<B>(&device);
+    let mut ckpt = FitCheckpoint::new(7, serde_json::json!({"note": "fit"}));
+    ckpt.put_module("generator", &net).unwrap();
+    ckpt.save(tmp.path()).unwrap();
+    assert_eq!(
+        FitCheckpoint::latest(tmp.path()).unwrap().unwrap().step(),
+        7
+    );
+
+    let file = tmp.path().join("step-0000007/generator.safetensors");
+    let original = std::fs::read(&file).unwrap();
+    let mut flipped = original.clone();
+    let last = flipped.len() - 1;
+    flipped[last] ^= 0x80;
+    for (bytes, len) in [(&flipped[..], original.len()), (&[][..], 0)] {
+        std::fs::write(&file, bytes).unwrap();
+        let e = FitCheckpoint::latest(tmp.path()).unwrap_err().to_string();
+        assert!(
+            e.contains("generator.safetensors")
+                && e.contains(&format!("{len} bytes with CRC-32"))
+                && e.contains(&format!("expected {} bytes", original.len())),
+            "{e}"
+        );
+    }
+}
