@@ -26,6 +26,40 @@ impl Plan {
         self.out_dims[0] * self.out_dims[1]
     }
 
+    /// Whether the correlation is pointwise (one tap at offset 0, stride 1, equal grids): then the
+    /// panel of a tile is the input itself (`[C, cols]` with row stride = one channel's
+    /// positions), read in place instead of packed.
+    pub(super) fn pointwise(&self) -> bool {
+        self.offsets.iter().all(|o| o.as_slice() == [0])
+            && self.stride == [1; 3]
+            && self.in_dims == self.out_dims
+    }
+
+    /// The panel of the output rows starting at row `row` as a view: the packed `panel` (row
+    /// stride `cols`), or for a [pointwise](Self::pointwise) plan the input `sample` in place.
+    pub(super) fn panel_view<'a>(
+        &self,
+        sample: &'a [f32],
+        row: usize,
+        panel: &'a [f32],
+        cols: usize,
+    ) -> MatRef<'a> {
+        if self.pointwise() {
+            let positions = self.in_dims.iter().product::<usize>();
+            MatRef {
+                data: &sample[row * self.out_dims[2]..],
+                rs: positions,
+                cs: 1,
+            }
+        } else {
+            MatRef {
+                data: &panel[..self.depth() * cols],
+                rs: cols,
+                cs: 1,
+            }
+        }
+    }
+
     /// Output rows per tile: the packed panel `[C·T, rows·W]` stays within ~256 KiB.
     pub(super) fn rows_per_tile(&self) -> usize {
         const PANEL_FLOATS: usize = 64 * 1024;
@@ -112,15 +146,37 @@ pub(super) fn matmul(
     if m == 0 || n == 0 {
         return;
     }
+    assert!(dst.len() >= (m - 1) * dst_rs + n, "matmul: dst too short");
+    // SAFETY: `dst` holds every element of the m×n block at row stride `dst_rs` (asserted) and is
+    // borrowed mutably, so nothing else accesses it.
+    unsafe { matmul_raw((m, n, k), dst.as_mut_ptr(), dst_rs, lhs, rhs, accumulate) }
+}
+
+/// [`matmul`] into a block at `dst` (row stride `dst_rs`).
+///
+/// # Safety
+/// The m×n block at `dst` with row stride `dst_rs` must be valid for writes (and reads when
+/// `accumulate`) and accessed by no other thread during the call.
+unsafe fn matmul_raw(
+    (m, n, k): (usize, usize, usize),
+    dst: *mut f32,
+    dst_rs: usize,
+    lhs: MatRef<'_>,
+    rhs: MatRef<'_>,
+    accumulate: bool,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
     if k == 0 {
         if !accumulate {
             for r in 0..m {
-                dst[r * dst_rs..r * dst_rs + n].fill(0.0);
+                // SAFETY: row r of the block is valid for writes (the caller's contract).
+                unsafe { std::slice::from_raw_parts_mut(dst.add(r * dst_rs), n) }.fill(0.0);
             }
         }
         return;
     }
-    assert!(dst.len() >= (m - 1) * dst_rs + n, "matmul: dst too short");
     assert!(
         lhs.data.len() > (m - 1) * lhs.rs + (k - 1) * lhs.cs,
         "matmul: lhs too short"
@@ -129,14 +185,14 @@ pub(super) fn matmul(
         rhs.data.len() > (k - 1) * rhs.rs + (n - 1) * rhs.cs,
         "matmul: rhs too short"
     );
-    // SAFETY: the asserts above bound every element gemm reads or writes inside the three slices;
-    // `dst` is borrowed mutably, so nothing else aliases it.
+    // SAFETY: the asserts bound every element gemm reads of `lhs` and `rhs`; the block at `dst` is
+    // valid and exclusive by the caller's contract.
     unsafe {
         gemm::gemm(
             m,
             n,
             k,
-            dst.as_mut_ptr(),
+            dst,
             1,
             dst_rs as isize,
             accumulate,
@@ -186,6 +242,61 @@ impl SharedOut {
         // SAFETY: in bounds (asserted); exclusive by the caller's contract.
         unsafe { *self.ptr.add(index) = value };
     }
+
+    /// The start of the m×n block at `offset` with row stride `rs`, checked to lie in the buffer.
+    fn block(&self, offset: usize, (m, n): (usize, usize), rs: usize) -> *mut f32 {
+        assert!(
+            m == 0 || n == 0 || offset + (m - 1) * rs + n <= self.len,
+            "SharedOut: block out of range"
+        );
+        self.ptr.wrapping_add(offset)
+    }
+}
+
+/// Runs `plan` over every (sample, tile) in parallel, adding each tile's `[O, rows·W]` result in
+/// place to `out` (`[N, O, positions]`, as the plan's output grid is laid out; filled beforehand,
+/// with zeros or the bias): no tile buffer, no copy.
+pub(super) fn correlate_into(
+    plan: &Plan,
+    batch: usize,
+    input: &[f32],
+    weights: &[f32],
+    out: &mut [f32],
+) {
+    let rpt = plan.rows_per_tile();
+    let rows = plan.rows();
+    let tiles = rows.div_ceil(rpt);
+    let in_sample = plan.in_channels * plan.in_dims.iter().product::<usize>();
+    let positions = plan.out_dims.iter().product::<usize>();
+    let (o, k, ow) = (plan.out_channels, plan.depth(), plan.out_dims[2]);
+    assert_eq!(
+        out.len(),
+        batch * o * positions,
+        "correlate_into: output size"
+    );
+    let shared = SharedOut::new(out);
+    (0..batch * tiles)
+        .into_par_iter()
+        .for_each_init(Vec::new, |panel: &mut Vec<f32>, item| {
+            let (n, t) = (item / tiles, item % tiles);
+            let range = t * rpt..((t + 1) * rpt).min(rows);
+            let cols = range.len() * ow;
+            let sample = &input[n * in_sample..(n + 1) * in_sample];
+            if !plan.pointwise() {
+                panel.resize(k * cols, 0.0);
+                plan.pack(sample, range.clone(), &mut panel[..k * cols]);
+            }
+            let lhs = MatRef {
+                data: weights,
+                rs: k,
+                cs: 1,
+            };
+            let rhs = plan.panel_view(sample, range.start, panel, cols);
+            let dst = shared.block(n * o * positions + range.start * ow, (o, cols), positions);
+            // SAFETY: the block (checked to lie in `out`) holds sample n's output rows `range` of
+            // every channel; no other work item touches them, and `out` stays borrowed meanwhile.
+            unsafe { matmul_raw((o, cols, k), dst, positions, lhs, rhs, true) };
+        });
 }
 
 /// Runs `plan` over every (sample, tile) in parallel; `store(n, rows, tile)` receives each tile's
@@ -205,10 +316,12 @@ where
             let (n, t) = (item / tiles, item % tiles);
             let range = t * rpt..((t + 1) * rpt).min(rows);
             let cols = range.len() * ow;
-            panel.resize(k * cols, 0.0);
             tile.resize(o * cols, 0.0);
             let sample = &input[n * in_sample..(n + 1) * in_sample];
-            plan.pack(sample, range.clone(), &mut panel[..k * cols]);
+            if !plan.pointwise() {
+                panel.resize(k * cols, 0.0);
+                plan.pack(sample, range.clone(), &mut panel[..k * cols]);
+            }
             matmul(
                 (o, cols, k),
                 &mut tile[..o * cols],
@@ -218,11 +331,7 @@ where
                     rs: k,
                     cs: 1,
                 },
-                MatRef {
-                    data: &panel[..k * cols],
-                    rs: cols,
-                    cs: 1,
-                },
+                plan.panel_view(sample, range.start, panel, cols),
                 false,
             );
             store(n, range, &tile[..o * cols]);

@@ -20,7 +20,7 @@ use rayon::prelude::*;
 
 mod engine;
 
-use engine::{correlate, matmul, MatRef, Plan, SharedOut};
+use engine::{correlate, correlate_into, matmul, MatRef, Plan, SharedOut};
 
 /// The shape of one 3-D convolution `y[n,o,g] = b[o] + Σ_{c,k} w[o,c,k] · x[n,c, g·s + k − p]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,21 +106,21 @@ pub fn conv3d_forward(s: &ConvShape, x: &[f32], w: &[f32], bias: Option<&[f32]>)
         s.out_channels * s.in_channels * s.taps(),
     );
     let plan = forward_plan(s);
-    let mut y = vec![0.0f32; s.batch * s.out_channels * n_out];
-    let out = SharedOut::new(&mut y);
-    let (o_ch, ow) = (s.out_channels, s.output[2]);
-    correlate(&plan, s.batch, x, w, |n, rows, tile| {
-        let cols = rows.len() * ow;
-        let start = rows.start * ow;
-        for o in 0..o_ch {
-            let b = bias.map_or(0.0, |b| b[o]);
-            let base = (n * o_ch + o) * n_out + start;
-            for (j, v) in tile[o * cols..(o + 1) * cols].iter().enumerate() {
-                // SAFETY: work item (n, rows) alone writes sample n's output rows `rows`.
-                unsafe { out.write(base + j, v + b) };
+    // The bias first; the correlation adds onto it.
+    let mut y = match bias {
+        Some(b) => {
+            check_len("conv3d bias", b, s.out_channels);
+            let mut y = Vec::with_capacity(s.batch * s.out_channels * n_out);
+            for _ in 0..s.batch {
+                for &v in b {
+                    y.extend(std::iter::repeat_n(v, n_out));
+                }
             }
+            y
         }
-    });
+        None => vec![0.0f32; s.batch * s.out_channels * n_out],
+    };
+    correlate_into(&plan, s.batch, x, w, &mut y);
     y
 }
 
@@ -244,13 +244,14 @@ pub fn conv3d_weight_grad(s: &ConvShape, x: &[f32], dy: &[f32]) -> Vec<f32> {
                 let (n, t) = (item / tiles, item % tiles);
                 let range = t * rpt..((t + 1) * rpt).min(rows);
                 let cols = range.len() * ow;
-                panel.resize(k * cols, 0.0);
                 let start = range.start * ow;
-                plan.pack(
-                    &x[n * s.in_channels * n_in..(n + 1) * s.in_channels * n_in],
-                    range,
-                    &mut panel,
-                );
+                let sample = &x[n * s.in_channels * n_in..(n + 1) * s.in_channels * n_in];
+                if !plan.pointwise() {
+                    panel.resize(k * cols, 0.0);
+                    plan.pack(sample, range.clone(), &mut panel);
+                }
+                // The panel transposed, `[cols, C·T]`.
+                let view = plan.panel_view(sample, range.start, &panel, cols);
                 let lhs = &dy[n * o_ch * n_out + start..(n + 1) * o_ch * n_out];
                 matmul(
                     (o_ch, k, cols),
@@ -262,9 +263,9 @@ pub fn conv3d_weight_grad(s: &ConvShape, x: &[f32], dy: &[f32]) -> Vec<f32> {
                         cs: 1,
                     },
                     MatRef {
-                        data: &panel,
-                        rs: 1,
-                        cs: cols,
+                        data: view.data,
+                        rs: view.cs,
+                        cs: view.rs,
                     },
                     item != first,
                 );

@@ -85,6 +85,8 @@ fn shapes() -> Vec<ConvShape> {
         mk(1, 5, 7, [6, 6, 6], [3, 2, 1], [2, 1, 3], [0, 1, 0]),
         mk(3, 17, 9, [4, 5, 3], [1, 1, 1], [1, 1, 1], [0, 0, 0]),
         mk(1, 2, 3, [9, 4, 5], [2, 2, 2], [2, 2, 2], [0, 0, 0]),
+        // Pointwise (read in place, not packed) over several tiles: 64 channels give 64-row tiles.
+        mk(2, 64, 3, [5, 16, 16], [1, 1, 1], [1, 1, 1], [0, 0, 0]),
     ]
 }
 
@@ -259,19 +261,28 @@ fn transposed_conv_is_the_adjoint_written_out() {
 
 #[test]
 fn results_do_not_depend_on_the_thread_count() {
-    let s = ConvShape {
-        batch: 2,
-        in_channels: 6,
-        out_channels: 5,
-        input: [12, 10, 9],
-        output: [12, 10, 9],
-        kernel: [3, 3, 3],
-        stride: [1, 1, 1],
-        padding: [1, 1, 1],
-    };
+    // A 3×3×3 conv (packed panels) and a pointwise one over several tiles (read in place).
+    for (channels, k, padding) in [(6, 3, 1), (64, 1, 0)] {
+        same_on_any_thread_count(ConvShape {
+            batch: 2,
+            in_channels: channels,
+            out_channels: 5,
+            input: [12, 10, 9],
+            output: [12, 10, 9],
+            kernel: [k; 3],
+            stride: [1, 1, 1],
+            padding: [padding; 3],
+        });
+    }
+}
+
+fn same_on_any_thread_count(s: ConvShape) {
     let mut rng = ChaCha8Rng::seed_from_u64(3);
-    let x = random(2 * 6 * 1080, &mut rng);
-    let w = random(5 * 6 * 27, &mut rng);
+    let x = random(2 * s.in_channels * 1080, &mut rng);
+    let w = random(
+        5 * s.in_channels * s.kernel.iter().product::<usize>(),
+        &mut rng,
+    );
     let dy = random(2 * 5 * 1080, &mut rng);
     let run = |threads: usize| {
         let pool = rayon::ThreadPoolBuilder::new()
