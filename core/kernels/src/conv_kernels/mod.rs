@@ -5,7 +5,8 @@
 //! (zero outside the input), where the taps `t` are a product of per-axis offset lists. For each
 //! tile of output rows the engine packs the `[C·T, cols]` panel (row segments, a copy per row when
 //! the stride is 1) into a per-tile buffer that stays in cache, and one `gemm` call computes the
-//! tile. Conv3d's forward is the engine with all `k³` taps at offsets `k − p` and stride `s`; its
+//! tile; a pointwise correlation (one tap at offset 0, stride 1) reads its input in place instead,
+//! and the forward's `gemm` adds straight into the output, which holds the bias beforehand. Conv3d's forward is the engine with all `k³` taps at offsets `k − p` and stride `s`; its
 //! input gradient splits the input grid into `s³` phases (`x = s·i + r`), each a stride-1
 //! correlation of the output gradient with the taps `k ≡ r + p (mod s)` at offsets `(r + p − k)/s`
 //! and the transposed weight; its weight gradient is `Σ dY · panelᵀ` over the same tiles.
