@@ -11,14 +11,15 @@ use dsma_data::phantom::generate_case;
 use dsma_data::preprocess::{
     crop_to_brain, foreground_indices, sample_patch, zscore_brain, PatchConfig,
 };
+use dsma_data::Case;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-fn patch(c: &mut Criterion) {
+/// A BraTS-sized phantom case, cropped and z-scored, stored as `tmp/case` with the stamp `bench`.
+fn stored_case(tmp: &tempfile::TempDir) -> (Case, StoredCase) {
     let original = generate_case("Phantom_000", [240, 240, 155], [1.0; 3], 0).expect("phantom");
     let (mut case, start) = crop_to_brain(&original).expect("crop");
     zscore_brain(&mut case);
-    let tmp = tempfile::tempdir().expect("tempdir");
     let parts = CaseParts {
         case: &case,
         crop_start: start,
@@ -27,6 +28,12 @@ fn patch(c: &mut Criterion) {
         stamp: "bench",
     };
     let stored = StoredCase::write(&tmp.path().join("case"), &parts).expect("store");
+    (case, stored)
+}
+
+fn patch(c: &mut Criterion) {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (case, stored) = stored_case(&tmp);
     let fg = foreground_indices(case.label.view());
     let mut g = c.benchmark_group("training_patch_240x240x155");
     for size in [32, 128] {
@@ -74,19 +81,9 @@ fn relabel(c: &mut Criterion) {
 }
 
 fn open(c: &mut Criterion) {
-    let original = generate_case("Phantom_000", [240, 240, 155], [1.0; 3], 0).expect("phantom");
-    let (mut case, start) = crop_to_brain(&original).expect("crop");
-    zscore_brain(&mut case);
     let tmp = tempfile::tempdir().expect("tempdir");
-    let parts = CaseParts {
-        case: &case,
-        crop_start: start,
-        original_grid: &original.grid,
-        original_label: None,
-        stamp: "bench",
-    };
-    let dir = tmp.path().join("case");
-    let stored = StoredCase::write(&dir, &parts).expect("store");
+    let (_, stored) = stored_case(&tmp);
+    let dir = stored.dir().to_path_buf();
     let mut g = c.benchmark_group("open_stored_case_240x240x155");
     g.throughput(criterion::Throughput::Bytes(stored.disk_bytes()));
     g.bench_function("checked", |b| {

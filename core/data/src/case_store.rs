@@ -282,17 +282,16 @@ impl StoredCase {
             ..self.meta.clone()
         };
         let source = self.dir.join("image.f32");
+        // The image's sum carries over with it (every stored case has one: `write` records it
+        // and `check` requires it).
         let image_sum = self.meta.files.get("image.f32").copied();
         write_folder(dir, meta, |tmp, sums| {
             let target = tmp.join("image.f32");
             if std::fs::hard_link(&source, &target).is_err() {
                 std::fs::copy(&source, &target).map_err(|e| CoreError::io(&source, e))?;
             }
-            let sum = match image_sum {
-                Some(sum) => sum,
-                None => FileSum::of_file(&target)?,
-            };
-            sums.0.insert("image.f32".into(), sum);
+            sums.0
+                .extend(image_sum.map(|sum| ("image.f32".to_string(), sum)));
             write_labels(tmp, label, &foreground, sums)
         })
     }
@@ -307,40 +306,29 @@ impl StoredCase {
     /// its `meta.json` records; otherwise says why it must be (re)built, naming the file.
     pub fn check(dir: &Path, stamp: &str) -> std::result::Result<StoredCase, Unusable> {
         let meta_path = dir.join("meta.json");
+        // A problem of meta.json itself names it.
+        let bad = |why: String| Unusable::Rebuild(format!("{}: {why}", meta_path.display()));
         let bytes = match std::fs::read(&meta_path) {
             Ok(bytes) => bytes,
             Err(_) if !dir.exists() => return Err(Unusable::Absent),
-            Err(e) => {
-                return Err(Unusable::Rebuild(format!(
-                    "{}: unreadable ({e})",
-                    meta_path.display()
-                )))
-            }
+            Err(e) => return Err(bad(format!("unreadable ({e})"))),
         };
         let meta = serde_json::from_slice::<serde_json::Value>(&bytes)
-            .map_err(|e| Unusable::Rebuild(format!("{}: unreadable ({e})", meta_path.display())))?;
+            .map_err(|e| bad(format!("unreadable ({e})")))?;
         let format = meta.get("format").and_then(serde_json::Value::as_u64);
         if format != Some(u64::from(FORMAT)) {
             let found = format.map_or_else(|| "no format".into(), |f| format!("format {f}"));
-            return Err(Unusable::Rebuild(format!(
-                "{}: {found}, this dsma reads format {FORMAT}",
-                meta_path.display()
-            )));
+            return Err(bad(format!("{found}, this dsma reads format {FORMAT}")));
         }
         let meta = serde_json::from_value::<CaseMeta>(meta)
-            .map_err(|e| Unusable::Rebuild(format!("{}: unreadable ({e})", meta_path.display())))?;
+            .map_err(|e| bad(format!("unreadable ({e})")))?;
         if meta.stamp != stamp {
-            return Err(Unusable::Rebuild(format!(
-                "{}: built from other source files (they changed since)",
-                meta_path.display()
-            )));
+            return Err(bad(
+                "built from other source files (they changed since)".into()
+            ));
         }
         if meta.byte_order != byte_order() {
-            return Err(Unusable::Rebuild(format!(
-                "{}: {}-endian arrays",
-                meta_path.display(),
-                meta.byte_order
-            )));
+            return Err(bad(format!("{}-endian arrays", meta.byte_order)));
         }
         let case = StoredCase {
             dir: dir.to_path_buf(),

@@ -110,30 +110,18 @@ pub fn read_dataset(root: &Path) -> Result<MsdDataset> {
     }
     let inside = |text: &str, field: String| inside_task(root, &path, text, field);
     let mut cases: Vec<MsdCase> = Vec::with_capacity(json.training.len());
-    let mut seen: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    let mut ids = ListedIds::new(&path, "training");
     for (i, p) in json.training.iter().enumerate() {
         let image = inside(&p.image, format!("training[{i}].image"))?;
         let label = inside(&p.label, format!("training[{i}].label"))?;
-        let id = case_id_of(&path, &image, &p.image, format!("training[{i}].image"))?;
-        if let Some(first) = seen.insert(id.clone(), i) {
-            return Err(CoreError::invalid(
-                format!("{}: training[{i}].image", path.display()),
-                format!("case `{id}` is listed twice (training[{first}] too); every case once"),
-            ));
-        }
+        let id = ids.add(i, ".image", &image, &p.image)?;
         cases.push(MsdCase { id, image, label });
     }
     let mut test = Vec::with_capacity(json.test.len());
-    let mut seen: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    let mut ids = ListedIds::new(&path, "test");
     for (i, p) in json.test.iter().enumerate() {
         let image = inside(p, format!("test[{i}]"))?;
-        let id = case_id_of(&path, &image, p, format!("test[{i}]"))?;
-        if let Some(first) = seen.insert(id.clone(), i) {
-            return Err(CoreError::invalid(
-                format!("{}: test[{i}]", path.display()),
-                format!("case `{id}` is listed twice (test[{first}] too); every case once"),
-            ));
-        }
+        ids.add(i, "", &image, p)?;
         test.push(image);
     }
     Ok(MsdDataset {
@@ -144,20 +132,46 @@ pub fn read_dataset(root: &Path) -> Result<MsdDataset> {
     })
 }
 
-/// The case id of `image` (listed as `text` in the field `field` of `json`): its file name less
-/// `.nii[.gz]`, which must be a plain name, since predictions and the case store are named after it.
-fn case_id_of(json: &Path, image: &Path, text: &str, field: String) -> Result<String> {
-    let id = file_id(image);
-    if crate::volume::is_plain_name(&id) {
-        return Ok(id);
+/// The case ids of one list of `dataset.json` (`training` or `test`), each checked as it is added.
+struct ListedIds<'a> {
+    json: &'a Path,
+    list: &'static str,
+    seen: std::collections::HashMap<String, usize>,
+}
+
+impl<'a> ListedIds<'a> {
+    fn new(json: &'a Path, list: &'static str) -> Self {
+        ListedIds {
+            json,
+            list,
+            seen: std::collections::HashMap::new(),
+        }
     }
-    Err(CoreError::invalid(
-        format!("{}: {field}", json.display()),
-        format!(
-            "`{text}` gives the case id `{id}`, which cannot name the case's output files; \
-             expected a name such as BRATS_001.nii.gz"
-        ),
-    ))
+
+    /// The id of entry `i` (field `list[i]<suffix>`, written `text`, resolved to `image`): its file
+    /// name less `.nii[.gz]`. It must be a plain name, since predictions and the case store are
+    /// named after it, and appear once in the list.
+    fn add(&mut self, i: usize, suffix: &str, image: &Path, text: &str) -> Result<String> {
+        let id = file_id(image);
+        let field = format!("{}: {}[{i}]{suffix}", self.json.display(), self.list);
+        if !crate::volume::is_plain_name(&id) {
+            return Err(CoreError::invalid(
+                field,
+                format!(
+                    "`{text}` gives the case id `{id}`, which cannot name the case's output files; \
+                     expected a name such as BRATS_001.nii.gz"
+                ),
+            ));
+        }
+        if let Some(first) = self.seen.insert(id.clone(), i) {
+            let list = self.list;
+            return Err(CoreError::invalid(
+                field,
+                format!("case `{id}` is listed twice ({list}[{first}] too); every case once"),
+            ));
+        }
+        Ok(id)
+    }
 }
 
 /// `text` (a path of `dataset.json`'s field `field`) as a path inside the task folder `root`:

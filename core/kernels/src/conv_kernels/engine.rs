@@ -35,28 +35,29 @@ impl Plan {
             && self.in_dims == self.out_dims
     }
 
-    /// The panel of the output rows starting at row `row` as a view: the packed `panel` (row
-    /// stride `cols`), or for a [pointwise](Self::pointwise) plan the input `sample` in place.
-    pub(super) fn panel_view<'a>(
+    /// The `[C·T, cols]` panel of output rows `rows` as a view: for a [pointwise](Self::pointwise)
+    /// plan the input `sample` in place, otherwise packed into `panel` (row stride `cols`).
+    pub(super) fn tile_panel<'a>(
         &self,
         sample: &'a [f32],
-        row: usize,
-        panel: &'a [f32],
-        cols: usize,
+        rows: std::ops::Range<usize>,
+        panel: &'a mut Vec<f32>,
     ) -> MatRef<'a> {
+        let cols = rows.len() * self.out_dims[2];
         if self.pointwise() {
-            let positions = self.in_dims.iter().product::<usize>();
-            MatRef {
-                data: &sample[row * self.out_dims[2]..],
-                rs: positions,
+            return MatRef {
+                data: &sample[rows.start * self.out_dims[2]..],
+                rs: self.in_dims.iter().product::<usize>(),
                 cs: 1,
-            }
-        } else {
-            MatRef {
-                data: &panel[..self.depth() * cols],
-                rs: cols,
-                cs: 1,
-            }
+            };
+        }
+        let k = self.depth();
+        panel.resize(k * cols, 0.0);
+        self.pack(sample, rows, &mut panel[..k * cols]);
+        MatRef {
+            data: &panel[..k * cols],
+            rs: cols,
+            cs: 1,
         }
     }
 
@@ -282,16 +283,12 @@ pub(super) fn correlate_into(
             let range = t * rpt..((t + 1) * rpt).min(rows);
             let cols = range.len() * ow;
             let sample = &input[n * in_sample..(n + 1) * in_sample];
-            if !plan.pointwise() {
-                panel.resize(k * cols, 0.0);
-                plan.pack(sample, range.clone(), &mut panel[..k * cols]);
-            }
             let lhs = MatRef {
                 data: weights,
                 rs: k,
                 cs: 1,
             };
-            let rhs = plan.panel_view(sample, range.start, panel, cols);
+            let rhs = plan.tile_panel(sample, range.clone(), panel);
             let dst = shared.block(n * o * positions + range.start * ow, (o, cols), positions);
             // SAFETY: the block (checked to lie in `out`) holds sample n's output rows `range` of
             // every channel; no other work item touches them, and `out` stays borrowed meanwhile.
@@ -318,10 +315,6 @@ where
             let cols = range.len() * ow;
             tile.resize(o * cols, 0.0);
             let sample = &input[n * in_sample..(n + 1) * in_sample];
-            if !plan.pointwise() {
-                panel.resize(k * cols, 0.0);
-                plan.pack(sample, range.clone(), &mut panel[..k * cols]);
-            }
             matmul(
                 (o, cols, k),
                 &mut tile[..o * cols],
@@ -331,7 +324,7 @@ where
                     rs: k,
                     cs: 1,
                 },
-                plan.panel_view(sample, range.start, panel, cols),
+                plan.tile_panel(sample, range.clone(), panel),
                 false,
             );
             store(n, range, &tile[..o * cols]);

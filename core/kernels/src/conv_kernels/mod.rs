@@ -6,8 +6,9 @@
 //! tile of output rows the engine packs the `[C·T, cols]` panel (row segments, a copy per row when
 //! the stride is 1) into a per-tile buffer that stays in cache, and one `gemm` call computes the
 //! tile; a pointwise correlation (one tap at offset 0, stride 1) reads its input in place instead,
-//! and the forward's `gemm` adds straight into the output, which holds the bias beforehand. Conv3d's forward is the engine with all `k³` taps at offsets `k − p` and stride `s`; its
-//! input gradient splits the input grid into `s³` phases (`x = s·i + r`), each a stride-1
+//! and the forward's `gemm` adds straight into the output, which holds the bias beforehand.
+//! Conv3d's forward is the engine with all `k³` taps at offsets `k − p` and stride `s`; its input
+//! gradient splits the input grid into `s³` phases (`x = s·i + r`), each a stride-1
 //! correlation of the output gradient with the taps `k ≡ r + p (mod s)` at offsets `(r + p − k)/s`
 //! and the transposed weight; its weight gradient is `Σ dY · panelᵀ` over the same tiles.
 //! Transposed convolution is conv3d with the roles of input and output swapped.
@@ -108,19 +109,11 @@ pub fn conv3d_forward(s: &ConvShape, x: &[f32], w: &[f32], bias: Option<&[f32]>)
     );
     let plan = forward_plan(s);
     // The bias first; the correlation adds onto it.
-    let mut y = match bias {
-        Some(b) => {
-            check_len("conv3d bias", b, s.out_channels);
-            let mut y = Vec::with_capacity(s.batch * s.out_channels * n_out);
-            for _ in 0..s.batch {
-                for &v in b {
-                    y.extend(std::iter::repeat_n(v, n_out));
-                }
-            }
-            y
-        }
-        None => vec![0.0f32; s.batch * s.out_channels * n_out],
-    };
+    let mut y = vec![0.0f32; s.batch * s.out_channels * n_out];
+    if let Some(b) = bias {
+        check_len("conv3d bias", b, s.out_channels);
+        add_bias(&mut y, b, s.batch);
+    }
     correlate_into(&plan, s.batch, x, w, &mut y);
     y
 }
@@ -247,12 +240,8 @@ pub fn conv3d_weight_grad(s: &ConvShape, x: &[f32], dy: &[f32]) -> Vec<f32> {
                 let cols = range.len() * ow;
                 let start = range.start * ow;
                 let sample = &x[n * s.in_channels * n_in..(n + 1) * s.in_channels * n_in];
-                if !plan.pointwise() {
-                    panel.resize(k * cols, 0.0);
-                    plan.pack(sample, range.clone(), &mut panel);
-                }
                 // The panel transposed, `[cols, C·T]`.
-                let view = plan.panel_view(sample, range.start, &panel, cols);
+                let view = plan.tile_panel(sample, range, &mut panel);
                 let lhs = &dy[n * o_ch * n_out + start..(n + 1) * o_ch * n_out];
                 matmul(
                     (o_ch, k, cols),

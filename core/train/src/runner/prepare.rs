@@ -72,13 +72,23 @@ fn source_stamp(dir: &Path, convention: LabelConvention) -> Result<String> {
     Ok(format!("{:016x}", stable_hash(key.as_bytes())))
 }
 
+/// What [`stored`] did with one case.
+enum Stored {
+    /// Opened from the store.
+    Reused,
+    /// Built: it was not in the store.
+    Built,
+    /// Built again; the text names the case and why its stored folder could not be used.
+    Rebuilt(String),
+}
+
 /// The stored case of the source `dir`: opened when its stamp matches and its files their sums,
-/// else built now; `built` hears which, and why a stored case had to be rebuilt.
+/// else built now; `told` hears which.
 fn stored(
     dir: &Path,
     folder: &Path,
     convention: LabelConvention,
-    built: &(dyn Fn(Option<String>) + Sync),
+    told: &(dyn Fn(Stored) + Sync),
 ) -> Result<StoredCase> {
     let id = dir_id(dir);
     // The id names a folder of the store: one plain name, never `..` or a path.
@@ -91,16 +101,18 @@ fn stored(
     }
     let stamp = source_stamp(dir, convention)?;
     let target = folder.join(&id);
-    let why = match StoredCase::check(&target, &stamp) {
+    let outcome = match StoredCase::check(&target, &stamp) {
         Ok(c) => {
-            built(None);
+            told(Stored::Reused);
             return Ok(c);
         }
-        Err(Unusable::Absent) => String::new(),
-        Err(Unusable::Rebuild(why)) => format!("{id}: rebuilt from {}: {why}", dir.display()),
+        Err(Unusable::Absent) => Stored::Built,
+        Err(Unusable::Rebuild(why)) => {
+            Stored::Rebuilt(format!("{id}: rebuilt from {}: {why}", dir.display()))
+        }
     };
     let c = store_case(load_case(dir, convention)?, &target, &stamp)?;
-    built(Some(why));
+    told(outcome);
     Ok(c)
 }
 
@@ -235,17 +247,15 @@ pub fn prepare_with(
     let folder = store_folder(store_root, cfg, convention);
     let built = std::sync::atomic::AtomicUsize::new(0);
     let rebuilt = std::sync::Mutex::new(Vec::new());
-    let counted = |why: Option<String>| {
-        if let Some(why) = &why {
+    let counted = |outcome: Stored| {
+        let new = !matches!(outcome, Stored::Reused);
+        if new {
             built.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            if !why.is_empty() {
-                rebuilt
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .push(why.clone());
-            }
         }
-        progress(why.is_some());
+        if let Stored::Rebuilt(why) = outcome {
+            rebuilt.lock().unwrap_or_else(|e| e.into_inner()).push(why);
+        }
+        progress(new);
     };
     let load = |wanted: &[String]| -> Result<Vec<StoredCase>> {
         wanted
@@ -312,7 +322,7 @@ mod tests {
             &tmp.path().join("sub/.."),
             &store,
             LabelConvention::Brats2019,
-            &|_| panic!("nothing is built"),
+            &|_: Stored| panic!("nothing is built"),
         )
         .unwrap_err()
         .to_string();
