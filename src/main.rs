@@ -7,6 +7,8 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    // Training, prediction and fitting allocate large short-lived buffers every step.
+    dsma_kernels::heap::retain_freed_memory();
     // Every refused input exits 1, command-line values included (clap's own code for them is 2);
     // `--help` and `--version` print and exit 0.
     let cli = match commands::Cli::try_parse() {

@@ -160,7 +160,7 @@ fn generative(
         labels: args.labels,
     };
     let mut progress = |p: FitProgress| {
-        if p.step == p.total || p.step % (p.total / 20).max(1) == 0 {
+        if p.step == p.total || p.step.is_multiple_of((p.total / 20).max(1)) {
             eprintln!("fit: step {}/{}", p.step, p.total);
         }
     };

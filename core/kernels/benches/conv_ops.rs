@@ -186,6 +186,8 @@ fn bench_transposed(c: &mut Criterion, l: &Layer) {
 }
 
 fn bench(c: &mut Criterion) {
+    // As `dsma run` does (`DSMA_HEAP=system` for glibc's defaults).
+    dsma_kernels::heap::retain_freed_memory();
     let filter = std::env::var("DSMA_BENCH_FILTER").unwrap_or_default();
     for l in LAYERS.iter().filter(|l| l.name.contains(&filter)) {
         if l.transposed {

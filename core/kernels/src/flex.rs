@@ -55,7 +55,7 @@ fn ours(tensors: &[&FlexTensor], dilation: [usize; 3], groups: usize) -> bool {
 fn ours_norm(tensors: [Option<&FlexTensor>; 3], channels: usize, groups: usize) -> bool {
     cpu_kernels() == CpuKernels::Dsma
         && groups != 0
-        && channels % groups == 0
+        && channels.is_multiple_of(groups)
         && tensors.iter().flatten().all(|t| t.dtype() == DType::F32)
 }
 

@@ -15,6 +15,7 @@ pub mod backend;
 pub mod conv_kernels;
 pub mod doctor;
 pub mod flex;
+pub mod heap;
 pub mod nn;
 pub mod norm;
 pub mod norm_generic;

@@ -141,6 +141,7 @@ pub fn run_experiment(
     obs: &mut dyn RunObserver,
 ) -> Result<ExperimentOutcome> {
     let started = Instant::now();
+    dsma_kernels::heap::retain_freed_memory();
     let loaded = load_with_plugins(&req.experiment, &req.overrides, registry)?;
     let out = req
         .out

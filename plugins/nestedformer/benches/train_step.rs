@@ -12,6 +12,8 @@ use dsma_train::model::{ModelFactory, SegmentationModel};
 type B = Autodiff<Flex>;
 
 fn bench(c: &mut Criterion) {
+    // As `dsma run` does (`DSMA_HEAP=system` for glibc's defaults).
+    dsma_kernels::heap::retain_freed_memory();
     let dev = Default::default();
     let mut g = c.benchmark_group("nestedformer_train_step");
     g.sample_size(10);

@@ -369,7 +369,7 @@ impl ModelFactory for NestedFormerFactory {
         }
         for a in 0..3 {
             let bottleneck = p.image_size[a] / 16;
-            if p.window[a] == 0 || bottleneck % p.window[a] != 0 {
+            if p.window[a] == 0 || !bottleneck.is_multiple_of(p.window[a]) {
                 return Err(bad(
                     "window",
                     format!(
@@ -380,7 +380,7 @@ impl ModelFactory for NestedFormerFactory {
                 ));
             }
         }
-        if p.heads == 0 || p.widths[4] % p.heads != 0 {
+        if p.heads == 0 || !p.widths[4].is_multiple_of(p.heads) {
             return Err(bad(
                 "heads",
                 format!("{} must divide widths[4] = {}", p.heads, p.widths[4]),

@@ -13,6 +13,8 @@ use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 fn bench(c: &mut Criterion) {
+    // As `dsma run` does (`DSMA_HEAP=system` for glibc's defaults).
+    dsma_kernels::heap::retain_freed_memory();
     let dev = Default::default();
     let net = UNet3dFactory::build::<Flex>(&UNet3dParams::default(), &dev).expect("model");
     let mut rng = ChaCha8Rng::seed_from_u64(0);

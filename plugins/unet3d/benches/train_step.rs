@@ -77,6 +77,8 @@ impl BackendVisitor for Steps<'_> {
 }
 
 fn bench(c: &mut Criterion) {
+    // As `dsma run` does (`DSMA_HEAP=system` for glibc's defaults).
+    dsma_kernels::heap::retain_freed_memory();
     let kind = BackendKind::from_env("DSMA_BENCH_BACKEND").expect("DSMA_BENCH_BACKEND");
     let label = kind.name();
     kind.dispatch(Steps { c, label }).expect("backend");

@@ -288,7 +288,7 @@ impl ModelFactory for UNet3dFactory {
         if p.depth > 6 {
             return Err(bad("depth", format!("{}; expected ≤ 6", p.depth)));
         }
-        if p.norm == Norm::Group && (p.groups == 0 || p.base_width % p.groups != 0) {
+        if p.norm == Norm::Group && (p.groups == 0 || !p.base_width.is_multiple_of(p.groups)) {
             return Err(bad(
                 "groups",
                 format!("{} must divide base_width {}", p.groups, p.base_width),

@@ -125,7 +125,7 @@ impl Nifti1 {
 
 /// A well-formed header extension of `len` bytes (a multiple of 16): esize, ecode 6 (comment), payload.
 pub fn comment_extension(len: usize, order: Order) -> Vec<u8> {
-    assert!(len % 16 == 0 && len >= 16);
+    assert!(len.is_multiple_of(16) && len >= 16);
     let mut e = vec![0u8; len];
     let (esize, ecode) = if order == Order::Big {
         ((len as i32).to_be_bytes(), 6i32.to_be_bytes())

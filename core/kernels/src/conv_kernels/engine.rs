@@ -244,6 +244,17 @@ impl SharedOut {
         unsafe { *self.ptr.add(index) = value };
     }
 
+    /// The `len` elements from `offset` as a mutable slice.
+    ///
+    /// # Safety
+    /// No other thread may access those elements while the slice lives.
+    #[allow(clippy::mut_from_ref)]
+    pub(super) unsafe fn slice(&self, offset: usize, len: usize) -> &mut [f32] {
+        assert!(offset + len <= self.len, "SharedOut: slice out of range");
+        // SAFETY: in bounds (asserted); exclusive by the caller's contract.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.add(offset), len) }
+    }
+
     /// The start of the m×n block at `offset` with row stride `rs`, checked to lie in the buffer.
     fn block(&self, offset: usize, (m, n): (usize, usize), rs: usize) -> *mut f32 {
         assert!(

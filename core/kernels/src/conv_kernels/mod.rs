@@ -20,6 +20,7 @@
 
 use rayon::prelude::*;
 
+mod direct;
 mod engine;
 
 use engine::{correlate, correlate_into, matmul, MatRef, Plan, SharedOut};
@@ -114,7 +115,11 @@ pub fn conv3d_forward(s: &ConvShape, x: &[f32], w: &[f32], bias: Option<&[f32]>)
         check_len("conv3d bias", b, s.out_channels);
         add_bias(&mut y, b, s.batch);
     }
-    correlate_into(&plan, s.batch, x, w, &mut y);
+    if direct::applies(&plan) {
+        direct::correlate_direct(&plan, s.batch, x, w, &mut y);
+    } else {
+        correlate_into(&plan, s.batch, x, w, &mut y);
+    }
     y
 }
 
@@ -181,6 +186,11 @@ pub fn conv3d_input_grad(s: &ConvShape, w: &[f32], dy: &[f32]) -> Vec<f32> {
                         }
                     }
                 }
+                if s.stride == [1; 3] && direct::applies(&plan) {
+                    // One phase covering the whole input grid: dx is the correlation's output.
+                    direct::correlate_direct(&plan, s.batch, dy, &wp, &mut dx);
+                    return dx;
+                }
                 let [_, gh, gw] = grid;
                 let [_, ih, iw] = s.input;
                 let c_ch = s.in_channels;
@@ -220,6 +230,9 @@ pub fn conv3d_weight_grad(s: &ConvShape, x: &[f32], dy: &[f32]) -> Vec<f32> {
         s.batch * s.out_channels * n_out,
     );
     let plan = forward_plan(s);
+    if direct::applies(&plan) {
+        return direct::weight_grad_direct(&plan, s.batch, x, dy);
+    }
     let (o_ch, k, ow) = (s.out_channels, plan.depth(), s.output[2]);
     let rpt = plan.rows_per_tile();
     let rows = plan.rows();

@@ -67,7 +67,7 @@ impl DenoiserConfig {
             || self
                 .mults
                 .iter()
-                .any(|m| (m * self.channels) % self.groups != 0)
+                .any(|m| !(m * self.channels).is_multiple_of(self.groups))
         {
             return bad(
                 "groups",

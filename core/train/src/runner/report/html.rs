@@ -62,7 +62,7 @@ pub fn markdown_to_html(md: &str, id: &str) -> String {
 /// `` `x` `` spans as `<code>x</code>` (an unpaired backtick stays as it is).
 fn inline_code(text: &str) -> String {
     let parts: Vec<&str> = text.split('`').collect();
-    if parts.len() % 2 == 0 {
+    if parts.len().is_multiple_of(2) {
         return text.to_string();
     }
     let mut out = String::new();

@@ -191,7 +191,7 @@ pub(crate) fn finish_epoch<F: ModelFactory, B: KernelBackend>(
 ) -> Result<()> {
     let every = job.experiment.eval.every;
     s.state.epoch += 1;
-    if every > 0 && s.state.epoch % every == 0 {
+    if every > 0 && s.state.epoch.is_multiple_of(every) {
         let model = s.student().valid();
         let cases = evaluate::<B, F::Model<B>>(
             &model,

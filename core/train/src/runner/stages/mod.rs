@@ -97,7 +97,7 @@ fn stage1<F: ModelFactory, B: KernelBackend>(
             let plan = EpochPlan::real_only(1, s.state.epoch, t.stage1.lr);
             let rec = run_epoch(s, job, &plan, obs)?;
             finish_epoch(s, job, rec, obs, false)?;
-            if s.state.epoch == epochs || s.state.epoch % t.checkpoint_every == 0 {
+            if s.state.epoch == epochs || s.state.epoch.is_multiple_of(t.checkpoint_every) {
                 s.save(&dirs.stage1, &format!("epoch-{:05}", s.state.epoch), &[])?;
             }
             logs::write_records(job.stage1_dir, &s.state.records)?;
@@ -192,7 +192,7 @@ fn save_stage2_epoch<F: ModelFactory, B: KernelBackend>(
     let t = &job.experiment.train;
     let (e1, e2) = (t.stage1.epochs, t.stage2.epochs);
     let done = s.state.epoch == e1 + e2;
-    if done || (s.state.epoch - e1) % t.checkpoint_every == 0 {
+    if done || (s.state.epoch - e1).is_multiple_of(t.checkpoint_every) {
         s.save(&dirs.run, &format!("epoch-{:05}", s.state.epoch), &["best"])?;
     }
     logs::write_records(job.run_dir, &s.state.records)?;

@@ -1,0 +1,313 @@
+//! Direct stride-1 correlation for CPUs with AVX2 and FMA: no panel packing and no GEMM.
+//!
+//! Each sample's input is copied once into a zero-padded grid `[C, D+lo+hi, H+lo+hi, W+lo+hi]`.
+//! On that grid every tap `t` of a stride-1 correlation is a constant shift: output position
+//! `(z, y, x)` reads `padded[c, j + shift_t]` with `j = (z·Hp + y)·Wp + x`. So the `C·T` rows of the
+//! panel are `C·T` offsets into the padded input, and a register-blocked micro-kernel reads them
+//! in place: 4 output channels × 24 consecutive `j` (three 8-lane vectors) accumulate over all
+//! `C·T` offsets, one broadcast weight and one fused multiply-add per vector. The `Wp − W`
+//! columns past each row's end are computed and dropped. Every output element is one sum in the
+//! fixed order `c·T + t`, whatever the thread count.
+
+use rayon::prelude::*;
+
+use super::engine::{Plan, SharedOut};
+
+/// Panel rows per AVX-512 weight-gradient block.
+const WG_NK512: usize = 6;
+/// The largest [`Isa::nr`]: the slack a padded sample keeps past its last block.
+const NR_MAX: usize = 48;
+/// Target columns per work item (a few rows of one output plane).
+const CHUNK_COLS: usize = 512;
+
+/// Whether `plan` runs on the direct kernel here: a stride-1 correlation on equal grids whose taps
+/// are a contiguous run of offsets per axis (more than one tap), on a CPU with AVX2 and FMA.
+pub(super) fn applies(plan: &Plan) -> bool {
+    plan.offsets.iter().all(|o| run(o).is_some())
+        && plan.stride == [1; 3]
+        && plan.in_dims == plan.out_dims
+        && plan.taps() > 1
+        && Isa::detect().is_some()
+}
+
+/// `(lo, hi)` padding of an axis whose offsets are a contiguous run (ascending or descending)
+/// containing 0, else `None`.
+fn run(offsets: &[isize]) -> Option<(usize, usize)> {
+    let (min, max) = (*offsets.iter().min()?, *offsets.iter().max()?);
+    let step_one = offsets.windows(2).all(|p| (p[1] - p[0]).abs() == 1);
+    let monotone = offsets
+        .windows(2)
+        .all(|p| p[1] - p[0] == offsets[1] - offsets[0]);
+    (step_one && monotone && min <= 0 && max >= 0).then_some(((-min) as usize, max as usize))
+}
+
+/// The vector instructions a micro-kernel uses, best first.
+#[derive(Clone, Copy, Debug)]
+enum Isa {
+    /// AVX-512F: 8 output channels × 48 columns in 24 zmm accumulators.
+    Avx512,
+    /// AVX2 + FMA: 4 output channels × 16 columns in 8 ymm accumulators.
+    Avx2,
+}
+
+impl Isa {
+    #[cfg(target_arch = "x86_64")]
+    fn detect() -> Option<Isa> {
+        if std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("avx512vl") {
+            Some(Isa::Avx512)
+        } else if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+            Some(Isa::Avx2)
+        } else {
+            None
+        }
+    }
+
+    #[cfg(not(target_arch = "x86_64"))]
+    fn detect() -> Option<Isa> {
+        None
+    }
+
+    /// Output channels per block.
+    fn mr(self) -> usize {
+        match self {
+            Isa::Avx512 => 8,
+            Isa::Avx2 => 4,
+        }
+    }
+
+    /// Floats per vector register.
+    fn lanes(self) -> usize {
+        match self {
+            Isa::Avx512 => 16,
+            Isa::Avx2 => 8,
+        }
+    }
+
+    /// Panel rows per weight-gradient block (beside [`weight_grad::WG_MR`] output channels).
+    fn wg_nk(self) -> usize {
+        match self {
+            Isa::Avx512 => WG_NK512,
+            Isa::Avx2 => 2,
+        }
+    }
+
+    /// Consecutive output columns per block.
+    fn nr(self) -> usize {
+        match self {
+            Isa::Avx512 => 48,
+            Isa::Avx2 => 16,
+        }
+    }
+}
+
+/// The padded grid of one plan: per-axis low padding and padded sizes, the tap offsets into a
+/// padded sample, and the floats one padded sample occupies (with slack for the last block).
+struct Padded {
+    lo: [usize; 3],
+    dims: [usize; 3],
+    /// `c·Cs + shift_t` for row `c·T + t` of the panel.
+    offsets: Vec<usize>,
+    /// The largest of `offsets`.
+    max_offset: usize,
+    sample_len: usize,
+}
+
+impl Padded {
+    fn new(plan: &Plan) -> Self {
+        let pads = [0, 1, 2].map(|a| run(&plan.offsets[a]).unwrap_or((0, 0)));
+        let lo = pads.map(|p| p.0);
+        let dims = [0, 1, 2].map(|a| plan.in_dims[a] + pads[a].0 + pads[a].1);
+        let [pd, ph, pw] = dims;
+        let channel = pd * ph * pw;
+        let mut shifts = Vec::with_capacity(plan.taps());
+        for &dz in &plan.offsets[0] {
+            for &dy in &plan.offsets[1] {
+                for &dx in &plan.offsets[2] {
+                    let z = (dz + lo[0] as isize) as usize;
+                    let y = (dy + lo[1] as isize) as usize;
+                    let x = (dx + lo[2] as isize) as usize;
+                    shifts.push((z * ph + y) * pw + x);
+                }
+            }
+        }
+        let offsets: Vec<usize> = (0..plan.in_channels)
+            .flat_map(|c| shifts.iter().map(move |s| c * channel + s))
+            .collect();
+        // The last block starts below `(D−1)·Hp·Wp + H·Wp` and reads NR floats past each offset.
+        let [d, h, _] = plan.out_dims;
+        let last_start = (d.saturating_sub(1) * ph + h) * pw;
+        let max_offset = offsets.iter().copied().max().unwrap_or(0);
+        let need = last_start + NR_MAX + max_offset;
+        Padded {
+            lo,
+            dims,
+            offsets,
+            max_offset,
+            sample_len: need.max(plan.in_channels * channel),
+        }
+    }
+
+    /// Every sample of `input` (`[N, C, D, H, W]`) padded, `sample_len` floats apart.
+    fn pad_batch(&self, plan: &Plan, batch: usize, input: &[f32]) -> Vec<f32> {
+        let in_sample = plan.in_channels * plan.in_dims.iter().product::<usize>();
+        let mut padded = vec![0.0f32; batch * self.sample_len];
+        padded
+            .par_chunks_mut(self.sample_len)
+            .zip(input.par_chunks(in_sample))
+            .for_each(|(dst, src)| self.fill(plan, src, dst));
+        padded
+    }
+
+    /// Copies sample `input` (`[C, D, H, W]`) into `dst` (zeroed, `sample_len` floats).
+    fn fill(&self, plan: &Plan, input: &[f32], dst: &mut [f32]) {
+        let [d, h, w] = plan.in_dims;
+        let [_, ph, pw] = self.dims;
+        let channel = self.dims.iter().product::<usize>();
+        for c in 0..plan.in_channels {
+            for z in 0..d {
+                for y in 0..h {
+                    let src = ((c * d + z) * h + y) * w;
+                    let at =
+                        c * channel + ((z + self.lo[0]) * ph + y + self.lo[1]) * pw + self.lo[2];
+                    dst[at..at + w].copy_from_slice(&input[src..src + w]);
+                }
+            }
+        }
+    }
+}
+
+/// `weights` (`[O, C·T]`) regrouped as `[O/mr, C·T, mr]`, zero rows filling the last block.
+fn pack_weights(weights: &[f32], out_channels: usize, depth: usize, mr: usize) -> Vec<f32> {
+    let blocks = out_channels.div_ceil(mr);
+    let mut packed = vec![0.0f32; blocks * depth * mr];
+    for o in 0..out_channels {
+        let (b, r) = (o / mr, o % mr);
+        for k in 0..depth {
+            packed[(b * depth + k) * mr + r] = weights[o * depth + k];
+        }
+    }
+    packed
+}
+
+/// Runs `plan` (one for which [`applies`] holds) over every sample, adding each output element to
+/// `out` (`[N, O, positions]`, filled beforehand with zeros or the bias).
+pub(super) fn correlate_direct(
+    plan: &Plan,
+    batch: usize,
+    input: &[f32],
+    weights: &[f32],
+    out: &mut [f32],
+) {
+    let isa = Isa::detect().filter(|_| applies(plan));
+    correlate_with(
+        isa.expect("correlate_direct: plan not supported"),
+        plan,
+        batch,
+        input,
+        weights,
+        out,
+    );
+}
+
+/// [`correlate_direct`] on the micro-kernels of `isa`.
+fn correlate_with(
+    isa: Isa,
+    plan: &Plan,
+    batch: usize,
+    input: &[f32],
+    weights: &[f32],
+    out: &mut [f32],
+) {
+    let (mr, nr) = (isa.mr(), isa.nr());
+    let pad = Padded::new(plan);
+    let [d, h, w] = plan.out_dims;
+    let positions = d * h * w;
+    let (o_ch, depth) = (plan.out_channels, plan.depth());
+    let in_sample = plan.in_channels * plan.in_dims.iter().product::<usize>();
+    assert_eq!(
+        input.len(),
+        batch * in_sample,
+        "correlate_direct: input size"
+    );
+    assert_eq!(weights.len(), o_ch * depth, "correlate_direct: weight size");
+    assert_eq!(
+        out.len(),
+        batch * o_ch * positions,
+        "correlate_direct: output size"
+    );
+    let padded = pad.pad_batch(plan, batch, input);
+    let packed = pack_weights(weights, o_ch, depth, mr);
+    let [_, ph, pw] = pad.dims;
+    let rows_per_chunk = (CHUNK_COLS / pw).clamp(1, h.max(1));
+    let chunks = h.div_ceil(rows_per_chunk);
+    let shared = SharedOut::new(out);
+    (0..batch * d * chunks)
+        .into_par_iter()
+        .for_each_init(Vec::new, |tile: &mut Vec<f32>, item| {
+            let (n, z, chunk) = (item / (d * chunks), item / chunks % d, item % chunks);
+            let rows = chunk * rows_per_chunk..((chunk + 1) * rows_per_chunk).min(h);
+            let cols = rows.len() * pw;
+            let ld = cols.div_ceil(nr) * nr;
+            let blocks = o_ch.div_ceil(mr);
+            tile.resize(blocks * mr * ld, 0.0);
+            let sample = &padded[n * pad.sample_len..(n + 1) * pad.sample_len];
+            let start = (z * ph + rows.start) * pw;
+            for j in (0..ld).step_by(nr) {
+                for b in 0..blocks {
+                    let wb = &packed[b * depth * mr..(b + 1) * depth * mr];
+                    let dst = &mut tile[b * mr * ld + j..];
+                    kernel(isa, sample, start + j, &pad, wb, dst, ld);
+                }
+            }
+            for o in 0..o_ch {
+                for (r, y) in rows.clone().enumerate() {
+                    let at = (n * o_ch + o) * positions + (z * h + y) * w;
+                    // SAFETY: output row (n, o, z, y) belongs to this work item alone (its sample,
+                    // plane and rows), and `out` stays borrowed by `shared` meanwhile.
+                    let row = unsafe { shared.slice(at, w) };
+                    let src = &tile[o * ld + r * pw..o * ld + r * pw + w];
+                    row.iter_mut().zip(src).for_each(|(v, s)| *v += s);
+                }
+            }
+        });
+}
+
+/// One micro-kernel block: `dst[r·ld + i] = Σ_k w[k·mr + r] · sample[j + offsets[k] + i]` for
+/// `r < mr`, `i < nr` (`offsets` of `pad`, `mr` and `nr` of `isa`).
+fn kernel(isa: Isa, sample: &[f32], j: usize, pad: &Padded, w: &[f32], dst: &mut [f32], ld: usize) {
+    let (mr, nr) = (isa.mr(), isa.nr());
+    assert!(
+        j + pad.max_offset + nr <= sample.len(),
+        "direct kernel: read past the padded input"
+    );
+    assert!(
+        w.len() >= pad.offsets.len() * mr,
+        "direct kernel: weights too short"
+    );
+    assert!(
+        dst.len() >= (mr - 1) * ld + nr,
+        "direct kernel: tile too short"
+    );
+    let x = sample[j..].as_ptr();
+    #[cfg(target_arch = "x86_64")]
+    match isa {
+        // SAFETY: `Isa::detect` found AVX-512F on this CPU; the asserts bound every read of
+        // `sample` (no offset exceeds `max_offset`) and `w`, and every write of `dst`.
+        Isa::Avx512 => unsafe {
+            x86::block_avx512(x, &pad.offsets, w.as_ptr(), dst.as_mut_ptr(), ld)
+        },
+        // SAFETY: as above, with AVX2 and FMA found.
+        Isa::Avx2 => unsafe { x86::block_avx2(x, &pad.offsets, w.as_ptr(), dst.as_mut_ptr(), ld) },
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    unreachable!("direct kernel without x86 vector instructions: {isa:?}, {x:?}");
+}
+
+mod weight_grad;
+#[cfg(target_arch = "x86_64")]
+mod x86;
+
+pub(super) use weight_grad::weight_grad_direct;
+
+#[cfg(test)]
+mod tests;
