@@ -187,4 +187,13 @@ impl<B: KernelBackend, C: CheckpointStrategy> KernelBackend for Autodiff<B, C> {
     ) -> crate::norm_generic::NormOutput<Self> {
         crate::norm::tracked::<B, C>(x, gamma, beta, groups, epsilon)
     }
+
+    fn channel_norm_forward(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        epsilon: f64,
+    ) -> crate::norm_generic::NormOutput<Self> {
+        crate::channel_norm::tracked::<B, C>(x, gamma, beta, epsilon)
+    }
 }

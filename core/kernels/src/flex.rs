@@ -7,6 +7,7 @@ use burn::tensor::{Bytes, DType, Tensor, TensorMetadata, TensorPrimitive};
 use burn_flex::{Flex, FlexTensor, Layout};
 
 use crate::backend::{cpu_kernels, CpuKernels, KernelBackend};
+use crate::channel_norm;
 use crate::conv_kernels::{self, ConvShape, ConvTransposeShape};
 use crate::norm_generic::{NormGradients, NormOutput, NormStats};
 use crate::norm_kernels::{self, NormShape};
@@ -344,6 +345,55 @@ impl KernelBackend for Flex {
             x: tensor(grads.x, [n, c, d, h, w]),
             gamma: affine.then(|| matrix(grads.gamma, [c])),
             beta: affine.then(|| matrix(grads.beta, [c])),
+        }
+    }
+
+    fn channel_norm_forward(
+        x: FlexTensor,
+        gamma: FlexTensor,
+        beta: FlexTensor,
+        epsilon: f64,
+    ) -> NormOutput<Flex> {
+        let [n, c, d, h, w] = dims5(&x);
+        if !ours_norm([Some(&x), Some(&gamma), Some(&beta)], c, 1) {
+            return crate::channel_norm::generic_forward::<Flex>(x, gamma, beta, epsilon);
+        }
+        let (xv, g, b) = (values(&x), values(&gamma), values(&beta));
+        let shape = [n, c, d * h * w];
+        let (y, mean, rstd) =
+            channel_norm::forward_kernel(shape, slice(&xv), slice(&g), slice(&b), epsilon);
+        NormOutput {
+            y: tensor(y, [n, c, d, h, w]),
+            stats: NormStats {
+                mean: matrix(mean, [n, d * h * w]),
+                rstd: matrix(rstd, [n, d * h * w]),
+            },
+        }
+    }
+
+    fn channel_norm_backward(
+        x: FlexTensor,
+        gamma: FlexTensor,
+        stats: NormStats<Flex>,
+        output_grad: FlexTensor,
+    ) -> NormGradients<Flex> {
+        let [n, c, d, h, w] = dims5(&x);
+        if !ours_norm([Some(&x), Some(&gamma), Some(&output_grad)], c, 1) {
+            return crate::channel_norm::generic_backward::<Flex>(x, gamma, stats, output_grad);
+        }
+        let (xv, g, dy) = (values(&x), values(&gamma), values(&output_grad));
+        let (mean, rstd) = (values(&stats.mean), values(&stats.rstd));
+        let grads = channel_norm::backward_kernel(
+            [n, c, d * h * w],
+            slice(&xv),
+            slice(&g),
+            (slice(&mean), slice(&rstd)),
+            slice(&dy),
+        );
+        NormGradients {
+            x: tensor(grads.x, [n, c, d, h, w]),
+            gamma: Some(matrix(grads.gamma, [c])),
+            beta: Some(matrix(grads.beta, [c])),
         }
     }
 }

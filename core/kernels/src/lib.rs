@@ -12,6 +12,7 @@
 
 pub mod autodiff;
 pub mod backend;
+pub mod channel_norm;
 pub mod conv_kernels;
 pub mod doctor;
 pub mod flex;

@@ -315,7 +315,13 @@ impl<B: KernelBackend> SegmentationModel<B> for NestedFormer<B> {
                     skips
                         .into_iter()
                         .enumerate()
-                        .map(|(m, s)| s * gates.clone().narrow(1, m, 1))
+                        .map(|(m, s)| {
+                            // The gate repeated over the skip's channels: an equal-shape product
+                            // (burn-flex broadcasts element by element through a strided
+                            // iterator; a repeat is one copy per channel).
+                            let c = s.dims()[1];
+                            s * gates.clone().narrow(1, m, 1).repeat_dim(1, c)
+                        })
                         .collect()
                 }
                 None => skips,
