@@ -13,6 +13,10 @@
 //! and the transposed weight; its weight gradient is `Σ dY · panelᵀ` over the same tiles.
 //! Transposed convolution is conv3d with the roles of input and output swapped.
 //!
+//! On a CPU with AVX2 + FMA or AVX-512 every correlation but a pointwise one runs on the direct
+//! kernels of [`direct`] instead (no panel, no GEMM: each tap is a constant offset into a padded,
+//! phase-split copy of the input); the engine serves the pointwise ones and other CPUs.
+//!
 //! Parallelism is rayon over (sample, tile) work items; each writes a disjoint part of the output.
 //! The weight gradient sums tiles in a fixed order inside chunks whose boundaries depend only on
 //! the shapes, then sums the chunks in index order, so every result is independent of the thread
@@ -136,6 +140,27 @@ fn phase_axis(len: usize, r: usize, s: usize, k: usize, p: usize) -> (usize, Vec
     (count, taps)
 }
 
+/// `wp[c, o·T + t] = w[o, c, kz, ky, kx]` over one input-gradient phase's taps (per axis: kernel
+/// index and offset).
+fn phase_weights(s: &ConvShape, w: &[f32], taps: [&[(usize, isize)]; 3]) -> Vec<f32> {
+    let [_, kh, kw] = s.kernel;
+    let count = taps.iter().map(|t| t.len()).product::<usize>();
+    let mut wp = Vec::with_capacity(s.in_channels * s.out_channels * count);
+    for c in 0..s.in_channels {
+        for o in 0..s.out_channels {
+            for &(z, _) in taps[0] {
+                for &(y, _) in taps[1] {
+                    for &(x, _) in taps[2] {
+                        let k = (z * kh + y) * kw + x;
+                        wp.push(w[(o * s.in_channels + c) * s.taps() + k]);
+                    }
+                }
+            }
+        }
+    }
+    wp
+}
+
 /// Conv3d input gradient: `dx = convᵀ(dy, w)`, `dy: [N, O, out]`, `w: [O, C, k]` → `[N, C, in]`.
 pub fn conv3d_input_grad(s: &ConvShape, w: &[f32], dy: &[f32]) -> Vec<f32> {
     let (n_in, n_out) = (s.in_positions(), s.out_positions());
@@ -151,7 +176,6 @@ pub fn conv3d_input_grad(s: &ConvShape, w: &[f32], dy: &[f32]) -> Vec<f32> {
     );
     let mut dx = vec![0.0f32; s.batch * s.in_channels * n_in];
     let out = SharedOut::new(&mut dx);
-    let [kd, kh, kw] = s.kernel;
     for rz in 0..s.stride[0] {
         for ry in 0..s.stride[1] {
             for rx in 0..s.stride[2] {
@@ -171,21 +195,7 @@ pub fn conv3d_input_grad(s: &ConvShape, w: &[f32], dy: &[f32]) -> Vec<f32> {
                     stride: [1; 3],
                     offsets: [0, 1, 2].map(|a| axes[a].1.iter().map(|t| t.1).collect()),
                 };
-                // wp[c, o·T + t] = w[o, c, kz, ky, kx] over this phase's taps.
-                let taps = plan.taps();
-                let mut wp = Vec::with_capacity(s.in_channels * s.out_channels * taps);
-                for c in 0..s.in_channels {
-                    for o in 0..s.out_channels {
-                        for &(z, _) in &axes[0].1 {
-                            for &(y, _) in &axes[1].1 {
-                                for &(x, _) in &axes[2].1 {
-                                    let k = (z * kh + y) * kw + x;
-                                    wp.push(w[(o * s.in_channels + c) * kd * kh * kw + k]);
-                                }
-                            }
-                        }
-                    }
-                }
+                let wp = phase_weights(s, w, [&axes[0].1, &axes[1].1, &axes[2].1]);
                 if s.stride == [1; 3] && direct::applies(&plan) {
                     // One phase covering the whole input grid: dx is the correlation's output.
                     direct::correlate_direct(&plan, s.batch, dy, &wp, &mut dx);
@@ -194,7 +204,7 @@ pub fn conv3d_input_grad(s: &ConvShape, w: &[f32], dy: &[f32]) -> Vec<f32> {
                 let [_, gh, gw] = grid;
                 let [_, ih, iw] = s.input;
                 let c_ch = s.in_channels;
-                correlate(&plan, s.batch, dy, &wp, |n, rows, tile| {
+                let store = |n: usize, rows: std::ops::Range<usize>, tile: &[f32]| {
                     let cols = rows.len() * gw;
                     for c in 0..c_ch {
                         let base = (n * c_ch + c) * n_in;
@@ -210,7 +220,18 @@ pub fn conv3d_input_grad(s: &ConvShape, w: &[f32], dy: &[f32]) -> Vec<f32> {
                             }
                         }
                     }
-                });
+                };
+                if direct::applies(&plan) {
+                    // The phase's whole grid at once, then scattered to its positions.
+                    let phase_len = c_ch * grid.iter().product::<usize>();
+                    let mut tmp = vec![0.0f32; s.batch * phase_len];
+                    direct::correlate_direct(&plan, s.batch, dy, &wp, &mut tmp);
+                    tmp.par_chunks(phase_len.max(1))
+                        .enumerate()
+                        .for_each(|(n, t)| store(n, 0..grid[0] * gh, t));
+                } else {
+                    correlate(&plan, s.batch, dy, &wp, store);
+                }
             }
         }
     }

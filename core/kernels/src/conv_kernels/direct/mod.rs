@@ -1,17 +1,19 @@
-//! Direct stride-1 correlation for CPUs with AVX2 and FMA: no panel packing and no GEMM.
+//! Direct correlation for CPUs with AVX2 and FMA or AVX-512: no panel packing and no GEMM.
 //!
-//! Each sample's input is copied once into a zero-padded grid `[C, D+lo+hi, H+lo+hi, W+lo+hi]`.
-//! On that grid every tap `t` of a stride-1 correlation is a constant shift: output position
-//! `(z, y, x)` reads `padded[c, j + shift_t]` with `j = (z·Hp + y)·Wp + x`. So the `C·T` rows of the
-//! panel are `C·T` offsets into the padded input, and a register-blocked micro-kernel reads them
-//! in place: 4 output channels × 24 consecutive `j` (three 8-lane vectors) accumulate over all
-//! `C·T` offsets, one broadcast weight and one fused multiply-add per vector. The `Wp − W`
-//! columns past each row's end are computed and dropped. Every output element is one sum in the
-//! fixed order `c·T + t`, whatever the thread count.
+//! Each sample's input is copied once into the zero-padded, phase-split layout of [`Padded`]
+//! (plain padding for stride 1), on which every tap of every channel is one constant offset from
+//! the output position `j = (z·Ph + y)·Pw + x`. So the `C·T` rows of the panel are `C·T` offsets
+//! into that copy, and a register-blocked micro-kernel reads them in place: `mr` output channels ×
+//! `nr` consecutive `j` accumulate over all `C·T` offsets, one broadcast weight and one fused
+//! multiply-add per vector (AVX-512: 8 × 48 in 24 zmm registers; AVX2: 4 × 16). The `Pw − W`
+//! columns past each row's end are computed and dropped. The weight gradient
+//! ([`weight_grad`]) reads the same offsets. Every output element is one sum in the fixed order
+//! `c·T + t`, whatever the thread count.
 
 use rayon::prelude::*;
 
 use super::engine::{Plan, SharedOut};
+use padded::Padded;
 
 /// Panel rows per AVX-512 weight-gradient block.
 const WG_NK512: usize = 6;
@@ -20,25 +22,13 @@ const NR_MAX: usize = 48;
 /// Target columns per work item (a few rows of one output plane).
 const CHUNK_COLS: usize = 512;
 
-/// Whether `plan` runs on the direct kernel here: a stride-1 correlation on equal grids whose taps
-/// are a contiguous run of offsets per axis (more than one tap), on a CPU with AVX2 and FMA.
+/// Whether `plan` runs on the direct kernel here: any correlation but a pointwise one (which
+/// reads its input in place already), on a CPU with AVX2 and FMA.
 pub(super) fn applies(plan: &Plan) -> bool {
-    plan.offsets.iter().all(|o| run(o).is_some())
-        && plan.stride == [1; 3]
-        && plan.in_dims == plan.out_dims
-        && plan.taps() > 1
+    !plan.pointwise()
+        && plan.stride.iter().all(|&s| s > 0)
+        && plan.offsets.iter().all(|o| !o.is_empty())
         && Isa::detect().is_some()
-}
-
-/// `(lo, hi)` padding of an axis whose offsets are a contiguous run (ascending or descending)
-/// containing 0, else `None`.
-fn run(offsets: &[isize]) -> Option<(usize, usize)> {
-    let (min, max) = (*offsets.iter().min()?, *offsets.iter().max()?);
-    let step_one = offsets.windows(2).all(|p| (p[1] - p[0]).abs() == 1);
-    let monotone = offsets
-        .windows(2)
-        .all(|p| p[1] - p[0] == offsets[1] - offsets[0]);
-    (step_one && monotone && min <= 0 && max >= 0).then_some(((-min) as usize, max as usize))
 }
 
 /// The vector instructions a micro-kernel uses, best first.
@@ -96,82 +86,6 @@ impl Isa {
         match self {
             Isa::Avx512 => 48,
             Isa::Avx2 => 16,
-        }
-    }
-}
-
-/// The padded grid of one plan: per-axis low padding and padded sizes, the tap offsets into a
-/// padded sample, and the floats one padded sample occupies (with slack for the last block).
-struct Padded {
-    lo: [usize; 3],
-    dims: [usize; 3],
-    /// `c·Cs + shift_t` for row `c·T + t` of the panel.
-    offsets: Vec<usize>,
-    /// The largest of `offsets`.
-    max_offset: usize,
-    sample_len: usize,
-}
-
-impl Padded {
-    fn new(plan: &Plan) -> Self {
-        let pads = [0, 1, 2].map(|a| run(&plan.offsets[a]).unwrap_or((0, 0)));
-        let lo = pads.map(|p| p.0);
-        let dims = [0, 1, 2].map(|a| plan.in_dims[a] + pads[a].0 + pads[a].1);
-        let [pd, ph, pw] = dims;
-        let channel = pd * ph * pw;
-        let mut shifts = Vec::with_capacity(plan.taps());
-        for &dz in &plan.offsets[0] {
-            for &dy in &plan.offsets[1] {
-                for &dx in &plan.offsets[2] {
-                    let z = (dz + lo[0] as isize) as usize;
-                    let y = (dy + lo[1] as isize) as usize;
-                    let x = (dx + lo[2] as isize) as usize;
-                    shifts.push((z * ph + y) * pw + x);
-                }
-            }
-        }
-        let offsets: Vec<usize> = (0..plan.in_channels)
-            .flat_map(|c| shifts.iter().map(move |s| c * channel + s))
-            .collect();
-        // The last block starts below `(D−1)·Hp·Wp + H·Wp` and reads NR floats past each offset.
-        let [d, h, _] = plan.out_dims;
-        let last_start = (d.saturating_sub(1) * ph + h) * pw;
-        let max_offset = offsets.iter().copied().max().unwrap_or(0);
-        let need = last_start + NR_MAX + max_offset;
-        Padded {
-            lo,
-            dims,
-            offsets,
-            max_offset,
-            sample_len: need.max(plan.in_channels * channel),
-        }
-    }
-
-    /// Every sample of `input` (`[N, C, D, H, W]`) padded, `sample_len` floats apart.
-    fn pad_batch(&self, plan: &Plan, batch: usize, input: &[f32]) -> Vec<f32> {
-        let in_sample = plan.in_channels * plan.in_dims.iter().product::<usize>();
-        let mut padded = vec![0.0f32; batch * self.sample_len];
-        padded
-            .par_chunks_mut(self.sample_len)
-            .zip(input.par_chunks(in_sample))
-            .for_each(|(dst, src)| self.fill(plan, src, dst));
-        padded
-    }
-
-    /// Copies sample `input` (`[C, D, H, W]`) into `dst` (zeroed, `sample_len` floats).
-    fn fill(&self, plan: &Plan, input: &[f32], dst: &mut [f32]) {
-        let [d, h, w] = plan.in_dims;
-        let [_, ph, pw] = self.dims;
-        let channel = self.dims.iter().product::<usize>();
-        for c in 0..plan.in_channels {
-            for z in 0..d {
-                for y in 0..h {
-                    let src = ((c * d + z) * h + y) * w;
-                    let at =
-                        c * channel + ((z + self.lo[0]) * ph + y + self.lo[1]) * pw + self.lo[2];
-                    dst[at..at + w].copy_from_slice(&input[src..src + w]);
-                }
-            }
         }
     }
 }
@@ -303,6 +217,7 @@ fn kernel(isa: Isa, sample: &[f32], j: usize, pad: &Padded, w: &[f32], dst: &mut
     unreachable!("direct kernel without x86 vector instructions: {isa:?}, {x:?}");
 }
 
+mod padded;
 mod weight_grad;
 #[cfg(target_arch = "x86_64")]
 mod x86;

@@ -24,21 +24,48 @@ fn isas() -> Vec<Isa> {
 }
 
 fn plan(c: usize, o: usize, dims: [usize; 3], offsets: [Vec<isize>; 3]) -> Plan {
+    strided(c, o, (dims, dims), [1; 3], offsets)
+}
+
+fn strided(
+    c: usize,
+    o: usize,
+    (in_dims, out_dims): ([usize; 3], [usize; 3]),
+    stride: [usize; 3],
+    offsets: [Vec<isize>; 3],
+) -> Plan {
     Plan {
         in_channels: c,
         out_channels: o,
-        in_dims: dims,
-        out_dims: dims,
-        stride: [1; 3],
+        in_dims,
+        out_dims,
+        stride,
         offsets,
     }
 }
 
 /// A 3³ forward (ascending taps), a 3³ input gradient (descending taps) with 17 columns and an
-/// output-channel count no block size divides, and an asymmetric kernel over 50 columns (two
-/// 48-column blocks) whose panel depth no weight-gradient group size divides.
+/// output-channel count no block size divides, an asymmetric kernel over 50 columns (two
+/// 48-column blocks) whose panel depth no weight-gradient group size divides, a stride-2 3³
+/// kernel on odd and even sides, a 2³ stride-2 patch embedding, and a valid (unpadded) 3³ conv.
 fn plans() -> Vec<Plan> {
+    let k3 = || [vec![-1, 0, 1], vec![-1, 0, 1], vec![-1, 0, 1]];
     vec![
+        strided(3, 5, ([7, 6, 9], [4, 3, 5]), [2, 2, 2], k3()),
+        strided(
+            4,
+            9,
+            ([4, 6, 34], [2, 3, 17]),
+            [2, 2, 2],
+            [vec![0, 1], vec![0, 1], vec![0, 1]],
+        ),
+        strided(
+            2,
+            3,
+            ([5, 6, 7], [3, 4, 5]),
+            [1; 3],
+            [vec![0, 1, 2], vec![0, 1, 2], vec![0, 1, 2]],
+        ),
         plan(
             3,
             5,
@@ -61,8 +88,9 @@ fn random(n: usize, rng: &mut ChaCha8Rng) -> Vec<f32> {
 
 /// Every (output index, input index, weight index) term of `plan` over `batch` samples.
 fn each_term(plan: &Plan, batch: usize, mut f: impl FnMut(usize, usize, usize)) {
-    let [d, h, w] = plan.in_dims;
-    let positions = d * h * w;
+    let [d, h, w] = plan.out_dims;
+    let [_, ih, iw] = plan.in_dims;
+    let (positions, in_positions) = (d * h * w, plan.in_dims.iter().product::<usize>());
     let taps: Vec<[isize; 3]> = plan.offsets[0]
         .iter()
         .flat_map(|&z| {
@@ -77,14 +105,16 @@ fn each_term(plan: &Plan, batch: usize, mut f: impl FnMut(usize, usize, usize)) 
                 let at = [g / (h * w), g / w % h, g % w];
                 for c in 0..plan.in_channels {
                     for (t, off) in taps.iter().enumerate() {
-                        let src: Vec<isize> = (0..3).map(|a| at[a] as isize + off[a]).collect();
+                        let src: Vec<isize> = (0..3)
+                            .map(|a| (at[a] * plan.stride[a]) as isize + off[a])
+                            .collect();
                         let inside =
                             (0..3).all(|a| src[a] >= 0 && src[a] < plan.in_dims[a] as isize);
                         if inside {
-                            let s = (src[0] as usize * h + src[1] as usize) * w + src[2] as usize;
+                            let s = (src[0] as usize * ih + src[1] as usize) * iw + src[2] as usize;
                             f(
                                 (n * plan.out_channels + o) * positions + g,
-                                (n * plan.in_channels + c) * positions + s,
+                                (n * plan.in_channels + c) * in_positions + s,
                                 o * plan.depth() + c * taps.len() + t,
                             );
                         }
@@ -111,10 +141,11 @@ fn direct_correlation_and_weight_gradient_match_the_definition() {
     let mut rng = ChaCha8Rng::seed_from_u64(7);
     let batch = 2;
     for p in plans() {
-        let positions: usize = p.in_dims.iter().product();
-        let x = random(batch * p.in_channels * positions, &mut rng);
+        let (inputs, outputs): (usize, usize) =
+            (p.in_dims.iter().product(), p.out_dims.iter().product());
+        let x = random(batch * p.in_channels * inputs, &mut rng);
         let w = random(p.out_channels * p.depth(), &mut rng);
-        let dy = random(batch * p.out_channels * positions, &mut rng);
+        let dy = random(batch * p.out_channels * outputs, &mut rng);
         // The output starts at 0.5 everywhere (as a bias would): the kernel adds onto it.
         let mut y = vec![0.5f64; dy.len()];
         let mut dw = vec![0f64; w.len()];
@@ -123,7 +154,7 @@ fn direct_correlation_and_weight_gradient_match_the_definition() {
             dw[wi] += dy[yi] as f64 * x[xi] as f64;
         });
         for isa in isas() {
-            let what = format!("{isa:?} {:?} {:?}", p.in_dims, p.offsets);
+            let what = format!("{isa:?} {:?} s{:?} {:?}", p.in_dims, p.stride, p.offsets);
             let mut out = vec![0.5f32; dy.len()];
             correlate_with(isa, &p, batch, &x, &w, &mut out);
             assert_close(&out, &y, &format!("correlation {what}"));

@@ -1,4 +1,4 @@
-//! The direct weight gradient of a stride-1 correlation: `dw[o, c·T + t] = Σ_j dy[o, j] ·
+//! The direct weight gradient of a correlation: `dw[o, c·T + t] = Σ_j dy[o, j] ·
 //! padded[c, j + shift_t]` over the padded grid's flat positions, read in place (no panel).
 //!
 //! The output gradient is copied once into the padded grid's row layout (`[O, D, H·Wp]`, zeros in
