@@ -155,6 +155,23 @@ fn tracked<B: KernelBackend, C: CheckpointStrategy>(
     }
 }
 
+/// The graph node of [`KernelBackend::contiguous`]: the gradient passes through, made contiguous
+/// on the inner backend too.
+#[derive(Debug)]
+struct Contiguous;
+
+impl<B: KernelBackend> Backward<B, 1> for Contiguous {
+    type State = ();
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node_x] = ops.parents;
+        let dy = grads.consume::<B>(&ops.node);
+        if let Some(node) = node_x {
+            grads.register::<B>(node.id, B::contiguous(dy));
+        }
+    }
+}
+
 impl<B: KernelBackend, C: CheckpointStrategy> KernelBackend for Autodiff<B, C> {
     fn run_device(gpu: bool) -> Self::Device {
         B::run_device(gpu)
@@ -167,6 +184,13 @@ impl<B: KernelBackend, C: CheckpointStrategy> KernelBackend for Autodiff<B, C> {
         options: ConvOptions<3>,
     ) -> FloatTensor<Self> {
         tracked::<B, C>(x, weight, bias, ConvOp::Conv(options))
+    }
+
+    fn contiguous(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        Contiguous
+            .prepare::<C>([x.node.clone()])
+            .compute_bound()
+            .stateless(B::contiguous(x.primitive))
     }
 
     fn conv_transpose3d_forward(

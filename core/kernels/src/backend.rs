@@ -77,6 +77,13 @@ pub trait KernelBackend: Backend {
     ) -> FloatTensor<Self> {
         <Self as ModuleOps<Self>>::conv_transpose3d_weight_backward(x, weight, output_grad, options)
     }
+    /// `x` with its values laid out contiguously (the same tensor). Backends whose element-wise
+    /// ops handle any strides keep it as it is (the default); burn-flex runs a binary op whose
+    /// operand is a view (a `narrow` along channels, say) element by element through a strided
+    /// iterator, so `Flex` copies such a view once, at memcpy speed.
+    fn contiguous(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        x
+    }
     /// Gradient of either convolution with respect to its bias: `output_grad: [N, C, D, H, W]`
     /// summed over batch and space → `[C]`.
     fn conv_bias_grad(output_grad: FloatTensor<Self>) -> FloatTensor<Self> {

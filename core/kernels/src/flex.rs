@@ -348,6 +348,10 @@ impl KernelBackend for Flex {
         }
     }
 
+    fn contiguous(x: FlexTensor) -> FlexTensor {
+        x.to_contiguous()
+    }
+
     fn channel_norm_forward(
         x: FlexTensor,
         gamma: FlexTensor,

@@ -31,3 +31,11 @@ pub use backend::TchBackend;
 pub use backend::{cpu_kernels, with_cpu_kernels, CpuBackend, CpuKernels, KernelBackend};
 pub use nn::ConvForward;
 pub use norm::NormForward;
+
+/// `x` laid out contiguously through [`KernelBackend::contiguous`] (same values, same graph).
+pub fn contiguous<B: KernelBackend>(x: burn::tensor::Tensor<B, 5>) -> burn::tensor::Tensor<B, 5> {
+    use burn::tensor::{Tensor, TensorPrimitive};
+    Tensor::from_primitive(TensorPrimitive::Float(B::contiguous(
+        x.into_primitive().tensor(),
+    )))
+}

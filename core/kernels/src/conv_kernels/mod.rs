@@ -14,7 +14,7 @@
 //! Transposed convolution is conv3d with the roles of input and output swapped.
 //!
 //! On a CPU with AVX2 + FMA or AVX-512 every correlation but a pointwise one runs on the direct
-//! kernels of [`direct`] instead (no panel, no GEMM: each tap is a constant offset into a padded,
+//! kernels of `direct` instead (no panel, no GEMM: each tap is a constant offset into a padded,
 //! phase-split copy of the input); the engine serves the pointwise ones and other CPUs.
 //!
 //! Parallelism is rayon over (sample, tile) work items; each writes a disjoint part of the output.

@@ -370,3 +370,40 @@ fn channel_norm_forward_and_gradients_match_burn_tensor_ops() {
     assert_close1(ours.2, burn.2, "dγ");
     assert_close1(ours.3, burn.3, "dβ");
 }
+
+#[test]
+fn contiguous_keeps_values_and_passes_the_gradient_through() {
+    let x0 = normal([2, 6, 2, 3, 4], 0.0, 1.0, 31);
+    let r = normal([2, 3, 2, 3, 4], 0.0, 1.0, 32);
+    let x = x0.clone().detach().require_grad();
+    // A channel slice: a strided view in burn-flex.
+    let y = dsma_kernels::contiguous(x.clone().narrow(1, 2, 3));
+    let grads = (y.clone() * r.clone()).sum().backward();
+    let got: Vec<f32> = y.inner().into_data().to_vec().expect("f32");
+    let all: Vec<f32> = x0.inner().into_data().to_vec().expect("f32");
+    let dx: Vec<f32> = x
+        .grad(&grads)
+        .expect("dx")
+        .into_data()
+        .to_vec()
+        .expect("f32");
+    let rv: Vec<f32> = r.inner().into_data().to_vec().expect("f32");
+    let per = 2 * 3 * 4;
+    for n in 0..2 {
+        for c in 0..6 {
+            for p in 0..per {
+                let at = (n * 6 + c) * per + p;
+                let inside = (2..5).contains(&c);
+                let want = if inside {
+                    rv[(n * 3 + c - 2) * per + p]
+                } else {
+                    0.0
+                };
+                assert_eq!(dx[at], want, "dx[{n}, {c}, {p}]");
+                if inside {
+                    assert_eq!(got[(n * 3 + c - 2) * per + p], all[at], "y[{n}, {c}, {p}]");
+                }
+            }
+        }
+    }
+}
