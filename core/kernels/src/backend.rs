@@ -120,7 +120,7 @@ pub trait KernelBackend: Backend {
         crate::norm_generic::generic_backward::<Self>(x, gamma, stats, output_grad, groups)
     }
     /// Layer normalisation over the channel axis, `y = γ_c·(x − μ)/√(σ² + ε) + β_c` with the
-    /// statistics of each voxel's channel vector ([`crate::channel_norm`]); returns `y` and the
+    /// statistics of each voxel's channel vector (`crate::channel_norm`); returns `y` and the
     /// per-`(n, position)` mean and `1/√(σ² + ε)` (`[N, D·H·W]`).
     fn channel_norm_forward(
         x: FloatTensor<Self>,
@@ -128,7 +128,7 @@ pub trait KernelBackend: Backend {
         beta: FloatTensor<Self>,
         epsilon: f64,
     ) -> NormOutput<Self> {
-        crate::channel_norm::generic_forward::<Self>(x, gamma, beta, epsilon)
+        crate::norm_generic::channel_generic_forward::<Self>(x, gamma, beta, epsilon)
     }
     /// Gradients of [`KernelBackend::channel_norm_forward`]: `(dx, dγ, dβ)`.
     fn channel_norm_backward(
@@ -137,7 +137,7 @@ pub trait KernelBackend: Backend {
         stats: NormStats<Self>,
         output_grad: FloatTensor<Self>,
     ) -> NormGradients<Self> {
-        crate::channel_norm::generic_backward::<Self>(x, gamma, stats, output_grad)
+        crate::norm_generic::channel_generic_backward::<Self>(x, gamma, stats, output_grad)
     }
 }
 

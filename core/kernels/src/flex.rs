@@ -7,7 +7,6 @@ use burn::tensor::{Bytes, DType, Tensor, TensorMetadata, TensorPrimitive};
 use burn_flex::{Flex, FlexTensor, Layout};
 
 use crate::backend::{cpu_kernels, CpuKernels, KernelBackend};
-use crate::channel_norm;
 use crate::conv_kernels::{self, ConvShape, ConvTransposeShape};
 use crate::norm_generic::{NormGradients, NormOutput, NormStats};
 use crate::norm_kernels::{self, NormShape};
@@ -360,12 +359,12 @@ impl KernelBackend for Flex {
     ) -> NormOutput<Flex> {
         let [n, c, d, h, w] = dims5(&x);
         if !ours_norm([Some(&x), Some(&gamma), Some(&beta)], c, 1) {
-            return crate::channel_norm::generic_forward::<Flex>(x, gamma, beta, epsilon);
+            return crate::norm_generic::channel_generic_forward::<Flex>(x, gamma, beta, epsilon);
         }
         let (xv, g, b) = (values(&x), values(&gamma), values(&beta));
         let shape = [n, c, d * h * w];
         let (y, mean, rstd) =
-            channel_norm::forward_kernel(shape, slice(&xv), slice(&g), slice(&b), epsilon);
+            norm_kernels::channel_norm_forward(shape, slice(&xv), slice(&g), slice(&b), epsilon);
         NormOutput {
             y: tensor(y, [n, c, d, h, w]),
             stats: NormStats {
@@ -383,11 +382,16 @@ impl KernelBackend for Flex {
     ) -> NormGradients<Flex> {
         let [n, c, d, h, w] = dims5(&x);
         if !ours_norm([Some(&x), Some(&gamma), Some(&output_grad)], c, 1) {
-            return crate::channel_norm::generic_backward::<Flex>(x, gamma, stats, output_grad);
+            return crate::norm_generic::channel_generic_backward::<Flex>(
+                x,
+                gamma,
+                stats,
+                output_grad,
+            );
         }
         let (xv, g, dy) = (values(&x), values(&gamma), values(&output_grad));
         let (mean, rstd) = (values(&stats.mean), values(&stats.rstd));
-        let grads = channel_norm::backward_kernel(
+        let grads = norm_kernels::channel_norm_backward(
             [n, c, d * h * w],
             slice(&xv),
             slice(&g),

@@ -116,3 +116,54 @@ pub fn generic_backward<B: Backend>(
         beta: dbeta,
     }
 }
+
+/// Channel norm (`crate::channel_norm`) forward in burn tensor ops (any backend).
+pub fn channel_generic_forward<B: Backend>(
+    x: FloatTensor<B>,
+    gamma: FloatTensor<B>,
+    beta: FloatTensor<B>,
+    epsilon: f64,
+) -> NormOutput<B> {
+    let x = t5::<B>(x);
+    let [n, c, d, h, w] = x.dims();
+    let mean = x.clone().mean_dim(1);
+    let centred = x - mean.clone();
+    let rstd = (centred.clone().powi_scalar(2).mean_dim(1) + epsilon)
+        .sqrt()
+        .recip();
+    let y = centred * rstd.clone() * t1::<B>(gamma).reshape([1, c, 1, 1, 1])
+        + t1::<B>(beta).reshape([1, c, 1, 1, 1]);
+    NormOutput {
+        y: prim(y),
+        stats: NormStats {
+            mean: prim(mean.reshape([n, d * h * w])),
+            rstd: prim(rstd.reshape([n, d * h * w])),
+        },
+    }
+}
+
+/// Channel norm backward in burn tensor ops (any backend).
+pub fn channel_generic_backward<B: Backend>(
+    x: FloatTensor<B>,
+    gamma: FloatTensor<B>,
+    stats: NormStats<B>,
+    output_grad: FloatTensor<B>,
+) -> NormGradients<B> {
+    let x = t5::<B>(x);
+    let [n, c, d, h, w] = x.dims();
+    let stat =
+        |t| Tensor::<B, 2>::from_primitive(TensorPrimitive::Float(t)).reshape([n, 1, d, h, w]);
+    let (mean, rstd) = (stat(stats.mean), stat(stats.rstd));
+    let xh = (x - mean) * rstd.clone();
+    let dy = t5::<B>(output_grad);
+    let per_channel = |t: Tensor<B, 5>| t.sum_dim(0).sum_dim(2).sum_dim(3).sum_dim(4).reshape([c]);
+    let dgamma = per_channel(dy.clone() * xh.clone());
+    let dbeta = per_channel(dy.clone());
+    let g = dy * t1::<B>(gamma).reshape([1, c, 1, 1, 1]);
+    let dx = rstd * (g.clone() - g.clone().mean_dim(1) - xh.clone() * (g * xh).mean_dim(1));
+    NormGradients {
+        x: prim(dx),
+        gamma: Some(prim(dgamma)),
+        beta: Some(prim(dbeta)),
+    }
+}

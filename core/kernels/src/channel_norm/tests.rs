@@ -1,7 +1,9 @@
 //! The channel-norm kernels against the definition in f64: the forward written out, the
 //! gradients by central differences of `L = Σ r·y`, and bit-equal on 1, 2, 3 and 7 threads.
 
-use super::*;
+use crate::norm_kernels::{
+    channel_norm_backward as backward_kernel, channel_norm_forward as forward_kernel,
+};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 

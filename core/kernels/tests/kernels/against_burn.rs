@@ -333,7 +333,8 @@ fn instance_and_group_norm_forward_and_gradients_match_burn() {
 #[test]
 fn channel_norm_forward_and_gradients_match_burn_tensor_ops() {
     use burn::tensor::TensorPrimitive;
-    use dsma_kernels::channel_norm::{channel_norm, generic_forward};
+    use dsma_kernels::channel_norm::channel_norm;
+    use dsma_kernels::norm_generic::channel_generic_forward as generic_forward;
     let x0 = normal([2, 6, 3, 4, 5], 1.0, 2.0, 21);
     let r = normal([2, 6, 3, 4, 5], 0.0, 1.0, 22);
     let gamma0 = normal([6], 1.0, 0.5, 23);

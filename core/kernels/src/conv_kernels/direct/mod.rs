@@ -13,82 +13,11 @@
 use rayon::prelude::*;
 
 use super::engine::{Plan, SharedOut};
+use dispatch::Isa;
 use padded::Padded;
 
-/// Panel rows per AVX-512 weight-gradient block.
-const WG_NK512: usize = 6;
-/// The largest [`Isa::nr`]: the slack a padded sample keeps past its last block.
-const NR_MAX: usize = 48;
 /// Target columns per work item (a few rows of one output plane).
 const CHUNK_COLS: usize = 512;
-
-/// Whether `plan` runs on the direct kernel here: any correlation but a pointwise one (which
-/// reads its input in place already), on a CPU with AVX2 and FMA.
-pub(super) fn applies(plan: &Plan) -> bool {
-    !plan.pointwise()
-        && plan.stride.iter().all(|&s| s > 0)
-        && plan.offsets.iter().all(|o| !o.is_empty())
-        && Isa::detect().is_some()
-}
-
-/// The vector instructions a micro-kernel uses, best first.
-#[derive(Clone, Copy, Debug)]
-enum Isa {
-    /// AVX-512F: 8 output channels × 48 columns in 24 zmm accumulators.
-    Avx512,
-    /// AVX2 + FMA: 4 output channels × 16 columns in 8 ymm accumulators.
-    Avx2,
-}
-
-impl Isa {
-    #[cfg(target_arch = "x86_64")]
-    fn detect() -> Option<Isa> {
-        if std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("avx512vl") {
-            Some(Isa::Avx512)
-        } else if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
-            Some(Isa::Avx2)
-        } else {
-            None
-        }
-    }
-
-    #[cfg(not(target_arch = "x86_64"))]
-    fn detect() -> Option<Isa> {
-        None
-    }
-
-    /// Output channels per block.
-    fn mr(self) -> usize {
-        match self {
-            Isa::Avx512 => 8,
-            Isa::Avx2 => 4,
-        }
-    }
-
-    /// Floats per vector register.
-    fn lanes(self) -> usize {
-        match self {
-            Isa::Avx512 => 16,
-            Isa::Avx2 => 8,
-        }
-    }
-
-    /// Panel rows per weight-gradient block (beside [`weight_grad::WG_MR`] output channels).
-    fn wg_nk(self) -> usize {
-        match self {
-            Isa::Avx512 => WG_NK512,
-            Isa::Avx2 => 2,
-        }
-    }
-
-    /// Consecutive output columns per block.
-    fn nr(self) -> usize {
-        match self {
-            Isa::Avx512 => 48,
-            Isa::Avx2 => 16,
-        }
-    }
-}
 
 /// `weights` (`[O, C·T]`) regrouped as `[O/mr, C·T, mr]`, zero rows filling the last block.
 fn pack_weights(weights: &[f32], out_channels: usize, depth: usize, mr: usize) -> Vec<f32> {
@@ -217,11 +146,13 @@ fn kernel(isa: Isa, sample: &[f32], j: usize, pad: &Padded, w: &[f32], dst: &mut
     unreachable!("direct kernel without x86 vector instructions: {isa:?}, {x:?}");
 }
 
+mod dispatch;
 mod padded;
 mod weight_grad;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
+pub(super) use dispatch::applies;
 pub(super) use weight_grad::weight_grad_direct;
 
 #[cfg(test)]

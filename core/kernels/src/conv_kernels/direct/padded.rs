@@ -9,7 +9,8 @@
 
 use rayon::prelude::*;
 
-use super::{Plan, NR_MAX};
+use super::dispatch::NR_MAX;
+use crate::conv_kernels::engine::Plan;
 
 /// One plan's padded layout: per-axis low padding, stride and padded grid, the tap offsets into
 /// a padded sample, and the floats one padded sample occupies (with slack for the last block).

@@ -10,7 +10,9 @@
 
 use rayon::prelude::*;
 
-use super::{Isa, Padded, Plan};
+use super::dispatch::{applies, Isa};
+use super::padded::Padded;
+use crate::conv_kernels::engine::Plan;
 
 /// Output channels per weight-gradient block.
 pub(super) const WG_MR: usize = 4;
@@ -21,13 +23,8 @@ const MAX_CHUNKS: usize = 16;
 
 /// The weight gradient `[O, C·T]` of `plan` (one for which [`super::applies`] holds) from its
 /// input `x` (`[N, C, positions]`) and output gradient `dy` (`[N, O, positions]`).
-pub(in super::super) fn weight_grad_direct(
-    plan: &Plan,
-    batch: usize,
-    x: &[f32],
-    dy: &[f32],
-) -> Vec<f32> {
-    let isa = Isa::detect().filter(|_| super::applies(plan));
+pub(crate) fn weight_grad_direct(plan: &Plan, batch: usize, x: &[f32], dy: &[f32]) -> Vec<f32> {
+    let isa = Isa::detect().filter(|_| applies(plan));
     weight_grad_with(
         isa.expect("weight_grad_direct: plan not supported"),
         plan,

@@ -96,8 +96,9 @@ pub(super) unsafe fn wgrad_avx512(
     len: usize,
     sums: &mut [[f32; 8]; 4],
 ) {
-    let off: [usize; super::WG_NK512] = std::array::from_fn(|q| group[q]);
-    let mut acc: [[__m512; super::WG_NK512]; 4] = [[_mm512_setzero_ps(); super::WG_NK512]; 4];
+    let off: [usize; super::dispatch::WG_NK512] = std::array::from_fn(|q| group[q]);
+    let mut acc: [[__m512; super::dispatch::WG_NK512]; 4] =
+        [[_mm512_setzero_ps(); super::dispatch::WG_NK512]; 4];
     for step in 0..len / 16 {
         let i = step * 16;
         // SAFETY: `i + 16 ≤ len`, so every load is in bounds (the caller's contract).
