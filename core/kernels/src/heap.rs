@@ -16,20 +16,32 @@ const MMAP_THRESHOLD: libc::c_int = 1 << 30;
 
 /// Makes glibc's malloc keep freed memory for reuse (no `mmap` below 1 GiB, no trimming); a
 /// no-op on other C libraries, after the first call, and when the environment sets
-/// `DSMA_HEAP=system` (glibc's defaults, for comparisons). The process's peak RSS is unchanged;
-/// memory freed after the peak stays with the process until it exits.
+/// `DSMA_HEAP=system` (glibc's defaults, for comparisons). The whole process is affected (a
+/// Python process running `dsma.run` too). The process's peak RSS is unchanged; memory freed
+/// after the peak stays with the process until it exits. glibc 2.36 accepts the 1 GiB threshold
+/// (`mallopt` returns 1; a 300 MB block then comes from the heap, not `mmap`); where a glibc
+/// refuses it, its largest documented value, 32 MiB, is set instead.
 pub fn retain_freed_memory() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
-        if std::env::var_os("DSMA_HEAP").is_some_and(|v| v == "system") {
-            return;
-        }
-        #[cfg(all(target_os = "linux", target_env = "gnu"))]
-        // SAFETY: `mallopt` only sets malloc's tuning parameters; it is thread-safe (it takes
-        // the arena locks) and both values are within glibc's accepted ranges.
-        unsafe {
-            libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD);
-            libc::mallopt(libc::M_TRIM_THRESHOLD, libc::c_int::MAX);
+        let system = std::env::var_os("DSMA_HEAP").is_some_and(|v| v == "system");
+        if !system {
+            set_glibc_policy();
         }
     });
 }
+
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn set_glibc_policy() {
+    // SAFETY: `mallopt` only sets malloc's tuning parameters and is thread-safe (it takes the
+    // arena locks); it returns 0 for a value it refuses, which then changes nothing.
+    unsafe {
+        if libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 0 {
+            libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+        }
+        libc::mallopt(libc::M_TRIM_THRESHOLD, libc::c_int::MAX);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn set_glibc_policy() {}

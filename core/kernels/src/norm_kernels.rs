@@ -261,6 +261,8 @@ pub fn channel_norm_backward(
         batch * positions,
         "channel norm: statistics size"
     );
+    assert_eq!(rstd.len(), mean.len(), "channel norm: statistics size");
+    assert_eq!(gamma.len(), channels, "channel norm: γ size");
     let xh = |n: usize, c: usize, p: usize| {
         let i = n * positions + p;
         (x[(n * channels + c) * positions + p] - mean[i]) * rstd[i]

@@ -213,24 +213,28 @@ unsafe fn matmul_raw(
     }
 }
 
-/// An output buffer that parallel work items write in disjoint parts.
+/// An output buffer that parallel work items write in disjoint parts; it holds the buffer's
+/// mutable borrow for `'a`, so nothing else reaches the buffer meanwhile.
 #[derive(Clone, Copy)]
-pub(super) struct SharedOut {
+pub(super) struct SharedOut<'a> {
     ptr: *mut f32,
     len: usize,
+    _buf: std::marker::PhantomData<&'a [f32]>,
 }
 
-// SAFETY: `SharedOut` is only used by `correlate`'s work items, and each writes a disjoint set of
-// elements (its own sample, rows and phase), so no element is accessed by two threads.
-unsafe impl Send for SharedOut {}
+// SAFETY: `SharedOut` is only used by the convolutions' parallel work items (the engine's, the
+// direct kernels', the input gradient's phase scatter), and each writes a disjoint set of elements
+// (its own sample, rows and phase), so no element is accessed by two threads.
+unsafe impl Send for SharedOut<'_> {}
 // SAFETY: as above; shared references only hand out disjoint element writes.
-unsafe impl Sync for SharedOut {}
+unsafe impl Sync for SharedOut<'_> {}
 
-impl SharedOut {
-    pub(super) fn new(buf: &mut [f32]) -> Self {
+impl<'a> SharedOut<'a> {
+    pub(super) fn new(buf: &'a mut [f32]) -> Self {
         SharedOut {
             ptr: buf.as_mut_ptr(),
             len: buf.len(),
+            _buf: std::marker::PhantomData,
         }
     }
 
@@ -250,7 +254,10 @@ impl SharedOut {
     /// No other thread may access those elements while the slice lives.
     #[allow(clippy::mut_from_ref)]
     pub(super) unsafe fn slice(&self, offset: usize, len: usize) -> &mut [f32] {
-        assert!(offset + len <= self.len, "SharedOut: slice out of range");
+        assert!(
+            offset.checked_add(len).is_some_and(|end| end <= self.len),
+            "SharedOut: slice out of range"
+        );
         // SAFETY: in bounds (asserted); exclusive by the caller's contract.
         unsafe { std::slice::from_raw_parts_mut(self.ptr.add(offset), len) }
     }

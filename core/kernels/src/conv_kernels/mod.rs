@@ -140,6 +140,30 @@ fn phase_axis(len: usize, r: usize, s: usize, k: usize, p: usize) -> (usize, Vec
     (count, taps)
 }
 
+/// The stride-1 correlation of input-gradient phase `r` (`None` when the phase is empty) and its
+/// weights.
+fn phase_plan(s: &ConvShape, w: &[f32], r: [usize; 3]) -> Option<(Plan, Vec<f32>)> {
+    let axes: Vec<_> = (0..3)
+        .map(|a| phase_axis(s.input[a], r[a], s.stride[a], s.kernel[a], s.padding[a]))
+        .collect();
+    let grid = [axes[0].0, axes[1].0, axes[2].0];
+    if grid.contains(&0) {
+        return None;
+    }
+    let plan = Plan {
+        in_channels: s.out_channels,
+        out_channels: s.in_channels,
+        in_dims: s.output,
+        out_dims: grid,
+        stride: [1; 3],
+        offsets: [0, 1, 2].map(|a| axes[a].1.iter().map(|t| t.1).collect()),
+    };
+    Some((
+        plan,
+        phase_weights(s, w, [&axes[0].1, &axes[1].1, &axes[2].1]),
+    ))
+}
+
 /// `wp[c, o·T + t] = w[o, c, kz, ky, kx]` over one input-gradient phase's taps (per axis: kernel
 /// index and offset).
 fn phase_weights(s: &ConvShape, w: &[f32], taps: [&[(usize, isize)]; 3]) -> Vec<f32> {
@@ -175,32 +199,23 @@ pub fn conv3d_input_grad(s: &ConvShape, w: &[f32], dy: &[f32]) -> Vec<f32> {
         s.batch * s.out_channels * n_out,
     );
     let mut dx = vec![0.0f32; s.batch * s.in_channels * n_in];
+    if s.stride == [1; 3] {
+        // One phase covering the whole input grid: dx is the correlation's output.
+        if let Some((plan, wp)) = phase_plan(s, w, [0; 3]) {
+            if direct::applies(&plan) {
+                direct::correlate_direct(&plan, s.batch, dy, &wp, &mut dx);
+                return dx;
+            }
+        }
+    }
     let out = SharedOut::new(&mut dx);
     for rz in 0..s.stride[0] {
         for ry in 0..s.stride[1] {
             for rx in 0..s.stride[2] {
-                let r = [rz, ry, rx];
-                let axes: Vec<_> = (0..3)
-                    .map(|a| phase_axis(s.input[a], r[a], s.stride[a], s.kernel[a], s.padding[a]))
-                    .collect();
-                let grid = [axes[0].0, axes[1].0, axes[2].0];
-                if grid.contains(&0) {
+                let Some((plan, wp)) = phase_plan(s, w, [rz, ry, rx]) else {
                     continue;
-                }
-                let plan = Plan {
-                    in_channels: s.out_channels,
-                    out_channels: s.in_channels,
-                    in_dims: s.output,
-                    out_dims: grid,
-                    stride: [1; 3],
-                    offsets: [0, 1, 2].map(|a| axes[a].1.iter().map(|t| t.1).collect()),
                 };
-                let wp = phase_weights(s, w, [&axes[0].1, &axes[1].1, &axes[2].1]);
-                if s.stride == [1; 3] && direct::applies(&plan) {
-                    // One phase covering the whole input grid: dx is the correlation's output.
-                    direct::correlate_direct(&plan, s.batch, dy, &wp, &mut dx);
-                    return dx;
-                }
+                let grid = plan.out_dims;
                 let [_, gh, gw] = grid;
                 let [_, ih, iw] = s.input;
                 let c_ch = s.in_channels;

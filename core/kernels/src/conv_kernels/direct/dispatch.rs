@@ -12,6 +12,9 @@ pub(super) const NR_MAX: usize = 48;
 /// reads its input in place already), on a CPU with AVX2 and FMA.
 pub(crate) fn applies(plan: &Plan) -> bool {
     !plan.pointwise()
+        && plan.in_channels > 0
+        && plan.out_channels > 0
+        && plan.out_dims.iter().all(|&d| d > 0)
         && plan.stride.iter().all(|&s| s > 0)
         && plan.offsets.iter().all(|o| !o.is_empty())
         && Isa::detect().is_some()
@@ -19,6 +22,7 @@ pub(crate) fn applies(plan: &Plan) -> bool {
 
 /// The vector instructions a micro-kernel uses, best first.
 #[derive(Clone, Copy, Debug)]
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 pub(super) enum Isa {
     /// AVX-512F: 8 output channels × 48 columns in 24 zmm accumulators.
     Avx512,

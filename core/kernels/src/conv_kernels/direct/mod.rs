@@ -134,7 +134,7 @@ fn kernel(isa: Isa, sample: &[f32], j: usize, pad: &Padded, w: &[f32], dst: &mut
     let x = sample[j..].as_ptr();
     #[cfg(target_arch = "x86_64")]
     match isa {
-        // SAFETY: `Isa::detect` found AVX-512F on this CPU; the asserts bound every read of
+        // SAFETY: `Isa::detect` found AVX-512F and AVX-512VL on this CPU; the asserts bound every read of
         // `sample` (no offset exceeds `max_offset`) and `w`, and every write of `dst`.
         Isa::Avx512 => unsafe {
             x86::block_avx512(x, &pad.offsets, w.as_ptr(), dst.as_mut_ptr(), ld)

@@ -142,7 +142,7 @@ impl Padded {
                             if sx == 1 {
                                 row[lo..hi].copy_from_slice(&line[..hi - lo]);
                             } else {
-                                let gathered = line[rx..].iter().step_by(sx);
+                                let gathered = line.get(rx..).unwrap_or(&[]).iter().step_by(sx);
                                 row[lo..hi]
                                     .iter_mut()
                                     .zip(gathered)

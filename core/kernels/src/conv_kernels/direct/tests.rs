@@ -47,11 +47,15 @@ fn strided(
 /// A 3³ forward (ascending taps), a 3³ input gradient (descending taps) with 17 columns and an
 /// output-channel count no block size divides, an asymmetric kernel over 50 columns (two
 /// 48-column blocks) whose panel depth no weight-gradient group size divides, a stride-2 3³
-/// kernel on odd and even sides, a 2³ stride-2 patch embedding, and a valid (unpadded) 3³ conv.
+/// kernel on odd and even sides, a 2³ stride-2 patch embedding, a valid (unpadded) 3³ conv, a
+/// stride-3 kernel on a one-column row, and a 3³ kernel larger than its 1³ grid.
 fn plans() -> Vec<Plan> {
     let k3 = || [vec![-1, 0, 1], vec![-1, 0, 1], vec![-1, 0, 1]];
     vec![
         strided(3, 5, ([7, 6, 9], [4, 3, 5]), [2, 2, 2], k3()),
+        // Stride 3 on a row of one column (phases with no input), and a 3³ kernel on a 1³ grid.
+        strided(2, 3, ([4, 2, 1], [2, 1, 1]), [3, 3, 3], k3()),
+        plan(3, 2, [1, 1, 1], k3()),
         strided(
             4,
             9,

@@ -214,7 +214,7 @@ fn block(
     let (dy, x) = (dyp[first..].as_ptr(), sample[base..].as_ptr());
     #[cfg(target_arch = "x86_64")]
     match isa {
-        // SAFETY: `Isa::detect` found AVX-512F; the asserts bound every read of `dyp` (`4·len`
+        // SAFETY: `Isa::detect` found AVX-512F and AVX-512VL; the asserts bound every read of `dyp` (`4·len`
         // floats) and `sample` (`len` floats past each offset).
         Isa::Avx512 => unsafe { super::x86::wgrad_avx512(dy, x, group, len, sums) },
         // SAFETY: as above, with AVX2 and FMA found.
