@@ -203,7 +203,9 @@ fn truncation_zero_is_refused() {
 #[test]
 fn a_short_fit_moves_samples_towards_the_data() {
     // Every training volume is the constant 0.5: the untrained generator's samples are far from
-    // it, the trained generator's much closer.
+    // it, the trained generator's much closer. 300 steps: after 150 a GAN fit's distance depended
+    // on the convolutions' rounding (0.545× with dsma's direct kernels, 0.66× with burn-flex's ops);
+    // after 300 both are below half.
     let data: Vec<Array3<f32>> = vec![Array3::from_elem((8, 8, 8), 0.5); 4];
     let m = |steps| {
         StyleGan3d::new(StyleGan3dParams {
@@ -234,9 +236,9 @@ fn a_short_fit_moves_samples_towards_the_data() {
             .collect();
         distance(&to_volumes(g0.synthesis.forward(&ws, noise)).unwrap())
     };
-    fit(&m(150), &data, dir.path());
+    fit(&m(300), &data, dir.path());
     let after = distance(
-        &m(150)
+        &m(300)
             .sample::<B>(dir.path(), 4, 3, &RealVolumes::none(), &dev)
             .unwrap(),
     );
