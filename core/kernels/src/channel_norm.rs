@@ -13,8 +13,8 @@
 //! iterator per element.
 
 use crate::backend::KernelBackend;
+use crate::norm::{backward_affine, untracked_stats};
 use crate::norm_generic::{prim, t5, NormOutput, NormStats};
-use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::ops::FloatTensor;
 use burn::tensor::Tensor;
 use burn_autodiff::checkpoint::base::Checkpointer;
@@ -40,19 +40,9 @@ impl<B: KernelBackend> Backward<B, 3> for Node {
     type State = (FloatTensor<B>, FloatTensor<B>, NormStats<B>);
 
     fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let [node_x, node_g, node_b] = ops.parents;
-        let dy = grads.consume::<B>(&ops.node);
-        let (x, gamma, stats) = ops.state;
-        let out = B::channel_norm_backward(x, gamma, stats, dy);
-        for (node, grad) in [
-            (node_x, Some(out.x)),
-            (node_g, out.gamma),
-            (node_b, out.beta),
-        ] {
-            if let (Some(node), Some(grad)) = (node, grad) {
-                grads.register::<B>(node.id, grad);
-            }
-        }
+        backward_affine::<B, _>(ops, grads, |(x, gamma, stats), dy| {
+            B::channel_norm_backward(x, gamma, stats, dy)
+        });
     }
 }
 
@@ -84,10 +74,7 @@ pub(crate) fn tracked<B: KernelBackend, C: CheckpointStrategy>(
     };
     NormOutput {
         y,
-        stats: NormStats {
-            mean: Autodiff::<B, C>::from_inner(stats.mean),
-            rstd: Autodiff::<B, C>::from_inner(stats.rstd),
-        },
+        stats: untracked_stats::<B, C>(stats),
     }
 }
 

@@ -13,7 +13,7 @@ use burn_autodiff::ops::{Backward, Ops, OpsKind};
 use burn_autodiff::Autodiff;
 
 use crate::backend::KernelBackend;
-use crate::norm_generic::{generic_forward, prim, t5, NormOutput, NormStats};
+use crate::norm_generic::{generic_forward, prim, t5, NormGradients, NormOutput, NormStats};
 
 /// The autodiff node's state: input, `γ`, statistics and group count on the inner backend.
 type NodeState<B> = (FloatTensor<B>, Option<FloatTensor<B>>, NormStats<B>, usize);
@@ -44,19 +44,40 @@ impl<B: KernelBackend> Backward<B, 3> for Affine {
     type State = NodeState<B>;
 
     fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let [node_x, node_g, node_b] = ops.parents;
-        let dy = grads.consume::<B>(&ops.node);
-        let (x, gamma, stats, groups) = ops.state;
-        let out = B::group_norm_backward(x, gamma, stats, dy, groups);
-        for (node, grad) in [
-            (node_x, Some(out.x)),
-            (node_g, out.gamma),
-            (node_b, out.beta),
-        ] {
-            if let (Some(node), Some(grad)) = (node, grad) {
-                grads.register::<B>(node.id, grad);
-            }
+        backward_affine::<B, _>(ops, grads, |(x, gamma, stats, groups), dy| {
+            B::group_norm_backward(x, gamma, stats, dy, groups)
+        });
+    }
+}
+
+/// The backward of a norm node with parents `[x, γ, β]`: `gradients(state, dy)`, each
+/// registered with its parent where that parent is tracked.
+pub(crate) fn backward_affine<B: KernelBackend, S>(
+    ops: Ops<S, 3>,
+    grads: &mut Gradients,
+    gradients: impl FnOnce(S, FloatTensor<B>) -> NormGradients<B>,
+) {
+    let dy = grads.consume::<B>(&ops.node);
+    let [node_x, node_g, node_b] = ops.parents;
+    let out = gradients(ops.state, dy);
+    for (node, grad) in [
+        (node_x, Some(out.x)),
+        (node_g, out.gamma),
+        (node_b, out.beta),
+    ] {
+        if let (Some(node), Some(grad)) = (node, grad) {
+            grads.register::<B>(node.id, grad);
         }
+    }
+}
+
+/// A forward pass's statistics as untracked tensors of `Autodiff<B>`.
+pub(crate) fn untracked_stats<B: KernelBackend, C: CheckpointStrategy>(
+    stats: NormStats<B>,
+) -> NormStats<Autodiff<B, C>> {
+    NormStats {
+        mean: Autodiff::<B, C>::from_inner(stats.mean),
+        rstd: Autodiff::<B, C>::from_inner(stats.rstd),
     }
 }
 
@@ -68,10 +89,6 @@ pub(crate) fn tracked<B: KernelBackend, C: CheckpointStrategy>(
     groups: usize,
     epsilon: f64,
 ) -> NormOutput<Autodiff<B, C>> {
-    let untracked_stats = |s: NormStats<B>| NormStats {
-        mean: Autodiff::<B, C>::from_inner(s.mean),
-        rstd: Autodiff::<B, C>::from_inner(s.rstd),
-    };
     let (y, stats) = match (gamma, beta) {
         (Some(g), Some(b)) => {
             match Affine
@@ -121,7 +138,7 @@ pub(crate) fn tracked<B: KernelBackend, C: CheckpointStrategy>(
     };
     NormOutput {
         y,
-        stats: untracked_stats(stats),
+        stats: untracked_stats::<B, C>(stats),
     }
 }
 
