@@ -206,10 +206,10 @@ impl<B: KernelBackend, C: CheckpointStrategy> KernelBackend for Autodiff<B, C> {
         x: FloatTensor<Self>,
         gamma: Option<FloatTensor<Self>>,
         beta: Option<FloatTensor<Self>>,
-        groups: usize,
-        epsilon: f64,
+        shape: (usize, f64),
+        act: crate::norm_kernels::Activation,
     ) -> crate::norm_generic::NormOutput<Self> {
-        crate::norm::tracked::<B, C>(x, gamma, beta, groups, epsilon)
+        crate::norm::tracked::<B, C>(x, (gamma, beta), shape, act)
     }
 
     fn channel_norm_forward(

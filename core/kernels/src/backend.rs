@@ -12,6 +12,7 @@ use burn::tensor::ops::{ConvOptions, ConvTransposeOptions, FloatTensor, ModuleOp
 use burn::tensor::{Tensor, TensorPrimitive};
 
 use crate::norm_generic::{NormGradients, NormOutput, NormStats};
+use crate::norm_kernels::Activation;
 
 /// The 3-D convolutions and group norm of a backend, forward and gradients, in burn's
 /// conventions; every method defaults to burn's own op (what Cuda uses), and a backend with its
@@ -97,27 +98,35 @@ pub trait KernelBackend: Backend {
             .into_primitive()
             .tensor()
     }
-    /// Group normalisation `y = γ·(x − μ)/√(σ² + ε) + β` of `x: [N, C, D, H, W]` over `groups`
-    /// groups of channels; returns `y` and the per-`(n, g)` mean and `1/√(σ² + ε)` (`[N, G]`) that
-    /// the backward takes. Instance normalisation is `groups = C`.
+    /// Group normalisation `y = act(γ·(x − μ)/√(σ² + ε) + β)` of `x: [N, C, D, H, W]` over
+    /// `groups` groups of channels, the activation in the same pass; returns `y` and the
+    /// per-`(n, g)` mean and `1/√(σ² + ε)` (`[N, G]`) that the backward takes. Instance
+    /// normalisation is `groups = C`.
     fn group_norm_forward(
         x: FloatTensor<Self>,
         gamma: Option<FloatTensor<Self>>,
         beta: Option<FloatTensor<Self>>,
-        groups: usize,
-        epsilon: f64,
+        (groups, epsilon): (usize, f64),
+        act: Activation,
     ) -> NormOutput<Self> {
-        crate::norm_generic::generic_forward::<Self>(x, gamma, beta, groups, epsilon)
+        crate::norm_generic::generic_forward::<Self>(x, gamma, beta, (groups, epsilon), act)
     }
-    /// Gradients of [`KernelBackend::group_norm_forward`]: `(dx, dγ, dβ)` (`dγ`, `dβ` when affine).
+    /// Gradients of [`KernelBackend::group_norm_forward`]: `(dx, dγ, dβ)` (`dγ`, `dβ` when
+    /// affine); `β` and `act` as the forward had them.
     fn group_norm_backward(
         x: FloatTensor<Self>,
-        gamma: Option<FloatTensor<Self>>,
+        (gamma, beta): (Option<FloatTensor<Self>>, Option<FloatTensor<Self>>),
         stats: NormStats<Self>,
         output_grad: FloatTensor<Self>,
-        groups: usize,
+        (groups, act): (usize, Activation),
     ) -> NormGradients<Self> {
-        crate::norm_generic::generic_backward::<Self>(x, gamma, stats, output_grad, groups)
+        crate::norm_generic::generic_backward::<Self>(
+            x,
+            (gamma, beta),
+            stats,
+            output_grad,
+            (groups, act),
+        )
     }
     /// Layer normalisation over the channel axis, `y = γ_c·(x − μ)/√(σ² + ε) + β_c` with the
     /// statistics of each voxel's channel vector (`crate::channel_norm`); returns `y` and the

@@ -9,7 +9,7 @@ use burn_flex::{Flex, FlexTensor, Layout};
 use crate::backend::{cpu_kernels, CpuKernels, KernelBackend};
 use crate::conv_kernels::{self, ConvShape, ConvTransposeShape};
 use crate::norm_generic::{NormGradients, NormOutput, NormStats};
-use crate::norm_kernels::{self, NormShape};
+use crate::norm_kernels::{self, Activation, NormShape};
 
 fn dims5(t: &FlexTensor) -> [usize; 5] {
     t.shape().dims::<5>()
@@ -52,7 +52,7 @@ fn ours(tensors: &[&FlexTensor], dilation: [usize; 3], groups: usize) -> bool {
 
 /// Whether our norm kernels handle this op (f32 tensors, groups dividing the channels, dsma
 /// selected); `None` entries are absent optional tensors.
-fn ours_norm(tensors: [Option<&FlexTensor>; 3], channels: usize, groups: usize) -> bool {
+fn ours_norm(tensors: &[Option<&FlexTensor>], channels: usize, groups: usize) -> bool {
     cpu_kernels() == CpuKernels::Dsma
         && groups != 0
         && channels.is_multiple_of(groups)
@@ -274,12 +274,18 @@ impl KernelBackend for Flex {
         x: FlexTensor,
         gamma: Option<FlexTensor>,
         beta: Option<FlexTensor>,
-        groups: usize,
-        epsilon: f64,
+        (groups, epsilon): (usize, f64),
+        act: Activation,
     ) -> NormOutput<Flex> {
         let [n, c, d, h, w] = dims5(&x);
-        if !ours_norm([Some(&x), gamma.as_ref(), beta.as_ref()], c, groups) {
-            return crate::norm_generic::generic_forward::<Flex>(x, gamma, beta, groups, epsilon);
+        if !ours_norm(&[Some(&x), gamma.as_ref(), beta.as_ref()], c, groups) {
+            return crate::norm_generic::generic_forward::<Flex>(
+                x,
+                gamma,
+                beta,
+                (groups, epsilon),
+                act,
+            );
         }
         let shape = NormShape {
             batch: n,
@@ -292,9 +298,9 @@ impl KernelBackend for Flex {
         let (y, mean, rstd) = norm_kernels::group_norm_forward(
             &shape,
             slice(&xv),
-            g.as_ref().map(slice),
-            b.as_ref().map(slice),
+            (g.as_ref().map(slice), b.as_ref().map(slice)),
             epsilon,
+            act,
         );
         NormOutput {
             y: tensor(y, [n, c, d, h, w]),
@@ -307,19 +313,20 @@ impl KernelBackend for Flex {
 
     fn group_norm_backward(
         x: FlexTensor,
-        gamma: Option<FlexTensor>,
+        (gamma, beta): (Option<FlexTensor>, Option<FlexTensor>),
         stats: NormStats<Flex>,
         output_grad: FlexTensor,
-        groups: usize,
+        (groups, act): (usize, Activation),
     ) -> NormGradients<Flex> {
         let [n, c, d, h, w] = dims5(&x);
-        if !ours_norm([Some(&x), gamma.as_ref(), Some(&output_grad)], c, groups) {
+        let tensors = [Some(&x), gamma.as_ref(), beta.as_ref(), Some(&output_grad)];
+        if !ours_norm(&tensors, c, groups) {
             return crate::norm_generic::generic_backward::<Flex>(
                 x,
-                gamma,
+                (gamma, beta),
                 stats,
                 output_grad,
-                groups,
+                (groups, act),
             );
         }
         let shape = NormShape {
@@ -330,14 +337,14 @@ impl KernelBackend for Flex {
         };
         let (xv, dy) = (values(&x), values(&output_grad));
         let (mean, rstd) = (values(&stats.mean), values(&stats.rstd));
-        let g = gamma.as_ref().map(values);
+        let (g, b) = (gamma.as_ref().map(values), beta.as_ref().map(values));
         let grads = norm_kernels::group_norm_backward(
             &shape,
             slice(&xv),
-            g.as_ref().map(slice),
-            slice(&mean),
-            slice(&rstd),
+            (g.as_ref().map(slice), b.as_ref().map(slice)),
+            (slice(&mean), slice(&rstd)),
             slice(&dy),
+            act,
         );
         let affine = gamma.is_some();
         NormGradients {
@@ -358,7 +365,7 @@ impl KernelBackend for Flex {
         epsilon: f64,
     ) -> NormOutput<Flex> {
         let [n, c, d, h, w] = dims5(&x);
-        if !ours_norm([Some(&x), Some(&gamma), Some(&beta)], c, 1) {
+        if !ours_norm(&[Some(&x), Some(&gamma), Some(&beta)], c, 1) {
             return crate::norm_generic::channel_generic_forward::<Flex>(x, gamma, beta, epsilon);
         }
         let (xv, g, b) = (values(&x), values(&gamma), values(&beta));
@@ -381,7 +388,7 @@ impl KernelBackend for Flex {
         output_grad: FlexTensor,
     ) -> NormGradients<Flex> {
         let [n, c, d, h, w] = dims5(&x);
-        if !ours_norm([Some(&x), Some(&gamma), Some(&output_grad)], c, 1) {
+        if !ours_norm(&[Some(&x), Some(&gamma), Some(&output_grad)], c, 1) {
             return crate::norm_generic::channel_generic_backward::<Flex>(
                 x,
                 gamma,

@@ -21,6 +21,7 @@ pub mod nn;
 pub mod norm;
 pub mod norm_generic;
 pub mod norm_kernels;
+pub mod parallel_fill;
 #[cfg(feature = "tch")]
 pub mod tch_ops;
 
@@ -31,6 +32,7 @@ pub use backend::TchBackend;
 pub use backend::{cpu_kernels, with_cpu_kernels, CpuBackend, CpuKernels, KernelBackend};
 pub use nn::ConvForward;
 pub use norm::NormForward;
+pub use norm_kernels::Activation;
 
 /// `x` laid out contiguously through [`KernelBackend::contiguous`] (same values, same graph).
 pub fn contiguous<B: KernelBackend>(x: burn::tensor::Tensor<B, 5>) -> burn::tensor::Tensor<B, 5> {

@@ -2,9 +2,12 @@
 //! [`crate::KernelBackend`] exchange, and the generic forward and backward (what Cuda and the
 //! burn-flex fallbacks use). Equations in [`crate::norm_kernels`].
 
+use burn::tensor::activation::{leaky_relu, relu};
 use burn::tensor::backend::Backend;
 use burn::tensor::ops::FloatTensor;
 use burn::tensor::{Tensor, TensorPrimitive};
+
+use crate::norm_kernels::Activation;
 
 /// Per-`(n, g)` statistics of a forward pass, `[N, G]` each.
 #[derive(Debug, Clone)]
@@ -47,13 +50,38 @@ pub(crate) fn prim<B: Backend, const D: usize>(t: Tensor<B, D>) -> FloatTensor<B
     t.into_primitive().tensor()
 }
 
+/// `act` applied to `z` with burn tensor ops.
+fn activate<B: Backend>(z: Tensor<B, 5>, act: Activation) -> Tensor<B, 5> {
+    match act {
+        Activation::Identity => z,
+        Activation::LeakyRelu(slope) => leaky_relu(z, slope),
+        Activation::Relu => relu(z),
+    }
+}
+
+/// `γ_c·x̂ + β_c` (each factor where present) on `c` channels.
+fn affine_map<B: Backend>(
+    xh: Tensor<B, 5>,
+    (gamma, beta): (Option<FloatTensor<B>>, Option<FloatTensor<B>>),
+    c: usize,
+) -> Tensor<B, 5> {
+    let mut z = xh;
+    if let Some(g) = gamma {
+        z = z * t1::<B>(g).reshape([1, c, 1, 1, 1]);
+    }
+    if let Some(b) = beta {
+        z = z + t1::<B>(b).reshape([1, c, 1, 1, 1]);
+    }
+    z
+}
+
 /// Group norm forward with burn tensor ops (any backend).
 pub fn generic_forward<B: Backend>(
     x: FloatTensor<B>,
     gamma: Option<FloatTensor<B>>,
     beta: Option<FloatTensor<B>>,
-    groups: usize,
-    epsilon: f64,
+    (groups, epsilon): (usize, f64),
+    act: Activation,
 ) -> NormOutput<B> {
     let x = t5::<B>(x);
     let dims = x.dims();
@@ -65,15 +93,9 @@ pub fn generic_forward<B: Backend>(
     let rstd = (centred.clone().powi_scalar(2).mean_dim(2) + epsilon)
         .sqrt()
         .recip();
-    let mut y = (centred * rstd.clone()).reshape(dims);
-    if let Some(g) = gamma {
-        y = y * t1::<B>(g).reshape([1, c, 1, 1, 1]);
-    }
-    if let Some(b) = beta {
-        y = y + t1::<B>(b).reshape([1, c, 1, 1, 1]);
-    }
+    let y = affine_map((centred * rstd.clone()).reshape(dims), (gamma, beta), c);
     NormOutput {
-        y: prim(y),
+        y: prim(activate(y, act)),
         stats: NormStats {
             mean: prim(mean.reshape([n, groups])),
             rstd: prim(rstd.reshape([n, groups])),
@@ -81,13 +103,14 @@ pub fn generic_forward<B: Backend>(
     }
 }
 
-/// Group norm backward with burn tensor ops (any backend).
+/// Group norm backward with burn tensor ops (any backend); with an activation, `dy` is first
+/// multiplied by its derivative at `z = γ·x̂ + β`, recomputed from the statistics.
 pub fn generic_backward<B: Backend>(
     x: FloatTensor<B>,
-    gamma: Option<FloatTensor<B>>,
+    (gamma, beta): (Option<FloatTensor<B>>, Option<FloatTensor<B>>),
     stats: NormStats<B>,
     output_grad: FloatTensor<B>,
-    groups: usize,
+    (groups, act): (usize, Activation),
 ) -> NormGradients<B> {
     let x = t5::<B>(x);
     let dims = x.dims();
@@ -98,7 +121,18 @@ pub fn generic_backward<B: Backend>(
     let rstd =
         Tensor::<B, 2>::from_primitive(TensorPrimitive::Float(stats.rstd)).reshape([n, groups, 1]);
     let xh = ((x.reshape([n, groups, m]) - mean) * rstd.clone()).reshape(dims);
-    let dy = t5::<B>(output_grad);
+    let dy = match act {
+        Activation::Identity => t5::<B>(output_grad),
+        Activation::LeakyRelu(slope) => {
+            let z = affine_map(xh.clone(), (gamma.clone(), beta), c);
+            let dy = t5::<B>(output_grad);
+            dy.clone().mask_where(z.lower_elem(0.0), dy * slope)
+        }
+        Activation::Relu => {
+            let z = affine_map(xh.clone(), (gamma.clone(), beta), c);
+            t5::<B>(output_grad).mask_fill(z.lower_equal_elem(0.0), 0.0)
+        }
+    };
     let per_channel = |t: Tensor<B, 5>| t.sum_dim(0).sum_dim(2).sum_dim(3).sum_dim(4).reshape([c]);
     let affine = gamma.is_some();
     let dgamma = affine.then(|| prim(per_channel(dy.clone() * xh.clone())));

@@ -5,10 +5,21 @@
 //! `μ = mean(x)`, `σ² = mean((x − μ)²)` (biased, as burn and PyTorch), `r = 1/√(σ² + ε)`,
 //! `x̂ = (x − μ)·r`, `y = γ_c·x̂ + β_c`. Backward with `g = γ_c·dy`:
 //! `dx = r·(g − mean(g) − x̂·mean(g·x̂))`, `dγ_c = Σ_{n,p} dy·x̂`, `dβ_c = Σ_{n,p} dy`.
-//! Sums run in f64 in a fixed order per block, and the per-channel sums over samples in sample
-//! order, so results do not depend on the thread count.
+//! The group norm's sums run in f32 over 16 lanes and pieces of 1024 elements, each piece added
+//! into an f64 total in order (`lanes`); the channel norm's in f64 per position. The per-channel
+//! sums over samples run in sample order, so results do not depend on the thread count.
+//!
+//! The group norm may end in an [`Activation`]: with LeakyReLU of slope `a`, the output is
+//! `y = z` for `z = γ_c·x̂ + β_c ≥ 0` and `a·z` below, and the backward runs the formulas above on
+//! `dz = dy` (`z ≥ 0`) or `a·dy` (`z < 0`) (ReLU: `a = 0`, and `dz = 0` at `z = 0`), with `z` recomputed from `x` and the statistics in the
+//! forward's exact f32 operations (so the two passes agree on every sign). One pass over memory
+//! each way replaces the norm's and the activation's separate passes.
 
 use rayon::prelude::*;
+
+use crate::parallel_fill::par_pieces;
+
+mod lanes;
 
 /// The layout of one group normalisation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,13 +44,65 @@ impl NormShape {
     }
 }
 
-/// Forward: `(y, mean, rstd)`, the statistics per `(n, g)` in sample-major order.
+/// What follows a group norm's affine map in the same pass.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Activation {
+    /// Nothing: `y = z`.
+    Identity,
+    /// LeakyReLU with this negative slope: `y = z` for `z ≥ 0`, `slope·z` below (burn's and
+    /// PyTorch's rule; the gradient at 0 is 1).
+    LeakyRelu(f64),
+    /// ReLU: `y = max(z, 0)`, gradient 1 for `z > 0` and 0 otherwise (burn's rule at 0).
+    Relu,
+}
+
+impl Activation {
+    /// `(a, at_zero)`: `dy/dz = a` below the kink (and at `z = 0` when `at_zero`), 1 elsewhere.
+    fn kink(self) -> (f32, bool) {
+        match self {
+            Activation::Identity => (1.0, false),
+            Activation::LeakyRelu(slope) => (slope as f32, false),
+            Activation::Relu => (0.0, true),
+        }
+    }
+}
+
+/// `dy/dz` at `z` for an activation's [`Activation::kink`] (branch-free, so it vectorises).
+#[inline(always)]
+fn gate((a, at_zero): (f32, bool), z: f32) -> f32 {
+    if z < 0.0 || (at_zero && z == 0.0) {
+        a
+    } else {
+        1.0
+    }
+}
+
+/// `z = x·scale + shift`, the affine map's f32 operations (the backward repeats them exactly).
+#[inline(always)]
+fn affine(x: f32, scale: f32, shift: f32) -> f32 {
+    x * scale + shift
+}
+
+/// `scale = r·γ_c` and `shift = β_c − μ·scale` of channel `c` in f32, from the f32 statistics.
+fn scale_shift(
+    (mean, rstd): (f32, f32),
+    gamma: Option<&[f32]>,
+    beta: Option<&[f32]>,
+    c: usize,
+) -> (f32, f32) {
+    let (ga, be) = (gamma.map_or(1.0, |g| g[c]), beta.map_or(0.0, |b| b[c]));
+    let scale = rstd * ga;
+    (scale, be - mean * scale)
+}
+
+/// Forward: `(y, mean, rstd)`, the statistics per `(n, g)` in sample-major order; `y` is the
+/// normalised, affine-mapped input through `act`.
 pub fn group_norm_forward(
     s: &NormShape,
     x: &[f32],
-    gamma: Option<&[f32]>,
-    beta: Option<&[f32]>,
+    (gamma, beta): (Option<&[f32]>, Option<&[f32]>),
     epsilon: f64,
+    act: Activation,
 ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     assert_eq!(
         x.len(),
@@ -47,33 +110,38 @@ pub fn group_norm_forward(
         "group norm: x size"
     );
     let block = s.block().max(1);
-    let mut y = vec![0.0f32; x.len()];
-    let stats: Vec<(f32, f32)> = y
-        .par_chunks_mut(block)
-        .zip(x.par_chunks(block))
-        .enumerate()
-        .map(|(b, (yb, xb))| {
-            let m = xb.len() as f64;
-            let mean = xb.iter().map(|&v| v as f64).sum::<f64>() / m;
-            let var = xb.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / m;
-            let rstd = 1.0 / (var + epsilon).sqrt();
-            let first_channel = (b % s.groups) * s.per_group();
-            for (j, (yc, xc)) in yb
-                .chunks_mut(s.positions.max(1))
-                .zip(xb.chunks(s.positions.max(1)))
-                .enumerate()
-            {
-                let c = first_channel + j;
-                let (ga, be) = (gamma.map_or(1.0, |g| g[c]), beta.map_or(0.0, |b| b[c]));
-                let scale = (rstd as f32) * ga;
-                let shift = be - (mean as f32) * scale;
-                for (o, &v) in yc.iter_mut().zip(xc) {
-                    *o = v * scale + shift;
+    let (y, stats) = par_pieces(x.len(), block, |b, yb| {
+        let xb = &x[b * block..][..yb.len()];
+        let m = xb.len() as f64;
+        let mean = (lanes::sum1(xb, |v| v) / m) as f32;
+        let var = lanes::sum1(xb, |v| (v - mean) * (v - mean)) / m;
+        let stats = (mean, (1.0 / (var + epsilon).sqrt()) as f32);
+        let first_channel = (b % s.groups) * s.per_group();
+        for (j, (yc, xc)) in yb
+            .chunks_mut(s.positions.max(1))
+            .zip(xb.chunks(s.positions.max(1)))
+            .enumerate()
+        {
+            let (scale, shift) = scale_shift(stats, gamma, beta, first_channel + j);
+            let pairs = yc.iter_mut().zip(xc);
+            match act {
+                Activation::Identity => {
+                    pairs.for_each(|(o, &v)| *o = affine(v, scale, shift));
+                }
+                Activation::LeakyRelu(slope) => {
+                    let slope = slope as f32;
+                    pairs.for_each(|(o, &v)| {
+                        let z = affine(v, scale, shift);
+                        *o = if z < 0.0 { z * slope } else { z };
+                    });
+                }
+                Activation::Relu => {
+                    pairs.for_each(|(o, &v)| *o = affine(v, scale, shift).max(0.0));
                 }
             }
-            (mean as f32, rstd as f32)
-        })
-        .collect();
+        }
+        stats
+    });
     let (mean, rstd) = stats.into_iter().unzip();
     (y, mean, rstd)
 }
@@ -89,66 +157,58 @@ pub struct NormGrads {
     pub beta: Vec<f32>,
 }
 
-/// Backward from the forward's `mean` and `rstd`.
+/// Backward from the forward's `mean` and `rstd` (`β` and `act` as the forward had them).
 pub fn group_norm_backward(
     s: &NormShape,
     x: &[f32],
-    gamma: Option<&[f32]>,
-    mean: &[f32],
-    rstd: &[f32],
+    (gamma, beta): (Option<&[f32]>, Option<&[f32]>),
+    (mean, rstd): (&[f32], &[f32]),
     dy: &[f32],
+    act: Activation,
 ) -> NormGrads {
     assert_eq!(x.len(), dy.len(), "group norm: dy size");
     let block = s.block().max(1);
     let p = s.positions.max(1);
     let cpg = s.per_group();
-    let mut dx = vec![0.0f32; x.len()];
-    // Per block: (Σ dy, Σ dy·x̂) per channel of the group.
-    let sums: Vec<Vec<(f64, f64)>> = dx
-        .par_chunks_mut(block)
-        .zip(x.par_chunks(block).zip(dy.par_chunks(block)))
-        .enumerate()
-        .map(|(b, (dxb, (xb, dyb)))| {
-            let (mu, r) = (mean[b] as f64, rstd[b] as f64);
-            let first_channel = (b % s.groups) * cpg;
-            let channel_sums: Vec<(f64, f64)> = xb
-                .chunks(p)
-                .zip(dyb.chunks(p))
-                .map(|(xc, dc)| {
-                    xc.iter().zip(dc).fold((0.0, 0.0), |(sd, sdx), (&xv, &dv)| {
-                        let xh = (xv as f64 - mu) * r;
-                        (sd + dv as f64, sdx + dv as f64 * xh)
-                    })
+    let kink = act.kink();
+    // Per block: (Σ dz, Σ dz·x̂) per channel of the group, dz = dy·act'(z).
+    let (dx, sums) = par_pieces(x.len(), block, |b, dxb| {
+        let (xb, dyb) = (&x[b * block..][..dxb.len()], &dy[b * block..][..dxb.len()]);
+        let (mu, r) = (mean[b], rstd[b]);
+        let first_channel = (b % s.groups) * cpg;
+        let affine_of = |j: usize| scale_shift((mu, r), gamma, beta, first_channel + j);
+        let channel_sums: Vec<(f64, f64)> = xb
+            .chunks(p)
+            .zip(dyb.chunks(p))
+            .enumerate()
+            .map(|(j, (xc, dc))| {
+                let (scale, shift) = affine_of(j);
+                lanes::sum2(xc, dc, |xv, dv| {
+                    let d = dv * gate(kink, affine(xv, scale, shift));
+                    (d, d * ((xv - mu) * r))
                 })
-                .collect();
-            let m = xb.len() as f64;
-            let g_of = |j: usize| gamma.map_or(1.0, |g| g[first_channel + j] as f64);
-            let mean_g: f64 = channel_sums
-                .iter()
-                .enumerate()
-                .map(|(j, t)| g_of(j) * t.0)
-                .sum::<f64>()
-                / m;
-            let mean_gx: f64 = channel_sums
-                .iter()
-                .enumerate()
-                .map(|(j, t)| g_of(j) * t.1)
-                .sum::<f64>()
-                / m;
-            for (j, (dxc, (xc, dc))) in dxb
-                .chunks_mut(p)
-                .zip(xb.chunks(p).zip(dyb.chunks(p)))
-                .enumerate()
-            {
-                let ga = g_of(j);
-                for (o, (&xv, &dv)) in dxc.iter_mut().zip(xc.iter().zip(dc)) {
-                    let xh = (xv as f64 - mu) * r;
-                    *o = (r * (ga * dv as f64 - mean_g - xh * mean_gx)) as f32;
-                }
+            })
+            .collect();
+        let m = xb.len() as f64;
+        let g_of = |j: usize| gamma.map_or(1.0, |g| g[first_channel + j] as f64);
+        let mean_of = |k: fn(&(f64, f64)) -> f64| {
+            let total = channel_sums.iter().enumerate();
+            (total.map(|(j, t)| g_of(j) * k(t)).sum::<f64>() / m) as f32
+        };
+        let (mean_g, mean_gx) = (mean_of(|t| t.0), mean_of(|t| t.1));
+        for (j, (dxc, (xc, dc))) in dxb
+            .chunks_mut(p)
+            .zip(xb.chunks(p).zip(dyb.chunks(p)))
+            .enumerate()
+        {
+            let (ga, (scale, shift)) = (g_of(j) as f32, affine_of(j));
+            for (o, (&xv, &dv)) in dxc.iter_mut().zip(xc.iter().zip(dc)) {
+                let d = dv * gate(kink, affine(xv, scale, shift));
+                *o = r * (ga * d - mean_g - (xv - mu) * r * mean_gx);
             }
-            channel_sums
-        })
-        .collect();
+        }
+        channel_sums
+    });
     let mut dgamma = vec![0.0f64; s.channels];
     let mut dbeta = vec![0.0f64; s.channels];
     for (b, block_sums) in sums.iter().enumerate() {
@@ -325,75 +385,4 @@ pub fn channel_norm_backward(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Forward and backward against the formulas evaluated naively in f64, with the gradient
-    /// also checked by central differences of `L = Σ y·w`.
-    #[test]
-    fn forward_and_backward_match_the_formulas_and_finite_differences() {
-        let s = NormShape {
-            batch: 2,
-            channels: 4,
-            positions: 5,
-            groups: 2,
-        };
-        let n = 2 * 4 * 5;
-        let x: Vec<f32> = (0..n)
-            .map(|i| ((i * 37 % 11) as f32 - 5.0) * 0.3 + (i / 10) as f32)
-            .collect();
-        let w: Vec<f32> = (0..n).map(|i| ((i * 13 % 7) as f32 - 3.0) * 0.5).collect();
-        let gamma = [0.5f32, -1.0, 2.0, 1.5];
-        let beta = [0.1f32, 0.2, -0.3, 0.0];
-        let eps = 1e-5;
-        let loss = |x: &[f32]| -> f64 {
-            let (y, _, _) = group_norm_forward(&s, x, Some(&gamma), Some(&beta), eps);
-            y.iter().zip(&w).map(|(a, b)| *a as f64 * *b as f64).sum()
-        };
-        let (y, mean, rstd) = group_norm_forward(&s, &x, Some(&gamma), Some(&beta), eps);
-        // Naive forward: each (n, g) block is 10 consecutive values.
-        for b in 0..4 {
-            let vals: Vec<f64> = x[b * 10..(b + 1) * 10].iter().map(|&v| v as f64).collect();
-            let mu = vals.iter().sum::<f64>() / 10.0;
-            let var = vals.iter().map(|v| (v - mu).powi(2)).sum::<f64>() / 10.0;
-            assert!((mean[b] as f64 - mu).abs() < 1e-5);
-            assert!((rstd[b] as f64 - 1.0 / (var + eps).sqrt()).abs() < 1e-4);
-            for (i, v) in vals.iter().enumerate() {
-                let c = (b % 2) * 2 + i / 5;
-                let want = (v - mu) / (var + eps).sqrt() * gamma[c] as f64 + beta[c] as f64;
-                assert!(
-                    (y[b * 10 + i] as f64 - want).abs() < 1e-4,
-                    "y[{}]",
-                    b * 10 + i
-                );
-            }
-        }
-        let grads = group_norm_backward(&s, &x, Some(&gamma), &mean, &rstd, &w);
-        for i in 0..n {
-            let h = 1e-2f32;
-            let (mut up, mut down) = (x.clone(), x.clone());
-            up[i] += h;
-            down[i] -= h;
-            let fd = (loss(&up) - loss(&down)) / (2.0 * h as f64);
-            assert!(
-                (grads.x[i] as f64 - fd).abs() < 2e-3 * (1.0 + fd.abs()),
-                "dx[{i}]: {} vs {fd}",
-                grads.x[i]
-            );
-        }
-        // dβ_c = Σ w over channel c; dγ_c = Σ w·x̂ over channel c.
-        for c in 0..4 {
-            let (mut db, mut dg) = (0.0f64, 0.0f64);
-            for nn in 0..2 {
-                let b = nn * 2 + c / 2;
-                for p in 0..5 {
-                    let i = (nn * 4 + c) * 5 + p;
-                    db += w[i] as f64;
-                    dg += w[i] as f64 * (x[i] as f64 - mean[b] as f64) * rstd[b] as f64;
-                }
-            }
-            assert!((grads.beta[c] as f64 - db).abs() < 1e-4);
-            assert!((grads.gamma[c] as f64 - dg).abs() < 1e-3);
-        }
-    }
-}
+mod tests;

@@ -6,11 +6,11 @@
 use burn::module::Module;
 use burn::nn::conv::Conv3d;
 use burn::nn::{GroupNorm, GroupNormConfig, Linear};
-use burn::tensor::activation::{leaky_relu, relu, tanh};
+use burn::tensor::activation::{leaky_relu, tanh};
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 use dsma_kernels::KernelBackend;
-use dsma_kernels::{ConvForward, NormForward};
+use dsma_kernels::{Activation, ConvForward, NormForward};
 use dsma_train::layers::{conv3d_init, linear_init, upsample2_nearest, SnConv3d, SnLinear};
 use rand_chacha::ChaCha8Rng;
 
@@ -49,7 +49,7 @@ impl<B: KernelBackend> ConvGnRelu<B> {
     }
     /// `relu(gn(conv(x)))`.
     pub fn forward(&self, x: Tensor<B, 5>) -> Tensor<B, 5> {
-        relu(self.norm.run(self.conv.run(x)))
+        self.norm.run_then(self.conv.run(x), Activation::Relu)
     }
 }
 

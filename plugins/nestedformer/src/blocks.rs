@@ -7,12 +7,12 @@ use burn::nn::{
     InstanceNorm, InstanceNormConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig,
     PaddingConfig3d,
 };
-use burn::tensor::activation::{gelu, relu, softmax};
+use burn::tensor::activation::{gelu, softmax};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Distribution, Int, Tensor, TensorData};
 use dsma_kernels::channel_norm::channel_norm;
 use dsma_kernels::KernelBackend;
-use dsma_kernels::{ConvForward, NormForward};
+use dsma_kernels::{Activation, ConvForward, NormForward};
 
 /// Conv3d → InstanceNorm (no affine) → ReLU (the official `Convolution`).
 #[derive(Module, Debug)]
@@ -35,7 +35,7 @@ impl<B: KernelBackend> ConvNorm<B> {
     }
     /// Applies the block.
     pub fn forward(&self, x: Tensor<B, 5>) -> Tensor<B, 5> {
-        relu(self.norm.run(self.conv.run(x)))
+        self.norm.run_then(self.conv.run(x), Activation::Relu)
     }
 }
 

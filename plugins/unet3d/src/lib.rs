@@ -16,7 +16,7 @@ use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 use dsma_data::{CoreError, Result};
 use dsma_kernels::{contiguous, KernelBackend};
-use dsma_kernels::{ConvForward, NormForward};
+use dsma_kernels::{Activation, ConvForward, NormForward};
 use dsma_plugin::{ParamDoc, PluginParams};
 use dsma_train::model::{ModelFactory, SegmentationModel};
 use serde::{Deserialize, Serialize};
@@ -144,14 +144,15 @@ impl<B: KernelBackend> ConvBlock<B> {
         }
     }
 
+    /// Convolution, then normalisation and LeakyReLU in one op of the backend.
     fn forward(&self, x: Tensor<B, 5>) -> Tensor<B, 5> {
         let x = self.conv.run(x);
-        let x = match (&self.instance, &self.group) {
-            (Some(n), _) => n.run(x),
-            (_, Some(n)) => n.run(x),
-            _ => x,
-        };
-        leaky_relu(x, self.slope)
+        let act = Activation::LeakyRelu(self.slope);
+        match (&self.instance, &self.group) {
+            (Some(n), _) => n.run_then(x, act),
+            (_, Some(n)) => n.run_then(x, act),
+            _ => leaky_relu(x, self.slope),
+        }
     }
 }
 
