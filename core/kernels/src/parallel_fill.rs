@@ -30,6 +30,24 @@ pub fn par_pieces<R: Send>(
     (out, results)
 }
 
+/// `len` zeros, written in parallel pieces.
+pub fn par_zeros(len: usize) -> Vec<f32> {
+    par_pieces(len, 1 << 16, |_, _| ()).0
+}
+
+/// `Σ_k parts[k][i]` for every `i < len`, each element's terms added in `k` order (element
+/// ranges in parallel).
+pub fn sum_in_order(parts: &[Vec<f32>], len: usize) -> Vec<f32> {
+    const RANGE: usize = 4096;
+    let (total, _) = par_pieces(len, RANGE, |r, dst| {
+        for part in parts {
+            let src = &part[r * RANGE..][..dst.len()];
+            dst.iter_mut().zip(src).for_each(|(t, p)| *t += p);
+        }
+    });
+    total
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -46,5 +64,18 @@ mod tests {
         assert_eq!(r, [4, 4, 2]);
         let (empty, none) = par_pieces(0, 4, |_, _| ());
         assert!(empty.is_empty() && none.is_empty());
+    }
+
+    /// Element sums over 3 parts across several ranges, against sums written out.
+    #[test]
+    fn sums_add_every_part() {
+        let len = 10_000;
+        let parts: Vec<Vec<f32>> = (0..3)
+            .map(|k| (0..len).map(|i| (i * (k + 1)) as f32).collect())
+            .collect();
+        let total = sum_in_order(&parts, len);
+        for (i, t) in total.iter().enumerate() {
+            assert_eq!(*t, (6 * i) as f32, "element {i}");
+        }
     }
 }

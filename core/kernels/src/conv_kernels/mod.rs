@@ -23,6 +23,9 @@
 //! count and of scheduling.
 
 use rayon::prelude::*;
+use std::ops::Range;
+
+use crate::parallel_fill::{par_pieces, par_zeros, sum_in_order};
 
 mod direct;
 mod engine;
@@ -113,12 +116,15 @@ pub fn conv3d_forward(s: &ConvShape, x: &[f32], w: &[f32], bias: Option<&[f32]>)
         s.out_channels * s.in_channels * s.taps(),
     );
     let plan = forward_plan(s);
-    // The bias first; the correlation adds onto it.
-    let mut y = vec![0.0f32; s.batch * s.out_channels * n_out];
+    // The bias first (each channel's positions in parallel); the correlation adds onto it.
     if let Some(b) = bias {
         check_len("conv3d bias", b, s.out_channels);
-        add_bias(&mut y, b, s.batch);
     }
+    let (mut y, _) = par_pieces(s.batch * s.out_channels * n_out, n_out, |i, piece| {
+        if let Some(b) = bias {
+            piece.fill(b[i % s.out_channels]);
+        }
+    });
     if direct::applies(&plan) {
         direct::correlate_direct(&plan, s.batch, x, w, &mut y);
     } else {
@@ -165,23 +171,27 @@ fn phase_plan(s: &ConvShape, w: &[f32], r: [usize; 3]) -> Option<(Plan, Vec<f32>
 }
 
 /// `wp[c, o·T + t] = w[o, c, kz, ky, kx]` over one input-gradient phase's taps (per axis: kernel
-/// index and offset).
+/// index and offset); channels `c` in parallel.
 fn phase_weights(s: &ConvShape, w: &[f32], taps: [&[(usize, isize)]; 3]) -> Vec<f32> {
     let [_, kh, kw] = s.kernel;
-    let count = taps.iter().map(|t| t.len()).product::<usize>();
-    let mut wp = Vec::with_capacity(s.in_channels * s.out_channels * count);
-    for c in 0..s.in_channels {
-        for o in 0..s.out_channels {
-            for &(z, _) in taps[0] {
-                for &(y, _) in taps[1] {
-                    for &(x, _) in taps[2] {
-                        let k = (z * kh + y) * kw + x;
-                        wp.push(w[(o * s.in_channels + c) * s.taps() + k]);
-                    }
-                }
+    let mut ks = Vec::with_capacity(taps.iter().map(|t| t.len()).product::<usize>());
+    for &(z, _) in taps[0] {
+        for &(y, _) in taps[1] {
+            for &(x, _) in taps[2] {
+                ks.push((z * kh + y) * kw + x);
             }
         }
     }
+    let (t, row) = (s.taps(), s.out_channels * ks.len());
+    let mut wp = vec![0.0f32; s.in_channels * row];
+    wp.par_chunks_mut(row.max(1))
+        .enumerate()
+        .for_each(|(c, dst)| {
+            for (o, out) in dst.chunks_mut(ks.len().max(1)).enumerate() {
+                let src = &w[(o * s.in_channels + c) * t..][..t];
+                out.iter_mut().zip(&ks).for_each(|(v, &k)| *v = src[k]);
+            }
+        });
     wp
 }
 
@@ -198,7 +208,7 @@ pub fn conv3d_input_grad(s: &ConvShape, w: &[f32], dy: &[f32]) -> Vec<f32> {
         dy,
         s.batch * s.out_channels * n_out,
     );
-    let mut dx = vec![0.0f32; s.batch * s.in_channels * n_in];
+    let mut dx = par_zeros(s.batch * s.in_channels * n_in);
     if s.stride == [1; 3] {
         // One phase covering the whole input grid: dx is the correlation's output.
         if let Some((plan, wp)) = phase_plan(s, w, [0; 3]) {
@@ -219,31 +229,34 @@ pub fn conv3d_input_grad(s: &ConvShape, w: &[f32], dy: &[f32]) -> Vec<f32> {
                 let [_, gh, gw] = grid;
                 let [_, ih, iw] = s.input;
                 let c_ch = s.in_channels;
-                let store = |n: usize, rows: std::ops::Range<usize>, tile: &[f32]| {
-                    let cols = rows.len() * gw;
-                    for c in 0..c_ch {
-                        let base = (n * c_ch + c) * n_in;
-                        for (j, row) in rows.clone().enumerate() {
-                            let (z, y) = (row / gh, row % gh);
-                            let line =
-                                base + ((z * s.stride[0] + rz) * ih + y * s.stride[1] + ry) * iw;
-                            let src = &tile[c * cols + j * gw..c * cols + (j + 1) * gw];
-                            for (x, v) in src.iter().enumerate() {
-                                // SAFETY: positions of phase r in sample n's rows `rows` belong
-                                // to this work item alone (phases run one after another).
-                                unsafe { out.write(line + x * s.stride[2] + rx, *v) };
-                            }
+                // Channel c of sample n, output rows `rows` (`[rows, gw]` in `part`).
+                let store_channel = |(n, c): (usize, usize), rows: Range<usize>, part: &[f32]| {
+                    let base = (n * c_ch + c) * n_in;
+                    for (row, src) in rows.zip(part.chunks(gw.max(1))) {
+                        let (z, y) = (row / gh, row % gh);
+                        let line = base + ((z * s.stride[0] + rz) * ih + y * s.stride[1] + ry) * iw;
+                        for (x, v) in src.iter().enumerate() {
+                            // SAFETY: positions of phase r in sample n's channel c and rows `rows`
+                            // belong to this work item alone (phases run one after another).
+                            unsafe { out.write(line + x * s.stride[2] + rx, *v) };
                         }
                     }
                 };
+                let store = |n: usize, rows: Range<usize>, tile: &[f32]| {
+                    let cols = rows.len() * gw;
+                    for (c, part) in tile.chunks(cols.max(1)).take(c_ch).enumerate() {
+                        store_channel((n, c), rows.clone(), part);
+                    }
+                };
                 if direct::applies(&plan) {
-                    // The phase's whole grid at once, then scattered to its positions.
-                    let phase_len = c_ch * grid.iter().product::<usize>();
-                    let mut tmp = vec![0.0f32; s.batch * phase_len];
+                    // The phase's whole grid at once, then scattered to its positions, a
+                    // (sample, channel) per work item.
+                    let grid_len = grid.iter().product::<usize>();
+                    let mut tmp = par_zeros(s.batch * c_ch * grid_len);
                     direct::correlate_direct(&plan, s.batch, dy, &wp, &mut tmp);
-                    tmp.par_chunks(phase_len.max(1))
+                    tmp.par_chunks(grid_len.max(1))
                         .enumerate()
-                        .for_each(|(n, t)| store(n, 0..grid[0] * gh, t));
+                        .for_each(|(i, t)| store_channel((i / c_ch, i % c_ch), 0..grid[0] * gh, t));
                 } else {
                     correlate(&plan, s.batch, dy, &wp, store);
                 }
@@ -312,14 +325,7 @@ pub fn conv3d_weight_grad(s: &ConvShape, x: &[f32], dy: &[f32]) -> Vec<f32> {
             acc
         })
         .collect();
-    let mut parts = partials.into_iter();
-    let mut total = parts.next().unwrap_or_else(|| vec![0.0; o_ch * k]);
-    for part in parts {
-        for (t, p) in total.iter_mut().zip(part) {
-            *t += p;
-        }
-    }
-    total
+    sum_in_order(&partials, o_ch * k)
 }
 
 /// Bias gradient: `db[o] = Σ_n Σ_g dy[n, o, g]` (accumulated in f64, in a fixed order).
@@ -384,10 +390,12 @@ impl ConvTransposeShape {
 fn add_bias(y: &mut [f32], bias: &[f32], batch: usize) {
     let channels = bias.len();
     let positions = y.len().checked_div(batch * channels).unwrap_or(0);
-    for (i, chunk) in y.chunks_mut(positions.max(1)).enumerate() {
-        let b = bias[i % channels];
-        chunk.iter_mut().for_each(|v| *v += b);
-    }
+    y.par_chunks_mut(positions.max(1))
+        .enumerate()
+        .for_each(|(i, chunk)| {
+            let b = bias[i % channels];
+            chunk.iter_mut().for_each(|v| *v += b);
+        });
 }
 
 /// Transposed conv3d forward: `x: [N, Cin, in]`, `w: [Cin, Cout, k]` → `[N, Cout, out]`.

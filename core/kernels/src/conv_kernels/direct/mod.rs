@@ -23,12 +23,17 @@ const CHUNK_COLS: usize = 512;
 fn pack_weights(weights: &[f32], out_channels: usize, depth: usize, mr: usize) -> Vec<f32> {
     let blocks = out_channels.div_ceil(mr);
     let mut packed = vec![0.0f32; blocks * depth * mr];
-    for o in 0..out_channels {
-        let (b, r) = (o / mr, o % mr);
-        for k in 0..depth {
-            packed[(b * depth + k) * mr + r] = weights[o * depth + k];
-        }
-    }
+    packed
+        .par_chunks_mut((depth * mr).max(1))
+        .enumerate()
+        .for_each(|(b, dst)| {
+            for r in 0..mr.min(out_channels - b * mr) {
+                let src = &weights[(b * mr + r) * depth..][..depth];
+                for (k, &v) in src.iter().enumerate() {
+                    dst[k * mr + r] = v;
+                }
+            }
+        });
     packed
 }
 

@@ -9,6 +9,8 @@
 
 use rayon::prelude::*;
 
+use crate::parallel_fill::par_zeros;
+
 use super::dispatch::NR_MAX;
 use crate::conv_kernels::engine::Plan;
 
@@ -86,12 +88,12 @@ impl Padded {
         }
     }
 
-    /// Every sample of `input` (`[N, C, D, H, W]`) padded, `sample_len` floats apart; every
-    /// float written once (channels in parallel).
+    /// Every sample of `input` (`[N, C, D, H, W]`) padded, `sample_len` floats apart: zeroed in
+    /// parallel, then every float written (channels in parallel).
     pub(super) fn pad_batch(&self, plan: &Plan, batch: usize, input: &[f32]) -> Vec<f32> {
         let in_channel = plan.in_dims.iter().product::<usize>();
         let channel = self.stride.iter().product::<usize>() * self.dims.iter().product::<usize>();
-        let mut padded = vec![0.0f32; batch * self.sample_len];
+        let mut padded = par_zeros(batch * self.sample_len);
         padded
             .par_chunks_mut(self.sample_len)
             .enumerate()

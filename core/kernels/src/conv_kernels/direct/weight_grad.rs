@@ -10,6 +10,8 @@
 
 use rayon::prelude::*;
 
+use crate::parallel_fill::{par_zeros, sum_in_order};
+
 use super::dispatch::{applies, Isa};
 use super::padded::Padded;
 use crate::conv_kernels::engine::Plan;
@@ -88,12 +90,7 @@ pub(super) fn weight_grad_with(
             acc
         })
         .collect();
-    let mut parts = partials.into_iter();
-    let mut total = parts.next().unwrap_or_else(|| vec![0.0; o_ch * depth]);
-    for part in parts {
-        total.iter_mut().zip(part).for_each(|(t, p)| *t += p);
-    }
-    total
+    sum_in_order(&partials, o_ch * depth)
 }
 
 /// What every plane of one weight gradient reads.
@@ -155,7 +152,7 @@ fn pad_output_grad(
     [d, h, w]: [usize; 3],
     (pw, plane, lanes): (usize, usize, usize),
 ) -> Vec<f32> {
-    let mut out = vec![0.0f32; batch * o_rows * d * plane];
+    let mut out = par_zeros(batch * o_rows * d * plane);
     out.par_chunks_mut(WG_MR * d * plane)
         .enumerate()
         .for_each(|(block, dst)| {
