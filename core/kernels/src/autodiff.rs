@@ -1,5 +1,5 @@
-//! [`KernelBackend`] for `Autodiff<B>`: one graph node per convolution (bias included), whose
-//! backward calls `B`'s gradient ops — burn-autodiff's own pattern for its `conv3d`, here over the
+//! [`KernelBackend`] for `Autodiff<B>`: one graph node per convolution (bias included) and per
+//! GELU, whose backward calls `B`'s gradient ops — burn-autodiff's own pattern for its `conv3d`, here over the
 //! project's trait so that the CPU backend's kernels are used. The gradient ops themselves (second
 //! order, unused by the models) are the trait's defaults: burn-autodiff's own.
 
@@ -172,6 +172,23 @@ impl<B: KernelBackend> Backward<B, 1> for Contiguous {
     }
 }
 
+/// The graph node of [`KernelBackend::gelu_erf`]: keeps the input, whose backward is
+/// `B::gelu_erf_grad`.
+#[derive(Debug)]
+struct Gelu;
+
+impl<B: KernelBackend> Backward<B, 1> for Gelu {
+    type State = FloatTensor<B>;
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node_x] = ops.parents;
+        let dy = grads.consume::<B>(&ops.node);
+        if let Some(node) = node_x {
+            grads.register::<B>(node.id, B::gelu_erf_grad(ops.state, dy));
+        }
+    }
+}
+
 impl<B: KernelBackend, C: CheckpointStrategy> KernelBackend for Autodiff<B, C> {
     fn run_device(gpu: bool) -> Self::Device {
         B::run_device(gpu)
@@ -191,6 +208,20 @@ impl<B: KernelBackend, C: CheckpointStrategy> KernelBackend for Autodiff<B, C> {
             .prepare::<C>([x.node.clone()])
             .compute_bound()
             .stateless(B::contiguous(x.primitive))
+    }
+
+    fn gelu_erf(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        match Gelu
+            .prepare::<C>([x.node.clone()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let y = B::gelu_erf(x.primitive.clone());
+                prep.finish(x.primitive, y)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::gelu_erf(x.primitive)),
+        }
     }
 
     fn conv_transpose3d_forward(

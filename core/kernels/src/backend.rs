@@ -98,6 +98,14 @@ pub trait KernelBackend: Backend {
             .into_primitive()
             .tensor()
     }
+    /// GELU, the erf form (burn's `activation::gelu`), on a tensor of any rank.
+    fn gelu_erf(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        <Self as burn::tensor::ops::ActivationOps<Self>>::gelu(x)
+    }
+    /// `dy · GELU'(x)`, the input gradient of [`KernelBackend::gelu_erf`].
+    fn gelu_erf_grad(x: FloatTensor<Self>, dy: FloatTensor<Self>) -> FloatTensor<Self> {
+        <Self as burn::tensor::ops::ActivationOps<Self>>::gelu_backward(x, dy)
+    }
     /// Group normalisation `y = act(γ·(x − μ)/√(σ² + ε) + β)` of `x: [N, C, D, H, W]` over
     /// `groups` groups of channels, the activation in the same pass; returns `y` and the
     /// per-`(n, g)` mean and `1/√(σ² + ε)` (`[N, G]`) that the backward takes. Instance

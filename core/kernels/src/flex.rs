@@ -1,11 +1,12 @@
-//! [`KernelBackend`] for burn-flex, the CPU backend: dsma's convolution and normalisation kernels
-//! ([`crate::conv_kernels`], [`crate::norm_kernels`]) where they apply (f32, groups 1, dilation 1,
+//! [`KernelBackend`] for burn-flex, the CPU backend: dsma's convolution, normalisation and GELU
+//! kernels ([`crate::conv_kernels`], [`crate::norm_kernels`], [`crate::activation_kernels`]) where they apply (f32, groups 1, dilation 1,
 //! and `DSMA_CPU_KERNELS` not `burn`), burn-flex's own ops or burn tensor ops otherwise.
 
-use burn::tensor::ops::{ConvOptions, ConvTransposeOptions, ModuleOps};
+use burn::tensor::ops::{ActivationOps, ConvOptions, ConvTransposeOptions, ModuleOps};
 use burn::tensor::{Bytes, DType, Tensor, TensorMetadata, TensorPrimitive};
 use burn_flex::{Flex, FlexTensor, Layout};
 
+use crate::activation_kernels;
 use crate::backend::{cpu_kernels, CpuKernels, KernelBackend};
 use crate::conv_kernels::{self, ConvShape, ConvTransposeShape};
 use crate::norm_generic::{NormGradients, NormOutput, NormStats};
@@ -34,6 +35,15 @@ fn matrix<const D: usize>(data: Vec<f32>, shape: [usize; D]) -> FlexTensor {
     )
 }
 
+/// A contiguous f32 tensor of `like`'s shape.
+fn like(data: Vec<f32>, like: &FlexTensor) -> FlexTensor {
+    FlexTensor::new(
+        Bytes::from_elems(data),
+        Layout::contiguous(like.shape()),
+        DType::F32,
+    )
+}
+
 fn tensor(data: Vec<f32>, shape: [usize; 5]) -> FlexTensor {
     FlexTensor::new(
         Bytes::from_elems(data),
@@ -50,13 +60,15 @@ fn ours(tensors: &[&FlexTensor], dilation: [usize; 3], groups: usize) -> bool {
         && tensors.iter().all(|t| t.dtype() == DType::F32)
 }
 
-/// Whether our norm kernels handle this op (f32 tensors, groups dividing the channels, dsma
-/// selected); `None` entries are absent optional tensors.
+/// Whether our element-wise kernels handle this op (f32 tensors, dsma selected); `None` entries
+/// are absent optional tensors.
+fn ours_f32(tensors: &[Option<&FlexTensor>]) -> bool {
+    cpu_kernels() == CpuKernels::Dsma && tensors.iter().flatten().all(|t| t.dtype() == DType::F32)
+}
+
+/// Whether our norm kernels handle this op ([`ours_f32`], groups dividing the channels).
 fn ours_norm(tensors: &[Option<&FlexTensor>], channels: usize, groups: usize) -> bool {
-    cpu_kernels() == CpuKernels::Dsma
-        && groups != 0
-        && channels.is_multiple_of(groups)
-        && tensors.iter().flatten().all(|t| t.dtype() == DType::F32)
+    ours_f32(tensors) && groups != 0 && channels.is_multiple_of(groups)
 }
 
 fn conv_shape(x: [usize; 5], w: [usize; 5], options: &ConvOptions<3>) -> Option<ConvShape> {
@@ -356,6 +368,24 @@ impl KernelBackend for Flex {
 
     fn contiguous(x: FlexTensor) -> FlexTensor {
         x.to_contiguous()
+    }
+
+    fn gelu_erf(x: FlexTensor) -> FlexTensor {
+        if !ours_f32(&[Some(&x)]) {
+            return <Flex as ActivationOps<Flex>>::gelu(x);
+        }
+        let xv = values(&x);
+        let y = activation_kernels::gelu_forward(slice(&xv));
+        like(y, &x)
+    }
+
+    fn gelu_erf_grad(x: FlexTensor, dy: FlexTensor) -> FlexTensor {
+        if !ours_f32(&[Some(&x), Some(&dy)]) || x.shape() != dy.shape() {
+            return <Flex as ActivationOps<Flex>>::gelu_backward(x, dy);
+        }
+        let (xv, dv) = (values(&x), values(&dy));
+        let dx = activation_kernels::gelu_backward(slice(&xv), slice(&dv));
+        like(dx, &x)
     }
 
     fn channel_norm_forward(

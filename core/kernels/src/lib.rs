@@ -10,6 +10,7 @@
 //! burn's ops. Models write `self.conv.run(x)` ([`ConvForward`]) and `self.norm.run(x)`
 //! ([`NormForward`]) on burn's own modules.
 
+pub mod activation_kernels;
 pub mod autodiff;
 pub mod backend;
 pub mod channel_norm;
@@ -33,6 +34,16 @@ pub use backend::{cpu_kernels, with_cpu_kernels, CpuBackend, CpuKernels, KernelB
 pub use nn::ConvForward;
 pub use norm::NormForward;
 pub use norm_kernels::Activation;
+
+/// GELU (erf form, burn's `activation::gelu`) through [`KernelBackend::gelu_erf`], any rank.
+pub fn gelu<B: KernelBackend, const D: usize>(
+    x: burn::tensor::Tensor<B, D>,
+) -> burn::tensor::Tensor<B, D> {
+    use burn::tensor::{Tensor, TensorPrimitive};
+    Tensor::from_primitive(TensorPrimitive::Float(B::gelu_erf(
+        x.into_primitive().tensor(),
+    )))
+}
 
 /// `x` laid out contiguously through [`KernelBackend::contiguous`] (same values, same graph).
 pub fn contiguous<B: KernelBackend>(x: burn::tensor::Tensor<B, 5>) -> burn::tensor::Tensor<B, 5> {

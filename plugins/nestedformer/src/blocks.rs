@@ -7,7 +7,7 @@ use burn::nn::{
     InstanceNorm, InstanceNormConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig,
     PaddingConfig3d,
 };
-use burn::tensor::activation::{gelu, softmax};
+use burn::tensor::activation::softmax;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Distribution, Int, Tensor, TensorData};
 use dsma_kernels::channel_norm::channel_norm;
@@ -102,7 +102,7 @@ impl<B: KernelBackend> MlpChannel<B> {
     }
     /// Applies the MLP.
     pub fn forward(&self, x: Tensor<B, 5>) -> Tensor<B, 5> {
-        self.fc2.run(gelu(self.fc1.run(x)))
+        self.fc2.run(dsma_kernels::gelu(self.fc1.run(x)))
     }
 }
 
@@ -249,7 +249,7 @@ impl<B: KernelBackend> Mlp<B> {
     }
     /// Applies the MLP.
     pub fn forward<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
-        self.fc2.forward(gelu(self.fc1.forward(x)))
+        self.fc2.forward(dsma_kernels::gelu(self.fc1.forward(x)))
     }
 }
 

@@ -1,6 +1,7 @@
 //! dsma-kernels' integration tests, one binary: the CPU kernels against burn's ops and finite
-//! differences; with the `tch` feature, libtorch's convolution gradients against the CPU backend.
+//! differences, the fused activations against burn's; with the `tch` feature, libtorch's convolution gradients against the CPU backend.
 
+mod activations;
 mod against_burn;
 #[cfg(feature = "tch")]
 mod tch_ops;
