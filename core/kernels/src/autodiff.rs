@@ -1,5 +1,5 @@
-//! [`KernelBackend`] for `Autodiff<B>`: one graph node per convolution (bias included) and per
-//! GELU, whose backward calls `B`'s gradient ops — burn-autodiff's own pattern for its `conv3d`, here over the
+//! [`KernelBackend`] for `Autodiff<B>`: one graph node per convolution (bias included), per
+//! GELU and per channel gate, whose backward calls `B`'s gradient ops — burn-autodiff's own pattern for its `conv3d`, here over the
 //! project's trait so that the CPU backend's kernels are used. The gradient ops themselves (second
 //! order, unused by the models) are the trait's defaults: burn-autodiff's own.
 
@@ -189,6 +189,27 @@ impl<B: KernelBackend> Backward<B, 1> for Gelu {
     }
 }
 
+/// The graph node of [`KernelBackend::gate_channels`]: keeps both inputs, whose backward is
+/// `B::gate_channels_grad`.
+#[derive(Debug)]
+struct Gate;
+
+impl<B: KernelBackend> Backward<B, 2> for Gate {
+    type State = (FloatTensor<B>, FloatTensor<B>);
+
+    fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node_x, node_g] = ops.parents;
+        let dy = grads.consume::<B>(&ops.node);
+        let (x, g) = ops.state;
+        let (dx, dg) = B::gate_channels_grad(x, g, dy);
+        for (node, grad) in [(node_x, dx), (node_g, dg)] {
+            if let Some(node) = node {
+                grads.register::<B>(node.id, grad);
+            }
+        }
+    }
+}
+
 impl<B: KernelBackend, C: CheckpointStrategy> KernelBackend for Autodiff<B, C> {
     fn run_device(gpu: bool) -> Self::Device {
         B::run_device(gpu)
@@ -208,6 +229,20 @@ impl<B: KernelBackend, C: CheckpointStrategy> KernelBackend for Autodiff<B, C> {
             .prepare::<C>([x.node.clone()])
             .compute_bound()
             .stateless(B::contiguous(x.primitive))
+    }
+
+    fn gate_channels(x: FloatTensor<Self>, g: FloatTensor<Self>) -> FloatTensor<Self> {
+        match Gate
+            .prepare::<C>([x.node.clone(), g.node.clone()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let y = B::gate_channels(x.primitive.clone(), g.primitive.clone());
+                prep.finish((x.primitive, g.primitive), y)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::gate_channels(x.primitive, g.primitive)),
+        }
     }
 
     fn gelu_erf(x: FloatTensor<Self>) -> FloatTensor<Self> {

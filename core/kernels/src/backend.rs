@@ -98,6 +98,29 @@ pub trait KernelBackend: Backend {
             .into_primitive()
             .tensor()
     }
+    /// `x · g` with a one-channel gate `g: [N, 1, D, H, W]` over every channel of
+    /// `x: [N, C, D, H, W]` (NestedFormer's gated skips).
+    fn gate_channels(x: FloatTensor<Self>, g: FloatTensor<Self>) -> FloatTensor<Self> {
+        let (x, g) = (
+            Tensor::<Self, 5>::from_primitive(TensorPrimitive::Float(x)),
+            Tensor::<Self, 5>::from_primitive(TensorPrimitive::Float(g)),
+        );
+        (x * g).into_primitive().tensor()
+    }
+    /// `(dx, dg) = (dy · g, Σ_c dy · x)`, the gradients of [`KernelBackend::gate_channels`].
+    fn gate_channels_grad(
+        x: FloatTensor<Self>,
+        g: FloatTensor<Self>,
+        dy: FloatTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        let t = |v| Tensor::<Self, 5>::from_primitive(TensorPrimitive::Float(v));
+        let (x, g, dy) = (t(x), t(g), t(dy));
+        let dg = (dy.clone() * x).sum_dim(1);
+        (
+            (dy * g).into_primitive().tensor(),
+            dg.into_primitive().tensor(),
+        )
+    }
     /// GELU, the erf form (burn's `activation::gelu`), on a tensor of any rank.
     fn gelu_erf(x: FloatTensor<Self>) -> FloatTensor<Self> {
         <Self as burn::tensor::ops::ActivationOps<Self>>::gelu(x)

@@ -17,6 +17,7 @@ pub mod channel_norm;
 pub mod conv_kernels;
 pub mod doctor;
 pub mod flex;
+pub mod gate_kernels;
 pub mod heap;
 pub mod nn;
 pub mod norm;
@@ -43,6 +44,17 @@ pub fn gelu<B: KernelBackend, const D: usize>(
     Tensor::from_primitive(TensorPrimitive::Float(B::gelu_erf(
         x.into_primitive().tensor(),
     )))
+}
+
+/// `x · g` with the one-channel gate `g` (`[N, 1, D, H, W]`) applied to every channel of `x`
+/// (`[N, C, D, H, W]`), through [`KernelBackend::gate_channels`].
+pub fn gate_channels<B: KernelBackend>(
+    x: burn::tensor::Tensor<B, 5>,
+    g: burn::tensor::Tensor<B, 5>,
+) -> burn::tensor::Tensor<B, 5> {
+    use burn::tensor::{Tensor, TensorPrimitive};
+    let (x, g) = (x.into_primitive().tensor(), g.into_primitive().tensor());
+    Tensor::from_primitive(TensorPrimitive::Float(B::gate_channels(x, g)))
 }
 
 /// `x` laid out contiguously through [`KernelBackend::contiguous`] (same values, same graph).

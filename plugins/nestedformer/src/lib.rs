@@ -40,7 +40,7 @@ use burn::tensor::activation::sigmoid;
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 use dsma_data::{CoreError, Result};
-use dsma_kernels::contiguous;
+use dsma_kernels::gate_channels;
 use dsma_kernels::ConvForward;
 use dsma_kernels::KernelBackend;
 use dsma_plugin::{ParamDoc, PluginParams};
@@ -317,14 +317,10 @@ impl<B: KernelBackend> SegmentationModel<B> for NestedFormer<B> {
                         .into_iter()
                         .enumerate()
                         .map(|(m, s)| {
-                            // The gate repeated over the skip's channels: an equal-shape product
+                            // Gate m over every channel of the skip in one op of the backend
                             // (burn-flex broadcasts element by element through a strided
-                            // iterator; a repeat is one copy per channel).
-                            // Contiguous, so that the gradient coming back from the
-                            // concatenation below (a channel slice of it) is copied once
-                            // instead of walked element by element by the product's backward.
-                            let c = s.dims()[1];
-                            contiguous(s * gates.clone().narrow(1, m, 1).repeat_dim(1, c))
+                            // iterator, and repeating the gate first is a serial copy).
+                            gate_channels(s, gates.clone().narrow(1, m, 1))
                         })
                         .collect()
                 }

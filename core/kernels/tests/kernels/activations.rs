@@ -1,5 +1,5 @@
-//! Fused activations on `Autodiff<Flex>` against burn's modules and activations: the norm
-//! followed by LeakyReLU or ReLU in one op, and the parallel GELU.
+//! Element-wise ops of `KernelBackend` on `Autodiff<Flex>` against burn's modules and tensor
+//! ops: the norm followed by LeakyReLU or ReLU in one op, the parallel GELU, the channel gate.
 
 use burn::module::Param;
 use burn::tensor::Tensor;
@@ -110,4 +110,33 @@ fn gelu_matches_burn() {
         .inner()
         .reshape([1, 4, 7, 9, 1]);
     assert_close(ours3, burn3, "gelu forward, rank 3");
+}
+
+/// `dsma_kernels::gate_channels` on `Autodiff<Flex>` against burn's broadcasting product, values
+/// and both gradients; the gate a channel slice of a wider tensor (a strided view), as in
+/// NestedFormer.
+#[test]
+fn channel_gate_matches_burn_broadcast_product() {
+    let x0 = normal([2, 4, 3, 5, 6], 0.0, 1.0, 51);
+    let g0 = normal([2, 3, 3, 5, 6], 0.5, 1.0, 52);
+    let r = normal([2, 4, 3, 5, 6], 0.0, 1.0, 53);
+    let run = |ours: bool| {
+        let (x, g) = (
+            x0.clone().detach().require_grad(),
+            g0.clone().detach().require_grad(),
+        );
+        let gate = g.clone().narrow(1, 1, 1);
+        let y = if ours {
+            dsma_kernels::gate_channels(x.clone(), gate)
+        } else {
+            x.clone() * gate
+        };
+        let grads = (y.clone() * r.clone()).sum().backward();
+        let dx = x.grad(&grads).expect("dx");
+        (y.inner(), dx, g.grad(&grads).expect("dg"))
+    };
+    let (ours, burn) = (run(true), run(false));
+    assert_close(ours.0, burn.0, "gate forward");
+    assert_close(ours.1, burn.1, "gate dx");
+    assert_close(ours.2, burn.2, "gate dg");
 }

@@ -9,48 +9,13 @@ use burn_flex::{Flex, FlexTensor, Layout};
 use crate::activation_kernels;
 use crate::backend::{cpu_kernels, CpuKernels, KernelBackend};
 use crate::conv_kernels::{self, ConvShape, ConvTransposeShape};
+use crate::gate_kernels;
 use crate::norm_generic::{NormGradients, NormOutput, NormStats};
 use crate::norm_kernels::{self, Activation, NormShape};
 
-fn dims5(t: &FlexTensor) -> [usize; 5] {
-    t.shape().dims::<5>()
-}
+mod buffers;
 
-/// The f32 values of `t` in row-major order (a copy only when `t` is a strided view).
-fn values(t: &FlexTensor) -> FlexTensor {
-    t.to_contiguous()
-}
-
-fn slice(t: &FlexTensor) -> &[f32] {
-    t.as_slice::<f32>()
-        .expect("a contiguous f32 tensor (made so by `values`)")
-}
-
-/// A contiguous f32 tensor of any rank.
-fn matrix<const D: usize>(data: Vec<f32>, shape: [usize; D]) -> FlexTensor {
-    FlexTensor::new(
-        Bytes::from_elems(data),
-        Layout::contiguous(shape.into()),
-        DType::F32,
-    )
-}
-
-/// A contiguous f32 tensor of `like`'s shape.
-fn like(data: Vec<f32>, like: &FlexTensor) -> FlexTensor {
-    FlexTensor::new(
-        Bytes::from_elems(data),
-        Layout::contiguous(like.shape()),
-        DType::F32,
-    )
-}
-
-fn tensor(data: Vec<f32>, shape: [usize; 5]) -> FlexTensor {
-    FlexTensor::new(
-        Bytes::from_elems(data),
-        Layout::contiguous(shape.into()),
-        DType::F32,
-    )
-}
+use buffers::{block_copy, dims5, gate_shape, like, matrix, ours_f32, slice, t5f, tensor, values};
 
 /// Whether our kernels handle this op (f32, groups 1, dilation 1, dsma selected).
 fn ours(tensors: &[&FlexTensor], dilation: [usize; 3], groups: usize) -> bool {
@@ -58,12 +23,6 @@ fn ours(tensors: &[&FlexTensor], dilation: [usize; 3], groups: usize) -> bool {
         && groups == 1
         && dilation == [1; 3]
         && tensors.iter().all(|t| t.dtype() == DType::F32)
-}
-
-/// Whether our element-wise kernels handle this op (f32 tensors, dsma selected); `None` entries
-/// are absent optional tensors.
-fn ours_f32(tensors: &[Option<&FlexTensor>]) -> bool {
-    cpu_kernels() == CpuKernels::Dsma && tensors.iter().flatten().all(|t| t.dtype() == DType::F32)
 }
 
 /// Whether our norm kernels handle this op ([`ours_f32`], groups dividing the channels).
@@ -367,7 +326,41 @@ impl KernelBackend for Flex {
     }
 
     fn contiguous(x: FlexTensor) -> FlexTensor {
+        if cpu_kernels() == CpuKernels::Dsma {
+            if let Some(copy) = block_copy(&x) {
+                return copy;
+            }
+        }
         x.to_contiguous()
+    }
+
+    fn gate_channels(x: FlexTensor, g: FlexTensor) -> FlexTensor {
+        let Some(shape) = gate_shape(&x, &g) else {
+            return (t5f(x) * t5f(g)).into_primitive().tensor();
+        };
+        let (xv, gv) = (values(&x), values(&g));
+        like(
+            gate_kernels::gate_forward(shape, slice(&xv), slice(&gv)),
+            &x,
+        )
+    }
+
+    fn gate_channels_grad(
+        x: FlexTensor,
+        g: FlexTensor,
+        dy: FlexTensor,
+    ) -> (FlexTensor, FlexTensor) {
+        let Some(shape) = gate_shape(&x, &g).filter(|_| ours_f32(&[Some(&dy)])) else {
+            let (x, g, dy) = (t5f(x), t5f(g), t5f(dy));
+            let dg = (dy.clone() * x).sum_dim(1);
+            return (
+                (dy * g).into_primitive().tensor(),
+                dg.into_primitive().tensor(),
+            );
+        };
+        let (xv, gv, dv) = (values(&x), values(&g), values(&dy));
+        let (dx, dg) = gate_kernels::gate_backward(shape, slice(&xv), slice(&gv), slice(&dv));
+        (like(dx, &x), like(dg, &g))
     }
 
     fn gelu_erf(x: FlexTensor) -> FlexTensor {

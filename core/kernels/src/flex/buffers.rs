@@ -1,0 +1,95 @@
+//! burn-flex tensors as the kernels' f32 buffers and back: contiguous values (in parallel where
+//! the layout allows), new tensors from vectors, and which tensors the kernels take.
+
+use burn::tensor::{Bytes, DType, Tensor, TensorMetadata, TensorPrimitive};
+use burn_flex::{Flex, FlexTensor, Layout};
+
+use crate::backend::{cpu_kernels, CpuKernels};
+use crate::parallel_fill::par_pieces;
+
+pub(super) fn dims5(t: &FlexTensor) -> [usize; 5] {
+    t.shape().dims::<5>()
+}
+
+/// The f32 values of `t` in row-major order: `t` itself when its elements are one contiguous
+/// run, a parallel copy of a 5-D view whose `[D, H, W]` blocks are contiguous (a channel slice,
+/// a narrowed batch), burn-flex's copy otherwise.
+pub(super) fn values(t: &FlexTensor) -> FlexTensor {
+    if t.as_slice::<f32>().is_some() {
+        return t.clone();
+    }
+    block_copy(t).unwrap_or_else(|| t.to_contiguous())
+}
+
+/// A contiguous copy of a 5-D f32 view with contiguous `[D, H, W]` blocks, one block per
+/// parallel piece; `None` for other layouts.
+pub(super) fn block_copy(t: &FlexTensor) -> Option<FlexTensor> {
+    if t.shape().num_dims() != 5 {
+        return None;
+    }
+    let [n, c, d, h, w] = dims5(t);
+    let [s0, s1, s2, s3, s4] = <[isize; 5]>::try_from(t.layout().strides()).ok()?;
+    let spatial = d * h * w;
+    let dense = s4 == 1 && s3 == w as isize && s2 == (h * w) as isize;
+    if t.dtype() != DType::F32 || !dense || s0 < 0 || s1 < 0 || spatial == 0 {
+        return None;
+    }
+    let (src, start) = (t.storage::<f32>(), t.layout().start_offset());
+    let (out, _) = par_pieces(n * c * spatial, spatial, |i, dst| {
+        let at = start + (i / c.max(1)) * s0 as usize + (i % c.max(1)) * s1 as usize;
+        dst.copy_from_slice(&src[at..at + spatial]);
+    });
+    Some(tensor(out, [n, c, d, h, w]))
+}
+
+pub(super) fn slice(t: &FlexTensor) -> &[f32] {
+    t.as_slice::<f32>()
+        .expect("a contiguous f32 tensor (made so by `values`)")
+}
+
+/// A contiguous f32 tensor of any rank.
+pub(super) fn matrix<const D: usize>(data: Vec<f32>, shape: [usize; D]) -> FlexTensor {
+    FlexTensor::new(
+        Bytes::from_elems(data),
+        Layout::contiguous(shape.into()),
+        DType::F32,
+    )
+}
+
+pub(super) fn t5f(t: FlexTensor) -> Tensor<Flex, 5> {
+    Tensor::from_primitive(TensorPrimitive::Float(t))
+}
+
+/// `[N, C, D·H·W]` of a channel gate our kernels take: f32 `x: [N, C, D, H, W]` and
+/// `g: [N, 1, D, H, W]`.
+pub(super) fn gate_shape(x: &FlexTensor, g: &FlexTensor) -> Option<[usize; 3]> {
+    let rank5 = x.shape().num_dims() == 5 && g.shape().num_dims() == 5;
+    if !rank5 || !ours_f32(&[Some(x), Some(g)]) {
+        return None;
+    }
+    let ([n, c, d, h, w], [gn, gc, gd, gh, gw]) = (dims5(x), dims5(g));
+    ([gn, gc, gd, gh, gw] == [n, 1, d, h, w]).then_some([n, c, d * h * w])
+}
+
+/// A contiguous f32 tensor of `like`'s shape.
+pub(super) fn like(data: Vec<f32>, like: &FlexTensor) -> FlexTensor {
+    FlexTensor::new(
+        Bytes::from_elems(data),
+        Layout::contiguous(like.shape()),
+        DType::F32,
+    )
+}
+
+pub(super) fn tensor(data: Vec<f32>, shape: [usize; 5]) -> FlexTensor {
+    FlexTensor::new(
+        Bytes::from_elems(data),
+        Layout::contiguous(shape.into()),
+        DType::F32,
+    )
+}
+
+/// Whether our element-wise kernels handle this op (f32 tensors, dsma selected); `None` entries
+/// are absent optional tensors.
+pub(super) fn ours_f32(tensors: &[Option<&FlexTensor>]) -> bool {
+    cpu_kernels() == CpuKernels::Dsma && tensors.iter().flatten().all(|t| t.dtype() == DType::F32)
+}
