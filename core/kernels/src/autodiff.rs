@@ -1,9 +1,10 @@
 //! [`KernelBackend`] for `Autodiff<B>`: one graph node per convolution (bias included), per
-//! GELU and per channel gate, whose backward calls `B`'s gradient ops — burn-autodiff's own pattern for its `conv3d`, here over the
+//! GELU, per channel gate and per channel concatenation, whose backward calls `B`'s gradient ops — burn-autodiff's own pattern for its `conv3d`, here over the
 //! project's trait so that the CPU backend's kernels are used. The gradient ops themselves (second
 //! order, unused by the models) are the trait's defaults: burn-autodiff's own.
 
 use burn::tensor::ops::{ConvOptions, ConvTransposeOptions, FloatTensor};
+use burn::tensor::{Tensor, TensorMetadata, TensorPrimitive};
 use burn_autodiff::checkpoint::base::Checkpointer;
 use burn_autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn_autodiff::grads::Gradients;
@@ -210,6 +211,45 @@ impl<B: KernelBackend> Backward<B, 2> for Gate {
     }
 }
 
+/// The graph node of [`KernelBackend::cat_channels`] over `N` inputs: keeps their channel
+/// counts; each input's gradient is its channel range of the output's, made contiguous.
+#[derive(Debug)]
+struct Cat;
+
+impl<B: KernelBackend, const N: usize> Backward<B, N> for Cat {
+    type State = [usize; N];
+
+    fn backward(self, ops: Ops<Self::State, N>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let dy = grads.consume::<B>(&ops.node);
+        let dy = Tensor::<B, 5>::from_primitive(TensorPrimitive::Float(dy));
+        let mut start = 0;
+        for (node, channels) in ops.parents.into_iter().zip(ops.state) {
+            if let Some(node) = node {
+                let part = dy
+                    .clone()
+                    .narrow(1, start, channels)
+                    .into_primitive()
+                    .tensor();
+                grads.register::<B>(node.id, B::contiguous(part));
+            }
+            start += channels;
+        }
+    }
+}
+
+/// [`KernelBackend::cat_channels`] of `N` tracked tensors as one [`Cat`] node.
+fn tracked_cat<B: KernelBackend, C: CheckpointStrategy, const N: usize>(
+    tensors: Vec<FloatTensor<Autodiff<B, C>>>,
+) -> FloatTensor<Autodiff<B, C>> {
+    let nodes: [_; N] = std::array::from_fn(|i| tensors[i].node.clone());
+    let channels: [usize; N] = std::array::from_fn(|i| tensors[i].primitive.shape()[1]);
+    let inner = tensors.into_iter().map(|t| t.primitive).collect();
+    match Cat.prepare::<C>(nodes).compute_bound().stateful() {
+        OpsKind::Tracked(prep) => prep.finish(channels, B::cat_channels(inner)),
+        OpsKind::UnTracked(prep) => prep.finish(B::cat_channels(inner)),
+    }
+}
+
 impl<B: KernelBackend, C: CheckpointStrategy> KernelBackend for Autodiff<B, C> {
     fn run_device(gpu: bool) -> Self::Device {
         B::run_device(gpu)
@@ -229,6 +269,16 @@ impl<B: KernelBackend, C: CheckpointStrategy> KernelBackend for Autodiff<B, C> {
             .prepare::<C>([x.node.clone()])
             .compute_bound()
             .stateless(B::contiguous(x.primitive))
+    }
+
+    fn cat_channels(tensors: Vec<FloatTensor<Self>>) -> FloatTensor<Self> {
+        let rank5 = tensors.iter().all(|t| t.primitive.shape().num_dims() == 5);
+        match tensors.len() {
+            2 if rank5 => tracked_cat::<B, C, 2>(tensors),
+            3 if rank5 => tracked_cat::<B, C, 3>(tensors),
+            4 if rank5 => tracked_cat::<B, C, 4>(tensors),
+            _ => <Self as burn::tensor::ops::FloatTensorOps<Self>>::float_cat(tensors, 1),
+        }
     }
 
     fn gate_channels(x: FloatTensor<Self>, g: FloatTensor<Self>) -> FloatTensor<Self> {

@@ -98,6 +98,10 @@ pub trait KernelBackend: Backend {
             .into_primitive()
             .tensor()
     }
+    /// `tensors` (5-D, equal but for the channels) concatenated along the channels.
+    fn cat_channels(tensors: Vec<FloatTensor<Self>>) -> FloatTensor<Self> {
+        <Self as burn::tensor::ops::FloatTensorOps<Self>>::float_cat(tensors, 1)
+    }
     /// `x · g` with a one-channel gate `g: [N, 1, D, H, W]` over every channel of
     /// `x: [N, C, D, H, W]` (NestedFormer's gated skips).
     fn gate_channels(x: FloatTensor<Self>, g: FloatTensor<Self>) -> FloatTensor<Self> {

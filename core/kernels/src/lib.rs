@@ -46,6 +46,18 @@ pub fn gelu<B: KernelBackend, const D: usize>(
     )))
 }
 
+/// `tensors` concatenated along the channels (dim 1) through [`KernelBackend::cat_channels`].
+pub fn cat_channels<B: KernelBackend>(
+    tensors: Vec<burn::tensor::Tensor<B, 5>>,
+) -> burn::tensor::Tensor<B, 5> {
+    use burn::tensor::{Tensor, TensorPrimitive};
+    let prims = tensors
+        .into_iter()
+        .map(|t| t.into_primitive().tensor())
+        .collect();
+    Tensor::from_primitive(TensorPrimitive::Float(B::cat_channels(prims)))
+}
+
 /// `x · g` with the one-channel gate `g` (`[N, 1, D, H, W]`) applied to every channel of `x`
 /// (`[N, C, D, H, W]`), through [`KernelBackend::gate_channels`].
 pub fn gate_channels<B: KernelBackend>(

@@ -40,9 +40,9 @@ use burn::tensor::activation::sigmoid;
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 use dsma_data::{CoreError, Result};
-use dsma_kernels::gate_channels;
 use dsma_kernels::ConvForward;
 use dsma_kernels::KernelBackend;
+use dsma_kernels::{cat_channels, gate_channels};
 use dsma_plugin::{ParamDoc, PluginParams};
 use dsma_train::model::{ModelFactory, SegmentationModel};
 use serde::{Deserialize, Serialize};
@@ -210,7 +210,7 @@ impl<B: KernelBackend> Nmafa<B> {
             .iter()
             .map(|t| t.clone().swap_dims(2, 4))
             .collect();
-        let mut q = self.reduce.run(Tensor::cat(xyz.clone(), 1));
+        let mut q = self.reduce.run(cat_channels(xyz.clone()));
         for b in &self.spatial {
             q = b.forward(q);
         }
@@ -305,7 +305,7 @@ impl<B: KernelBackend> SegmentationModel<B> for NestedFormer<B> {
             |l: usize| -> Vec<Tensor<B, 5>> { feats.iter().map(|f| f[l].clone()).collect() };
         let bottom = level(4);
         let mut u =
-            self.nmafa.forward(&bottom) + self.bottleneck_fusion.forward(Tensor::cat(bottom, 1));
+            self.nmafa.forward(&bottom) + self.bottleneck_fusion.forward(cat_channels(bottom));
         for l in (0..4).rev() {
             let lv = &self.levels[l];
             let up = lv.up.run(u);
@@ -327,8 +327,8 @@ impl<B: KernelBackend> SegmentationModel<B> for NestedFormer<B> {
                 None => skips,
             };
             debug_assert_eq!(skips.len(), lv.modalities);
-            let skip = lv.skip_fusion.forward(Tensor::cat(skips, 1));
-            u = lv.convs.forward(Tensor::cat(vec![skip, up], 1));
+            let skip = lv.skip_fusion.forward(cat_channels(skips));
+            u = lv.convs.forward(cat_channels(vec![skip, up]));
         }
         let out = self.head.run(u);
         debug_assert_eq!(out.dims()[0], b);

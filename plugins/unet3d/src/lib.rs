@@ -15,7 +15,7 @@ use burn::tensor::activation::leaky_relu;
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 use dsma_data::{CoreError, Result};
-use dsma_kernels::{contiguous, KernelBackend};
+use dsma_kernels::{cat_channels, KernelBackend};
 use dsma_kernels::{Activation, ConvForward, NormForward};
 use dsma_plugin::{ParamDoc, PluginParams};
 use dsma_train::model::{ModelFactory, SegmentationModel};
@@ -252,11 +252,11 @@ impl<B: KernelBackend> SegmentationModel<B> for UNet3d<B> {
                 // sum to 1), so reducing channels first is the same map at an eighth of the cost.
                 None => upsample2_trilinear(self.up_reduce[level].run(x)),
             };
-            // Contiguous: the skip's gradient comes back as a channel slice of the
-            // concatenation's and is added to the down path's; burn-flex adds a slice element by
-            // element through a strided iterator, a copy first is one memcpy.
-            let skip = contiguous(skips.pop().expect("one skip per level"));
-            x = self.decoder[level].forward(Tensor::cat(vec![up, skip], 1));
+            // The backend's concatenation: in parallel, and its backward hands each input a
+            // contiguous channel range of the gradient (burn-flex's slice would be added to the
+            // down path's gradient element by element through a strided iterator).
+            let skip = skips.pop().expect("one skip per level");
+            x = self.decoder[level].forward(cat_channels(vec![up, skip]));
         }
         self.head.run(x)
     }

@@ -93,3 +93,25 @@ pub(super) fn tensor(data: Vec<f32>, shape: [usize; 5]) -> FlexTensor {
 pub(super) fn ours_f32(tensors: &[Option<&FlexTensor>]) -> bool {
     cpu_kernels() == CpuKernels::Dsma && tensors.iter().flatten().all(|t| t.dtype() == DType::F32)
 }
+
+/// `[N, ΣC_i, P]` from the contiguous `[N, C_i, P]` buffers `parts`, a channel row per parallel
+/// piece.
+pub(super) fn cat_channels(
+    parts: &[&[f32]],
+    channels: &[usize],
+    batch: usize,
+    positions: usize,
+) -> Vec<f32> {
+    let total: usize = channels.iter().sum();
+    par_pieces(batch * total * positions, positions.max(1), |row, dst| {
+        let (n, mut c) = (row / total.max(1), row % total.max(1));
+        for (part, &ci) in parts.iter().zip(channels) {
+            if c < ci {
+                dst.copy_from_slice(&part[(n * ci + c) * positions..][..dst.len()]);
+                return;
+            }
+            c -= ci;
+        }
+    })
+    .0
+}

@@ -334,6 +334,31 @@ impl KernelBackend for Flex {
         x.to_contiguous()
     }
 
+    fn cat_channels(tensors: Vec<FlexTensor>) -> FlexTensor {
+        let parts: Option<Vec<FlexTensor>> = tensors
+            .iter()
+            .map(|t| (ours_f32(&[Some(t)]) && t.shape().num_dims() == 5).then(|| values(t)))
+            .collect();
+        let dims: Vec<[usize; 5]> = tensors
+            .iter()
+            .filter(|t| t.shape().num_dims() == 5)
+            .map(dims5)
+            .collect();
+        let same = |d: &[usize; 5]| {
+            [d[0], d[2], d[3], d[4]] == [dims[0][0], dims[0][2], dims[0][3], dims[0][4]]
+        };
+        match parts {
+            Some(parts) if !parts.is_empty() && dims.iter().all(same) => {
+                let views: Vec<&[f32]> = parts.iter().map(slice).collect();
+                let channels: Vec<usize> = dims.iter().map(|d| d[1]).collect();
+                let [n, _, d, h, w] = dims[0];
+                let out = buffers::cat_channels(&views, &channels, n, d * h * w);
+                tensor(out, [n, channels.iter().sum(), d, h, w])
+            }
+            _ => <Flex as burn::tensor::ops::FloatTensorOps<Flex>>::float_cat(tensors, 1),
+        }
+    }
+
     fn gate_channels(x: FlexTensor, g: FlexTensor) -> FlexTensor {
         let Some(shape) = gate_shape(&x, &g) else {
             return (t5f(x) * t5f(g)).into_primitive().tensor();

@@ -1,5 +1,6 @@
-//! Element-wise ops of `KernelBackend` on `Autodiff<Flex>` against burn's modules and tensor
-//! ops: the norm followed by LeakyReLU or ReLU in one op, the parallel GELU, the channel gate.
+//! Element-wise and copying ops of `KernelBackend` on `Autodiff<Flex>` against burn's modules
+//! and tensor ops: the norm followed by LeakyReLU or ReLU in one op, the parallel GELU, the
+//! channel gate, the channel concatenation.
 
 use burn::module::Param;
 use burn::tensor::Tensor;
@@ -139,4 +140,44 @@ fn channel_gate_matches_burn_broadcast_product() {
     assert_close(ours.0, burn.0, "gate forward");
     assert_close(ours.1, burn.1, "gate dx");
     assert_close(ours.2, burn.2, "gate dg");
+}
+
+/// `dsma_kernels::cat_channels` on `Autodiff<Flex>` against burn's `Tensor::cat` along the
+/// channels: values and every input's gradient, for two inputs and for three (one of them a
+/// strided channel slice).
+#[test]
+fn channel_cat_matches_burn_cat() {
+    let a0 = normal([2, 3, 2, 3, 4], 0.0, 1.0, 61);
+    let b0 = normal([2, 5, 2, 3, 4], 0.0, 1.0, 62);
+    let c0 = normal([2, 4, 2, 3, 4], 0.0, 1.0, 63);
+    for count in [2, 3] {
+        let r = normal([2, if count == 2 { 8 } else { 10 }, 2, 3, 4], 0.0, 1.0, 64);
+        let run = |ours: bool| {
+            let inputs: Vec<Tensor<A, 5>> = [&a0, &b0, &c0]
+                .iter()
+                .take(count)
+                .map(|t| (*t).clone().detach().require_grad())
+                .collect();
+            let mut parts = inputs.clone();
+            if count == 3 {
+                parts[2] = parts[2].clone().narrow(1, 1, 2);
+            }
+            let y = if ours {
+                dsma_kernels::cat_channels(parts)
+            } else {
+                Tensor::cat(parts, 1)
+            };
+            let grads = (y.clone() * r.clone()).sum().backward();
+            let dx: Vec<_> = inputs
+                .iter()
+                .map(|t| t.grad(&grads).expect("grad"))
+                .collect();
+            (y.inner(), dx)
+        };
+        let (ours, burn) = (run(true), run(false));
+        assert_close(ours.0, burn.0, &format!("cat of {count}: forward"));
+        for (i, (a, b)) in ours.1.into_iter().zip(burn.1).enumerate() {
+            assert_close(a, b, &format!("cat of {count}: d input {i}"));
+        }
+    }
 }
