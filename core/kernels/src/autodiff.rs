@@ -1,7 +1,8 @@
-//! [`KernelBackend`] for `Autodiff<B>`: one graph node per convolution (bias included), per
-//! GELU, per channel gate and per channel concatenation, whose backward calls `B`'s gradient ops — burn-autodiff's own pattern for its `conv3d`, here over the
-//! project's trait so that the CPU backend's kernels are used. The gradient ops themselves (second
-//! order, unused by the models) are the trait's defaults: burn-autodiff's own.
+//! [`KernelBackend`] for `Autodiff<B>`: one graph node per convolution (bias included), per GELU,
+//! per channel gate and per channel concatenation, whose backward calls `B`'s gradient ops —
+//! burn-autodiff's own pattern for its `conv3d`, here over the project's trait so that the CPU
+//! backend's kernels are used. The gradient ops themselves (second order, unused by the models) are
+//! the trait's defaults: burn-autodiff's own.
 
 use burn::tensor::ops::{ConvOptions, ConvTransposeOptions, FloatTensor};
 use burn::tensor::{Tensor, TensorMetadata, TensorPrimitive};
@@ -224,7 +225,7 @@ impl<B: KernelBackend, const N: usize> Backward<B, N> for Cat {
         let dy = Tensor::<B, 5>::from_primitive(TensorPrimitive::Float(dy));
         let mut start = 0;
         for (node, channels) in ops.parents.into_iter().zip(ops.state) {
-            if let Some(node) = node {
+            if let (Some(node), true) = (node, channels > 0) {
                 let part = dy
                     .clone()
                     .narrow(1, start, channels)

@@ -11,15 +11,20 @@ use crate::parallel_fill::{par_pieces, par_zeros};
 /// Positions per parallel piece of the gate's gradient.
 const PIECE: usize = 4096;
 
-/// `x · g` row by row (`x`: `[N, C, P]`, `g`: `[N, P]`).
+/// `x · g` row by row (`x`: `[N, C, P]`, `g`: `[N, P]`), whole rows per parallel piece.
 pub fn gate_forward([batch, channels, positions]: [usize; 3], x: &[f32], g: &[f32]) -> Vec<f32> {
     assert_eq!(x.len(), batch * channels * positions, "gate: x size");
     assert_eq!(g.len(), batch * positions, "gate: gate size");
-    par_pieces(x.len(), positions, |row, out| {
-        let n = row / channels.max(1);
-        let (src, gate) = (&x[row * positions..][..out.len()], &g[n * positions..]);
-        for ((o, &v), &k) in out.iter_mut().zip(src).zip(gate) {
-            *o = v * k;
+    let p = positions.max(1);
+    let rows_per_piece = (PIECE / p).max(1);
+    par_pieces(x.len(), rows_per_piece * p, |piece, out| {
+        for (k, out) in out.chunks_mut(p).enumerate() {
+            let row = piece * rows_per_piece + k;
+            let n = row / channels.max(1);
+            let (src, gate) = (&x[row * positions..][..out.len()], &g[n * positions..]);
+            for ((o, &v), &k) in out.iter_mut().zip(src).zip(gate) {
+                *o = v * k;
+            }
         }
     })
     .0
@@ -51,11 +56,17 @@ pub fn gate_backward(shape: [usize; 3], x: &[f32], g: &[f32], dy: &[f32]) -> (Ve
 mod tests {
     use super::*;
 
-    /// Against the definition written out (f64 sums), with 5000 positions (two pieces of the
-    /// gradient per sample) and 3 channels.
+    /// Against the definition written out (f64 sums): 5000 positions (two pieces of the gradient
+    /// per sample, a row per piece) and 7 positions (several rows per piece).
     #[test]
     fn gate_matches_the_definition() {
-        let shape @ [n, c, p] = [2, 3, 5000];
+        for shape in [[2, 3, 5000], [3, 4, 7]] {
+            check_gate(shape);
+        }
+    }
+
+    fn check_gate(shape: [usize; 3]) {
+        let [n, c, p] = shape;
         let x: Vec<f32> = (0..n * c * p)
             .map(|i| ((i * 37 % 101) as f32 - 50.0) / 17.0)
             .collect();

@@ -65,6 +65,12 @@ pub fn gate_channels<B: KernelBackend>(
     g: burn::tensor::Tensor<B, 5>,
 ) -> burn::tensor::Tensor<B, 5> {
     use burn::tensor::{Tensor, TensorPrimitive};
+    let ([n, _, d, h, w], gate) = (x.dims(), g.dims());
+    assert_eq!(
+        gate,
+        [n, 1, d, h, w],
+        "gate_channels: the gate must be [N, 1, D, H, W] of x"
+    );
     let (x, g) = (x.into_primitive().tensor(), g.into_primitive().tensor());
     Tensor::from_primitive(TensorPrimitive::Float(B::gate_channels(x, g)))
 }

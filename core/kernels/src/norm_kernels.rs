@@ -11,9 +11,11 @@
 //!
 //! The group norm may end in an [`Activation`]: with LeakyReLU of slope `a`, the output is
 //! `y = z` for `z = γ_c·x̂ + β_c ≥ 0` and `a·z` below, and the backward runs the formulas above on
-//! `dz = dy` (`z ≥ 0`) or `a·dy` (`z < 0`) (ReLU: `a = 0`, and `dz = 0` at `z = 0`), with `z` recomputed from `x` and the statistics in the
-//! forward's exact f32 operations (so the two passes agree on every sign). One pass over memory
-//! each way replaces the norm's and the activation's separate passes.
+//! `dz = dy` (`z ≥ 0`) or `a·dy` (`z < 0`) (ReLU: `a = 0`, and `dz = 0` at `z = 0`), with `z`
+//! recomputed from `x` and the statistics in the forward's exact f32 operations (so the two passes
+//! agree on every sign). One pass over memory each way replaces the norm's and the activation's
+//! separate passes. The backward computes `dx` in f32 from the f64 sums (`mean(g)` and
+//! `mean(g·x̂)` rounded to f32).
 
 use rayon::prelude::*;
 

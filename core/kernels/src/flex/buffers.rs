@@ -7,6 +7,7 @@ use burn_flex::{Flex, FlexTensor, Layout};
 use crate::backend::{cpu_kernels, CpuKernels};
 use crate::parallel_fill::par_pieces;
 
+/// The dimensions of a 5-D tensor.
 pub(super) fn dims5(t: &FlexTensor) -> [usize; 5] {
     t.shape().dims::<5>()
 }
@@ -19,6 +20,13 @@ pub(super) fn values(t: &FlexTensor) -> FlexTensor {
         return t.clone();
     }
     block_copy(t).unwrap_or_else(|| t.to_contiguous())
+}
+
+/// Whether `t` is already laid out contiguously over its whole buffer (burn-flex's own test for
+/// returning a tensor as it is).
+pub(super) fn whole(t: &FlexTensor) -> bool {
+    let bytes = t.shape().num_elements() * t.dtype().size();
+    t.is_contiguous() && t.layout().start_offset() == 0 && t.bytes().len() == bytes
 }
 
 /// A contiguous copy of a 5-D f32 view with contiguous `[D, H, W]` blocks, one block per
@@ -42,6 +50,7 @@ pub(super) fn block_copy(t: &FlexTensor) -> Option<FlexTensor> {
     Some(tensor(out, [n, c, d, h, w]))
 }
 
+/// The f32 elements of a contiguous tensor (made so by [`values`]).
 pub(super) fn slice(t: &FlexTensor) -> &[f32] {
     t.as_slice::<f32>()
         .expect("a contiguous f32 tensor (made so by `values`)")
@@ -56,6 +65,7 @@ pub(super) fn matrix<const D: usize>(data: Vec<f32>, shape: [usize; D]) -> FlexT
     )
 }
 
+/// A 5-D tensor of `Flex` from its primitive.
 pub(super) fn t5f(t: FlexTensor) -> Tensor<Flex, 5> {
     Tensor::from_primitive(TensorPrimitive::Float(t))
 }
@@ -80,6 +90,7 @@ pub(super) fn like(data: Vec<f32>, like: &FlexTensor) -> FlexTensor {
     )
 }
 
+/// A contiguous 5-D f32 tensor.
 pub(super) fn tensor(data: Vec<f32>, shape: [usize; 5]) -> FlexTensor {
     FlexTensor::new(
         Bytes::from_elems(data),
@@ -94,8 +105,8 @@ pub(super) fn ours_f32(tensors: &[Option<&FlexTensor>]) -> bool {
     cpu_kernels() == CpuKernels::Dsma && tensors.iter().flatten().all(|t| t.dtype() == DType::F32)
 }
 
-/// `[N, ΣC_i, P]` from the contiguous `[N, C_i, P]` buffers `parts`, a channel row per parallel
-/// piece.
+/// `[N, ΣC_i, P]` from the contiguous `[N, C_i, P]` buffers `parts`, whole channel rows per
+/// parallel piece (at least 16 Ki floats where the rows are short).
 pub(super) fn cat_channels(
     parts: &[&[f32]],
     channels: &[usize],
@@ -103,15 +114,24 @@ pub(super) fn cat_channels(
     positions: usize,
 ) -> Vec<f32> {
     let total: usize = channels.iter().sum();
-    par_pieces(batch * total * positions, positions.max(1), |row, dst| {
-        let (n, mut c) = (row / total.max(1), row % total.max(1));
-        for (part, &ci) in parts.iter().zip(channels) {
-            if c < ci {
-                dst.copy_from_slice(&part[(n * ci + c) * positions..][..dst.len()]);
-                return;
+    let p = positions.max(1);
+    let rows_per_piece = (16 * 1024 / p).max(1);
+    par_pieces(
+        batch * total * positions,
+        rows_per_piece * p,
+        |piece, dst| {
+            for (k, dst) in dst.chunks_mut(p).enumerate() {
+                let row = piece * rows_per_piece + k;
+                let (n, mut c) = (row / total.max(1), row % total.max(1));
+                for (part, &ci) in parts.iter().zip(channels) {
+                    if c < ci {
+                        dst.copy_from_slice(&part[(n * ci + c) * positions..][..dst.len()]);
+                        break;
+                    }
+                    c -= ci;
+                }
             }
-            c -= ci;
-        }
-    })
+        },
+    )
     .0
 }

@@ -1,6 +1,7 @@
 //! [`KernelBackend`] for burn-flex, the CPU backend: dsma's convolution, normalisation and GELU
-//! kernels ([`crate::conv_kernels`], [`crate::norm_kernels`], [`crate::activation_kernels`]) where they apply (f32, groups 1, dilation 1,
-//! and `DSMA_CPU_KERNELS` not `burn`), burn-flex's own ops or burn tensor ops otherwise.
+//! kernels ([`crate::conv_kernels`], [`crate::norm_kernels`], [`crate::activation_kernels`]) where
+//! they apply (f32, groups 1, dilation 1, and `DSMA_CPU_KERNELS` not `burn`), burn-flex's own ops
+//! or burn tensor ops otherwise.
 
 use burn::tensor::ops::{ActivationOps, ConvOptions, ConvTransposeOptions, ModuleOps};
 use burn::tensor::{Bytes, DType, Tensor, TensorMetadata, TensorPrimitive};
@@ -15,7 +16,9 @@ use crate::norm_kernels::{self, Activation, NormShape};
 
 mod buffers;
 
-use buffers::{block_copy, dims5, gate_shape, like, matrix, ours_f32, slice, t5f, tensor, values};
+use buffers::{
+    block_copy, dims5, gate_shape, like, matrix, ours_f32, slice, t5f, tensor, values, whole,
+};
 
 /// Whether our kernels handle this op (f32, groups 1, dilation 1, dsma selected).
 fn ours(tensors: &[&FlexTensor], dilation: [usize; 3], groups: usize) -> bool {
@@ -249,7 +252,7 @@ impl KernelBackend for Flex {
         act: Activation,
     ) -> NormOutput<Flex> {
         let [n, c, d, h, w] = dims5(&x);
-        if !ours_norm(&[Some(&x), gamma.as_ref(), beta.as_ref()], c, groups) {
+        if !ours_norm(&[Some(&x), gamma.as_ref(), beta.as_ref()], c, groups) || c * d * h * w == 0 {
             return crate::norm_generic::generic_forward::<Flex>(
                 x,
                 gamma,
@@ -291,7 +294,7 @@ impl KernelBackend for Flex {
     ) -> NormGradients<Flex> {
         let [n, c, d, h, w] = dims5(&x);
         let tensors = [Some(&x), gamma.as_ref(), beta.as_ref(), Some(&output_grad)];
-        if !ours_norm(&tensors, c, groups) {
+        if !ours_norm(&tensors, c, groups) || c * d * h * w == 0 {
             return crate::norm_generic::generic_backward::<Flex>(
                 x,
                 (gamma, beta),
@@ -326,6 +329,9 @@ impl KernelBackend for Flex {
     }
 
     fn contiguous(x: FlexTensor) -> FlexTensor {
+        if whole(&x) {
+            return x;
+        }
         if cpu_kernels() == CpuKernels::Dsma {
             if let Some(copy) = block_copy(&x) {
                 return copy;

@@ -9,13 +9,13 @@ use crate::against_burn::{assert_close, assert_close1, norm_grads, normal, NormR
 
 /// The norm with its activation fused (`run_then`) against burn's module followed by burn's
 /// activation, on `Autodiff<Flex>`: LeakyReLU after instance norm (the U-Net's block), ReLU after
-/// group norm (HA-GAN's) and after instance norm without affine parameters (NestedFormer's); the
-/// input has values on both sides of the kink.
+/// group norm (HA-GAN's) and after instance norm without affine parameters (NestedFormer's), on
+/// dsma's kernels and on the burn-op version; the input has values on both sides of the kink.
 #[test]
 fn norm_with_fused_activation_matches_burn_module_then_activation() {
     use burn::nn::{GroupNorm, GroupNormConfig, InstanceNorm, InstanceNormConfig};
     use burn::tensor::activation::{leaky_relu, relu};
-    use dsma_kernels::{Activation, NormForward};
+    use dsma_kernels::{with_cpu_kernels, Activation, CpuKernels, NormForward};
     let dev = Default::default();
     let x0 = normal([2, 6, 3, 4, 5], 1.0, 2.0, 13);
     let r = normal([2, 6, 3, 4, 5], 0.0, 1.0, 14);
@@ -48,38 +48,44 @@ fn norm_with_fused_activation_matches_burn_module_then_activation() {
         .with_affine(false)
         .init::<A>(&dev);
     let leaky = Activation::LeakyRelu(0.01);
-    let checks: [(&str, NormResult, NormResult); 3] = [
-        (
-            "instance + LeakyReLU",
-            norm_grads(|x| instance.run_then(x, leaky), ip(), &x0, &r),
-            norm_grads(|x| leaky_relu(instance.forward(x), 0.01), ip(), &x0, &r),
-        ),
-        (
-            "group + ReLU",
-            norm_grads(|x| group.run_then(x, Activation::Relu), gp(), &x0, &r),
-            norm_grads(|x| relu(group.forward(x)), gp(), &x0, &r),
-        ),
-        (
-            "instance without affine + ReLU",
-            norm_grads(|x| plain.run_then(x, Activation::Relu), None, &x0, &r),
-            norm_grads(|x| relu(plain.forward(x)), None, &x0, &r),
-        ),
-    ];
-    for (what, ours, burn) in checks {
-        let kinked = burn
-            .0
-            .clone()
-            .lower_equal_elem(0.0)
-            .int()
-            .sum()
-            .into_scalar();
-        assert!(kinked > 0, "{what}: no input below the kink");
-        assert_close(ours.0, burn.0, &format!("{what} forward"));
-        assert_close(ours.1, burn.1, &format!("{what} dx"));
-        assert_eq!(ours.2.is_some(), burn.2.is_some(), "{what}: affine");
-        if let (Some(a), Some(b)) = (ours.2, burn.2) {
-            assert_close1(a.0, b.0, &format!("{what} dγ"));
-            assert_close1(a.1, b.1, &format!("{what} dβ"));
+    // dsma's kernels, and the burn-op version other backends use (`DSMA_CPU_KERNELS=burn`).
+    for kernels in [CpuKernels::Dsma, CpuKernels::Burn] {
+        let checks: [(&str, NormResult, NormResult); 3] = with_cpu_kernels(kernels, || {
+            [
+                (
+                    "instance + LeakyReLU",
+                    norm_grads(|x| instance.run_then(x, leaky), ip(), &x0, &r),
+                    norm_grads(|x| leaky_relu(instance.forward(x), 0.01), ip(), &x0, &r),
+                ),
+                (
+                    "group + ReLU",
+                    norm_grads(|x| group.run_then(x, Activation::Relu), gp(), &x0, &r),
+                    norm_grads(|x| relu(group.forward(x)), gp(), &x0, &r),
+                ),
+                (
+                    "instance without affine + ReLU",
+                    norm_grads(|x| plain.run_then(x, Activation::Relu), None, &x0, &r),
+                    norm_grads(|x| relu(plain.forward(x)), None, &x0, &r),
+                ),
+            ]
+        });
+        for (what, ours, burn) in checks {
+            let what = format!("{what} ({kernels:?})");
+            let kinked = burn
+                .0
+                .clone()
+                .lower_equal_elem(0.0)
+                .int()
+                .sum()
+                .into_scalar();
+            assert!(kinked > 0, "{what}: no input below the kink");
+            assert_close(ours.0, burn.0, &format!("{what} forward"));
+            assert_close(ours.1, burn.1, &format!("{what} dx"));
+            assert_eq!(ours.2.is_some(), burn.2.is_some(), "{what}: affine");
+            if let (Some(a), Some(b)) = (ours.2, burn.2) {
+                assert_close1(a.0, b.0, &format!("{what} dγ"));
+                assert_close1(a.1, b.1, &format!("{what} dβ"));
+            }
         }
     }
 }
@@ -143,23 +149,24 @@ fn channel_gate_matches_burn_broadcast_product() {
 }
 
 /// `dsma_kernels::cat_channels` on `Autodiff<Flex>` against burn's `Tensor::cat` along the
-/// channels: values and every input's gradient, for two inputs and for three (one of them a
+/// channels: values and every input's gradient, for two, three and four inputs (the third a
 /// strided channel slice).
 #[test]
 fn channel_cat_matches_burn_cat() {
     let a0 = normal([2, 3, 2, 3, 4], 0.0, 1.0, 61);
     let b0 = normal([2, 5, 2, 3, 4], 0.0, 1.0, 62);
     let c0 = normal([2, 4, 2, 3, 4], 0.0, 1.0, 63);
-    for count in [2, 3] {
-        let r = normal([2, if count == 2 { 8 } else { 10 }, 2, 3, 4], 0.0, 1.0, 64);
+    let d0 = normal([2, 2, 2, 3, 4], 0.0, 1.0, 65);
+    for (count, total) in [(2, 8), (3, 10), (4, 12)] {
+        let r = normal([2, total, 2, 3, 4], 0.0, 1.0, 64);
         let run = |ours: bool| {
-            let inputs: Vec<Tensor<A, 5>> = [&a0, &b0, &c0]
+            let inputs: Vec<Tensor<A, 5>> = [&a0, &b0, &c0, &d0]
                 .iter()
                 .take(count)
                 .map(|t| (*t).clone().detach().require_grad())
                 .collect();
             let mut parts = inputs.clone();
-            if count == 3 {
+            if count >= 3 {
                 parts[2] = parts[2].clone().narrow(1, 1, 2);
             }
             let y = if ours {
