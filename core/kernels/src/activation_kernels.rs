@@ -44,6 +44,7 @@ pub fn gelu_backward(x: &[f32], dy: &[f32]) -> Vec<f32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::thread_count::assert_same_bits_on_any_thread_count;
 
     /// Against the definition in f64 (`libm::erf`), the gradient also against central
     /// differences of the f64 definition, on values across the curve's bend and tails.
@@ -82,19 +83,8 @@ mod tests {
         let dy: Vec<f32> = (0..n)
             .map(|i| ((i * 613 % 211) as f32 - 105.0) / 50.0)
             .collect();
-        let run = |threads: usize| {
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .build()
-                .expect("pool");
-            pool.install(|| (gelu_forward(&x), gelu_backward(&x, &dy)))
-        };
-        let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
-        let one = run(1);
-        for threads in [2, 3, 7] {
-            let other = run(threads);
-            assert_eq!(bits(&one.0), bits(&other.0), "forward, {threads} threads");
-            assert_eq!(bits(&one.1), bits(&other.1), "backward, {threads} threads");
-        }
+        assert_same_bits_on_any_thread_count("gelu forward, backward", || {
+            [gelu_forward(&x), gelu_backward(&x, &dy)]
+        });
     }
 }

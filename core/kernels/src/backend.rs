@@ -105,11 +105,7 @@ pub trait KernelBackend: Backend {
     /// `x · g` with a one-channel gate `g: [N, 1, D, H, W]` over every channel of
     /// `x: [N, C, D, H, W]` (NestedFormer's gated skips).
     fn gate_channels(x: FloatTensor<Self>, g: FloatTensor<Self>) -> FloatTensor<Self> {
-        let (x, g) = (
-            Tensor::<Self, 5>::from_primitive(TensorPrimitive::Float(x)),
-            Tensor::<Self, 5>::from_primitive(TensorPrimitive::Float(g)),
-        );
-        (x * g).into_primitive().tensor()
+        gate_generic::<Self>(x, g)
     }
     /// `(dx, dg) = (dy · g, Σ_c dy · x)`, the gradients of [`KernelBackend::gate_channels`].
     fn gate_channels_grad(
@@ -117,13 +113,7 @@ pub trait KernelBackend: Backend {
         g: FloatTensor<Self>,
         dy: FloatTensor<Self>,
     ) -> (FloatTensor<Self>, FloatTensor<Self>) {
-        let t = |v| Tensor::<Self, 5>::from_primitive(TensorPrimitive::Float(v));
-        let (x, g, dy) = (t(x), t(g), t(dy));
-        let dg = (dy.clone() * x).sum_dim(1);
-        (
-            (dy * g).into_primitive().tensor(),
-            dg.into_primitive().tensor(),
-        )
+        gate_generic_grad::<Self>(x, g, dy)
     }
     /// GELU, the erf form (burn's `activation::gelu`), on a tensor of any rank.
     fn gelu_erf(x: FloatTensor<Self>) -> FloatTensor<Self> {
@@ -183,6 +173,27 @@ pub trait KernelBackend: Backend {
     ) -> NormGradients<Self> {
         crate::norm_generic::channel_generic_backward::<Self>(x, gamma, stats, output_grad)
     }
+}
+
+/// [`KernelBackend::gate_channels`] in burn tensor ops (a broadcasting product; any backend).
+pub fn gate_generic<B: Backend>(x: FloatTensor<B>, g: FloatTensor<B>) -> FloatTensor<B> {
+    let t = |v| Tensor::<B, 5>::from_primitive(TensorPrimitive::Float(v));
+    (t(x) * t(g)).into_primitive().tensor()
+}
+
+/// [`KernelBackend::gate_channels_grad`] in burn tensor ops (any backend).
+pub fn gate_generic_grad<B: Backend>(
+    x: FloatTensor<B>,
+    g: FloatTensor<B>,
+    dy: FloatTensor<B>,
+) -> (FloatTensor<B>, FloatTensor<B>) {
+    let t = |v| Tensor::<B, 5>::from_primitive(TensorPrimitive::Float(v));
+    let (x, g, dy) = (t(x), t(g), t(dy));
+    let dg = (dy.clone() * x).sum_dim(1);
+    (
+        (dy * g).into_primitive().tensor(),
+        dg.into_primitive().tensor(),
+    )
 }
 
 /// Which implementation the CPU backend uses for its convolutions and normalisations.

@@ -55,6 +55,7 @@ pub fn gate_backward(shape: [usize; 3], x: &[f32], g: &[f32], dy: &[f32]) -> (Ve
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::thread_count::assert_same_bits_on_any_thread_count;
 
     /// Against the definition written out (f64 sums): 5000 positions (two pieces of the gradient
     /// per sample, a row per piece) and 7 positions (several rows per piece).
@@ -105,22 +106,9 @@ mod tests {
         let dy: Vec<f32> = (0..n * c * p)
             .map(|i| ((i * 613 % 211) as f32 - 105.0) / 50.0)
             .collect();
-        let run = |threads: usize| {
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .build()
-                .expect("pool");
-            pool.install(|| {
-                let (dx, dg) = gate_backward(shape, &x, &g, &dy);
-                [gate_forward(shape, &x, &g), dx, dg]
-            })
-        };
-        let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
-        let one = run(1);
-        for threads in [2, 3, 7] {
-            for (a, b) in one.iter().zip(run(threads).iter()) {
-                assert_eq!(bits(a), bits(b), "{threads} threads");
-            }
-        }
+        assert_same_bits_on_any_thread_count("gate", || {
+            let (dx, dg) = gate_backward(shape, &x, &g, &dy);
+            [gate_forward(shape, &x, &g), dx, dg]
+        });
     }
 }

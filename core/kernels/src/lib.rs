@@ -26,6 +26,8 @@ pub mod norm_kernels;
 pub mod parallel_fill;
 #[cfg(feature = "tch")]
 pub mod tch_ops;
+#[cfg(test)]
+mod thread_count;
 
 #[cfg(feature = "cuda")]
 pub use backend::CudaBackend;

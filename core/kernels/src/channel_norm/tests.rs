@@ -4,6 +4,7 @@
 use crate::norm_kernels::{
     channel_norm_backward as backward_kernel, channel_norm_forward as forward_kernel,
 };
+use crate::thread_count::assert_same_bits_on_any_thread_count;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -102,22 +103,9 @@ fn results_do_not_depend_on_the_thread_count() {
         f32s(&random(channels, &mut rng)),
     );
     let dy = f32s(&random(x.len(), &mut rng));
-    let run = |threads: usize| {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .expect("pool");
-        pool.install(|| {
-            let (y, mean, rstd) = forward_kernel(SHAPE, &x, &gamma, &beta, EPS);
-            let g = backward_kernel(SHAPE, &x, &gamma, (&mean, &rstd), &dy);
-            [y, g.x, g.gamma, g.beta]
-        })
-    };
-    let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
-    let one = run(1);
-    for threads in [2, 3, 7] {
-        for (a, b) in one.iter().zip(run(threads).iter()) {
-            assert_eq!(bits(a), bits(b), "{threads} threads");
-        }
-    }
+    assert_same_bits_on_any_thread_count("channel norm", || {
+        let (y, mean, rstd) = forward_kernel(SHAPE, &x, &gamma, &beta, EPS);
+        let g = backward_kernel(SHAPE, &x, &gamma, (&mean, &rstd), &dy);
+        [y, g.x, g.gamma, g.beta]
+    });
 }

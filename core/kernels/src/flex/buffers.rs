@@ -1,8 +1,8 @@
 //! burn-flex tensors as the kernels' f32 buffers and back: contiguous values (in parallel where
 //! the layout allows), new tensors from vectors, and which tensors the kernels take.
 
-use burn::tensor::{Bytes, DType, Tensor, TensorMetadata, TensorPrimitive};
-use burn_flex::{Flex, FlexTensor, Layout};
+use burn::tensor::{Bytes, DType, TensorMetadata};
+use burn_flex::{FlexTensor, Layout};
 
 use crate::backend::{cpu_kernels, CpuKernels};
 use crate::parallel_fill::par_pieces;
@@ -63,11 +63,6 @@ pub(super) fn matrix<const D: usize>(data: Vec<f32>, shape: [usize; D]) -> FlexT
         Layout::contiguous(shape.into()),
         DType::F32,
     )
-}
-
-/// A 5-D tensor of `Flex` from its primitive.
-pub(super) fn t5f(t: FlexTensor) -> Tensor<Flex, 5> {
-    Tensor::from_primitive(TensorPrimitive::Float(t))
 }
 
 /// `[N, C, D·H·W]` of a channel gate our kernels take: f32 `x: [N, C, D, H, W]` and

@@ -8,7 +8,7 @@ use burn::tensor::{Bytes, DType, Tensor, TensorMetadata, TensorPrimitive};
 use burn_flex::{Flex, FlexTensor, Layout};
 
 use crate::activation_kernels;
-use crate::backend::{cpu_kernels, CpuKernels, KernelBackend};
+use crate::backend::{cpu_kernels, gate_generic, gate_generic_grad, CpuKernels, KernelBackend};
 use crate::conv_kernels::{self, ConvShape, ConvTransposeShape};
 use crate::gate_kernels;
 use crate::norm_generic::{NormGradients, NormOutput, NormStats};
@@ -17,7 +17,7 @@ use crate::norm_kernels::{self, Activation, NormShape};
 mod buffers;
 
 use buffers::{
-    block_copy, dims5, gate_shape, like, matrix, ours_f32, slice, t5f, tensor, values, whole,
+    block_copy, dims5, gate_shape, like, matrix, ours_f32, slice, tensor, values, whole,
 };
 
 /// Whether our kernels handle this op (f32, groups 1, dilation 1, dsma selected).
@@ -367,7 +367,7 @@ impl KernelBackend for Flex {
 
     fn gate_channels(x: FlexTensor, g: FlexTensor) -> FlexTensor {
         let Some(shape) = gate_shape(&x, &g) else {
-            return (t5f(x) * t5f(g)).into_primitive().tensor();
+            return gate_generic::<Flex>(x, g);
         };
         let (xv, gv) = (values(&x), values(&g));
         like(
@@ -382,12 +382,7 @@ impl KernelBackend for Flex {
         dy: FlexTensor,
     ) -> (FlexTensor, FlexTensor) {
         let Some(shape) = gate_shape(&x, &g).filter(|_| ours_f32(&[Some(&dy)])) else {
-            let (x, g, dy) = (t5f(x), t5f(g), t5f(dy));
-            let dg = (dy.clone() * x).sum_dim(1);
-            return (
-                (dy * g).into_primitive().tensor(),
-                dg.into_primitive().tensor(),
-            );
+            return gate_generic_grad::<Flex>(x, g, dy);
         };
         let (xv, gv, dv) = (values(&x), values(&g), values(&dy));
         let (dx, dg) = gate_kernels::gate_backward(shape, slice(&xv), slice(&gv), slice(&dv));

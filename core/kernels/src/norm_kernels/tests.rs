@@ -2,6 +2,16 @@
 //! activation), gradients also by central differences, and bit-equal on 1, 2, 3 and 7 threads.
 
 use super::*;
+use crate::thread_count::assert_same_bits_on_any_thread_count;
+
+/// `∂loss/∂x_i` by central differences with step 0.01.
+fn central_difference(loss: &impl Fn(&[f32]) -> f64, x: &[f32], i: usize) -> f64 {
+    let h = 1e-2f32;
+    let (mut up, mut down) = (x.to_vec(), x.to_vec());
+    up[i] += h;
+    down[i] -= h;
+    (loss(&up) - loss(&down)) / (2.0 * h as f64)
+}
 
 /// Forward and backward against the formulas evaluated naively in f64, with the gradient
 /// also checked by central differences of `L = Σ y·w`.
@@ -64,11 +74,7 @@ fn forward_and_backward_match_the_formulas_and_finite_differences() {
         Activation::Identity,
     );
     for i in 0..n {
-        let h = 1e-2f32;
-        let (mut up, mut down) = (x.clone(), x.clone());
-        up[i] += h;
-        down[i] -= h;
-        let fd = (loss(&up) - loss(&down)) / (2.0 * h as f64);
+        let fd = central_difference(&loss, &x, i);
         assert!(
             (grads.x[i] as f64 - fd).abs() < 2e-3 * (1.0 + fd.abs()),
             "dx[{i}]: {} vs {fd}",
@@ -172,11 +178,7 @@ fn fused_activations_match_the_definition() {
             y.iter().zip(&w).map(|(a, b)| *a as f64 * *b as f64).sum()
         };
         for i in 0..n {
-            let h = 1e-2f32;
-            let (mut up, mut down) = (x.clone(), x.clone());
-            up[i] += h;
-            down[i] -= h;
-            let fd = (loss(&up) - loss(&down)) / (2.0 * h as f64);
+            let fd = central_difference(&loss, &x, i);
             let got = grads.x[i] as f64;
             assert!(
                 (got - fd).abs() < 2e-3 * (1.0 + fd.abs()),
@@ -216,29 +218,16 @@ fn group_norm_results_do_not_depend_on_the_thread_count() {
         .collect();
     let gamma = [0.5f32, -1.0, 2.0, 1.5, 0.3, -0.7];
     let beta = [0.1f32, 0.2, -0.3, 0.0, 0.4, -0.2];
-    let run = |threads: usize, act: Activation| {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .expect("pool");
-        pool.install(|| {
-            let params = (Some(&gamma[..]), Some(&beta[..]));
-            let (y, mean, rstd) = group_norm_forward(&s, &x, params, 1e-5, act);
-            let g = group_norm_backward(&s, &x, params, (&mean, &rstd), &dy, act);
-            [y, mean, rstd, g.x, g.gamma, g.beta]
-        })
-    };
-    let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
     for act in [
         Activation::Identity,
         Activation::LeakyRelu(0.01),
         Activation::Relu,
     ] {
-        let one = run(1, act);
-        for threads in [2, 3, 7] {
-            for (a, b) in one.iter().zip(run(threads, act).iter()) {
-                assert_eq!(bits(a), bits(b), "{act:?}, {threads} threads");
-            }
-        }
+        assert_same_bits_on_any_thread_count(&format!("{act:?}"), || {
+            let params = (Some(&gamma[..]), Some(&beta[..]));
+            let (y, mean, rstd) = group_norm_forward(&s, &x, params, 1e-5, act);
+            let g = group_norm_backward(&s, &x, params, (&mean, &rstd), &dy, act);
+            [y, mean, rstd, g.x, g.gamma, g.beta]
+        });
     }
 }
